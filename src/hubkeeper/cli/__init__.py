@@ -1,0 +1,1 @@
+"""Command line: parse, call a verb, render its result. No logic here."""

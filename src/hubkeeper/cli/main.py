@@ -1,0 +1,145 @@
+"""`hubkeeper` entry point and the one boundary that turns errors into messages."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from hubkeeper import __version__
+from hubkeeper.cli.output import emit
+from hubkeeper.config.loader import default_config_path
+from hubkeeper.errors import HubkeeperError, InvalidInput
+from hubkeeper.verbs.check import check
+from hubkeeper.verbs.init import init
+from hubkeeper.verbs.render import render_config
+from hubkeeper.verbs.status import status
+from hubkeeper.verbs.up import up
+
+INTERNAL_ERROR = 70
+
+config_option = click.option(
+    "--config", "-c", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="hub.yaml to use [default: $HUBKEEPER_CONFIG, /etc/hubkeeper/hub.yaml as root, "
+    "./hub.yaml]",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+class Context:
+    def __init__(self, debug: bool, config: Path | None) -> None:
+        self.debug = debug
+        self.config = config
+        self.out = Console(soft_wrap=True)
+
+    def config_path(self, given: Path | None) -> Path:
+        """--config after the verb, else before it, else the documented default."""
+        return given or self.config or default_config_path()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hubkeeper")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@config_option
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, config: Path | None) -> None:
+    """Stand up a JupyterHub from one hub.yaml and keep it."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(debug, config)
+
+
+@cli.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.pass_obj
+def init_command(obj: Context, directory: Path) -> None:
+    """Write a commented starter hub.yaml into DIRECTORY."""
+    emit(init(directory), False, obj.out)
+
+
+@cli.command("check")
+@config_option
+@json_option
+@click.pass_obj
+def check_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Validate hub.yaml (and its fit to this machine). Exit 0 if valid, 2 with messages."""
+    emit(check(obj.config_path(config)), as_json, obj.out)
+
+
+@cli.command("render")
+@config_option
+@json_option
+@click.pass_obj
+def render_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Show the JupyterHub configuration hub.yaml becomes (secrets redacted)."""
+    emit(render_config(obj.config_path(config)), as_json, obj.out)
+
+
+@cli.command("up")
+@config_option
+@click.option("--quiet", "-q", is_flag=True, help="Do not echo the hub's log (it is kept in "
+              "the state dir).")
+@click.pass_obj
+def up_command(obj: Context, config: Path | None, quiet: bool) -> None:
+    """Run the hub and its proxy in the foreground; Ctrl-C or SIGTERM stops everything."""
+    banner_console = Console(stderr=True, soft_wrap=True)
+    result = up(
+        obj.config_path(config),
+        on_ready=lambda banner: emit(banner, False, banner_console),
+        output=None if quiet else sys.stderr,
+    )
+    emit(result, False, obj.out)
+
+
+@cli.command("status")
+@config_option
+@json_option
+@click.pass_obj
+def status_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Is the hub reachable? Its users, running servers and versions (REST API)."""
+    result = status(obj.config_path(config))
+    emit(result, as_json, obj.out)
+    if not result.reachable:
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; turn every HubkeeperError into a message, a hint and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    try:
+        cli.main(args=argv, prog_name="hubkeeper", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except HubkeeperError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"error: {exc.message}", markup=False)
+        if isinstance(exc, InvalidInput):
+            for problem in exc.problems:
+                err.print(f"  {problem}", markup=False)
+        if exc.hint:
+            err.print(f"hint: {exc.hint}", markup=False)
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:  # the boundary: anything unexpected is a bug in hubkeeper
+        if debug:
+            traceback.print_exc()
+        err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+        err.print("hint: rerun with --debug for the traceback, and report it", markup=False)
+        return INTERNAL_ERROR
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

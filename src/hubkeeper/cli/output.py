@@ -1,0 +1,100 @@
+"""The one renderer: every result is shown as text or as JSON from here."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import singledispatch
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hubkeeper.hub.render import as_python
+from hubkeeper.verbs.check import CheckResult
+from hubkeeper.verbs.init import InitResult
+from hubkeeper.verbs.render import RenderResult
+from hubkeeper.verbs.status import StatusResult
+from hubkeeper.verbs.up import Banner, UpResult
+
+
+def to_json(result: Any) -> str:
+    return json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True)
+
+
+def emit(result: Any, as_json: bool, console: Console) -> None:
+    if as_json:
+        console.print_json(to_json(result)) if console.is_terminal else print(to_json(result))
+    else:
+        text(result, console)
+
+
+@singledispatch
+def text(result: Any, console: Console) -> None:
+    raise TypeError(f"no text renderer for {type(result).__name__}")
+
+
+@text.register
+def _(result: CheckResult, console: Console) -> None:
+    console.print(
+        f"{result.config}: valid. Hub '{result.hub}', {result.mode} mode, {result.backend} "
+        f"backend, {result.auth} login, {result.users} users ({result.admins} admins).",
+        highlight=False,
+    )
+
+
+@text.register
+def _(result: InitResult, console: Console) -> None:
+    console.print(f"wrote {result.path}\nnext: hubkeeper --config {result.path} check, then up",
+                  highlight=False)
+
+
+@text.register
+def _(result: RenderResult, console: Console) -> None:
+    console.print(f"# JupyterHub configuration for {result.config} ({result.mode} mode); "
+                  "secrets redacted", highlight=False)
+    console.print(as_python(result.jupyterhub).rstrip("\n"), highlight=False, markup=False)
+
+
+@text.register
+def _(result: StatusResult, console: Console) -> None:
+    if not result.reachable:
+        console.print(f"{result.url}: not reachable ({result.error})", highlight=False)
+        return
+    console.print(
+        f"{result.url}: up. JupyterHub {result.jupyterhub_version}, hubkeeper "
+        f"{result.hubkeeper_version}, Python {result.python_version}\n"
+        f"{len(result.users)} users, {result.running} servers running",
+        highlight=False,
+    )
+    table = Table("user", "admin", "server", "last activity")
+    for user in result.users:
+        table.add_row(user.name, "yes" if user.admin else "", user.server or "-",
+                      user.last_activity or "-")
+    console.print(table)
+
+
+@text.register
+def _(result: Banner, console: Console) -> None:
+    lines = [f"hub '{result.hub}' is up at {result.url}  ({result.mode} mode, {result.auth} "
+             "login)"]
+    if result.users:
+        lines.append(f"  users:  {', '.join(result.users)}")
+    if result.admins:
+        lines.append(f"  admins: {', '.join(result.admins)}")
+    if result.shared_password:
+        lines.append(f"  password for users:  {result.shared_password}")
+    if result.admin_password:
+        lines.append(f"  password for admins: {result.admin_password}")
+    lines.append(f"  state: {result.state_dir}   log: {result.log_file}")
+    lines.append("  Ctrl-C stops the hub, its proxy and every user server.")
+    for warning in result.warnings:
+        lines.append(f"  WARNING: {warning}")
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
+@text.register
+def _(result: UpResult, console: Console) -> None:
+    how = "killed after the deadline" if result.killed else "cleanly"
+    console.print(f"hub '{result.hub}' stopped {how} in {result.stop_seconds or 0:.1f} s",
+                  highlight=False)

@@ -1,0 +1,217 @@
+"""Load hub.yaml: parse with positions, validate completely, report every problem at its line."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from hubkeeper.config.model import PATTERN_WORDS, HubSpec, semantic_problems
+from hubkeeper.errors import InvalidInput, Problem
+
+Loc = Sequence[str | int]
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated hub.yaml and where it came from."""
+
+    spec: HubSpec
+    path: Path
+    document: CommentedMap | None = None
+
+    def problem(self, loc: Loc, message: str) -> Problem:
+        """A Problem positioned at `loc` in this file (for checks made after loading)."""
+        if self.document is None:
+            return Problem(str(self.path), None, None, _field_name(loc), message)
+        return _located(str(self.path), self.document, loc, message, key=False)
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+
+def default_config_path(is_root: bool | None = None) -> Path:
+    """Where hub.yaml is when `--config` is not given."""
+    if os.environ.get("HUBKEEPER_CONFIG"):
+        return Path(os.environ["HUBKEEPER_CONFIG"])
+    if is_root is None:
+        is_root = os.geteuid() == 0
+    system = Path("/etc/hubkeeper/hub.yaml")
+    if is_root and system.exists():
+        return system
+    return Path("hub.yaml")
+
+
+def load(path: str | os.PathLike[str]) -> LoadedSpec:
+    """Read and validate `path`. Raises InvalidInput naming every problem; changes nothing."""
+    path = Path(path).absolute()
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(
+            [Problem(shown, None, None, "", "no such file")],
+            hint="create a starter file with `hubkeeper init`, or pass --config PATH",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            [Problem(shown, None, None, "", f"not UTF-8 text (byte {exc.start})")]
+        ) from None
+    except OSError as exc:
+        raise InvalidInput([Problem(shown, None, None, "", exc.strerror or str(exc))]) from None
+    spec, document = _parse(text, shown)
+    return LoadedSpec(spec=spec, path=path, document=document)
+
+
+def parse(text: str, filename: str = "hub.yaml") -> HubSpec:
+    """Validate hub.yaml text. Pure: raises InvalidInput listing every problem with its line."""
+    return _parse(text, filename)[0]
+
+
+def _parse(text: str, filename: str) -> tuple[HubSpec, CommentedMap]:
+    yaml = YAML(typ="rt")
+    try:
+        document = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        reason = " ".join(filter(None, [exc.context, exc.problem])) or "not valid YAML"
+        raise InvalidInput(
+            [Problem(filename, line, column, "", f"not valid YAML: {reason}")]
+        ) from None
+    if document is None:
+        document = CommentedMap()
+    if not isinstance(document, CommentedMap):
+        raise InvalidInput(
+            [Problem(filename, 1, 1, "", "hub.yaml must be a mapping of sections "
+                     "(hub:, auth:, users:, ...)")]
+        )
+    try:
+        spec = HubSpec.model_validate(_plain(document))
+    except ValidationError as exc:
+        problems = [_problem(filename, document, error) for error in exc.errors()]
+        raise InvalidInput(_sorted(problems), hint=_HINT) from None
+    problems = [
+        _located(filename, document, loc, message, key=False)
+        for loc, message in semantic_problems(spec)
+    ]
+    if problems:
+        raise InvalidInput(_sorted(problems), hint=_HINT)
+    return spec, document
+
+
+_HINT = "see docs/reference.md for every field, or `hubkeeper init` for a commented example"
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip containers as plain dicts and lists (pydantic wants those)."""
+    if isinstance(node, dict):
+        return {key: _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    return node
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.field))
+
+
+def _field_name(loc: Loc) -> str:
+    name = ""
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return name
+
+
+def _position(document: CommentedMap, loc: Loc, key: bool) -> tuple[int | None, int | None]:
+    """1-based (line, column) of the value at `loc` (or of its key), or of its nearest parent."""
+    node: Any = document
+    line, column = 1, 1
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, CommentedMap) and part in node:
+            pos = node.lc.key(part) if (key and last) else node.lc.value(part)
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            pos = node.lc.item(part)
+            node = node[part]
+        else:
+            break
+        line, column = pos[0] + 1, pos[1] + 1
+    return line, column
+
+
+def _located(
+    filename: str, document: CommentedMap, loc: Loc, message: str, key: bool
+) -> Problem:
+    line, column = _position(document, loc, key)
+    return Problem(filename, line, column, _field_name(loc), message)
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at `loc`, to list its valid keys."""
+    model: type[BaseModel] | None = HubSpec
+    for part in loc:
+        if model is None or isinstance(part, int):
+            return None
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(
+            annotation, BaseModel) else None
+    return model
+
+
+def _problem(filename: str, document: CommentedMap, error: Any) -> Problem:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        valid = sorted(parent.model_fields) if parent else []
+        unknown = str(loc[-1])
+        message = f"unknown key {unknown!r}"
+        close = difflib.get_close_matches(unknown, valid, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        if valid:
+            message += f" Valid keys here: {', '.join(valid)}"
+        return _located(filename, document, loc, message, key=True)
+    message = _describe(error)
+    return _located(filename, document, loc, message, key=False)
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if isinstance(value, (dict, list)):
+        got = f"got a {type(value).__name__}"
+    else:
+        got = f"got {value!r}"
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern"))
+        message = f"{value!r} is not valid; use {PATTERN_WORDS.get(pattern, pattern)}"
+        if isinstance(value, str) and value.lower() != value:
+            message += f" (did you mean {value.lower()!r}?)"
+        return message
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}; {got}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping of keys; {got}"
+    if kind == "list_type":
+        return f"must be a list (one '- item' per line); {got}"
+    return f"{error['msg'][0].lower()}{error['msg'][1:]}; {got}"

@@ -1,0 +1,205 @@
+"""The one typed model of hub.yaml. Every field has a type, bounds, a default and a help text.
+
+Loading (with file:line positions) lives in `loader.py`; this module is pure data.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+USERNAME_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
+HUB_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+PATTERN_WORDS = {
+    USERNAME_PATTERN: "a lower-case Linux user name: a letter or '_', then up to 31 of "
+    "a-z 0-9 '_' '-'",
+    HUB_NAME_PATTERN: "lower-case letters, digits and '-', starting with a letter or digit, "
+    "at most 63 characters",
+}
+
+Username = Annotated[
+    str,
+    Field(
+        pattern=USERNAME_PATTERN,
+        description="A portable lower-case Linux user name: a letter or _, then up to 31 of "
+        "a-z 0-9 _ -.",
+    ),
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _ip_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address; use 127.0.0.1 (this machine only), "
+            "0.0.0.0 (every interface) or one of this machine's addresses"
+        ) from None
+    return value
+
+
+def _url_prefix(value: str) -> str:
+    if not (value.startswith("/") and value.endswith("/")):
+        raise ValueError(f"{value!r} must start and end with '/', e.g. '/' or '/course/'")
+    if "//" in value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} must not contain '//' or spaces")
+    return value
+
+
+class Section(BaseModel):
+    """A hub.yaml mapping: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSection(Section):
+    name: str = Field(
+        "hub",
+        pattern=HUB_NAME_PATTERN,
+        description="Short name of this hub (lower-case letters, digits, '-'); shown in "
+        "messages and used to name files.",
+    )
+    ip: Annotated[str, AfterValidator(_ip_address)] = Field(
+        "127.0.0.1",
+        description="Address the public proxy listens on. 127.0.0.1 keeps the hub on this "
+        "machine; 0.0.0.0 opens it to the network.",
+    )
+    port: Port = Field(8000, description="Port of the public proxy: the URL users open.")
+    base_url: Annotated[str, AfterValidator(_url_prefix)] = Field(
+        "/", description="URL prefix of the hub, e.g. '/course/' behind a shared web server."
+    )
+    api_port: Port = Field(
+        8081, description="Port of the hub's internal API on 127.0.0.1 (servers call home here)."
+    )
+    state_dir: str | None = Field(
+        None,
+        description="Where the hub database, secrets, journal and logs live. Relative paths "
+        "are relative to this file. Default: /var/lib/hubkeeper/<name> as root, "
+        "./.hubkeeper next to this file otherwise.",
+    )
+    mode: Literal["auto", "system", "personal"] = Field(
+        "auto",
+        description="system: hub users are Linux accounts and servers run as them (needs "
+        "root). personal: every server runs as the account that runs the hub, each user in "
+        "a directory under the state dir; users are NOT isolated from each other. auto: "
+        "system as root, personal otherwise.",
+    )
+
+
+class ProxySection(Section):
+    kind: Literal["python", "node"] = Field(
+        "python",
+        description="configurable-http-proxy implementation: 'python' (the PyPI port, "
+        "installed with hubkeeper) or 'node' (the reference npm package). See "
+        "docs/benchmarks.md for the measurements behind the default.",
+    )
+    api_port: Port = Field(8001, description="Port of the proxy's REST API on 127.0.0.1.")
+    command: str | None = Field(
+        None,
+        description="Absolute path of the proxy executable, if not found automatically.",
+    )
+
+
+class AuthSection(Section):
+    kind: Literal["shared-password", "pam", "dummy"] = Field(
+        "shared-password",
+        description="shared-password: one password for every allowed user (demos, "
+        "workshops); it is generated into the state dir, never written here. pam: Linux "
+        "passwords (system mode, root). dummy: any password is accepted; only allowed when "
+        "hub.ip is a loopback address (tests).",
+    )
+    password_file: str | None = Field(
+        None,
+        description="shared-password only: a file holding the password (at least 8 "
+        "characters). Default: generated once into <state_dir>/secrets/shared-password.",
+    )
+    admin_password_file: str | None = Field(
+        None,
+        description="shared-password only: a file holding the admins' password (at least 32 "
+        "characters, different from the users' one). Default: generated once into "
+        "<state_dir>/secrets/admin-password.",
+    )
+
+
+class UsersSection(Section):
+    admins: list[Username] = Field(
+        default_factory=list, description="Hub administrators; they may also log in."
+    )
+    allowed: list[Username] = Field(
+        default_factory=list, description="Users who may log in and start a server."
+    )
+    allow_all: bool = Field(
+        False,
+        description="Let anyone the authenticator accepts log in (e.g. every Linux account "
+        "with pam). Off by default: list users instead.",
+    )
+
+
+class HubSpec(Section):
+    """The whole of hub.yaml."""
+
+    version: Literal[1] = Field(
+        SCHEMA_VERSION, description="Version of the hub.yaml format. Only 1 exists."
+    )
+    hub: HubSection = Field(default_factory=HubSection, description="The hub process.")
+    proxy: ProxySection = Field(default_factory=ProxySection, description="The public proxy.")
+    auth: AuthSection = Field(default_factory=AuthSection, description="How users log in.")
+    users: UsersSection = Field(default_factory=UsersSection, description="Who may log in.")
+    backend: Literal["local"] = Field(
+        "local", description="Where user servers run. local: processes on this machine."
+    )
+
+
+def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Rules that span several fields. Returns (field path, message) pairs; empty when fine."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if spec.auth.kind == "dummy" and not ipaddress.ip_address(spec.hub.ip).is_loopback:
+        problems.append(
+            (
+                ("auth", "kind"),
+                f"'dummy' accepts any password, so it is only allowed when hub.ip is a "
+                f"loopback address (127.0.0.1 or ::1), not {spec.hub.ip}; use "
+                "'shared-password' or 'pam'",
+            )
+        )
+    for key in ("password_file", "admin_password_file"):
+        if getattr(spec.auth, key) is not None and spec.auth.kind != "shared-password":
+            problems.append(
+                (
+                    ("auth", key),
+                    f"only used with kind 'shared-password', not {spec.auth.kind!r}; remove it",
+                )
+            )
+    ports = {"hub.port": spec.hub.port, "hub.api_port": spec.hub.api_port,
+             "proxy.api_port": spec.proxy.api_port}
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            section, key = name.split(".")
+            problems.append(((section, key), f"port {port} is already used by {seen[port]}"))
+        seen.setdefault(port, name)
+    for key in ("admins", "allowed"):
+        names: list[str] = getattr(spec.users, key)
+        first: dict[str, int] = {}
+        for index, name in enumerate(names):
+            if name in first:
+                problems.append(
+                    (("users", key, index),
+                     f"{name!r} is listed twice (first at item {first[name] + 1})")
+                )
+            first.setdefault(name, index)
+    if not (spec.users.allowed or spec.users.admins or spec.users.allow_all):
+        problems.append(
+            (
+                ("users",),
+                "nobody could log in: list names under users.allowed or users.admins, or set "
+                "users.allow_all: true",
+            )
+        )
+    return problems

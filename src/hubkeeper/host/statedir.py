@@ -1,0 +1,234 @@
+"""The state directory: hub database, secrets (0600), run files, logs, personal homes.
+
+    <state>/VERSION             {"schema": 1, "created_by": "hubkeeper 0.1.0"}
+    <state>/jupyterhub.sqlite   the hub database
+    <state>/secrets/            0700; cookie-secret, proxy-token, service-token,
+                                shared-password, admin-password (each 0600)
+    <state>/run/                hub.lock (held while a hub runs), jupyterhub.pid, proxy.pid
+    <state>/logs/               hub.log
+    <state>/users/<name>/       personal mode: each hub user's directory (0700)
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper import __version__
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.files import write_atomic
+
+STATE_SCHEMA = 1
+
+SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "shared-password",
+                "admin-password")
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    root: Path
+
+    @property
+    def version_file(self) -> Path:
+        return self.root / "VERSION"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "jupyterhub.sqlite"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def lock(self) -> Path:
+        return self.run / "hub.lock"
+
+    @property
+    def hub_pid(self) -> Path:
+        return self.run / "jupyterhub.pid"
+
+    @property
+    def proxy_pid(self) -> Path:
+        return self.run / "proxy.pid"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def users(self) -> Path:
+        return self.root / "users"
+
+    def secret(self, name: str) -> Path:
+        return self.secrets / name
+
+
+def state_paths(loaded: LoadedSpec, is_root: bool) -> StatePaths:
+    """Where this hub keeps its state (hub.state_dir, or the documented default)."""
+    configured = loaded.spec.hub.state_dir
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_absolute():
+            path = loaded.directory / path
+    elif is_root:
+        path = Path("/var/lib/hubkeeper") / loaded.spec.hub.name
+    else:
+        path = loaded.directory / ".hubkeeper"
+    return StatePaths(Path(os.path.normpath(path)))
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """The hub's secrets. `redacted()` gives placeholders for showing a configuration."""
+
+    cookie_secret_file: str
+    proxy_token: str
+    service_token: str
+    shared_password: str
+    admin_password: str
+
+    @classmethod
+    def redacted(cls, paths: StatePaths) -> Secrets:
+        hidden = "<redacted>"
+        return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden)
+
+
+def _generate(name: str) -> bytes:
+    if name == "cookie-secret":
+        return secrets.token_hex(32).encode()  # JupyterHub reads a hex-encoded key
+    if name == "admin-password":
+        return secrets.token_urlsafe(24).encode()  # JupyterHub wants >= 32 characters
+    if name == "shared-password":
+        return secrets.token_urlsafe(9).encode()  # 12 characters, easy to type in a class
+    return secrets.token_hex(32).encode()
+
+
+def ensure_layout(paths: StatePaths) -> list[str]:
+    """Create the state directory and its version file, once. Returns what was created."""
+    created: list[str] = []
+    if not paths.root.exists():
+        created.append(str(paths.root))
+    for directory, mode in ((paths.root, 0o755), (paths.secrets, 0o700), (paths.run, 0o755),
+                            (paths.logs, 0o750), (paths.users, 0o755)):
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, mode)
+    if not paths.version_file.exists():
+        body = {"schema": STATE_SCHEMA, "created_by": f"hubkeeper {__version__}"}
+        write_atomic(paths.version_file, (json.dumps(body) + "\n").encode())
+        created.append(str(paths.version_file))
+    else:
+        check_state_version(paths)
+    return created
+
+
+def ensure_secrets(paths: StatePaths) -> list[str]:
+    """Generate each missing secret (0600), once; later starts reuse them."""
+    created: list[str] = []
+    for name in SECRET_NAMES:
+        path = paths.secret(name)
+        if not path.exists():
+            write_atomic(path, _generate(name), mode=0o600)
+            created.append(str(path))
+    return created
+
+
+def check_state_version(paths: StatePaths) -> None:
+    try:
+        found = json.loads(paths.version_file.read_text()).get("schema")
+    except (OSError, ValueError) as exc:
+        raise HubkeeperError(
+            f"cannot read {paths.version_file}: {exc}",
+            hint="this file marks a hubkeeper state directory; restore it from a snapshot",
+        ) from None
+    if found != STATE_SCHEMA:
+        raise HubkeeperError(
+            f"{paths.root} holds state of schema {found}; this hubkeeper reads {STATE_SCHEMA}",
+            hint="run the hubkeeper version that wrote it, or upgrade hubkeeper",
+        )
+
+
+def read_secret(paths: StatePaths, name: str) -> str:
+    path = paths.secret(name)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise HubkeeperError(
+            f"secret {path} is missing", hint="`hubkeeper up` creates it on first start"
+        ) from None
+    except PermissionError:
+        raise HubkeeperError(
+            f"cannot read {path}", hint="run as the account that runs the hub (root?)"
+        ) from None
+
+
+def read_secrets(paths: StatePaths, password_file: Path | None = None,
+                 admin_password_file: Path | None = None) -> Secrets:
+    def from_file(path: Path | None, fallback: str) -> str:
+        if path is None:
+            return read_secret(paths, fallback)
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise HubkeeperError(f"cannot read password file {path}: {exc.strerror}") from None
+
+    return Secrets(
+        cookie_secret_file=str(paths.secret("cookie-secret")),
+        proxy_token=read_secret(paths, "proxy-token"),
+        service_token=read_secret(paths, "service-token"),
+        shared_password=from_file(password_file, "shared-password"),
+        admin_password=from_file(admin_password_file, "admin-password"),
+    )
+
+
+class HubLock:
+    """An exclusive lock on the state directory while a hub runs; the holder's PID inside.
+
+    flock is released by the kernel when the holder dies, so a kill -9 leaves no stale lock.
+    """
+
+    def __init__(self, paths: StatePaths) -> None:
+        self.paths = paths
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = self.holder()
+            raise HubkeeperError(
+                f"another hub already runs on {self.paths.root}"
+                + (f" (pid {holder})" if holder else ""),
+                hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), "
+                "or give this hub another hub.state_dir",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def holder(self) -> int | None:
+        try:
+            return int(self.paths.lock.read_text().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

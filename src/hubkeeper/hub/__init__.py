@@ -1,0 +1,1 @@
+"""Turning a HubSpec into a running JupyterHub: the pure renderer, the spawner, the supervisor."""

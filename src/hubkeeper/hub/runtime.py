@@ -1,0 +1,114 @@
+"""What rendering needs besides hub.yaml: the mode, paths, secrets and executables on this host.
+
+Gathered once (`Runtime.from_host`) so that `render()` stays a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.statedir import Secrets, StatePaths, read_secrets, state_paths
+
+Mode = Literal["system", "personal"]
+
+
+def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
+    """hub.mode with `auto` resolved, checked against who we are."""
+    spec = loaded.spec
+    auto: Mode = "system" if is_root else "personal"
+    mode: Mode = auto if spec.hub.mode == "auto" else spec.hub.mode
+    if mode == "system" and not is_root:
+        raise HubkeeperError(
+            f"{loaded.path}: hub.mode 'system' runs servers as Linux accounts and needs root",
+            hint="run as root, or set hub.mode: personal to try hubkeeper as yourself",
+        )
+    if spec.auth.kind == "pam" and mode != "system":
+        raise HubkeeperError(
+            f"{loaded.path}: auth.kind 'pam' logs in Linux accounts, which needs system mode",
+            hint="run as root with hub.mode: system (or auto), or use auth.kind: shared-password",
+        )
+    if mode == "personal" and is_root and not ipaddress.ip_address(spec.hub.ip).is_loopback:
+        raise HubkeeperError(
+            f"{loaded.path}: personal mode as root would give every user a root shell on "
+            f"{spec.hub.ip}",
+            hint="use hub.mode: system (servers run as Linux accounts), or keep hub.ip "
+            "on 127.0.0.1 for a demo",
+        )
+    return mode
+
+
+def find_proxy(loaded: LoadedSpec) -> list[str]:
+    """The configurable-http-proxy executable of the kind hub.yaml asks for."""
+    proxy = loaded.spec.proxy
+    if proxy.command:
+        if not os.access(proxy.command, os.X_OK):
+            raise HubkeeperError(
+                f"{loaded.path}: proxy.command {proxy.command} is not an executable file"
+            )
+        return [proxy.command]
+    venv_bin = Path(sys.executable).parent
+    if proxy.kind == "python":
+        candidate = venv_bin / "configurable-http-proxy"
+        if candidate.exists():
+            return [str(candidate)]
+        raise HubkeeperError(
+            "the Python configurable-http-proxy is not installed next to hubkeeper",
+            hint="pip install configurable-http-proxy (it is a hubkeeper dependency)",
+        )
+    # The npm package; installed by `make` into the venv prefix, or anywhere on PATH.
+    candidate = Path(sys.prefix) / "node_modules" / ".bin" / "configurable-http-proxy"
+    if candidate.exists():
+        return [str(candidate)]
+    path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != venv_bin
+    )
+    found = shutil.which("configurable-http-proxy", path=path)
+    if found:
+        return [found]
+    raise HubkeeperError(
+        "proxy.kind is 'node' but the npm configurable-http-proxy is not installed",
+        hint=f"npm install --prefix {sys.prefix} configurable-http-proxy, "
+        "or set proxy.kind: python",
+    )
+
+
+@dataclass(frozen=True)
+class Runtime:
+    mode: Mode
+    state: StatePaths
+    secrets: Secrets
+    proxy_command: tuple[str, ...]
+    singleuser_command: tuple[str, ...]
+    as_root: bool
+
+    @classmethod
+    def from_host(cls, loaded: LoadedSpec, redact: bool = False) -> Runtime:
+        """Observe this machine. With `redact`, secrets are placeholders and nothing is read."""
+        is_root = os.geteuid() == 0
+        paths = state_paths(loaded, is_root)
+        if redact:
+            found = Secrets.redacted(paths)
+        else:
+            auth = loaded.spec.auth
+
+            def relative(value: str | None) -> Path | None:
+                return loaded.directory / value if value else None
+
+            found = read_secrets(paths, relative(auth.password_file),
+                                 relative(auth.admin_password_file))
+        return cls(
+            mode=resolve_mode(loaded, is_root),
+            state=paths,
+            secrets=found,
+            proxy_command=tuple(find_proxy(loaded)),
+            singleuser_command=(str(Path(sys.executable).parent / "jupyterhub-singleuser"),),
+            as_root=is_root,
+        )

@@ -1,0 +1,162 @@
+"""Run jupyterhub in the foreground: start it, wait until it answers, stop it cleanly.
+
+The hub runs in its own session, so a Ctrl-C in the terminal reaches only us; we turn it (and
+SIGTERM, SIGHUP) into one SIGTERM for the hub, which stops the user servers and the proxy.
+If we die, the kernel sends the hub SIGTERM (PR_SET_PDEATHSIG), so no hub outlives us.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import hubkeeper.hub
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.statedir import StatePaths
+from hubkeeper.hub.launch import CONFIG_ENV
+from hubkeeper.hub.render import public_url
+
+log = logging.getLogger(__name__)
+
+JUPYTERHUB_CONFIG = Path(hubkeeper.hub.__file__).parent / "jupyterhub_config.py"
+STOP_DEADLINE = 10.0  # seconds the hub gets to stop servers and proxy before SIGKILL
+READY_DEADLINE = 120.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class HubExit:
+    requested: bool  # True when we were asked to stop, False when the hub died on its own
+    returncode: int
+    stop_seconds: float | None
+    killed: bool  # the hub did not stop within STOP_DEADLINE and was killed
+
+
+def _child_setup() -> None:
+    """In the hub process before exec: default signal handling, die with the parent."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the hub may outlive a killed supervisor
+        pass
+
+
+def _is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "hub/api/", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        loaded: LoadedSpec,
+        paths: StatePaths,
+        on_ready: Callable[[str], None],
+        output: IO[str] | None,
+        lock_fd: int | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.paths = paths
+        self.on_ready = on_ready
+        self.output = output
+        self.lock_fd = lock_fd
+        self._stop = threading.Event()
+
+    def request_stop(self, signum: int = signal.SIGTERM, frame: object = None) -> None:
+        self._stop.set()
+
+    def run(self) -> HubExit:
+        env = dict(os.environ)
+        env[CONFIG_ENV] = str(self.loaded.path)
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        log_path = self.paths.logs / "hub.log"
+        command = [sys.executable, "-m", "jupyterhub", "-f", str(JUPYTERHUB_CONFIG)]
+        previous = {s: signal.signal(s, self.request_stop)
+                    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            with open(log_path, "ab", buffering=0) as log_file:
+                proc = subprocess.Popen(
+                    command,
+                    cwd=self.paths.root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_child_setup,
+                    pass_fds=(self.lock_fd,) if self.lock_fd is not None else (),
+                )
+                pump = threading.Thread(target=self._pump, args=(proc, log_file), daemon=True)
+                pump.start()
+                result = self._watch(proc)
+                pump.join(timeout=5)
+                return result
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _pump(self, proc: subprocess.Popen[bytes], log_file: IO[bytes]) -> None:
+        """Copy the hub's output to the log file and, in the foreground, to the terminal."""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log_file.write(line)
+            if self.output is not None:
+                try:
+                    self.output.write(line.decode(errors="replace"))
+                    self.output.flush()
+                except (OSError, ValueError):
+                    self.output = None  # terminal gone; keep logging to the file
+
+    def _watch(self, proc: subprocess.Popen[bytes]) -> HubExit:
+        url = public_url(self.loaded.spec)
+        ready = False
+        started = time.monotonic()
+        while proc.poll() is None:
+            if self._stop.wait(0.25):
+                return self._stop_hub(proc)
+            if not ready:
+                if _is_ready(url):
+                    ready = True
+                    self.on_ready(url)
+                elif time.monotonic() - started > READY_DEADLINE:
+                    self._stop_hub(proc)
+                    raise HubkeeperError(
+                        f"the hub did not answer at {url} within {READY_DEADLINE:.0f} s",
+                        hint=f"see {self.paths.logs / 'hub.log'}",
+                    )
+        return HubExit(requested=False, returncode=proc.returncode, stop_seconds=None,
+                       killed=False)
+
+    def _stop_hub(self, proc: subprocess.Popen[bytes]) -> HubExit:
+        began = time.monotonic()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_DEADLINE)
+            killed = False
+        except subprocess.TimeoutExpired:
+            log.warning("the hub did not stop within %.0f s; killing it", STOP_DEADLINE)
+            proc.kill()
+            proc.wait()
+            killed = True
+        return HubExit(requested=True, returncode=proc.returncode,
+                       stop_seconds=time.monotonic() - began, killed=killed)

@@ -1,0 +1,1 @@
+"""One module per verb. Each returns a frozen result object and never prints."""

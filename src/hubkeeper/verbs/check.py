@@ -1,0 +1,43 @@
+"""`hubkeeper check`: validate hub.yaml, and its fit to this machine, without changing it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper.config.loader import load
+from hubkeeper.errors import InvalidInput
+from hubkeeper.host.preflight import account_problems, password_file_problems
+from hubkeeper.hub.runtime import resolve_mode
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    config: str
+    hub: str
+    mode: str
+    backend: str
+    auth: str
+    users: int
+    admins: int
+
+
+def check(config: Path) -> CheckResult:
+    loaded = load(config)
+    mode = resolve_mode(loaded, os.geteuid() == 0)
+    problems = password_file_problems(loaded)
+    if mode == "system":
+        problems += account_problems(loaded)
+    if problems:
+        raise InvalidInput(problems)
+    spec = loaded.spec
+    return CheckResult(
+        config=str(loaded.path),
+        hub=spec.hub.name,
+        mode=mode,
+        backend=spec.backend,
+        auth=spec.auth.kind,
+        users=len(set(spec.users.allowed) | set(spec.users.admins)),
+        admins=len(spec.users.admins),
+    )

@@ -1,0 +1,104 @@
+"""`hubkeeper up`: run the hub and its proxy in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from hubkeeper.config.loader import load
+from hubkeeper.errors import HubkeeperError, InvalidInput
+from hubkeeper.host.preflight import account_problems, password_file_problems, port_problems
+from hubkeeper.host.statedir import HubLock, ensure_layout, ensure_secrets, state_paths
+from hubkeeper.hub.runtime import Runtime, resolve_mode
+from hubkeeper.hub.supervisor import Supervisor
+
+
+@dataclass(frozen=True)
+class Banner:
+    """What the operator needs to know once the hub answers."""
+
+    url: str
+    hub: str
+    mode: str
+    state_dir: str
+    log_file: str
+    auth: str
+    users: tuple[str, ...]
+    admins: tuple[str, ...]
+    shared_password: str | None
+    admin_password: str | None
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    hub: str
+    stopped_on_request: bool
+    returncode: int
+    stop_seconds: float | None
+    killed: bool
+
+
+PERSONAL_WARNING = (
+    "personal mode: every user's server runs as this account ({account}); users are NOT "
+    "isolated from each other. Use system mode (root) for real users."
+)
+
+
+def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None) -> UpResult:
+    loaded = load(config)
+    is_root = os.geteuid() == 0
+    mode = resolve_mode(loaded, is_root)
+    paths = state_paths(loaded, is_root)
+    problems = password_file_problems(loaded) + port_problems(loaded, paths)
+    if mode == "system":
+        problems += account_problems(loaded)
+    if problems:
+        raise InvalidInput(problems)
+    Runtime.from_host(loaded, redact=True)  # executables found before anything is created
+
+    ensure_layout(paths)
+    lock = HubLock(paths)
+    lock.acquire()
+    try:
+        ensure_secrets(paths)
+        runtime = Runtime.from_host(loaded)
+        spec = loaded.spec
+        warnings: list[str] = []
+        if mode == "personal":
+            import pwd
+
+            warnings.append(PERSONAL_WARNING.format(account=pwd.getpwuid(os.geteuid()).pw_name))
+        shared = spec.auth.kind == "shared-password"
+
+        def ready(url: str) -> None:
+            on_ready(Banner(
+                url=url,
+                hub=spec.hub.name,
+                mode=mode,
+                state_dir=str(paths.root),
+                log_file=str(paths.logs / "hub.log"),
+                auth=spec.auth.kind,
+                users=tuple(sorted(spec.users.allowed)),
+                admins=tuple(sorted(spec.users.admins)),
+                shared_password=runtime.secrets.shared_password if shared else None,
+                admin_password=runtime.secrets.admin_password if shared else None,
+                warnings=tuple(warnings),
+            ))
+
+        supervisor = Supervisor(loaded, paths, ready, output, lock_fd=lock.fd)
+        outcome = supervisor.run()
+    finally:
+        lock.release()
+    if not outcome.requested:
+        raise HubkeeperError(
+            f"the hub exited on its own (code {outcome.returncode})",
+            hint=f"see {paths.logs / 'hub.log'}; `hubkeeper up` again adopts any server "
+            "still running",
+        )
+    return UpResult(hub=loaded.spec.hub.name, stopped_on_request=True,
+                    returncode=outcome.returncode, stop_seconds=outcome.stop_seconds,
+                    killed=outcome.killed)
