@@ -1,0 +1,85 @@
+"""Shared fixtures. Policy: under CI=true missing infrastructure FAILS a test; it never skips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip locally when `what` is missing; fail in CI, where the suite must install it."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {what}: the test command must provide it", pytrace=False)
+    pytest.skip(what)
+
+
+def require_root() -> None:
+    require(os.geteuid() == 0, "needs root (real Linux accounts)")
+
+
+@pytest.fixture
+def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A temporary directory that any local account can traverse (servers run as users).
+
+    Kept, with its logs, when the test fails: the path is printed in the failure report.
+    """
+    path = Path(tempfile.mkdtemp(prefix="hktest-"))
+    os.chmod(path, 0o755)
+    yield path
+    if _failed(request):
+        print(f"\nkept for diagnosis: {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ARG001
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    return any(getattr(request.node, f"rep_{when}", None) is not None
+               and getattr(request.node, f"rep_{when}").failed for when in ("setup", "call"))
+
+
+@pytest.fixture
+def hubs(request: pytest.FixtureRequest):
+    """Start hubs with `hubs.start(config)`; all are stopped at teardown, and their logs are
+    printed only if the test failed."""
+    from tests.support.hubproc import RunningHub, start_hub
+
+    started: list[RunningHub] = []
+
+    class Hubs:
+        def start(self, config: Path, **kwargs) -> RunningHub:
+            hub = start_hub(config, **kwargs)
+            started.append(hub)
+            return hub
+
+    yield Hubs()
+    for hub in started:
+        try:
+            hub.stop()
+        except AssertionError:
+            pass
+    if _failed(request):
+        for hub in started:
+            print(f"\n===== hubkeeper up log: {hub.output}\n{hub.log()[-20000:]}")

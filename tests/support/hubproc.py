@@ -1,0 +1,132 @@
+"""Run `hubkeeper up` as a real process on free ports, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HUBKEEPER = str(Path(sys.executable).parent / "hubkeeper")
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def write_config(directory: Path, *, name: str = "hktest", mode: str = "personal",
+                 auth: str = "shared-password", admins: tuple[str, ...] = ("instructor",),
+                 allowed: tuple[str, ...] = ("student1", "student2"), proxy: str = "python",
+                 extra: str = "") -> Path:
+    port, api_port, proxy_port = free_ports(3)
+    text = f"""\
+version: 1
+hub:
+  name: {name}
+  ip: 127.0.0.1
+  port: {port}
+  api_port: {api_port}
+  state_dir: state
+  mode: {mode}
+auth:
+  kind: {auth}
+users:
+  admins: [{", ".join(admins)}]
+  allowed: [{", ".join(allowed)}]
+proxy:
+  kind: {proxy}
+  api_port: {proxy_port}
+{extra}"""
+    path = directory / "hub.yaml"
+    path.write_text(text)
+    return path
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "hub/api/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class RunningHub:
+    config: Path
+    url: str
+    proc: subprocess.Popen[bytes]
+    output: Path
+
+    @property
+    def state(self) -> Path:
+        return self.config.parent / "state"
+
+    def secret(self, name: str) -> str:
+        return (self.state / "secrets" / name).read_text().strip()
+
+    @property
+    def password(self) -> str:
+        return self.secret("shared-password")
+
+    @property
+    def admin_password(self) -> str:
+        return self.secret("admin-password")
+
+    def hub_pid(self) -> int:
+        return int((self.state / "run" / "jupyterhub.pid").read_text())
+
+    def proxy_pid(self) -> int:
+        return int((self.state / "run" / "proxy.pid").read_text())
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def stop(self, signum: int = signal.SIGTERM, deadline: float = 30.0) -> float:
+        """Signal `hubkeeper up`; return how long it took to exit."""
+        began = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+            try:
+                self.proc.wait(timeout=deadline)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"hubkeeper up did not exit within {deadline} s") from None
+        return time.monotonic() - began
+
+
+def start_hub(config: Path, deadline: float = 120.0, env: dict[str, str] | None = None,
+              log_name: str = "up.log") -> RunningHub:
+    output = config.parent / log_name
+    with open(output, "ab") as sink:
+        proc = subprocess.Popen(
+            [HUBKEEPER, "--config", str(config), "up"],
+            stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+    port = next(line.split(":")[1].strip() for line in config.read_text().splitlines()
+                if line.strip().startswith("port:"))
+    hub = RunningHub(config, f"http://127.0.0.1:{port}/", proc, output)
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"hubkeeper up exited with {proc.returncode}:\n{hub.log()}")
+        if _answers(hub.url) and (hub.state / "run" / "jupyterhub.pid").exists():
+            return hub
+        time.sleep(0.2)
+    hub.stop(signal.SIGKILL)
+    raise AssertionError(f"hub not up within {deadline} s:\n{hub.log()}")
