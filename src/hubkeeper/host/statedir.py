@@ -201,6 +201,30 @@ class HubLock:
         self.paths = paths
         self.fd: int | None = None
 
+    def _refuse(self) -> HubkeeperError:
+        holder = self.holder()
+        return HubkeeperError(
+            f"another hub already runs on {self.paths.root}"
+            + (f" (pid {holder})" if holder else ""),
+            hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), "
+            "or give this hub another hub.state_dir",
+        )
+
+    def check_free(self) -> None:
+        """Raise if a hub holds the lock; creates nothing (used before any change)."""
+        try:
+            fd = os.open(self.paths.lock, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise self._refuse() from None
+        finally:
+            os.close(fd)
+
     def acquire(self) -> None:
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -209,13 +233,7 @@ class HubLock:
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            holder = self.holder()
-            raise HubkeeperError(
-                f"another hub already runs on {self.paths.root}"
-                + (f" (pid {holder})" if holder else ""),
-                hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), "
-                "or give this hub another hub.state_dir",
-            ) from None
+            raise self._refuse() from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd

@@ -53,6 +53,8 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
     is_root = os.geteuid() == 0
     mode = resolve_mode(loaded, is_root)
     paths = state_paths(loaded, is_root)
+    lock = HubLock(paths)
+    lock.check_free()
     problems = password_file_problems(loaded) + port_problems(loaded, paths)
     if mode == "system":
         problems += account_problems(loaded)
@@ -61,7 +63,6 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
     Runtime.from_host(loaded, redact=True)  # executables found before anything is created
 
     ensure_layout(paths)
-    lock = HubLock(paths)
     lock.acquire()
     try:
         ensure_secrets(paths)

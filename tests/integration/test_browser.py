@@ -1,0 +1,168 @@
+"""A real Chromium uses a real hub: the login form, a server start, JupyterLab's launcher.
+
+Debian's Chromium (/usr/bin/chromium) driven by Playwright; no browser is downloaded. The hub
+runs in personal mode with the shared password, as `hubkeeper up` on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import require
+from tests.support.hubproc import RunningHub, write_config
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+USER = "student1"
+SPAWN_TIMEOUT_MS = 120_000  # login -> server spawned -> JupyterLab loaded and drawn
+SCREENSHOT = "browser-jupyterlab-launcher.png"
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Page]:
+    """A fresh page in a fresh Chromium; the browser is closed whatever happens.
+
+    On failure a screenshot of the page as it was is kept in the artifacts directory.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    require(sync_playwright is not None, "the playwright Python package")
+    require(CHROMIUM.exists(), "Debian's chromium at /usr/bin/chromium")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.set_default_timeout(30_000)
+            try:
+                page = context.new_page()
+                yield page
+                report = getattr(request.node, "rep_call", None)
+                if report is not None and report.failed:
+                    _failure_screenshot(page, artifacts / f"browser-failed-{request.node.name}.png")
+            finally:
+                context.close()
+        finally:
+            browser.close()
+
+
+def _failure_screenshot(page: Page, path: Path) -> None:
+    try:
+        page.screenshot(path=str(path), full_page=True)
+        print(f"\nbrowser screenshot at failure: {path} (page {page.url})")
+    except Exception as exc:  # the page may be gone; the test's own error matters more
+        print(f"\nno screenshot at failure: {exc}")
+
+
+def _start_hub(workdir: Path, hubs: Any) -> RunningHub:
+    return hubs.start(write_config(workdir, mode="personal", auth="shared-password",
+                                   allowed=(USER, "student2")))
+
+
+def _hub_api(hub: RunningHub, path: str) -> dict[str, Any]:
+    """GET the hub's REST API as hubkeeper's own service (read:users, read:servers)."""
+    request = urllib.request.Request(
+        hub.url + "hub/api/" + path,
+        headers={"Authorization": f"token {hub.secret('service-token')}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _submit_login(page: Page, hub: RunningHub, password: str) -> int:
+    """Fill the hub's login form as a person would and sign in; return the POST's status."""
+    from playwright.sync_api import expect
+
+    page.goto(hub.url + "hub/login")
+    form = page.locator('form[action*="/hub/login"]')
+    expect(form).to_be_visible()
+    form.locator('input[name="username"]').fill(USER)
+    form.locator('input[name="password"]').fill(password)
+    with page.expect_response(lambda r: r.request.method == "POST"
+                              and urlsplit(r.url).path == "/hub/login") as posted:
+        form.get_by_role("button", name="Sign in").click()
+    return posted.value.status
+
+
+def test_login_reaches_jupyterlab_launcher(workdir: Path, hubs: Any, artifacts: Path,
+                                           page: Page) -> None:
+    from playwright.sync_api import expect
+
+    hub = _start_hub(workdir, hubs)
+
+    status = _submit_login(page, hub, hub.password)
+    assert status == 302, f"the login POST answered {status}, not a redirect"
+
+    # The hub spawns the server, then the browser follows to /user/student1/lab and
+    # JupyterLab draws its launcher: the splash screen goes, the launcher's sections appear.
+    launcher = page.locator(".jp-Launcher")
+    expect(launcher).to_be_visible(timeout=SPAWN_TIMEOUT_MS)
+    for section in ("Notebook", "Console", "Other"):
+        expect(launcher.locator(".jp-Launcher-sectionTitle", has_text=section)).to_be_visible()
+    expect(launcher.locator(".jp-LauncherCard", has_text="Python 3").first).to_be_visible()
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0)
+
+    page.screenshot(path=str(artifacts / SCREENSHOT))
+
+    url = urlsplit(page.url)
+    hub_url = urlsplit(hub.url)
+    assert (url.scheme, url.netloc) == (hub_url.scheme, hub_url.netloc), page.url
+    assert url.path.startswith(f"/user/{USER}/lab"), page.url
+
+    server = _hub_api(hub, f"users/{USER}")["servers"].get("")
+    assert server and server["ready"], f"the hub does not report {USER}'s server ready: {server}"
+
+
+def test_wrong_password_stays_on_login_page(workdir: Path, hubs: Any, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    hub = _start_hub(workdir, hubs)
+
+    status = _submit_login(page, hub, "not-" + hub.password)
+    assert status == 403, f"a wrong password got HTTP {status}"
+
+    # JupyterHub renders the login page again, with its message and the username kept.
+    page.wait_for_load_state()
+    url = urlsplit(page.url)
+    assert url.path == "/hub/login", page.url
+    error = page.locator("p.login_error")
+    expect(error).to_be_visible()
+    expect(error).to_have_text("Invalid username or password")
+    expect(page.locator('input[name="username"]')).to_have_value(USER)
+    expect(page.locator('input[name="password"]')).to_have_value("")
+
+    # Not logged in: no hub login cookie, and the user's lab sends the browser back to login.
+    cookies = {cookie["name"] for cookie in page.context.cookies()}
+    assert "jupyterhub-hub-login" not in cookies, cookies
+    page.goto(hub.url + f"user/{USER}/lab")
+    assert urlsplit(page.url).path == "/hub/login", page.url
+    expect(page.locator('form[action*="/hub/login"]')).to_be_visible()
+    expect(page.locator("p.login_error")).to_have_count(0)
+
+    # And nothing was started: the hub has no server for the user, the spawner made no home.
+    user = _hub_api(hub, f"users/{USER}")
+    assert user["servers"] == {} and user["pending"] is None, user
+    assert not (hub.state / "users" / USER).exists()

@@ -1,0 +1,116 @@
+"""render(spec, runtime) -> traitlets Config: assert on values, and golden-test the whole."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hubkeeper.config import parse
+from hubkeeper.host.statedir import Secrets, StatePaths
+from hubkeeper.hub.render import as_plain, as_python, render
+from hubkeeper.hub.runtime import Runtime
+
+GOLDEN = Path(__file__).parent / "golden"
+STATE = StatePaths(Path("/var/lib/hubkeeper/course"))
+SECRETS = Secrets(cookie_secret_file="/var/lib/hubkeeper/course/secrets/cookie-secret",
+                  proxy_token="PROXY", service_token="SERVICE", shared_password="USERPW",
+                  admin_password="ADMINPW")
+
+
+def runtime(mode: str = "system", as_root: bool = True) -> Runtime:
+    return Runtime(mode=mode, state=STATE, secrets=SECRETS,  # type: ignore[arg-type]
+                   proxy_command=("/opt/hk/bin/configurable-http-proxy",),
+                   singleuser_command=("/opt/hk/bin/jupyterhub-singleuser",), as_root=as_root)
+
+
+COURSE = """
+hub: {name: course, ip: 0.0.0.0, port: 443, base_url: /physics/, api_port: 9081}
+proxy: {api_port: 9001}
+auth: {kind: pam}
+users: {admins: [prof], allowed: [ann, bo]}
+"""
+
+
+def test_hub_section() -> None:
+    c = render(parse(COURSE), runtime())
+    assert c.JupyterHub.bind_url == "http://0.0.0.0:443/physics/"
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:9081"
+    assert c.JupyterHub.db_url == "sqlite:////var/lib/hubkeeper/course/jupyterhub.sqlite"
+    assert c.JupyterHub.cookie_secret_file == SECRETS.cookie_secret_file
+    assert c.JupyterHub.cleanup_servers is True
+
+
+def test_proxy_section() -> None:
+    c = render(parse(COURSE), runtime())
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:9001"
+    assert c.ConfigurableHTTPProxy.auth_token == "PROXY"
+    assert c.ConfigurableHTTPProxy.command == ["/opt/hk/bin/configurable-http-proxy"]
+    assert c.ConfigurableHTTPProxy.pid_file == "/var/lib/hubkeeper/course/run/proxy.pid"
+
+
+def test_pam_auth_and_users() -> None:
+    c = render(parse(COURSE), runtime())
+    assert c.JupyterHub.authenticator_class == "jupyterhub.auth.PAMAuthenticator"
+    assert c.Authenticator.admin_users == {"prof"}
+    assert c.Authenticator.allowed_users == {"ann", "bo"}
+    assert c.Authenticator.allow_all is False
+    assert "SharedPasswordAuthenticator" not in c
+
+
+def test_shared_password_auth_sets_both_passwords() -> None:
+    c = render(parse("users: {admins: [prof], allowed: [ann]}"), runtime())
+    assert c.JupyterHub.authenticator_class.endswith("SharedPasswordAuthenticator")
+    assert c.SharedPasswordAuthenticator.user_password == "USERPW"
+    assert c.SharedPasswordAuthenticator.admin_password == "ADMINPW"
+
+
+def test_system_mode_spawner() -> None:
+    c = render(parse(COURSE), runtime())
+    assert c.JupyterHub.spawner_class == "hubkeeper.hub.spawner.LocalSpawner"
+    assert c.LocalSpawner.personal is False
+    assert c.Spawner.cmd == ["/opt/hk/bin/jupyterhub-singleuser"]
+    assert "args" not in c.Spawner
+
+
+def test_personal_mode_spawner_as_root_allows_root_server() -> None:
+    c = render(parse("users: {allowed: [ann]}"), runtime("personal", as_root=True))
+    assert c.LocalSpawner.personal is True
+    assert c.LocalSpawner.home_root == "/var/lib/hubkeeper/course/users"
+    assert c.Spawner.args == ["--ServerApp.allow_root=True"]
+
+
+def test_personal_mode_as_user_does_not_allow_root() -> None:
+    c = render(parse("users: {allowed: [ann]}"), runtime("personal", as_root=False))
+    assert "args" not in c.Spawner
+
+
+def test_service_token_has_least_scopes() -> None:
+    c = render(parse(COURSE), runtime())
+    assert c.JupyterHub.services == [{"name": "hubkeeper", "api_token": "SERVICE"}]
+    (role,) = c.JupyterHub.load_roles
+    assert role["services"] == ["hubkeeper"]
+    assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers"}
+
+
+def test_jupyterhub_accepts_the_rendered_config() -> None:
+    """The real JupyterHub application takes the rendered values as its own."""
+    from jupyterhub.app import JupyterHub
+
+    app = JupyterHub(config=render(parse(COURSE), runtime()))
+    assert app.bind_url == "http://0.0.0.0:443/physics/"
+    assert app.hub_bind_url == "http://127.0.0.1:9081"
+    assert app.cleanup_servers is True
+
+
+@pytest.mark.parametrize("name", ["course"])
+def test_golden(name: str) -> None:
+    rendered = as_plain(render(parse(COURSE), runtime()))
+    golden = GOLDEN / f"render-{name}.json"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(json.dumps(rendered, indent=2, sort_keys=True) + "\n")
+    assert rendered == json.loads(golden.read_text())
+    python = as_python(render(parse(COURSE), runtime()))
+    assert "c.JupyterHub.bind_url = 'http://0.0.0.0:443/physics/'" in python.splitlines()
