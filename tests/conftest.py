@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -76,10 +77,8 @@ def hubs(request: pytest.FixtureRequest):
 
     yield Hubs()
     for hub in started:
-        try:
+        with contextlib.suppress(AssertionError):
             hub.stop()
-        except AssertionError:
-            pass
     if _failed(request):
         for hub in started:
             print(f"\n===== hubkeeper up log: {hub.output}\n{hub.log()[-20000:]}")

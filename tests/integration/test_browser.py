@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
 ]
 USER = "student1"
 SPAWN_TIMEOUT_MS = 120_000  # login -> server spawned -> JupyterLab loaded and drawn
+STEP_TIMEOUT_MS = 30_000  # any other wait: generous, the machine may be busy with other hubs
 SCREENSHOT = "browser-jupyterlab-launcher.png"
 
 
@@ -56,7 +57,7 @@ def page(request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Page]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(30_000)
+            context.set_default_timeout(STEP_TIMEOUT_MS)
             try:
                 page = context.new_page()
                 yield page
@@ -98,7 +99,7 @@ def _submit_login(page: Page, hub: RunningHub, password: str) -> int:
 
     page.goto(hub.url + "hub/login")
     form = page.locator('form[action*="/hub/login"]')
-    expect(form).to_be_visible()
+    expect(form).to_be_visible(timeout=STEP_TIMEOUT_MS)
     form.locator('input[name="username"]').fill(USER)
     form.locator('input[name="password"]').fill(password)
     with page.expect_response(lambda r: r.request.method == "POST"
@@ -121,9 +122,11 @@ def test_login_reaches_jupyterlab_launcher(workdir: Path, hubs: Any, artifacts: 
     launcher = page.locator(".jp-Launcher")
     expect(launcher).to_be_visible(timeout=SPAWN_TIMEOUT_MS)
     for section in ("Notebook", "Console", "Other"):
-        expect(launcher.locator(".jp-Launcher-sectionTitle", has_text=section)).to_be_visible()
-    expect(launcher.locator(".jp-LauncherCard", has_text="Python 3").first).to_be_visible()
-    expect(page.locator("#jupyterlab-splash")).to_have_count(0)
+        title = launcher.locator(".jp-Launcher-sectionTitle", has_text=section)
+        expect(title).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    python_card = launcher.locator(".jp-LauncherCard", has_text="Python 3").first
+    expect(python_card).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=STEP_TIMEOUT_MS)
 
     page.screenshot(path=str(artifacts / SCREENSHOT))
 
@@ -149,18 +152,18 @@ def test_wrong_password_stays_on_login_page(workdir: Path, hubs: Any, page: Page
     url = urlsplit(page.url)
     assert url.path == "/hub/login", page.url
     error = page.locator("p.login_error")
-    expect(error).to_be_visible()
-    expect(error).to_have_text("Invalid username or password")
-    expect(page.locator('input[name="username"]')).to_have_value(USER)
-    expect(page.locator('input[name="password"]')).to_have_value("")
+    expect(error).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(error).to_have_text("Invalid username or password", timeout=STEP_TIMEOUT_MS)
+    expect(page.locator('input[name="username"]')).to_have_value(USER, timeout=STEP_TIMEOUT_MS)
+    expect(page.locator('input[name="password"]')).to_have_value("", timeout=STEP_TIMEOUT_MS)
 
     # Not logged in: no hub login cookie, and the user's lab sends the browser back to login.
     cookies = {cookie["name"] for cookie in page.context.cookies()}
     assert "jupyterhub-hub-login" not in cookies, cookies
     page.goto(hub.url + f"user/{USER}/lab")
     assert urlsplit(page.url).path == "/hub/login", page.url
-    expect(page.locator('form[action*="/hub/login"]')).to_be_visible()
-    expect(page.locator("p.login_error")).to_have_count(0)
+    expect(page.locator('form[action*="/hub/login"]')).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    expect(page.locator("p.login_error")).to_have_count(0, timeout=STEP_TIMEOUT_MS)
 
     # And nothing was started: the hub has no server for the user, the spawner made no home.
     user = _hub_api(hub, f"users/{USER}")

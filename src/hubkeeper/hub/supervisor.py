@@ -93,38 +93,51 @@ class Supervisor:
         previous = {s: signal.signal(s, self.request_stop)
                     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
+            # The hub and every server it starts write to the log file itself, never to a pipe
+            # of ours: a server adopted after we are gone must not die of a broken pipe.
             with open(log_path, "ab", buffering=0) as log_file:
+                offset = log_file.tell()
                 proc = subprocess.Popen(
                     command,
                     cwd=self.paths.root,
                     env=env,
                     stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
+                    stdout=log_file,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     preexec_fn=_child_setup,
                     pass_fds=(self.lock_fd,) if self.lock_fd is not None else (),
                 )
-                pump = threading.Thread(target=self._pump, args=(proc, log_file), daemon=True)
-                pump.start()
-                result = self._watch(proc)
-                pump.join(timeout=5)
-                return result
+            done = threading.Event()
+            echo = threading.Thread(target=self._echo, args=(log_path, offset, done),
+                                    daemon=True)
+            if self.output is not None:
+                echo.start()
+            try:
+                return self._watch(proc)
+            finally:
+                done.set()
+                if echo.is_alive():
+                    echo.join(timeout=2)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _pump(self, proc: subprocess.Popen[bytes], log_file: IO[bytes]) -> None:
-        """Copy the hub's output to the log file and, in the foreground, to the terminal."""
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log_file.write(line)
-            if self.output is not None:
-                try:
-                    self.output.write(line.decode(errors="replace"))
-                    self.output.flush()
-                except (OSError, ValueError):
-                    self.output = None  # terminal gone; keep logging to the file
+    def _echo(self, log_path: Path, offset: int, done: threading.Event) -> None:
+        """In the foreground, show the hub's log as it grows (like tail -f)."""
+        with open(log_path, "rb") as log_file:
+            log_file.seek(offset)
+            while True:
+                chunk = log_file.read(65536)
+                if chunk:
+                    try:
+                        assert self.output is not None
+                        self.output.write(chunk.decode(errors="replace"))
+                        self.output.flush()
+                    except (OSError, ValueError, AssertionError):
+                        return  # terminal gone; the log file has everything
+                elif done.wait(0.2):
+                    return
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> HubExit:
         url = public_url(self.loaded.spec)

@@ -1,0 +1,737 @@
+"""hubbench: spawn latency and a login storm against hubkeeper (both proxies) and stock JupyterHub.
+
+    .venv/bin/python bench/hubbench.py [--quick] [--out bench/results/latest.json]
+
+Needs root: every target runs in system mode, so servers run as real Linux accounts
+(hkb01..hkb30, created here and deleted again at the end). Everything listens on 127.0.0.1.
+
+For each target, in one run:
+  warm-up   one journey (login, spawn, open /lab, 1+1, stop) that is not counted, so the
+            first target does not pay alone for cold disk caches;
+  sequential  N users one after another: journey(), then stop_server;
+  storm     M users arriving uniformly at random (fixed seed) over a 10 s window, all running
+            journey() concurrently; servers stay up until every journey ended, then all stop.
+Every home is reset to a fresh copy of /etc/skel before the sequential phase and before the
+storm, so each target sees the same "first login of the term" homes.
+
+Results: a table on stdout and JSON (--out), see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import platform
+import pwd
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import jupyterhub  # noqa: E402
+
+import hubkeeper  # noqa: E402
+from tests.support.hubproc import free_ports, start_hub, write_config  # noqa: E402
+from tests.support.simuser import SimUser  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+NODE_PROXY = Path(sys.prefix) / "node_modules" / ".bin" / "configurable-http-proxy"
+PYTHON_PROXY = VENV_BIN / "configurable-http-proxy"
+SINGLEUSER = VENV_BIN / "jupyterhub-singleuser"
+
+ACCOUNT_PREFIX = "hkb"
+ACCOUNT_PATTERN = re.compile(rf"^{ACCOUNT_PREFIX}\d+$")
+ACCOUNTS = tuple(f"{ACCOUNT_PREFIX}{i:02d}" for i in range(1, 31))
+WARMUP_USER = ACCOUNTS[-1]
+SKEL = Path("/etc/skel")
+
+STORM_WINDOW = 10.0  # seconds over which storm arrivals are spread
+SEED = 20261123
+HUB_START_DEADLINE = 120.0
+HUB_STOP_DEADLINE = 60.0
+JOURNEY_DEADLINE = 400.0  # outer bound; SimUser's own steps have shorter deadlines
+STOP_DEADLINE = 90.0  # stop_server waits up to 60 s itself
+PROCESS_EXIT_DEADLINE = 20.0
+
+
+class BenchError(Exception):
+    """A precondition is not met; the message says how to fix it."""
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default), None when empty."""
+    xs = sorted(values)
+    if not xs:
+        return None
+    k = (len(xs) - 1) * p / 100
+    lo = math.floor(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def stats(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "max": max(values) if values else None,
+        "mean": sum(values) / len(values) if values else None,
+    }
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in records if r["error"] is None]
+    failed = [r for r in records if r["error"] is not None]
+    errors = Counter(_error_kind(r["error"]) for r in failed)
+    return {
+        "users": len(records),
+        "ok": len(ok),
+        "failures": len(failed),
+        "stop_failures": sum(1 for r in records if r.get("stop_error")),
+        "spawn": stats([r["spawn"] for r in ok]),
+        "first_result": stats([r["first_result"] for r in ok]),
+        "login": stats([r["login"] for r in ok]),
+        "first_errors": [f"{r['user']}: {r['error']}" for r in failed[:5]],
+        "error_kinds": dict(errors.most_common()),
+    }
+
+
+def _error_kind(error: str) -> str:
+    """An error text with its variable parts (numbers, user names, ids) blanked, for counting."""
+    text = re.sub(rf"{ACCOUNT_PREFIX}\d+", "<user>", error)
+    text = re.sub(r"[0-9a-f]{32}|\d+(\.\d+)?", "#", text)
+    return text[:160]
+
+
+# ----------------------------------------------------------------------------- accounts
+
+
+def bench_accounts() -> list[pwd.struct_passwd]:
+    return sorted((p for p in pwd.getpwall() if ACCOUNT_PATTERN.match(p.pw_name)),
+                  key=lambda p: p.pw_name)
+
+
+def processes_of(uids: set[int]) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid in uids:
+                pids.append(int(entry.name))
+        except FileNotFoundError:
+            continue
+    return pids
+
+
+def end_processes_of(uids: set[int], grace: float = PROCESS_EXIT_DEADLINE) -> list[int]:
+    """Wait up to `grace` s for the accounts' processes (all started by this benchmark's hubs)
+    to exit, then SIGTERM and finally SIGKILL the stragglers by pid. Returns those signalled."""
+    end = time.monotonic() + grace
+    while processes_of(uids) and time.monotonic() < end:
+        time.sleep(0.2)
+    stragglers = processes_of(uids)
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in processes_of(uids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        end = time.monotonic() + 5
+        while processes_of(uids) and time.monotonic() < end:
+            time.sleep(0.1)
+    return stragglers
+
+
+def delete_accounts() -> list[str]:
+    """Delete every hkbNN account (this run's and leftovers of a crashed one), homes too."""
+    accounts = bench_accounts()
+    if not accounts:
+        return []
+    end_processes_of({p.pw_uid for p in accounts}, grace=2)
+    for account in accounts:
+        done = subprocess.run(["userdel", "-r", account.pw_name], capture_output=True,
+                              text=True, timeout=60)
+        # exit 12: the home could not be removed; the account itself is gone
+        if done.returncode not in (0, 12):
+            print(f"warning: userdel -r {account.pw_name}: {done.stderr.strip()}",
+                  file=sys.stderr)
+    return [p.pw_name for p in accounts]
+
+
+def create_accounts(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+            continue
+        except KeyError:
+            pass
+        subprocess.run(["useradd", "-m", "-K", "HOME_MODE=0700", name], check=True,
+                       capture_output=True, timeout=60)
+
+
+def reset_homes(names: tuple[str, ...]) -> list[int]:
+    """Give each account a fresh home (a copy of /etc/skel, 0700), as on its first login."""
+    accounts = [pwd.getpwnam(name) for name in names]
+    stragglers = end_processes_of({a.pw_uid for a in accounts})
+    for account in accounts:
+        home = Path(account.pw_dir)
+        if home.name != account.pw_name or len(home.parts) < 3:
+            raise BenchError(f"refusing to reset unexpected home {home} of {account.pw_name}")
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.copytree(SKEL, home, symlinks=True)
+        for root, dirs, files in os.walk(home):
+            for item in (root, *(os.path.join(root, d) for d in dirs),
+                         *(os.path.join(root, f) for f in files)):
+                os.lchown(item, account.pw_uid, account.pw_gid)
+        home.chmod(0o700)
+    return stragglers
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+@dataclass
+class RunningTarget:
+    url: str
+    password: str
+    stop: Callable[[], float]
+    logs: list[Path]
+    pid_files: list[Path] = field(default_factory=list)
+
+
+def start_hubkeeper(workdir: Path, proxy: str) -> RunningTarget:
+    config = write_config(workdir, name="hubbench", mode="system", admins=(),
+                          allowed=ACCOUNTS, proxy=proxy)
+    hub = start_hub(config, deadline=HUB_START_DEADLINE)
+
+    def stop() -> float:
+        return hub.stop(deadline=HUB_STOP_DEADLINE)
+
+    return RunningTarget(hub.url, hub.password, stop, [hub.output],
+                         [hub.state / "run" / "proxy.pid"])
+
+
+STOCK_CONFIG = """\
+# A minimal jupyterhub_config.py, as a user would write it for the same setup.
+c.JupyterHub.bind_url = "http://127.0.0.1:{port}/"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.JupyterHub.db_url = "sqlite:///{workdir}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{workdir}/jupyterhub_cookie_secret"
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = "{password}"
+c.Authenticator.allowed_users = {allowed!r}
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = ["{singleuser}"]
+c.Spawner.default_url = "/lab"
+"""
+
+
+def _stock_child_setup() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "hub/api/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start_stock(workdir: Path) -> RunningTarget:
+    port, hub_port, proxy_api_port = free_ports(3)
+    password = "bench-" + os.urandom(8).hex()
+    config = workdir / "jupyterhub_config.py"
+    config.write_text(STOCK_CONFIG.format(
+        port=port, hub_port=hub_port, proxy_api_port=proxy_api_port, workdir=workdir,
+        password=password, allowed=set(ACCOUNTS), singleuser=SINGLEUSER))
+    log = workdir / "jupyterhub.log"
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with open(log, "ab") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=sink,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_stock_child_setup,
+        )
+    url = f"http://127.0.0.1:{port}/"
+
+    def stop() -> float:
+        began = time.monotonic()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=HUB_STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+                raise BenchError(f"jupyterhub did not exit within {HUB_STOP_DEADLINE} s; "
+                                 "killed") from None
+        return time.monotonic() - began
+
+    end = time.monotonic() + HUB_START_DEADLINE
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise BenchError(f"jupyterhub exited with {proc.returncode}:\n"
+                             f"{log.read_text(errors='replace')[-4000:]}")
+        if _answers(url):
+            return RunningTarget(url, password, stop, [log],
+                                 [workdir / "jupyterhub-proxy.pid"])
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=HUB_STOP_DEADLINE)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    raise BenchError(f"jupyterhub did not answer within {HUB_START_DEADLINE} s:\n"
+                     f"{log.read_text(errors='replace')[-4000:]}")
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    start: Callable[[Path], RunningTarget]
+
+
+TARGETS = (
+    Target("hubkeeper-python", "hubkeeper, proxy.kind python",
+           lambda d: start_hubkeeper(d, "python")),
+    Target("hubkeeper-node", "hubkeeper, proxy.kind node", lambda d: start_hubkeeper(d, "node")),
+    Target("stock", "stock JupyterHub", start_stock),
+)
+STOCK = "stock"
+
+
+def end_leftover_proxy(pid_file: Path) -> bool:
+    """If a hub died without stopping its proxy, stop that proxy (by the pid it recorded)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    if b"configurable-http-proxy" not in cmdline:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    return True
+
+
+# ----------------------------------------------------------------------------- phases
+
+
+def _record(user: SimUser, **extra: Any) -> dict[str, Any]:
+    t = user.timings
+    return {"user": user.name, "login": t.login, "spawn": t.spawn,
+            "first_result": t.first_result, "error": t.error, **extra}
+
+
+async def run_journey(user: SimUser) -> None:
+    """journey() with an outer deadline; anything unexpected is recorded as an error too."""
+    try:
+        await asyncio.wait_for(user.journey(), JOURNEY_DEADLINE)
+    except asyncio.TimeoutError:
+        user.timings.error = f"journey not done within {JOURNEY_DEADLINE:.0f} s"
+    except Exception as exc:  # a bug or a surprise: keep measuring the others
+        user.timings.error = f"{type(exc).__name__}: {exc}"
+    if user.timings.error is None and user.timings.first_result is None:
+        user.timings.error = "journey ended without a result"
+
+
+async def run_stop(user: SimUser) -> tuple[float | None, str | None]:
+    if user.timings.login is None:
+        return None, None  # never logged in: nothing to stop
+    began = time.monotonic()
+    try:
+        await asyncio.wait_for(user.stop_server(), STOP_DEADLINE)
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return time.monotonic() - began, None
+
+
+async def sequential(url: str, password: str, names: tuple[str, ...],
+                     progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    records = []
+    for name in names:
+        async with SimUser(url, name, password) as user:
+            await run_journey(user)
+            stop_seconds, stop_error = await run_stop(user)
+        records.append(_record(user, stop=stop_seconds, stop_error=stop_error))
+        r = records[-1]
+        progress(f"  {name}: spawn {_fmt(r['spawn'])} s, first result "
+                 f"{_fmt(r['first_result'])} s" + (f", ERROR {r['error']}" if r["error"] else "")
+                 + (f", STOP ERROR {stop_error}" if stop_error else ""))
+    return records
+
+
+async def storm(url: str, password: str, names: tuple[str, ...], window: float, seed: int,
+                progress: Callable[[str], None]) -> dict[str, Any]:
+    rng = random.Random(seed)
+    arrivals = sorted(rng.uniform(0, window) for _ in names)
+    users = [SimUser(url, name, password) for name in names]
+    try:
+        began = time.monotonic()
+
+        async def arrive(user: SimUser, at: float) -> None:
+            await asyncio.sleep(max(0.0, began + at - time.monotonic()))
+            await run_journey(user)
+            t = user.timings
+            progress(f"  {user.name} (t+{at:4.1f} s): first result {_fmt(t.first_result)} s"
+                     + (f", ERROR {t.error}" if t.error else ""))
+
+        await asyncio.gather(*(arrive(u, a) for u, a in zip(users, arrivals, strict=True)))
+        journeys_done = time.monotonic() - began
+        stop_began = time.monotonic()
+        stops = await asyncio.gather(*(run_stop(u) for u in users))
+        stop_wall = time.monotonic() - stop_began
+    finally:
+        for user in users:
+            await user.session.close()
+    records = [_record(u, arrival=a, stop=s, stop_error=e)
+               for u, a, (s, e) in zip(users, arrivals, stops, strict=True)]
+    return {"records": records, "wall": journeys_done, "stop_wall": stop_wall}
+
+
+# ----------------------------------------------------------------------------- one target
+
+
+def scan_log(path: Path) -> dict[str, Any]:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    errors = [line for line in lines if line.startswith("[E ")]
+    return {"lines": len(lines), "error_lines": len(errors),
+            "warning_lines": sum(1 for line in lines if line.startswith("[W ")),
+            "first_error_lines": [line[:300] for line in errors[:10]]}
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def run_target(target: Target, n_seq: int, n_storm: int, seed: int,
+               keep_logs: Path | None, progress: Callable[[str], None]) -> dict[str, Any]:
+    result: dict[str, Any] = {"label": target.label, "started": _now()}
+    workdir = Path(tempfile.mkdtemp(prefix=f"hubbench-{target.key}-"))
+    running: RunningTarget | None = None
+    try:
+        reset_homes((WARMUP_USER,))
+        began = time.monotonic()
+        running = target.start(workdir)
+        result["hub_start"] = time.monotonic() - began
+        progress(f"{target.label}: up at {running.url} in {result['hub_start']:.1f} s")
+
+        progress("  warm-up")
+        warm = asyncio.run(sequential(running.url, running.password, (WARMUP_USER,),
+                                      progress))
+        result["warmup"] = warm[0]
+
+        seq_names = ACCOUNTS[:n_seq]
+        result["sequential_home_stragglers"] = reset_homes(seq_names + (WARMUP_USER,))
+        result["load_before_sequential"] = loadavg()
+        progress(f"  sequential: {n_seq} users")
+        records = asyncio.run(sequential(running.url, running.password, seq_names, progress))
+        result["sequential"] = {**summarize(records), "records": records}
+
+        storm_names = ACCOUNTS[:n_storm]
+        result["storm_home_stragglers"] = reset_homes(storm_names)
+        result["load_before_storm"] = loadavg()
+        progress(f"  storm: {n_storm} users over {STORM_WINDOW:.0f} s")
+        outcome = asyncio.run(storm(running.url, running.password, storm_names, STORM_WINDOW,
+                                    seed, progress))
+        result["storm"] = {**summarize(outcome["records"]), "wall": outcome["wall"],
+                           "stop_wall": outcome["stop_wall"], "records": outcome["records"]}
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        progress(f"  FAILED: {result['error']}")
+    finally:
+        if running is not None:
+            try:
+                result["hub_stop"] = running.stop()
+            except (AssertionError, BenchError) as exc:
+                result["hub_stop_error"] = str(exc)
+            for pid_file in running.pid_files:
+                if end_leftover_proxy(pid_file):
+                    result["leftover_proxy"] = str(pid_file)
+            result["hub_log"] = scan_log(running.logs[0])
+            if keep_logs is not None:
+                keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in running.logs:
+                    shutil.copy(log, keep_logs / f"{target.key}-{log.name}")
+        result["leftover_processes"] = end_processes_of(
+            {pwd.getpwnam(n).pw_uid for n in ACCOUNTS}, grace=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+        result["finished"] = _now()
+    return result
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def _run(command: list[str], cwd: Path | None = None) -> str | None:
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    memory = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
+    mem_kib = int(memory.group(1)) if memory else 0
+    node_proxy = None
+    if NODE_PROXY.exists():
+        node_proxy = _run([str(NODE_PROXY), "--version"])
+    status = _run(["git", "status", "--porcelain", "--", "src"], cwd=REPO)
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "cpu_model": model.group(1).strip() if model else platform.processor(),
+        "kernel": platform.release(),
+        "os": _os_release(),
+        "python": sys.version.split()[0],
+        "jupyterhub": jupyterhub.__version__,
+        "jupyterlab": _version("jupyterlab"),
+        "jupyter_server": _version("jupyter_server"),
+        "hubkeeper": hubkeeper.__version__,
+        "hubkeeper_commit": _run(["git", "rev-parse", "HEAD"], cwd=REPO),
+        "hubkeeper_src_modified": bool(status) if status is not None else None,
+        "python_proxy": _version("configurable-http-proxy"),
+        "node_proxy": node_proxy,
+        "node": _run(["node", "--version"]),
+        "aiohttp": _version("aiohttp"),
+    }
+
+
+def _os_release() -> str | None:
+    try:
+        text = Path("/etc/os-release").read_text()
+    except OSError:
+        return None
+    match = re.search(r'^PRETTY_NAME="?([^"\n]+)"?$', text, re.M)
+    return match.group(1) if match else None
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def ratios(targets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """hubkeeper / stock for p50 and p95 of each measured time (below 1: hubkeeper faster)."""
+    stock = targets.get(STOCK, {})
+    out: dict[str, Any] = {}
+    for key, result in targets.items():
+        if key == STOCK:
+            continue
+        out[key] = {}
+        for phase, metric in (("sequential", "spawn"), ("sequential", "first_result"),
+                              ("storm", "first_result"), ("storm", "spawn")):
+            for p in ("p50", "p95"):
+                mine = result.get(phase, {}).get(metric, {}).get(p)
+                theirs = stock.get(phase, {}).get(metric, {}).get(p)
+                out[key][f"{phase}.{metric}.{p}"] = _ratio(mine, theirs)
+    return out
+
+
+def print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    m = report["machine"]
+    console.print(f"\n{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
+                  f"Linux {m['kernel']}, Python {m['python']}, JupyterHub {m['jupyterhub']}, "
+                  f"hubkeeper {m['hubkeeper']} @ {(m['hubkeeper_commit'] or '?')[:10]}")
+    params = report["parameters"]
+    seq = Table(title=f"Sequential: {params['sequential_users']} users one after another "
+                      "(seconds)")
+    storm_table = Table(title=f"Login storm: {params['storm_users']} users over "
+                              f"{params['storm_window']:.0f} s (seconds)")
+    for table in (seq, storm_table):
+        table.add_column("target")
+        table.add_column("ok", justify="right")
+    for name in ("spawn p50", "p95", "max", "first result p50", "p95", "max"):
+        seq.add_column(name, justify="right")
+    for name in ("first result p50", "p95", "max", "spawn p50", "p95"):
+        storm_table.add_column(name, justify="right")
+    storm_table.add_column("first error")
+    for result in report["targets"].values():
+        s = result.get("sequential")
+        if s:
+            seq.add_row(result["label"], f"{s['ok']}/{s['users']}",
+                        *(_fmt(s["spawn"][p]) for p in ("p50", "p95", "max")),
+                        *(_fmt(s["first_result"][p]) for p in ("p50", "p95", "max")))
+        else:
+            seq.add_row(result["label"], "-", *["-"] * 6)
+        st = result.get("storm")
+        if st:
+            storm_table.add_row(result["label"], f"{st['ok']}/{st['users']}",
+                                *(_fmt(st["first_result"][p]) for p in ("p50", "p95", "max")),
+                                *(_fmt(st["spawn"][p]) for p in ("p50", "p95")),
+                                (st["first_errors"] or [""])[0][:80])
+        else:
+            storm_table.add_row(result["label"], "-", *["-"] * 5,
+                                result.get("error", "")[:80])
+    console.print(seq)
+    console.print(storm_table)
+    ratio_table = Table(title="hubkeeper / stock (below 1: hubkeeper faster)")
+    ratio_table.add_column("target")
+    columns = ("sequential.spawn", "sequential.first_result", "storm.first_result")
+    for column in columns:
+        ratio_table.add_column(f"{column} p50", justify="right")
+        ratio_table.add_column("p95", justify="right")
+    for key, values in report["ratios"].items():
+        ratio_table.add_row(report["targets"][key]["label"],
+                            *(_fmt(values.get(f"{c}.{p}")) for c in columns
+                              for p in ("p50", "p95")))
+    console.print(ratio_table)
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def preflight(selected: list[Target]) -> None:
+    if os.geteuid() != 0:
+        raise BenchError("hubbench needs root: servers run as real Linux accounts "
+                         "(system mode), which it creates and deletes")
+    if sys.prefix == sys.base_prefix:
+        raise BenchError("run hubbench with the project's venv: .venv/bin/python "
+                         "bench/hubbench.py")
+    for tool in ("useradd", "userdel"):
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is not on PATH")
+    if not PYTHON_PROXY.exists() or not SINGLEUSER.exists():
+        raise BenchError(f"{PYTHON_PROXY} or {SINGLEUSER} is missing; reinstall the venv")
+    if any(t.key == "hubkeeper-node" for t in selected) and not NODE_PROXY.exists():
+        raise BenchError(
+            f"the npm configurable-http-proxy is not installed at {NODE_PROXY}; install it "
+            f"with: npm install --prefix {sys.prefix} configurable-http-proxy "
+            "(or leave the node target out with --targets)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke check: 3 sequential and 6 storm users")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "latest.json",
+                        help="where to write the JSON results [bench/results/latest.json]")
+    parser.add_argument("--targets", default=",".join(t.key for t in TARGETS),
+                        help="comma-separated subset of: "
+                             + ", ".join(t.key for t in TARGETS))
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the storm arrivals")
+    parser.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
+                        help="copy each target's hub log into DIR")
+    args = parser.parse_args(argv)
+    keys = [k.strip() for k in args.targets.split(",") if k.strip()]
+    unknown = set(keys) - {t.key for t in TARGETS}
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    selected = [t for t in TARGETS if t.key in keys]
+    n_seq, n_storm = (3, 6) if args.quick else (10, 30)
+
+    def progress(message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so every finally below runs.
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        preflight(selected)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    report: dict[str, Any] = {
+        "benchmark": "hubbench",
+        "started": _now(),
+        "complete": False,
+        "machine": machine(),
+        "parameters": {"quick": args.quick, "sequential_users": n_seq, "storm_users": n_storm,
+                       "storm_window": STORM_WINDOW, "seed": args.seed,
+                       "percentiles": "linear interpolation between closest ranks, over "
+                                      "users that got a result",
+                       "homes": "reset to /etc/skel before each phase"},
+        "targets": {},
+    }
+    try:
+        removed = delete_accounts()
+        if removed:
+            progress(f"removed {len(removed)} leftover accounts: {', '.join(removed)}")
+        create_accounts(ACCOUNTS)
+        progress(f"accounts {ACCOUNTS[0]}..{ACCOUNTS[-1]} ready")
+        for target in selected:
+            report["targets"][target.key] = run_target(target, n_seq, n_storm, args.seed,
+                                                       args.keep_logs, progress)
+            report["ratios"] = ratios(report["targets"])
+            write_json(args.out, report)
+            time.sleep(5)  # let the machine settle between targets
+        report["complete"] = True
+    except KeyboardInterrupt:
+        progress("interrupted; cleaning up")
+        report["interrupted"] = True
+    finally:
+        deleted = delete_accounts()
+        progress(f"deleted {len(deleted)} accounts")
+        report["finished"] = _now()
+        report["ratios"] = ratios(report["targets"])
+        write_json(args.out, report)
+    print_report(report)
+    print(f"\nJSON: {args.out}")
+    return 0 if report["complete"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
