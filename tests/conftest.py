@@ -82,3 +82,45 @@ def hubs(request: pytest.FixtureRequest):
     if _failed(request):
         for hub in started:
             print(f"\n===== hubkeeper up log: {hub.output}\n{hub.log()[-20000:]}")
+
+
+TEST_ACCOUNT_PREFIX = "hktest"
+
+
+def _test_accounts() -> list[str]:
+    import pwd
+
+    return [entry.pw_name for entry in pwd.getpwall()
+            if entry.pw_name.startswith(TEST_ACCOUNT_PREFIX)]
+
+
+def _remove_account(name: str) -> None:
+    import subprocess
+
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    subprocess.run(["userdel", "--remove", name], capture_output=True)
+    subprocess.run(["rm", "-rf", f"/home/{name}"], capture_output=True)
+
+
+@pytest.fixture
+def accounts():
+    """Create real Linux accounts named hktest*; every one is removed afterwards (by prefix,
+    also leftovers of an earlier run that was killed)."""
+    import subprocess
+
+    require_root()
+    for name in _test_accounts():
+        _remove_account(name)
+
+    def create(name: str, *, home: bool = False, password: str | None = None) -> str:
+        assert name.startswith(TEST_ACCOUNT_PREFIX)
+        args = ["useradd", "--shell", "/bin/bash"]
+        args += ["--create-home"] if home else ["--no-create-home"]
+        subprocess.run([*args, name], check=True, capture_output=True)
+        if password:
+            subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+        return name
+
+    yield create
+    for name in _test_accounts():
+        _remove_account(name)

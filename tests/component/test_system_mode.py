@@ -1,0 +1,101 @@
+"""System mode as root: hub users are real Linux accounts, logged in with PAM, servers run
+under their uids, homes are private."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import stat
+from pathlib import Path
+
+import pytest
+
+from hubkeeper.config import load
+from tests.support.hubproc import write_config
+from tests.support.procs import server_pids, uid_of
+from tests.support.simuser import SimUser
+
+pytestmark = [pytest.mark.component, pytest.mark.root]
+
+PASSWORD = "Correct-Horse-7"
+
+
+async def run_as(url: str, name: str, code: str) -> str:
+    async with SimUser(url, name, PASSWORD) as user:
+        await user.login()
+        await user.start_server()
+        await user.open_server()
+        return await user.run_code(code)
+
+
+def test_servers_run_as_the_users_accounts_with_private_homes(workdir: Path, hubs,
+                                                              accounts) -> None:
+    ann = accounts("hktest1", home=False, password=PASSWORD)
+    bob = accounts("hktest2", home=True, password=PASSWORD)
+    os.chmod(f"/home/{bob}", 0o755)  # an existing home others can read: reported, not changed
+    config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann, bob))
+    hub = hubs.start(config)
+    api_port = load(config).spec.hub.api_port
+
+    code = "import os; open('mine.txt', 'w').write('x'); (os.getuid(), os.getcwd())"
+    for name in (ann, bob):
+        account = pwd.getpwnam(name)
+        result = asyncio.run(run_as(hub.url, name, code))
+        assert result == repr((account.pw_uid, account.pw_dir))
+        mine = Path(account.pw_dir) / "mine.txt"
+        assert mine.stat().st_uid == account.pw_uid
+
+    servers = server_pids(api_port)
+    assert sorted(servers.values()) == [ann, bob]
+    for pid, name in servers.items():
+        assert uid_of(pid) == pwd.getpwnam(name).pw_uid  # the real uid, read from /proc
+
+    # ann had no home: hubkeeper created it private and hers.
+    home = Path(pwd.getpwnam(ann).pw_dir)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert home.stat().st_uid == pwd.getpwnam(ann).pw_uid
+    # bob's existing 0755 home was not touched, but the log says how to fix it.
+    assert stat.S_IMODE(Path(f"/home/{bob}").stat().st_mode) == 0o755
+    assert f"{bob}: home /home/{bob} has mode 755, so other users can read it" in hub.log()
+
+
+def test_ann_cannot_read_a_private_home(workdir: Path, hubs, accounts) -> None:
+    ann = accounts("hktest1", password=PASSWORD)
+    bob = accounts("hktest2", password=PASSWORD)
+    hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
+                                  allowed=(ann, bob)))
+    asyncio.run(run_as(hub.url, bob, "open('secret.txt', 'w').write('s')"))
+    probe = (f"import os\ntry:\n    os.listdir('/home/{bob}')\n    r = 'readable'\n"
+             "except PermissionError:\n    r = 'denied'\nr")
+    assert asyncio.run(run_as(hub.url, ann, probe)) == "'denied'"
+
+
+def test_wrong_pam_password_is_refused(workdir: Path, hubs, accounts) -> None:
+    ann = accounts("hktest1", password=PASSWORD)
+    hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
+                                  allowed=(ann,)))
+
+    async def attempt() -> None:
+        async with SimUser(hub.url, ann, "wrong-password") as user:
+            await user.login()
+
+    from tests.support.simuser import SimUserError
+    with pytest.raises(SimUserError, match="login refused"):
+        asyncio.run(attempt())
+
+
+def test_missing_account_is_an_error_before_anything_changes(workdir: Path,
+                                                             accounts) -> None:
+    import subprocess
+
+    from tests.support.hubproc import HUBKEEPER
+
+    config = write_config(workdir, mode="system", auth="pam", admins=(),
+                          allowed=("hktestnobody",))
+    result = subprocess.run([HUBKEEPER, "--config", str(config), "up"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert (f"{config}:13:13: users.allowed[0]: 'hktestnobody' has no Linux account"
+            in result.stderr)
+    assert not (workdir / "state").exists()
