@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -207,6 +208,124 @@ def reset_homes(names: tuple[str, ...]) -> list[int]:
     return stragglers
 
 
+# ----------------------------------------------------------------------------- other load
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> (ppid, user+system CPU ticks, start time) for every process."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        # fields[0] is field 3 of proc(5): state, ppid, ..., utime 14, stime 15, starttime 22
+        table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]),
+                                  int(fields[19]))
+    return table
+
+
+class ForeignLoad:
+    """CPU time used by processes outside this benchmark's process tree (another test run, a
+    build...), sampled every second in a thread. A lower bound: processes that live less than
+    a second between two samples are missed."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.root = os.getpid()
+        self.ticks = 0
+        self._previous: dict[int, tuple[int, int]] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ForeignLoad:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def seconds(self) -> float:
+        return self.ticks / CLOCK_TICKS
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        table = _proc_table()
+        mine: dict[int, bool] = {self.root: True}
+
+        def is_mine(pid: int) -> bool:
+            chain = []
+            while pid not in mine:
+                chain.append(pid)
+                parent = table.get(pid, (0, 0, 0))[0]
+                if parent <= 1:
+                    mine[pid] = False
+                    break
+                pid = parent
+            verdict = mine[pid]
+            for link in chain:
+                mine[link] = verdict
+            return verdict
+
+        current = {pid: (ticks, start) for pid, (_, ticks, start) in table.items()
+                   if not is_mine(pid)}
+        if self._previous is not None:
+            for pid, (ticks, start) in current.items():
+                before = self._previous.get(pid)
+                if before is not None and before[1] == start:
+                    self.ticks += ticks - before[0]
+                else:
+                    self.ticks += ticks  # started since the last sample
+        self._previous = current
+
+
+def busy_fraction(seconds: float) -> float:
+    """Share of all CPUs busy over the next `seconds` (from /proc/stat)."""
+
+    def read() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values[:8]), idle
+
+    total0, idle0 = read()
+    time.sleep(seconds)
+    total1, idle1 = read()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_quiet(deadline: float, progress: Callable[[str], None],
+               threshold: float = 0.15) -> dict[str, Any]:
+    """Wait until the machine is idle (below `threshold` of all CPUs busy in two 3 s windows
+    in a row): between phases nothing of ours runs, so what is busy is someone else."""
+    began = time.monotonic()
+    quiet_windows = 0
+    last_note = 0.0
+    busy = busy_fraction(0.5)
+    while True:
+        busy = busy_fraction(3.0)
+        quiet_windows = quiet_windows + 1 if busy < threshold else 0
+        waited = time.monotonic() - began
+        if quiet_windows >= 2:
+            return {"waited": round(waited, 1), "quiet": True, "busy": round(busy, 3)}
+        if waited > deadline:
+            progress(f"  machine still {busy:.0%} busy after {waited:.0f} s; going on")
+            return {"waited": round(waited, 1), "quiet": False, "busy": round(busy, 3)}
+        if busy >= threshold and waited - last_note > 60:
+            progress(f"  waiting for the machine to be quiet ({busy:.0%} busy, other work?)")
+            last_note = waited
+
+
 # ----------------------------------------------------------------------------- targets
 
 
@@ -227,7 +346,9 @@ def start_hubkeeper(workdir: Path, proxy: str) -> RunningTarget:
     def stop() -> float:
         return hub.stop(deadline=HUB_STOP_DEADLINE)
 
-    return RunningTarget(hub.url, hub.password, stop, [hub.output],
+    # The hub writes its log into the state dir; up.log has hubkeeper's own messages too.
+    return RunningTarget(hub.url, hub.password, stop, [hub.state / "logs" / "hub.log",
+                                                       hub.output],
                          [hub.state / "run" / "proxy.pid"])
 
 
@@ -431,36 +552,57 @@ def loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
-def run_target(target: Target, n_seq: int, n_storm: int, seed: int,
-               keep_logs: Path | None, progress: Callable[[str], None]) -> dict[str, Any]:
+def run_target(target: Target, n_seq: int, n_storm: int, seed: int, quiet_deadline: float,
+               foreign: ForeignLoad, keep_logs: Path | None,
+               progress: Callable[[str], None]) -> dict[str, Any]:
     result: dict[str, Any] = {"label": target.label, "started": _now()}
     workdir = Path(tempfile.mkdtemp(prefix=f"hubbench-{target.key}-"))
     running: RunningTarget | None = None
+    nproc = len(os.sched_getaffinity(0))
+
+    def measured(name: str, run: Callable[[], Any]) -> Any:
+        """Run one phase once the machine is quiet; note how busy others kept it meanwhile."""
+        before = wait_quiet(quiet_deadline, progress) if quiet_deadline > 0 else None
+        load = loadavg()
+        ticks, began = foreign.ticks, time.monotonic()
+        outcome = run()
+        wall = time.monotonic() - began
+        seconds = (foreign.ticks - ticks) / CLOCK_TICKS
+        result.setdefault("machine_load", {})[name] = {
+            "quiet_wait": before, "loadavg_before": load, "wall": round(wall, 1),
+            "foreign_cpu_seconds": round(seconds, 1),
+            "foreign_cpu_share": round(seconds / (wall * nproc), 3) if wall else None,
+        }
+        if seconds > 0.05 * wall * nproc:
+            progress(f"  note: other processes used {seconds:.0f} CPU-s during {name} "
+                     f"({seconds / (wall * nproc):.0%} of the machine)")
+        return outcome
+
     try:
         reset_homes((WARMUP_USER,))
         began = time.monotonic()
         running = target.start(workdir)
         result["hub_start"] = time.monotonic() - began
         progress(f"{target.label}: up at {running.url} in {result['hub_start']:.1f} s")
+        url, password = running.url, running.password
 
-        progress("  warm-up")
-        warm = asyncio.run(sequential(running.url, running.password, (WARMUP_USER,),
-                                      progress))
+        progress("  warm-up (not counted)")
+        warm = measured("warmup", lambda: asyncio.run(
+            sequential(url, password, (WARMUP_USER,), progress)))
         result["warmup"] = warm[0]
 
         seq_names = ACCOUNTS[:n_seq]
         result["sequential_home_stragglers"] = reset_homes(seq_names + (WARMUP_USER,))
-        result["load_before_sequential"] = loadavg()
         progress(f"  sequential: {n_seq} users")
-        records = asyncio.run(sequential(running.url, running.password, seq_names, progress))
+        records = measured("sequential", lambda: asyncio.run(
+            sequential(url, password, seq_names, progress)))
         result["sequential"] = {**summarize(records), "records": records}
 
         storm_names = ACCOUNTS[:n_storm]
         result["storm_home_stragglers"] = reset_homes(storm_names)
-        result["load_before_storm"] = loadavg()
         progress(f"  storm: {n_storm} users over {STORM_WINDOW:.0f} s")
-        outcome = asyncio.run(storm(running.url, running.password, storm_names, STORM_WINDOW,
-                                    seed, progress))
+        outcome = measured("storm", lambda: asyncio.run(
+            storm(url, password, storm_names, STORM_WINDOW, seed, progress)))
         result["storm"] = {**summarize(outcome["records"]), "wall": outcome["wall"],
                            "stop_wall": outcome["stop_wall"], "records": outcome["records"]}
     except Exception as exc:
@@ -479,7 +621,8 @@ def run_target(target: Target, n_seq: int, n_storm: int, seed: int,
             if keep_logs is not None:
                 keep_logs.mkdir(parents=True, exist_ok=True)
                 for log in running.logs:
-                    shutil.copy(log, keep_logs / f"{target.key}-{log.name}")
+                    with contextlib.suppress(OSError):
+                        shutil.copy(log, keep_logs / f"{target.key}-{log.name}")
         result["leftover_processes"] = end_processes_of(
             {pwd.getpwnam(n).pw_uid for n in ACCOUNTS}, grace=10)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -577,7 +720,7 @@ def print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     m = report["machine"]
     console.print(f"\n{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
                   f"Linux {m['kernel']}, Python {m['python']}, JupyterHub {m['jupyterhub']}, "
@@ -594,24 +737,32 @@ def print_report(report: dict[str, Any]) -> None:
         seq.add_column(name, justify="right")
     for name in ("first result p50", "p95", "max", "spawn p50", "p95"):
         storm_table.add_column(name, justify="right")
+    for table in (seq, storm_table):
+        table.add_column("other CPU", justify="right")  # share used by processes not ours
     storm_table.add_column("first error")
-    for result in report["targets"].values():
+
+    def other(result: dict[str, Any], phase: str) -> str:
+        share = result.get("machine_load", {}).get(phase, {}).get("foreign_cpu_share")
+        return "-" if share is None else f"{share:.0%}"
+
+    for key, result in report["targets"].items():
         s = result.get("sequential")
         if s:
-            seq.add_row(result["label"], f"{s['ok']}/{s['users']}",
+            seq.add_row(key, f"{s['ok']}/{s['users']}",
                         *(_fmt(s["spawn"][p]) for p in ("p50", "p95", "max")),
-                        *(_fmt(s["first_result"][p]) for p in ("p50", "p95", "max")))
+                        *(_fmt(s["first_result"][p]) for p in ("p50", "p95", "max")),
+                        other(result, "sequential"))
         else:
-            seq.add_row(result["label"], "-", *["-"] * 6)
+            seq.add_row(key, "-", *["-"] * 7)
         st = result.get("storm")
         if st:
-            storm_table.add_row(result["label"], f"{st['ok']}/{st['users']}",
+            storm_table.add_row(key, f"{st['ok']}/{st['users']}",
                                 *(_fmt(st["first_result"][p]) for p in ("p50", "p95", "max")),
                                 *(_fmt(st["spawn"][p]) for p in ("p50", "p95")),
-                                (st["first_errors"] or [""])[0][:80])
+                                other(result, "storm"),
+                                (st["first_errors"] or [""])[0][:70])
         else:
-            storm_table.add_row(result["label"], "-", *["-"] * 5,
-                                result.get("error", "")[:80])
+            storm_table.add_row(key, "-", *["-"] * 6, result.get("error", "")[:70])
     console.print(seq)
     console.print(storm_table)
     ratio_table = Table(title="hubkeeper / stock (below 1: hubkeeper faster)")
@@ -621,7 +772,7 @@ def print_report(report: dict[str, Any]) -> None:
         ratio_table.add_column(f"{column} p50", justify="right")
         ratio_table.add_column("p95", justify="right")
     for key, values in report["ratios"].items():
-        ratio_table.add_row(report["targets"][key]["label"],
+        ratio_table.add_row(key,
                             *(_fmt(values.get(f"{c}.{p}")) for c in columns
                               for p in ("p50", "p95")))
     console.print(ratio_table)
@@ -670,6 +821,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated subset of: "
                              + ", ".join(t.key for t in TARGETS))
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the storm arrivals")
+    parser.add_argument("--quiet-wait", type=float, default=1800, metavar="SECONDS",
+                        help="before each phase, wait up to this long for other work on the "
+                             "machine to stop (0: do not wait) [1800]")
     parser.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
                         help="copy each target's hub log into DIR")
     args = parser.parse_args(argv)
@@ -703,7 +857,8 @@ def main(argv: list[str] | None = None) -> int:
                        "storm_window": STORM_WINDOW, "seed": args.seed,
                        "percentiles": "linear interpolation between closest ranks, over "
                                       "users that got a result",
-                       "homes": "reset to /etc/skel before each phase"},
+                       "homes": "reset to /etc/skel before each phase",
+                       "quiet_wait": args.quiet_wait},
         "targets": {},
     }
     try:
@@ -712,13 +867,15 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"removed {len(removed)} leftover accounts: {', '.join(removed)}")
         create_accounts(ACCOUNTS)
         progress(f"accounts {ACCOUNTS[0]}..{ACCOUNTS[-1]} ready")
-        for target in selected:
-            report["targets"][target.key] = run_target(target, n_seq, n_storm, args.seed,
-                                                       args.keep_logs, progress)
-            report["ratios"] = ratios(report["targets"])
-            write_json(args.out, report)
-            time.sleep(5)  # let the machine settle between targets
-        report["complete"] = True
+        with ForeignLoad() as foreign:
+            for target in selected:
+                report["targets"][target.key] = run_target(
+                    target, n_seq, n_storm, args.seed, args.quiet_wait, foreign,
+                    args.keep_logs, progress)
+                report["ratios"] = ratios(report["targets"])
+                write_json(args.out, report)
+                time.sleep(5)  # let the machine settle between targets
+        report["complete"] = all("error" not in t for t in report["targets"].values())
     except KeyboardInterrupt:
         progress("interrupted; cleaning up")
         report["interrupted"] = True
@@ -726,6 +883,7 @@ def main(argv: list[str] | None = None) -> int:
         deleted = delete_accounts()
         progress(f"deleted {len(deleted)} accounts")
         report["finished"] = _now()
+        report["hubkeeper_commit_at_end"] = _run(["git", "rev-parse", "HEAD"], cwd=REPO)
         report["ratios"] = ratios(report["targets"])
         write_json(args.out, report)
     print_report(report)
