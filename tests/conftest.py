@@ -94,6 +94,18 @@ def _test_accounts() -> list[str]:
             if entry.pw_name.startswith(TEST_ACCOUNT_PREFIX)]
 
 
+def remove_test_accounts() -> None:
+    """Every hktest* account (with its home) and hktest* group on this machine."""
+    import grp
+    import subprocess
+
+    for name in _test_accounts():
+        _remove_account(name)
+    for group in grp.getgrall():
+        if group.gr_name.startswith(TEST_ACCOUNT_PREFIX):
+            subprocess.run(["groupdel", group.gr_name], capture_output=True)
+
+
 def _remove_account(name: str) -> None:
     import subprocess
 
@@ -109,8 +121,7 @@ def accounts():
     import subprocess
 
     require_root()
-    for name in _test_accounts():
-        _remove_account(name)
+    remove_test_accounts()
 
     def create(name: str, *, home: bool = False, password: str | None = None) -> str:
         assert name.startswith(TEST_ACCOUNT_PREFIX)
@@ -122,5 +133,4 @@ def accounts():
         return name
 
     yield create
-    for name in _test_accounts():
-        _remove_account(name)
+    remove_test_accounts()

@@ -22,6 +22,8 @@ def _type_name(annotation: Any) -> str:
         return " \\| ".join(f"`{arg}`" for arg in args)
     if origin is typing.Annotated:
         return _type_name(args[0])
+    if origin is dict:
+        return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
     if origin in (list, tuple):
         return f"list of {_type_name(args[0])}" if args else "list"
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
@@ -35,11 +37,13 @@ def _type_name(annotation: Any) -> str:
 def _default(field: Any) -> str:
     if field.default_factory is not None:
         value = field.default_factory()
-        return "`[]`" if value == [] else "(see below)"
+        return {"[]": "`[]`", "{}": "`{}`"}.get(repr(value), "(see below)")
     if field.default is PydanticUndefined:
         return "required"
     if field.default is None:
         return "none"
+    if field.default == "":
+        return '`""` (off)'
     return f"`{field.default!r}`".replace("'", "")
 
 

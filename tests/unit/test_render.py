@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.config import parse
+from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.host.statedir import Secrets, StatePaths
 from hubkeeper.hub.render import as_plain, as_python, render
 from hubkeeper.hub.runtime import Runtime
+from hubkeeper.roster import build_roster
 
 GOLDEN = Path(__file__).parent / "golden"
 STATE = StatePaths(Path("/var/lib/hubkeeper/course"))
@@ -20,10 +22,17 @@ SECRETS = Secrets(cookie_secret_file="/var/lib/hubkeeper/course/secrets/cookie-s
                   admin_password="ADMINPW")
 
 
-def runtime(mode: str = "system", as_root: bool = True) -> Runtime:
+def runtime(text: str, mode: str = "system", as_root: bool = True,
+            removed: frozenset[str] = frozenset()) -> Runtime:
+    roster = build_roster(LoadedSpec(parse(text), Path("/srv/course/hub.yaml")))
     return Runtime(mode=mode, state=STATE, secrets=SECRETS,  # type: ignore[arg-type]
                    proxy_command=("/opt/hk/bin/configurable-http-proxy",),
-                   singleuser_command=("/opt/hk/bin/jupyterhub-singleuser",), as_root=as_root)
+                   singleuser_command=("/opt/hk/bin/jupyterhub-singleuser",), as_root=as_root,
+                   roster=roster, removed=removed)
+
+
+def rendered(text: str, *args, **kwargs):
+    return render(parse(text), runtime(text, *args, **kwargs))
 
 
 COURSE = """
@@ -35,7 +44,7 @@ users: {admins: [prof], allowed: [ann, bo]}
 
 
 def test_hub_section() -> None:
-    c = render(parse(COURSE), runtime())
+    c = rendered(COURSE)
     assert c.JupyterHub.bind_url == "http://0.0.0.0:443/physics/"
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:9081"
     assert c.JupyterHub.db_url == "sqlite:////var/lib/hubkeeper/course/jupyterhub.sqlite"
@@ -44,7 +53,7 @@ def test_hub_section() -> None:
 
 
 def test_proxy_section() -> None:
-    c = render(parse(COURSE), runtime())
+    c = rendered(COURSE)
     assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:9001"
     assert c.ConfigurableHTTPProxy.auth_token == "PROXY"
     assert c.ConfigurableHTTPProxy.command == ["/opt/hk/bin/configurable-http-proxy"]
@@ -52,23 +61,25 @@ def test_proxy_section() -> None:
 
 
 def test_pam_auth_and_users() -> None:
-    c = render(parse(COURSE), runtime())
-    assert c.JupyterHub.authenticator_class == "jupyterhub.auth.PAMAuthenticator"
+    c = rendered(COURSE)
+    assert c.JupyterHub.authenticator_class == "hubkeeper.hub.auth.PAMAuthenticator"
+    assert c.PAMAuthenticator.account_prefix == ""
     assert c.Authenticator.admin_users == {"prof"}
-    assert c.Authenticator.allowed_users == {"ann", "bo"}
+    assert c.Authenticator.allowed_users == {"prof", "ann", "bo"}
+    assert c.Authenticator.blocked_users == set()
     assert c.Authenticator.allow_all is False
     assert "SharedPasswordAuthenticator" not in c
 
 
 def test_shared_password_auth_sets_both_passwords() -> None:
-    c = render(parse("users: {admins: [prof], allowed: [ann]}"), runtime())
+    c = rendered("users: {admins: [prof], allowed: [ann]}")
     assert c.JupyterHub.authenticator_class.endswith("SharedPasswordAuthenticator")
     assert c.SharedPasswordAuthenticator.user_password == "USERPW"
     assert c.SharedPasswordAuthenticator.admin_password == "ADMINPW"
 
 
 def test_system_mode_spawner() -> None:
-    c = render(parse(COURSE), runtime())
+    c = rendered(COURSE)
     assert c.JupyterHub.spawner_class == "hubkeeper.hub.spawner.LocalSpawner"
     assert c.LocalSpawner.personal is False
     assert c.Spawner.cmd == ["/opt/hk/bin/jupyterhub-singleuser"]
@@ -76,30 +87,32 @@ def test_system_mode_spawner() -> None:
 
 
 def test_personal_mode_spawner_as_root_allows_root_server() -> None:
-    c = render(parse("users: {allowed: [ann]}"), runtime("personal", as_root=True))
+    c = rendered("users: {allowed: [ann]}", "personal", as_root=True)
     assert c.LocalSpawner.personal is True
     assert c.LocalSpawner.home_root == "/var/lib/hubkeeper/course/users"
     assert c.Spawner.args == ["--ServerApp.allow_root=True"]
 
 
 def test_personal_mode_as_user_does_not_allow_root() -> None:
-    c = render(parse("users: {allowed: [ann]}"), runtime("personal", as_root=False))
+    c = rendered("users: {allowed: [ann]}", "personal", as_root=False)
     assert "args" not in c.Spawner
 
 
 def test_service_token_has_least_scopes() -> None:
-    c = render(parse(COURSE), runtime())
+    c = rendered(COURSE)
     assert c.JupyterHub.services == [{"name": "hubkeeper", "api_token": "SERVICE"}]
     (role,) = c.JupyterHub.load_roles
     assert role["services"] == ["hubkeeper"]
-    assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers"}
+    assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers",
+                                   "admin:users", "admin:groups", "servers"}
+    assert "admin:servers" not in role["scopes"] and "admin:auth_state" not in role["scopes"]
 
 
 def test_jupyterhub_accepts_the_rendered_config() -> None:
     """The real JupyterHub application takes the rendered values as its own."""
     from jupyterhub.app import JupyterHub
 
-    app = JupyterHub(config=render(parse(COURSE), runtime()))
+    app = JupyterHub(config=rendered(COURSE))
     assert app.bind_url == "http://0.0.0.0:443/physics/"
     assert app.hub_bind_url == "http://127.0.0.1:9081"
     assert app.cleanup_servers is True
@@ -107,10 +120,38 @@ def test_jupyterhub_accepts_the_rendered_config() -> None:
 
 @pytest.mark.parametrize("name", ["course"])
 def test_golden(name: str) -> None:
-    rendered = as_plain(render(parse(COURSE), runtime()))
+    plain = as_plain(rendered(COURSE))
     golden = GOLDEN / f"render-{name}.json"
     if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(json.dumps(rendered, indent=2, sort_keys=True) + "\n")
-    assert rendered == json.loads(golden.read_text())
-    python = as_python(render(parse(COURSE), runtime()))
+        golden.write_text(json.dumps(plain, indent=2, sort_keys=True) + "\n")
+    assert plain == json.loads(golden.read_text())
+    python = as_python(rendered(COURSE))
     assert "c.JupyterHub.bind_url = 'http://0.0.0.0:443/physics/'" in python.splitlines()
+
+
+ROSTER = """
+users:
+  admins: [prof]
+  groups: {tas: [ann, cy]}
+  locked: [cy]
+  account_prefix: "jupyter-"
+  roster:
+    entries: [{username: ann, groups: [students]}, {username: bo, groups: [students]}]
+    ranges: ["ws{1..2}"]
+auth: {kind: pam}
+"""
+
+
+def test_roster_users_groups_and_locks() -> None:
+    c = rendered(ROSTER, removed=frozenset({"gone"}))
+    assert c.Authenticator.allowed_users == {"prof", "ann", "bo", "ws1", "ws2"}
+    assert c.Authenticator.admin_users == {"prof"}
+    assert c.Authenticator.blocked_users == {"cy", "gone"}  # locked, and removed from roster
+    assert c.JupyterHub.load_groups == {"students": {"users": ["ann", "bo"]},
+                                        "tas": {"users": ["ann"]}}  # cy is locked
+
+
+def test_account_prefix_reaches_spawner_and_pam() -> None:
+    c = rendered(ROSTER)
+    assert c.LocalSpawner.account_prefix == "jupyter-"
+    assert c.PAMAuthenticator.account_prefix == "jupyter-"

@@ -38,7 +38,7 @@ def test_starter_from_init_loads(tmp_path: Path) -> None:
 def test_empty_file_is_all_defaults_but_nobody_may_log_in() -> None:
     assert problems_of("") == [
         "hub.yaml:1:1: users: nobody could log in: list names under users.allowed or "
-        "users.admins, or set users.allow_all: true"
+        "users.admins, give a users.roster, or set users.allow_all: true"
     ]
 
 

@@ -14,8 +14,10 @@ from hubkeeper import __version__
 from hubkeeper.cli.output import emit
 from hubkeeper.config.loader import default_config_path
 from hubkeeper.errors import HubkeeperError, InvalidInput
+from hubkeeper.verbs.apply import apply
 from hubkeeper.verbs.check import check
 from hubkeeper.verbs.init import init
+from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
 from hubkeeper.verbs.status import status
 from hubkeeper.verbs.up import up
@@ -77,6 +79,35 @@ def check_command(obj: Context, config: Path | None, as_json: bool) -> None:
 def render_command(obj: Context, config: Path | None, as_json: bool) -> None:
     """Show the JupyterHub configuration hub.yaml becomes (secrets redacted)."""
     emit(render_config(obj.config_path(config)), as_json, obj.out)
+
+
+@cli.command("plan")
+@config_option
+@json_option
+@click.pass_obj
+def plan_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Show what `apply` would change: accounts, groups, passwords, locks, hub users."""
+    emit(plan(obj.config_path(config)), as_json, obj.out)
+
+
+@cli.command("apply")
+@config_option
+@json_option
+@click.pass_obj
+def apply_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Make the machine and the hub follow the roster. Running it again changes nothing."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True,
+                  disable=as_json) as bar:
+        task = bar.add_task("applying", total=None)
+
+        def progress(done: int, total: int, action: object) -> None:
+            bar.update(task, completed=done, total=total, description=str(action)[:40])
+
+        result = apply(obj.config_path(config), progress)
+    emit(result, as_json, obj.out)
 
 
 @cli.command("up")

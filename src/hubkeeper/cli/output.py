@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from hubkeeper.hub.render import as_python
+from hubkeeper.verbs.apply import ApplyResult
 from hubkeeper.verbs.check import CheckResult
 from hubkeeper.verbs.init import InitResult
+from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.render import RenderResult
 from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.up import Banner, UpResult
@@ -54,6 +56,39 @@ def _(result: RenderResult, console: Console) -> None:
     console.print(f"# JupyterHub configuration for {result.config} ({result.mode} mode); "
                   "secrets redacted", highlight=False)
     console.print(as_python(result.jupyterhub).rstrip("\n"), highlight=False, markup=False)
+
+
+def _actions(actions: tuple, console: Console) -> None:
+    for action in actions:
+        console.print(f"  {action}", highlight=False, markup=False)
+
+
+@text.register
+def _(result: PlanResult, console: Console) -> None:
+    if result.actions:
+        console.print(f"{len(result.actions)} change(s) for {result.users} roster users "
+                      f"({result.mode} mode):", highlight=False)
+        _actions(result.actions, console)
+    else:
+        console.print(f"no changes: {result.users} roster users are in step "
+                      f"({result.mode} mode)", highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+
+
+@text.register
+def _(result: ApplyResult, console: Console) -> None:
+    if result.actions:
+        console.print(f"applied {len(result.actions)} change(s) for {result.users} roster "
+                      "users:", highlight=False)
+        _actions(result.actions, console)
+    else:
+        console.print(f"no changes: {result.users} roster users are in step", highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+    if result.credentials:
+        console.print(f"generated passwords are in {result.credentials} (mode 0600): hand "
+                      "them out, then delete the file", highlight=False, markup=False)
 
 
 @text.register

@@ -127,12 +127,65 @@ class AuthSection(Section):
     )
 
 
+GroupName = Annotated[
+    str,
+    Field(pattern=USERNAME_PATTERN,
+          description="A group name: the same rules as a Linux user name."),
+]
+RANGE_PATTERN = r"^[a-z_][a-z0-9_-]*\{[0-9]+\.\.[0-9]+\}$"
+
+
+class RosterEntry(Section):
+    """One person, written inline in hub.yaml (the same columns as the CSV, no password)."""
+
+    username: Username = Field(description="The hub user name (and Linux account name).")
+    groups: list[GroupName] = Field(default_factory=list, description="Hub groups.")
+    name: str | None = Field(None, max_length=200, description="Full name, for people.")
+    email: str | None = Field(None, max_length=254, description="E-mail address.")
+
+
+class RosterSection(Section):
+    csv: str | None = Field(
+        None,
+        description="A CSV file (relative to hub.yaml) with a header row; columns "
+        "username (required), groups (separated by ';' or spaces), name, email, password "
+        "(at least 8 characters; generated when empty). Keep it private if it has passwords.",
+    )
+    entries: list[RosterEntry] = Field(
+        default_factory=list, description="People written inline, like rows of the CSV."
+    )
+    ranges: list[Annotated[str, Field(pattern=RANGE_PATTERN)]] = Field(
+        default_factory=list,
+        description="Numbered accounts for workshops: 'training_user{1..42}' gives "
+        "training_user1 to training_user42; '{01..42}' keeps the zero padding.",
+    )
+
+
 class UsersSection(Section):
     admins: list[Username] = Field(
         default_factory=list, description="Hub administrators; they may also log in."
     )
     allowed: list[Username] = Field(
         default_factory=list, description="Users who may log in and start a server."
+    )
+    groups: dict[GroupName, list[Username]] = Field(
+        default_factory=dict,
+        description="Hub groups (also Linux groups in system mode): name -> members. Later "
+        "sections hang environments, limits and shared folders on them.",
+    )
+    roster: RosterSection = Field(
+        default_factory=RosterSection, description="The class list: CSV, inline, ranges."
+    )
+    locked: list[Username] = Field(
+        default_factory=list,
+        description="Users who stay on the roster but may not log in: their account is "
+        "locked and their server stopped; their files stay.",
+    )
+    account_prefix: str = Field(
+        "",
+        pattern=r"^([a-z_][a-z0-9_-]{0,15})?$",
+        description="Prefix of the Linux account names (e.g. 'jupyter-'); the hub user "
+        "name stays without it. Off by default.",
     )
     allow_all: bool = Field(
         False,
@@ -194,12 +247,14 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
                      f"{name!r} is listed twice (first at item {first[name] + 1})")
                 )
             first.setdefault(name, index)
-    if not (spec.users.allowed or spec.users.admins or spec.users.allow_all):
+    users = spec.users
+    if not (users.allowed or users.admins or users.allow_all or users.groups
+            or users.roster.csv or users.roster.entries or users.roster.ranges):
         problems.append(
             (
                 ("users",),
-                "nobody could log in: list names under users.allowed or users.admins, or set "
-                "users.allow_all: true",
+                "nobody could log in: list names under users.allowed or users.admins, give "
+                "a users.roster, or set users.allow_all: true",
             )
         )
     return problems

@@ -11,6 +11,7 @@ from pathlib import Path
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.errors import Problem
 from hubkeeper.host.statedir import StatePaths
+from hubkeeper.roster import Roster
 
 
 def _account_exists(name: str) -> bool:
@@ -21,17 +22,18 @@ def _account_exists(name: str) -> bool:
     return True
 
 
-def account_problems(loaded: LoadedSpec) -> list[Problem]:
-    """System mode: every listed user must be a Linux account (the roster creates them)."""
+def account_problems(roster: Roster) -> list[Problem]:
+    """System mode: every roster user must be a Linux account (`hubkeeper apply` makes them)."""
     problems = []
-    for key in ("admins", "allowed"):
-        for index, name in enumerate(getattr(loaded.spec.users, key)):
-            if not _account_exists(name):
-                problems.append(loaded.problem(
-                    ("users", key, index),
-                    f"{name!r} has no Linux account on this machine; in system mode each hub "
-                    f"user is one (create it with useradd, or use hub.mode: personal)",
-                ))
+    for member in roster.members:
+        if not _account_exists(member.account):
+            file, _, line = member.origin.rpartition(":")
+            problems.append(Problem(
+                file, int(line) if line.isdigit() else None, None, "username",
+                f"{member.account!r} has no Linux account on this machine; in system mode "
+                "each hub user is one: `hubkeeper apply` creates the roster's accounts (or "
+                "use hub.mode: personal)",
+            ))
     return problems
 
 

@@ -15,11 +15,14 @@ from hubkeeper.hub.runtime import Runtime
 SPAWNER_CLASS = "hubkeeper.hub.spawner.LocalSpawner"
 SERVICE_NAME = "hubkeeper"
 # What `hubkeeper status` reads; nothing more (least privilege).
-SERVICE_SCOPES = ["read:hub", "list:users", "read:users", "read:servers"]
+SERVICE_SCOPES = [
+    "read:hub", "list:users", "read:users", "read:servers",  # status
+    "admin:users", "admin:groups", "servers",  # apply: the roster, while the hub runs
+]
 
 AUTHENTICATORS = {
     "shared-password": "jupyterhub.authenticators.shared.SharedPasswordAuthenticator",
-    "pam": "jupyterhub.auth.PAMAuthenticator",
+    "pam": "hubkeeper.hub.auth.PAMAuthenticator",
     "dummy": "jupyterhub.auth.DummyAuthenticator",
 }
 
@@ -31,6 +34,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_auth(c, spec, runtime)
     update_spawner(c, spec, runtime)
     update_services(c, spec, runtime)
+    update_groups(c, spec, runtime)
     return c
 
 
@@ -64,9 +68,14 @@ def update_proxy(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     kind = spec.auth.kind
     c.JupyterHub.authenticator_class = AUTHENTICATORS[kind]
-    c.Authenticator.admin_users = set(spec.users.admins)
-    c.Authenticator.allowed_users = set(spec.users.allowed)
+    roster = runtime.roster
+    c.Authenticator.admin_users = {member.name for member in roster.active if member.admin}
+    c.Authenticator.allowed_users = {member.name for member in roster.active}
+    c.Authenticator.blocked_users = {m.name for m in roster.members if m.locked} | set(
+        runtime.removed)
     c.Authenticator.allow_all = spec.users.allow_all
+    if kind == "pam":
+        c.PAMAuthenticator.account_prefix = spec.users.account_prefix
     if kind == "shared-password":
         c.SharedPasswordAuthenticator.user_password = runtime.secrets.shared_password
         c.SharedPasswordAuthenticator.admin_password = runtime.secrets.admin_password
@@ -77,6 +86,7 @@ def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.Spawner.cmd = list(runtime.singleuser_command)
     c.Spawner.default_url = "/lab"
     c.LocalSpawner.personal = runtime.mode == "personal"
+    c.LocalSpawner.account_prefix = spec.users.account_prefix
     if runtime.mode == "personal":
         c.LocalSpawner.home_root = str(runtime.state.users)
         if runtime.as_root:
@@ -84,12 +94,21 @@ def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             c.Spawner.args = ["--ServerApp.allow_root=True"]
 
 
+def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    # JupyterHub only adds at start; `up` removes what the roster no longer has via the API.
+    active = {member.name for member in runtime.roster.active}
+    c.JupyterHub.load_groups = {
+        group: {"users": [n for n in runtime.roster.group_members(group) if n in active]}
+        for group in runtime.roster.groups
+    }
+
+
 def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.JupyterHub.services = [{"name": SERVICE_NAME, "api_token": runtime.secrets.service_token}]
     c.JupyterHub.load_roles = [
         {
             "name": f"{SERVICE_NAME}-status",
-            "description": "what `hubkeeper status` reads",
+            "description": "what `hubkeeper status` reads and `apply` changes",
             "scopes": list(SERVICE_SCOPES),
             "services": [SERVICE_NAME],
         }

@@ -15,7 +15,9 @@ from typing import Literal
 
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.journal import Journal
 from hubkeeper.host.statedir import Secrets, StatePaths, read_secrets, state_paths
+from hubkeeper.roster import Roster, build_roster
 
 Mode = Literal["system", "personal"]
 
@@ -88,6 +90,8 @@ class Runtime:
     proxy_command: tuple[str, ...]
     singleuser_command: tuple[str, ...]
     as_root: bool
+    roster: Roster
+    removed: frozenset[str] = frozenset()  # journaled users no longer on the roster
 
     @classmethod
     def from_host(cls, loaded: LoadedSpec, redact: bool = False) -> Runtime:
@@ -104,6 +108,11 @@ class Runtime:
 
             found = read_secrets(paths, relative(auth.password_file),
                                  relative(auth.admin_password_file))
+        roster = build_roster(loaded)
+        journal = Journal.load(paths.root / "journal.json")
+        on_roster = {member.name for member in roster.members}
+        removed = frozenset(record.user for record in journal.accounts.values()
+                            if record.user not in on_roster)
         return cls(
             mode=resolve_mode(loaded, is_root),
             state=paths,
@@ -111,4 +120,6 @@ class Runtime:
             proxy_command=tuple(find_proxy(loaded)),
             singleuser_command=(str(Path(sys.executable).parent / "jupyterhub-singleuser"),),
             as_root=is_root,
+            roster=roster,
+            removed=removed,
         )

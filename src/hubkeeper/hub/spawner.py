@@ -26,11 +26,18 @@ class LocalSpawner(LocalProcessSpawner):
     home_root = Unicode(
         "", config=True, help="personal mode: the directory holding each user's directory."
     )
+    account_prefix = Unicode(
+        "", config=True, help="system mode: Linux account = account_prefix + hub user name."
+    )
+
+    @property
+    def account(self) -> str:
+        return self.account_prefix + self.user.name
 
     def home_dir(self) -> str:
         if self.personal:
             return os.path.join(self.home_root, self.user.name)
-        return pwd.getpwnam(self.user.name).pw_dir
+        return pwd.getpwnam(self.account).pw_dir
 
     def ensure_home(self) -> None:
         """Make sure the user's home exists and say so if others can read it."""
@@ -39,7 +46,7 @@ class LocalSpawner(LocalProcessSpawner):
             os.makedirs(home, mode=0o700)
             os.chmod(home, 0o700)  # makedirs' mode is filtered by the umask
             if not self.personal:
-                account = pwd.getpwnam(self.user.name)
+                account = pwd.getpwnam(self.account)
                 os.chown(home, account.pw_uid, account.pw_gid)
             self.log.info("%s: created home %s (0700)", self.user.name, home)
             return
@@ -57,7 +64,7 @@ class LocalSpawner(LocalProcessSpawner):
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
         if not self.personal:
-            return super().make_preexec_fn(name)
+            return super().make_preexec_fn(self.account)
         home = self.home_dir()
 
         def preexec() -> None:
@@ -67,7 +74,9 @@ class LocalSpawner(LocalProcessSpawner):
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         if not self.personal:
-            return super().user_env(env)
+            account = pwd.getpwnam(self.account)
+            env.update(USER=self.account, HOME=account.pw_dir, SHELL=account.pw_shell)
+            return env
         env["USER"] = self.user.name
         env["HOME"] = self.home_dir()
         env["SHELL"] = "/bin/bash"

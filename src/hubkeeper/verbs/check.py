@@ -10,6 +10,7 @@ from hubkeeper.config.loader import load
 from hubkeeper.errors import InvalidInput
 from hubkeeper.host.preflight import account_problems, password_file_problems
 from hubkeeper.hub.runtime import resolve_mode
+from hubkeeper.roster import build_roster
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,11 @@ class CheckResult:
 
 def check(config: Path) -> CheckResult:
     loaded = load(config)
+    roster = build_roster(loaded)
     mode = resolve_mode(loaded, os.geteuid() == 0)
     problems = password_file_problems(loaded)
     if mode == "system":
-        problems += account_problems(loaded)
+        problems += account_problems(roster)
     if problems:
         raise InvalidInput(problems)
     spec = loaded.spec
@@ -38,6 +40,6 @@ def check(config: Path) -> CheckResult:
         mode=mode,
         backend=spec.backend,
         auth=spec.auth.kind,
-        users=len(set(spec.users.allowed) | set(spec.users.admins)),
-        admins=len(spec.users.admins),
+        users=len(roster.members),
+        admins=sum(1 for member in roster.members if member.admin),
     )

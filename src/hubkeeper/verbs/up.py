@@ -14,6 +14,8 @@ from hubkeeper.host.preflight import account_problems, password_file_problems, p
 from hubkeeper.host.statedir import HubLock, ensure_layout, ensure_secrets, state_paths
 from hubkeeper.hub.runtime import Runtime, resolve_mode
 from hubkeeper.hub.supervisor import Supervisor
+from hubkeeper.roster import build_roster
+from hubkeeper.roster.converge import sync_hub
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ PERSONAL_WARNING = (
 
 def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None) -> UpResult:
     loaded = load(config)
+    roster = build_roster(loaded)
     is_root = os.geteuid() == 0
     mode = resolve_mode(loaded, is_root)
     paths = state_paths(loaded, is_root)
@@ -57,7 +60,7 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
     lock.check_free()
     problems = password_file_problems(loaded) + port_problems(loaded, paths)
     if mode == "system":
-        problems += account_problems(loaded)
+        problems += account_problems(roster)
     if problems:
         raise InvalidInput(problems)
     Runtime.from_host(loaded, redact=True)  # executables found before anything is created
@@ -76,6 +79,12 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
         shared = spec.auth.kind == "shared-password"
 
         def ready(url: str) -> None:
+            try:
+                synced = sync_hub(loaded, roster, mode, paths)
+                warnings.append(f"roster: {synced} change(s) made in the hub") if synced else None
+            except HubkeeperError as exc:
+                warnings.append(f"the hub's users could not be put in step with the roster: "
+                                f"{exc.message}; `hubkeeper apply` retries")
             on_ready(Banner(
                 url=url,
                 hub=spec.hub.name,
@@ -83,8 +92,8 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
                 state_dir=str(paths.root),
                 log_file=str(paths.logs / "hub.log"),
                 auth=spec.auth.kind,
-                users=tuple(sorted(spec.users.allowed)),
-                admins=tuple(sorted(spec.users.admins)),
+                users=tuple(m.name for m in roster.active if not m.admin),
+                admins=tuple(m.name for m in roster.active if m.admin),
                 shared_password=runtime.secrets.shared_password if shared else None,
                 admin_password=runtime.secrets.admin_password if shared else None,
                 warnings=tuple(warnings),

@@ -1,0 +1,85 @@
+"""The journal: every account and group hubkeeper created, so that it never touches others.
+
+<state>/journal.json, versioned, always written whole and atomically (temp file, fsync,
+rename): a reader sees the old journal or the new one, never a torn one. An account is
+recorded *before* it is created ("creating") and confirmed after ("created"); an account that
+exists and has a "creating" record was made by an apply that was killed, so it is ours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from hubkeeper import __version__
+from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.files import write_atomic
+
+JOURNAL_SCHEMA = 1
+State = Literal["creating", "created"]
+
+
+@dataclass
+class AccountRecord:
+    account: str
+    user: str
+    state: State = "creating"
+    uid: int | None = None
+    gid: int | None = None
+    home: str | None = None
+    password_set: bool = False
+    locked: bool = False
+
+
+@dataclass
+class GroupRecord:
+    name: str
+    state: State = "creating"
+    gid: int | None = None
+
+
+@dataclass
+class Journal:
+    path: Path
+    accounts: dict[str, AccountRecord] = field(default_factory=dict)
+    groups: dict[str, GroupRecord] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Journal:
+        if not path.exists():
+            return cls(path)
+        try:
+            body = json.loads(path.read_text())
+            if body.get("schema") != JOURNAL_SCHEMA:
+                raise ValueError(f"schema {body.get('schema')!r}, expected {JOURNAL_SCHEMA}")
+            accounts = {name: AccountRecord(**record)
+                        for name, record in body.get("accounts", {}).items()}
+            groups = {name: GroupRecord(**record)
+                      for name, record in body.get("groups", {}).items()}
+        except (OSError, ValueError, TypeError) as exc:
+            raise HubkeeperError(
+                f"the journal {path} cannot be read: {exc}",
+                hint="it lists what hubkeeper created and is never guessed; restore it from "
+                "a snapshot (`hubkeeper doctor` will rebuild it in a later version)",
+            ) from None
+        return cls(path, accounts, groups)
+
+    def save(self) -> None:
+        body = {
+            "schema": JOURNAL_SCHEMA,
+            "written_by": f"hubkeeper {__version__}",
+            "accounts": {name: dataclasses.asdict(record)
+                         for name, record in sorted(self.accounts.items())},
+            "groups": {name: dataclasses.asdict(record)
+                       for name, record in sorted(self.groups.items())},
+        }
+        write_atomic(self.path, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
+
+    def owns_account(self, account: str) -> bool:
+        return account in self.accounts
+
+    def owns_group(self, group: str) -> bool:
+        return group in self.groups

@@ -1,0 +1,71 @@
+"""The machine's account tools (shadow-utils), behind one small class. Never a shell string:
+every name has passed the username policy and is passed as one argument."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from hubkeeper.errors import HubkeeperError
+
+log = logging.getLogger(__name__)
+SKELETON = Path("/etc/skel")
+
+
+class ShadowTools:
+    def _run(self, *args: str, stdin: str | None = None) -> None:
+        log.debug("running %s", args[0] + " " + " ".join(args[1:2]))
+        result = subprocess.run(list(args), input=stdin, capture_output=True, text=True,
+                                timeout=120)
+        if result.returncode != 0:
+            raise HubkeeperError(
+                f"{args[0]} failed for {args[-1]!r} (exit {result.returncode}): "
+                f"{result.stderr.strip()}",
+                hint="nothing after this step was done; `hubkeeper apply` again continues",
+            )
+
+    def create_group(self, group: str) -> None:
+        self._run("groupadd", "--", group)
+
+    def create_account(self, account: str, *, groups: list[str], full_name: str | None,
+                       uid: int | None) -> None:
+        args = ["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
+                "-K", "HOME_MODE=0700"]
+        if groups:
+            args += ["--groups", ",".join(groups)]
+        if full_name:
+            args += ["--comment", full_name]
+        if uid is not None:
+            args += ["--uid", str(uid)]
+        self._run(*args, "--", account)
+
+    def create_home(self, account: str, home: str, uid: int, gid: int) -> None:
+        path = Path(home)
+        path.mkdir(mode=0o700, parents=True)
+        os.chmod(path, 0o700)
+        if SKELETON.is_dir():
+            shutil.copytree(SKELETON, path, symlinks=True, dirs_exist_ok=True)
+        for directory, dirs, files in os.walk(path):
+            for name in [directory, *(os.path.join(directory, n) for n in dirs + files)]:
+                os.lchown(name, uid, gid)
+
+    def set_passwords(self, passwords: dict[str, str]) -> None:
+        """One chpasswd for many accounts; chpasswd hashes them (never stored in clear)."""
+        if passwords:
+            lines = "".join(f"{account}:{password}\n" for account, password in passwords.items())
+            self._run("chpasswd", stdin=lines)
+
+    def lock(self, account: str) -> None:
+        self._run("usermod", "--lock", "--expiredate", "1", "--", account)
+
+    def unlock(self, account: str) -> None:
+        self._run("usermod", "--unlock", "--expiredate", "", "--", account)
+
+    def add_to_group(self, account: str, group: str) -> None:
+        self._run("gpasswd", "--add", account, "--", group)
+
+    def remove_from_group(self, account: str, group: str) -> None:
+        self._run("gpasswd", "--delete", account, "--", group)

@@ -1,0 +1,1 @@
+"""Plans: pure data saying what would change on this machine and in the hub."""

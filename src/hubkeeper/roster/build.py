@@ -1,0 +1,163 @@
+"""Merge every source of users into one Roster; report every problem with its place.
+
+Sources, in order: the CSV file, inline entries, ranges, then names that appear only in
+users.allowed, users.admins or users.groups. A person's details (name, e-mail, password) come
+from one CSV row or one inline entry; listing a name in several sources is fine.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.errors import InvalidInput, Problem
+from hubkeeper.roster.csvfile import read_roster_csv
+from hubkeeper.roster.policy import MAX_ACCOUNT, name_problem
+
+MAX_RANGE = 5000
+_RANGE = re.compile(r"^(?P<stem>[a-z_][a-z0-9_-]*)\{(?P<start>[0-9]+)\.\.(?P<end>[0-9]+)\}$")
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # the hub user name
+    account: str  # the Linux account name (account_prefix + name)
+    groups: frozenset[str]
+    admin: bool
+    locked: bool
+    full_name: str | None = None
+    email: str | None = None
+    password: str | None = field(default=None, repr=False)
+    origin: str = ""  # where it was first declared, "file:line"
+
+
+@dataclass(frozen=True)
+class Roster:
+    members: tuple[Member, ...]
+    groups: tuple[str, ...]  # every hub group, sorted
+    prefix: str
+
+    def by_name(self) -> dict[str, Member]:
+        return {member.name: member for member in self.members}
+
+    @property
+    def active(self) -> tuple[Member, ...]:
+        return tuple(member for member in self.members if not member.locked)
+
+    def group_members(self, group: str) -> list[str]:
+        return sorted(member.name for member in self.members if group in member.groups)
+
+
+def expand_range(pattern: str) -> list[str]:
+    """'training_user{1..42}' -> training_user1 ... training_user42 ('{01..42}' pads)."""
+    match = _RANGE.match(pattern)
+    if not match:
+        raise ValueError(f"{pattern!r} is not a range like 'training_user{{1..42}}'")
+    start, end = int(match["start"]), int(match["end"])
+    if start > end:
+        raise ValueError(f"{pattern!r} counts down; write the smaller number first")
+    if end - start + 1 > MAX_RANGE:
+        raise ValueError(f"{pattern!r} makes {end - start + 1} names; at most {MAX_RANGE}")
+    width = len(match["start"]) if match["start"].startswith("0") else 0
+    return [f"{match['stem']}{number:0{width}d}" for number in range(start, end + 1)]
+
+
+def build_roster(loaded: LoadedSpec) -> Roster:
+    """The roster hub.yaml describes. Raises InvalidInput with every problem; pure but for
+    reading the roster CSV."""
+    users = loaded.spec.users
+    problems: list[Problem] = []
+    details: dict[str, dict] = {}
+    groups_of: dict[str, set[str]] = {}
+    origin: dict[str, str] = {}
+
+    def declare(name: str, where: str, groups: tuple[str, ...] | list[str] = ()) -> None:
+        origin.setdefault(name, where)
+        groups_of.setdefault(name, set()).update(groups)
+
+    def check(loc: tuple, name: str, what: str = "user name") -> bool:
+        reason = name_problem(name, what)
+        if reason is None and what == "user name" and len(users.account_prefix + name) > \
+                MAX_ACCOUNT:
+            reason = (f"account {users.account_prefix + name!r} (with account_prefix) has "
+                      f"more than {MAX_ACCOUNT} characters")
+        if reason:
+            problems.append(loaded.problem(loc, reason))
+        return reason is None
+
+    if users.roster.csv:
+        csv_path = Path(users.roster.csv)
+        if not csv_path.is_absolute():
+            csv_path = loaded.directory / csv_path
+        rows, csv_problems = read_roster_csv(csv_path)
+        problems += csv_problems
+        for row in rows:
+            details[row.username] = {"full_name": row.name, "email": row.email,
+                                     "password": row.password}
+            declare(row.username, f"{csv_path}:{row.line}", row.groups)
+
+    for index, entry in enumerate(users.roster.entries):
+        loc = ("users", "roster", "entries", index, "username")
+        if not check(loc, entry.username):
+            continue
+        if entry.username in details:
+            problems.append(loaded.problem(
+                loc, f"{entry.username!r} is already described at {origin[entry.username]}"))
+            continue
+        for group in entry.groups:
+            check(("users", "roster", "entries", index, "groups"), group, "group name")
+        details[entry.username] = {"full_name": entry.name, "email": entry.email,
+                                   "password": None}
+        declare(entry.username, _where(loaded, loc), entry.groups)
+
+    for index, pattern in enumerate(users.roster.ranges):
+        loc = ("users", "roster", "ranges", index)
+        try:
+            names = expand_range(pattern)
+        except ValueError as exc:
+            problems.append(loaded.problem(loc, str(exc)))
+            continue
+        for name in names:
+            if check(loc, name):
+                declare(name, _where(loaded, loc))
+
+    for key in ("allowed", "admins"):
+        for index, name in enumerate(getattr(users, key)):
+            loc = ("users", key, index)
+            if check(loc, name):
+                declare(name, _where(loaded, loc))
+    for group, names in users.groups.items():
+        check(("users", "groups", group), group, "group name")
+        for index, name in enumerate(names):
+            loc = ("users", "groups", group, index)
+            if check(loc, name):
+                declare(name, _where(loaded, loc), [group])
+    for index, name in enumerate(users.locked):
+        if name not in origin:
+            problems.append(loaded.problem(
+                ("users", "locked", index),
+                f"{name!r} is not on the roster; only roster users can be locked"))
+
+    if problems:
+        raise InvalidInput(_sorted(problems),
+                           hint="fix the roster; nothing is applied while a row is bad")
+    admins, locked = set(users.admins), set(users.locked)
+    members = tuple(
+        Member(name=name, account=users.account_prefix + name,
+               groups=frozenset(groups_of[name]), admin=name in admins,
+               locked=name in locked, origin=origin[name], **details.get(name, {}))
+        for name in origin
+    )
+    all_groups = sorted(set().union(*(m.groups for m in members)) | set(users.groups))
+    return Roster(members=members, groups=tuple(all_groups), prefix=users.account_prefix)
+
+
+def _where(loaded: LoadedSpec, loc: tuple) -> str:
+    problem = loaded.problem(loc, "")
+    return f"{problem.file}:{problem.line}"
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.file, p.line or 0, p.column or 0, p.field))

@@ -1,0 +1,255 @@
+"""Make the machine and the hub follow the roster: observe, plan, execute, journal.
+
+`prepare()` observes and plans without changing anything (for `plan`); `execute()` performs a
+plan (for `apply`). Every account is journaled before it is created and confirmed after.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pwd
+import secrets
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.host.files import write_atomic
+from hubkeeper.host.journal import AccountRecord, GroupRecord, Journal
+from hubkeeper.host.shadow import ShadowTools
+from hubkeeper.host.statedir import StatePaths, read_secret
+from hubkeeper.host.users import HostUsers, observe
+from hubkeeper.hub.api import HubAPI, HubUnreachable
+from hubkeeper.hub.render import public_url
+from hubkeeper.plan.users import (
+    Action,
+    HubState,
+    HubUser,
+    UsersPlan,
+    ordered,
+    plan_host,
+    plan_hub,
+)
+from hubkeeper.roster import Roster
+
+Progress = Callable[[int, int, Action], None]
+JOURNAL_EVERY = 25  # confirm created accounts in the journal at least this often
+
+
+def journal_path(paths: StatePaths) -> Path:
+    return paths.root / "journal.json"
+
+
+def reconcile(journal: Journal, host: HostUsers) -> bool:
+    """Confirm records of an apply that was killed: an account or group that exists and has
+    a 'creating' record was made by us. Returns whether the journal changed (in memory)."""
+    changed = False
+    for record in journal.accounts.values():
+        account = host.accounts.get(record.account)
+        if record.state == "creating" and account is not None:
+            record.state, record.uid, record.gid, record.home = (
+                "created", account.uid, account.gid, account.home)
+            changed = True
+    for group in journal.groups.values():
+        if group.state == "creating" and group.name in host.groups:
+            group.state, group.gid = "created", host.groups[group.name].gid
+            changed = True
+    return changed
+
+
+def hub_state(api: HubAPI) -> HubState | None:
+    """The running hub's users and groups, or None when no hub answers."""
+    try:
+        users = api.users()
+        groups = api.groups()
+    except HubUnreachable:
+        return None
+    return HubState(
+        users={u["name"]: HubUser(u["name"], bool(u.get("admin")), frozenset(u.get("groups")
+               or ()), bool((u.get("servers") or {}).get("")) or bool(u.get("pending")))
+               for u in users},
+        groups={g["name"]: frozenset(g.get("users") or ()) for g in groups},
+    )
+
+
+@dataclass
+class Prepared:
+    loaded: LoadedSpec
+    roster: Roster
+    mode: str
+    paths: StatePaths
+    journal: Journal
+    journal_changed: bool
+    api: HubAPI | None
+    plan: UsersPlan
+
+
+def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
+            host_side: bool = True) -> Prepared:
+    journal = Journal.load(journal_path(paths))
+    notes: list[str] = []
+    actions: list[Action] = []
+    changed = False
+    if mode == "system" and host_side:
+        host = observe()
+        changed = reconcile(journal, host)
+        actions += plan_host(roster, host, journal)
+    elif mode != "system":
+        notes.append("personal mode: hub users only, no Linux accounts")
+    api = None
+    try:
+        token = read_secret(paths, "service-token")
+    except Exception:  # no state yet: the hub never ran
+        token = None
+    hub = None
+    if token:
+        api = HubAPI(public_url(loaded.spec), token)
+        hub = hub_state(api)
+    if hub is None:
+        api = None
+        notes.append("the hub is not running: it takes the roster when it starts")
+    else:
+        on_roster = {m.name for m in roster.members}
+        removed = {record.user for record in journal.accounts.values()
+                   if record.user not in on_roster}
+        actions += plan_hub(roster, hub, removed)
+    return Prepared(loaded, roster, mode, paths, journal, changed, api,
+                    UsersPlan(ordered(actions), tuple(notes)))
+
+
+def sync_hub(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths) -> int:
+    """Only the hub's side (users, admins, groups), e.g. right after the hub started."""
+    prepared = prepare(loaded, roster, mode, paths, host_side=False)
+    execute(prepared, lambda done, total, action: None)
+    return len(prepared.plan.actions)
+
+
+def _credentials_file(paths: StatePaths) -> Path:
+    directory = paths.root / "credentials"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    return directory / f"credentials-{time.strftime('%Y%m%dT%H%M%S')}.csv"
+
+
+def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = None
+            ) -> Path | None:
+    """Perform the plan in order. Returns the credentials file written, if any."""
+    tools = tools or ShadowTools()
+    journal, roster = prepared.journal, prepared.roster
+    members = {m.account: m for m in roster.members}
+    by_user = {m.name: m for m in roster.members}
+    actions = prepared.plan.actions
+    total = len(actions)
+    done = 0
+    credentials: Path | None = None
+    if prepared.journal_changed:
+        journal.save()
+
+    def step(action: Action) -> None:
+        nonlocal done
+        done += 1
+        progress(done, total, action)
+
+    groups = [a for a in actions if a.kind == "create-group"]
+    for action in groups:
+        journal.groups[action.subject] = GroupRecord(action.subject)
+    if groups:
+        journal.save()
+    for action in groups:
+        tools.create_group(action.subject)
+        journal.groups[action.subject].state = "created"
+        step(action)
+    if groups:
+        journal.save()
+
+    creating = [a for a in actions if a.kind == "create-account"]
+    for action in creating:
+        member = members[action.subject]
+        old = journal.accounts.get(action.subject)
+        journal.accounts[action.subject] = AccountRecord(
+            account=action.subject, user=member.name, uid=old.uid if old else None)
+    if creating:
+        journal.save()  # intents first: a kill after useradd still leaves the account ours
+    for index, action in enumerate(creating, 1):
+        member = members[action.subject]
+        record = journal.accounts[action.subject]
+        tools.create_account(action.subject, full_name=member.full_name, uid=record.uid,
+                             groups=sorted(roster.prefix + g for g in member.groups))
+        entry = pwd.getpwnam(action.subject)
+        record.state, record.uid, record.gid, record.home = (
+            "created", entry.pw_uid, entry.pw_gid, entry.pw_dir)
+        step(action)
+        if index % JOURNAL_EVERY == 0:
+            journal.save()
+    if creating:
+        journal.save()
+
+    passwords = [a for a in actions if a.kind == "set-password"]
+    if passwords:
+        chosen: dict[str, str] = {}
+        generated: list[tuple[str, str]] = []
+        for action in passwords:
+            given = members[action.subject].password
+            chosen[action.subject] = given or secrets.token_urlsafe(9)
+            if not given:
+                generated.append((members[action.subject].name, chosen[action.subject]))
+        if generated:  # written before they are set: the instructor never loses one
+            credentials = _credentials_file(prepared.paths)
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["username", "password"])
+            writer.writerows(generated)
+            write_atomic(credentials, out.getvalue().encode(), mode=0o600)
+        tools.set_passwords(chosen)
+        for action in passwords:
+            journal.accounts[action.subject].password_set = True
+            step(action)
+        journal.save()
+
+    api = prepared.api
+    for action in actions:
+        kind, subject = action.kind, action.subject
+        if kind in ("create-group", "create-account", "set-password"):
+            continue
+        if kind == "create-home":
+            entry = pwd.getpwnam(subject)
+            tools.create_home(subject, entry.pw_dir, entry.pw_uid, entry.pw_gid)
+        elif kind == "add-to-group":
+            tools.add_to_group(subject, action.detail)
+        elif kind == "remove-from-group":
+            tools.remove_from_group(subject, action.detail)
+        elif kind == "lock":
+            tools.lock(subject)
+            journal.accounts[subject].locked = True
+        elif kind == "unlock":
+            tools.unlock(subject)
+            journal.accounts[subject].locked = False
+        elif api is not None:
+            _hub_action(api, action, by_user)
+        step(action)
+    if any(a.kind in ("lock", "unlock") for a in actions):
+        journal.save()
+    return credentials
+
+
+def _hub_action(api: HubAPI, action: Action, by_user: dict) -> None:
+    name = urllib.parse.quote(action.subject)
+    if action.kind == "hub-stop-server":
+        api.stop_server(action.subject)
+    elif action.kind == "hub-unregister":
+        api.call("DELETE", f"/users/{name}")
+    elif action.kind == "hub-register":
+        api.call("POST", "/users", {"usernames": [action.subject],
+                                    "admin": by_user[action.subject].admin})
+    elif action.kind in ("hub-grant-admin", "hub-revoke-admin"):
+        api.call("PATCH", f"/users/{name}", {"admin": action.kind == "hub-grant-admin"})
+    elif action.kind == "hub-create-group":
+        api.call("POST", f"/groups/{name}")
+    elif action.kind in ("hub-add-to-group", "hub-remove-from-group"):
+        method = "POST" if action.kind == "hub-add-to-group" else "DELETE"
+        api.call(method, f"/groups/{urllib.parse.quote(action.detail)}/users",
+                 {"users": [action.subject]})

@@ -1,0 +1,46 @@
+"""Which names may become hub users and Linux accounts, and why a name is refused."""
+
+from __future__ import annotations
+
+import re
+
+MAX_ACCOUNT = 32
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+# Accounts and groups of the system and of common services: never a student's name.
+RESERVED = frozenset({
+    "root", "daemon", "bin",
+    "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data", "backup",
+    "list", "irc", "gnats", "nobody", "nogroup", "_apt", "messagebus", "sshd", "systemd-network",
+    "systemd-resolve", "systemd-timesync", "systemd-journal", "systemd-coredump", "polkitd",
+    "avahi", "colord", "dnsmasq", "ntp", "chrony", "postfix", "admin", "administrator",
+    "operator", "halt", "shutdown", "ftp", "postgres", "mysql", "redis", "nginx", "apache",
+    "docker", "munge", "slurm", "hubkeeper", "jupyterhub", "jupyter", "sudo", "adm", "wheel",
+    "staff", "users", "shadow", "disk", "kmem", "tty", "dialout", "cdrom", "floppy", "audio",
+    "video", "plugdev", "netdev", "input", "render", "kvm", "sgx", "tape", "voice", "fax", "src",
+    "utmp", "sasl", "lpadmin", "crontab",
+})
+
+
+def name_problem(name: str, what: str = "user name") -> str | None:
+    """Why `name` cannot be a hub user / Linux account name, or None if it can."""
+    if name == "":
+        return f"empty {what}"
+    if not name.isascii():
+        return f"{name!r} has non-ASCII characters; a {what} is a-z, 0-9, '_' and '-'"
+    if any(ch in name for ch in "/\\") or name in (".", "..") or ".." in name:
+        return f"{name!r} looks like a path; a {what} is a-z, 0-9, '_' and '-'"
+    if name.startswith("-"):
+        return f"{name!r} starts with '-' (commands would read it as an option)"
+    if len(name) > MAX_ACCOUNT:
+        return f"{name!r} has {len(name)} characters; at most {MAX_ACCOUNT}"
+    if name.lower() != name and NAME_RE.match(name.lower()):
+        return f"{name!r} has upper-case letters; did you mean {name.lower()!r}?"
+    if not NAME_RE.match(name):
+        bad = sorted({ch for ch in name if not (ch.isalnum() or ch in "_-")})
+        shown = " ".join(repr(ch) for ch in bad) if bad else "its first character"
+        return (f"{name!r} is not a portable Linux name (because of {shown}); use a-z, "
+                "0-9, '_' and '-', starting with a letter or '_'")
+    if name in RESERVED or name.startswith("systemd-"):
+        return f"{name!r} is reserved for the system or a service"
+    return None

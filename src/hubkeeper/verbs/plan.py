@@ -1,0 +1,37 @@
+"""`hubkeeper plan`: what `apply` would change on this machine and in the hub. Changes nothing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper.config.loader import load
+from hubkeeper.host.statedir import state_paths
+from hubkeeper.hub.runtime import resolve_mode
+from hubkeeper.plan.users import Action
+from hubkeeper.roster import build_roster
+from hubkeeper.roster.converge import Prepared, prepare
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    config: str
+    mode: str
+    users: int
+    actions: tuple[Action, ...]
+    notes: tuple[str, ...]
+
+
+def prepare_from(config: Path) -> Prepared:
+    loaded = load(config)
+    roster = build_roster(loaded)
+    is_root = os.geteuid() == 0
+    mode = resolve_mode(loaded, is_root)
+    return prepare(loaded, roster, mode, state_paths(loaded, is_root))
+
+
+def plan(config: Path) -> PlanResult:
+    prepared = prepare_from(config)
+    return PlanResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),
+                      prepared.plan.actions, prepared.plan.notes)
