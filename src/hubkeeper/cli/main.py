@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -14,6 +16,7 @@ from hubkeeper import __version__
 from hubkeeper.cli.output import emit
 from hubkeeper.config.loader import default_config_path
 from hubkeeper.errors import HubkeeperError, InvalidInput
+from hubkeeper.verbs.adopt import adopt
 from hubkeeper.verbs.apply import apply
 from hubkeeper.verbs.check import check
 from hubkeeper.verbs.init import init
@@ -21,6 +24,7 @@ from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
 from hubkeeper.verbs.status import status
 from hubkeeper.verbs.up import up
+from hubkeeper.verbs.users import add_user, list_users, set_locked
 
 INTERNAL_ERROR = 70
 
@@ -90,24 +94,100 @@ def plan_command(obj: Context, config: Path | None, as_json: bool) -> None:
     emit(plan(obj.config_path(config)), as_json, obj.out)
 
 
+@contextmanager
+def progress_bar(quiet: bool) -> Iterator[Callable[[int, int, object], None]]:
+    """A progress bar on stderr for long applies; the callback verbs report steps to."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True,
+                  disable=quiet) as bar:
+        task = bar.add_task("applying", total=None)
+
+        def progress(done: int, total: int, action: object) -> None:
+            bar.update(task, completed=done, total=total, description=str(action)[:40])
+
+        yield progress
+
+
 @cli.command("apply")
 @config_option
 @json_option
 @click.pass_obj
 def apply_command(obj: Context, config: Path | None, as_json: bool) -> None:
     """Make the machine and the hub follow the roster. Running it again changes nothing."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True,
-                  disable=as_json) as bar:
-        task = bar.add_task("applying", total=None)
-
-        def progress(done: int, total: int, action: object) -> None:
-            bar.update(task, completed=done, total=total, description=str(action)[:40])
-
+    with progress_bar(as_json) as progress:
         result = apply(obj.config_path(config), progress)
     emit(result, as_json, obj.out)
+
+
+@cli.group("users")
+def users_group() -> None:
+    """The roster from the command line (edits hub.yaml, keeping its comments, then applies)."""
+
+
+@users_group.command("list")
+@config_option
+@json_option
+@click.pass_obj
+def users_list_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Every roster user: account, groups, admin, locked, uid, where it is declared."""
+    emit(list_users(obj.config_path(config)), as_json, obj.out)
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option("--group", "-g", "groups", multiple=True, help="A hub group (repeatable).")
+@click.option("--admin", is_flag=True, help="Make the user a hub admin.")
+@click.option("--name", "full_name", help="Full name.")
+@click.option("--email", help="E-mail address.")
+@click.option("--no-apply", is_flag=True, help="Only edit hub.yaml.")
+@config_option
+@json_option
+@click.pass_obj
+def users_add_command(obj: Context, name: str, groups: tuple[str, ...], admin: bool,
+                      full_name: str | None, email: str | None, no_apply: bool,
+                      config: Path | None, as_json: bool) -> None:
+    """Add NAME to the roster (an inline entry in hub.yaml) and apply."""
+    with progress_bar(as_json) as progress:
+        result = add_user(obj.config_path(config), name, groups=groups, admin=admin,
+                          full_name=full_name, email=email, progress=progress,
+                          run_apply=not no_apply)
+    emit(result, as_json, obj.out)
+
+
+def _lock_command(locked: bool):
+    @click.argument("name")
+    @click.option("--no-apply", is_flag=True, help="Only edit hub.yaml.")
+    @config_option
+    @json_option
+    @click.pass_obj
+    def command(obj: Context, name: str, no_apply: bool, config: Path | None,
+                as_json: bool) -> None:
+        with progress_bar(as_json) as progress:
+            result = set_locked(obj.config_path(config), name, locked, progress,
+                                run_apply=not no_apply)
+        emit(result, as_json, obj.out)
+
+    return command
+
+
+users_group.command("lock", help="Lock NAME (users.locked): no login, server stopped, files "
+                    "kept.")(_lock_command(True))
+users_group.command("unlock", help="Unlock NAME again.")(_lock_command(False))
+
+
+@cli.command("adopt")
+@click.option("--yes", is_flag=True, help="Create the accounts (without it: only show them).")
+@click.option("--homes", type=click.Path(file_okay=False, path_type=Path), default="/home",
+              show_default=True, help="Where the homes are.")
+@config_option
+@json_option
+@click.pass_obj
+def adopt_command(obj: Context, yes: bool, homes: Path, config: Path | None,
+                  as_json: bool) -> None:
+    """Give homes whose accounts were lost their accounts back, with the same uid."""
+    emit(adopt(obj.config_path(config), yes, homes), as_json, obj.out)
 
 
 @cli.command("up")

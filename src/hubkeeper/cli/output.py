@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hubkeeper.hub.render import as_python
+from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.apply import ApplyResult
 from hubkeeper.verbs.check import CheckResult
 from hubkeeper.verbs.init import InitResult
@@ -18,6 +19,7 @@ from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.render import RenderResult
 from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.up import Banner, UpResult
+from hubkeeper.verbs.users import UsersChange, UsersList
 
 
 def to_json(result: Any) -> str:
@@ -89,6 +91,40 @@ def _(result: ApplyResult, console: Console) -> None:
     if result.credentials:
         console.print(f"generated passwords are in {result.credentials} (mode 0600): hand "
                       "them out, then delete the file", highlight=False, markup=False)
+
+
+@text.register
+def _(result: UsersList, console: Console) -> None:
+    table = Table("user", "account", "uid", "groups", "admin", "locked", "declared at")
+    for row in result.users:
+        table.add_row(row.name, row.account, str(row.uid) if row.uid is not None else "-",
+                      " ".join(row.groups), "yes" if row.admin else "",
+                      "LOCKED" if row.locked else "", row.declared_at)
+    console.print(table)
+    console.print(f"{len(result.users)} users on the roster of {result.config}",
+                  highlight=False)
+
+
+@text.register
+def _(result: UsersChange, console: Console) -> None:
+    console.print(f"hub.yaml: {result.change}", highlight=False)
+    if result.applied is not None:
+        text(result.applied, console)
+
+
+@text.register
+def _(result: AdoptResult, console: Console) -> None:
+    verb = "adopted" if result.done else "would adopt (run with --yes)"
+    if result.adopt:
+        console.print(f"{verb}:", highlight=False)
+        for orphan in result.adopt:
+            console.print(f"  {orphan.account}: uid {orphan.uid}, gid {orphan.gid}, "
+                          f"{orphan.home}", highlight=False)
+    else:
+        console.print(f"no home in {result.homes} is without its account", highlight=False)
+    for orphan in result.skipped:
+        console.print(f"  skipped {orphan.home}: {orphan.skipped}", highlight=False,
+                      markup=False)
 
 
 @text.register

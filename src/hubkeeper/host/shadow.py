@@ -42,6 +42,14 @@ class ShadowTools:
             args += ["--uid", str(uid)]
         self._run(*args, "--", account)
 
+    def restore_account(self, account: str, *, uid: int, gid: int, home: str,
+                        group_exists: bool) -> None:
+        """An account for an existing home, with the uid and gid its files already carry."""
+        if not group_exists:
+            self._run("groupadd", "--gid", str(gid), "--", account)
+        self._run("useradd", "--no-create-home", "--no-user-group", "--uid", str(uid),
+                  "--gid", str(gid), "--home-dir", home, "--shell", "/bin/bash", "--", account)
+
     def create_home(self, account: str, home: str, uid: int, gid: int) -> None:
         path = Path(home)
         path.mkdir(mode=0o700, parents=True)
