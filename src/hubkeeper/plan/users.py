@@ -82,17 +82,17 @@ def host_problems(roster: Roster, host: HostUsers, journal: Journal) -> list[Pro
             problems.append(_problem(member, (
                 f"a group {member.account!r} already exists (gid {group.gid}); the account's "
                 "own group would clash: choose another name")))
+    accounts = {member.account for member in roster.members}
     for group in roster.groups:
         linux = roster.prefix + group
-        if linux in host.groups and not journal.owns_group(linux) \
-                and linux not in {m.account for m in roster.members}:
-            where = next(m for m in roster.members if group in m.groups) \
-                if any(group in m.groups for m in roster.members) else None
-            message = (f"group {linux!r} already exists on this machine (gid "
-                       f"{host.groups[linux].gid}) and hubkeeper did not create it; "
-                       "choose another group name")
-            problems.append(_problem(where, message) if where else
-                            Problem("hub.yaml", None, None, f"users.groups.{group}", message))
+        existing = host.groups.get(linux)
+        if existing is None or journal.owns_group(linux) or linux in accounts:
+            continue
+        message = (f"group {linux!r} already exists on this machine (gid {existing.gid}) and "
+                   "hubkeeper did not create it; choose another group name")
+        members = [member for member in roster.members if group in member.groups]
+        problems.append(_problem(members[0], message) if members else
+                        Problem(roster.source, None, None, f"users.groups.{group}", message))
     return problems
 
 

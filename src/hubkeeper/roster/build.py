@@ -38,6 +38,7 @@ class Roster:
     members: tuple[Member, ...]
     groups: tuple[str, ...]  # every hub group, sorted
     prefix: str
+    source: str = "hub.yaml"  # the hub.yaml it came from
 
     def by_name(self) -> dict[str, Member]:
         return {member.name: member for member in self.members}
@@ -151,7 +152,8 @@ def build_roster(loaded: LoadedSpec) -> Roster:
         for name in origin
     )
     all_groups = sorted(set().union(*(m.groups for m in members)) | set(users.groups))
-    return Roster(members=members, groups=tuple(all_groups), prefix=users.account_prefix)
+    return Roster(members=members, groups=tuple(all_groups), prefix=users.account_prefix,
+                  source=str(loaded.path))
 
 
 def _where(loaded: LoadedSpec, loc: tuple) -> str:
