@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ sys.path.insert(0, str(REPO))
 import jupyterhub  # noqa: E402
 
 import hubkeeper  # noqa: E402
-from tests.support.hubproc import free_ports, start_hub, write_config  # noqa: E402
+from tests.support.hubproc import _answers, free_ports, start_hub, write_config  # noqa: E402, E501
 from tests.support.simuser import SimUser  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -121,7 +120,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 def _error_kind(error: str) -> str:
     """An error text with its variable parts (numbers, user names, ids) blanked, for counting."""
     text = re.sub(rf"{ACCOUNT_PREFIX}\d+", "<user>", error)
-    text = re.sub(r"[0-9a-f]{32}|\d+(\.\d+)?", "#", text)
+    text = re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}|[0-9a-f]{32}", "<id>", text)
+    text = re.sub(r"\d+(\.\d+)?", "#", text)
     return text[:160]
 
 
@@ -290,6 +290,19 @@ class ForeignLoad:
         self._previous = current
 
 
+def cpu_ticks(pids: dict[str, int]) -> dict[str, int]:
+    """user+system CPU ticks of each named process (its own threads, not its children)."""
+    ticks = {}
+    for name, pid in pids.items():
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        ticks[name] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def busy_fraction(seconds: float) -> float:
     """Share of all CPUs busy over the next `seconds` (from /proc/stat)."""
 
@@ -336,6 +349,7 @@ class RunningTarget:
     stop: Callable[[], float]
     logs: list[Path]
     pid_files: list[Path] = field(default_factory=list)
+    pids: Callable[[], dict[str, int]] = dict  # "hub"/"proxy" -> pid, for their CPU time
 
 
 def start_hubkeeper(workdir: Path, proxy: str) -> RunningTarget:
@@ -349,7 +363,8 @@ def start_hubkeeper(workdir: Path, proxy: str) -> RunningTarget:
     # The hub writes its log into the state dir; up.log has hubkeeper's own messages too.
     return RunningTarget(hub.url, hub.password, stop, [hub.state / "logs" / "hub.log",
                                                        hub.output],
-                         [hub.state / "run" / "proxy.pid"])
+                         [hub.state / "run" / "proxy.pid"],
+                         lambda: {"hub": hub.hub_pid(), "proxy": hub.proxy_pid()})
 
 
 STOCK_CONFIG = """\
@@ -373,14 +388,6 @@ def _stock_child_setup() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "hub/api/", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def start_stock(workdir: Path) -> RunningTarget:
     port, hub_port, proxy_api_port = free_ports(3)
     password = "bench-" + os.urandom(8).hex()
@@ -397,6 +404,7 @@ def start_stock(workdir: Path) -> RunningTarget:
             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_stock_child_setup,
         )
     url = f"http://127.0.0.1:{port}/"
+    proxy_pid_file = workdir / "jupyterhub-proxy.pid"  # jupyterhub's default, in its cwd
 
     def stop() -> float:
         began = time.monotonic()
@@ -417,15 +425,12 @@ def start_stock(workdir: Path) -> RunningTarget:
             raise BenchError(f"jupyterhub exited with {proc.returncode}:\n"
                              f"{log.read_text(errors='replace')[-4000:]}")
         if _answers(url):
-            return RunningTarget(url, password, stop, [log],
-                                 [workdir / "jupyterhub-proxy.pid"])
+            return RunningTarget(url, password, stop, [log], [proxy_pid_file],
+                                 lambda: {"hub": proc.pid,
+                                          "proxy": int(proxy_pid_file.read_text().strip())})
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=HUB_STOP_DEADLINE)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    with contextlib.suppress(BenchError):
+        stop()
     raise BenchError(f"jupyterhub did not answer within {HUB_START_DEADLINE} s:\n"
                      f"{log.read_text(errors='replace')[-4000:]}")
 
@@ -564,14 +569,23 @@ def run_target(target: Target, n_seq: int, n_storm: int, seed: int, quiet_deadli
         """Run one phase once the machine is quiet; note how busy others kept it meanwhile."""
         before = wait_quiet(quiet_deadline, progress) if quiet_deadline > 0 else None
         load = loadavg()
+        assert running is not None
+        try:
+            pids = running.pids()
+        except (OSError, ValueError):
+            pids = {}
+        own_before = cpu_ticks(pids)
         ticks, began = foreign.ticks, time.monotonic()
         outcome = run()
         wall = time.monotonic() - began
+        own_after = cpu_ticks(pids)
         seconds = (foreign.ticks - ticks) / CLOCK_TICKS
         result.setdefault("machine_load", {})[name] = {
             "quiet_wait": before, "loadavg_before": load, "wall": round(wall, 1),
             "foreign_cpu_seconds": round(seconds, 1),
             "foreign_cpu_share": round(seconds / (wall * nproc), 3) if wall else None,
+            **{f"{key}_cpu_seconds": round((own_after[key] - own_before[key]) / CLOCK_TICKS, 2)
+               for key in own_before if key in own_after},
         }
         if seconds > 0.05 * wall * nproc:
             progress(f"  note: other processes used {seconds:.0f} CPU-s during {name} "

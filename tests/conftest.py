@@ -115,6 +115,16 @@ def _remove_account(name: str) -> None:
 
 
 @pytest.fixture
+def clean_accounts():
+    """Root, and no hktest* account or group before and after (for tests that let hubkeeper
+    create them)."""
+    require_root()
+    remove_test_accounts()
+    yield
+    remove_test_accounts()
+
+
+@pytest.fixture
 def accounts():
     """Create real Linux accounts named hktest*; every one is removed afterwards (by prefix,
     also leftovers of an earlier run that was killed)."""

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.config import load
-from tests.conftest import remove_test_accounts, require_root
 from tests.support.hubproc import HUBKEEPER, free_ports
 from tests.support.procs import server_pids
 from tests.support.simuser import SimUser, SimUserError
@@ -28,27 +27,23 @@ pytestmark = [pytest.mark.component, pytest.mark.root]
 ETC = [Path("/etc") / name for name in ("passwd", "group", "shadow", "gshadow")]
 
 
-@pytest.fixture
-def clean_accounts():
-    require_root()
-    remove_test_accounts()
-    yield
-    remove_test_accounts()
-
-
 def hubkeeper(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
                           text=True, timeout=timeout)
 
 
-def write_roster(workdir: Path, names: list[str], *, tas: tuple[str, ...] = (),
-                 extra: str = "") -> Path:
+def write_csv(workdir: Path, names: list[str], tas: tuple[str, ...] = ()) -> None:
     with open(workdir / "class.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["username", "groups", "name", "email"])
         for name in names:
             groups = "hktesttas;hktestst" if name in tas else "hktestst"
             writer.writerow([name, groups, f"Student {name[-2:]}", f"{name}@example.org"])
+
+
+def write_roster(workdir: Path, names: list[str], *, tas: tuple[str, ...] = (),
+                 extra: str = "") -> Path:
+    write_csv(workdir, names, tas)
     port, api_port, proxy_port = free_ports(3)
     config = workdir / "hub.yaml"
     config.write_text(
@@ -145,7 +140,7 @@ def test_roster_edits_lock_and_unlock_while_the_hub_runs(workdir: Path, hubs,
     uid = pwd.getpwnam("hktest02").pw_uid
 
     # Removed from the roster: locked, server stopped, out of the hub; the home stays.
-    write_roster(workdir, ["hktest01", "hktest03"])
+    write_csv(workdir, ["hktest01", "hktest03"])
     removed = hubkeeper(config, "apply")
     assert removed.returncode == 0, removed.stderr
     for expected in ("lock hktest02", "hub-stop-server hktest02", "hub-unregister hktest02"):
@@ -158,7 +153,7 @@ def test_roster_edits_lock_and_unlock_while_the_hub_runs(workdir: Path, hubs,
         asyncio.run(run_code(hub.url, "hktest02", passwords["hktest02"], "1"))
 
     # Back on the roster: unlocked, the same uid, in the hub again, the file is there.
-    write_roster(workdir, names)
+    write_csv(workdir, names)
     readded = hubkeeper(config, "apply")
     assert readded.returncode == 0, readded.stderr
     assert "unlock hktest02" in readded.stdout
@@ -175,15 +170,18 @@ def test_killed_apply_converges(workdir: Path, clean_accounts) -> None:
     config = write_roster(workdir, names)
     journal = workdir / "state" / "journal.json"
     rng = random.Random(7)
-    for _ in range(3):
+    for target in (40, 100, 160):  # kill when this many accounts exist, give or take
         proc = subprocess.Popen([HUBKEEPER, "--config", str(config), "apply"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 4.0))
+        end = time.monotonic() + 120
+        while _count() < target + rng.randrange(5) and proc.poll() is None \
+                and time.monotonic() < end:
+            time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if journal.exists():
-            body = json.loads(journal.read_text())  # never torn
-            assert body["schema"] == 1
+        assert proc.returncode == -signal.SIGKILL, "apply finished before it was killed"
+        body = json.loads(journal.read_text())  # never torn
+        assert body["schema"] == 1
     made = sum(1 for name in names if _exists(name))
     assert 0 < made < len(names), f"the kills should land part-way ({made} made)"
     final = hubkeeper(config, "apply")
@@ -193,6 +191,10 @@ def test_killed_apply_converges(workdir: Path, clean_accounts) -> None:
             if record["state"] == "created" and record["password_set"]} >= set(names)
     assert all(_exists(name) for name in names)
     assert json.loads(hubkeeper(config, "plan", "--json").stdout)["actions"] == []
+
+
+def _count() -> int:
+    return Path("/etc/passwd").read_text().count("\nhktest")
 
 
 def _exists(name: str) -> bool:

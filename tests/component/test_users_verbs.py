@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import remove_test_accounts, require_root
 from tests.support.hubproc import HUBKEEPER
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -23,14 +22,6 @@ users:
   roster:
     ranges: ["hktestws{1..2}"]   # the workshop
 """
-
-
-@pytest.fixture
-def clean_accounts():
-    require_root()
-    remove_test_accounts()
-    yield
-    remove_test_accounts()
 
 
 def hk(config: Path, *args: str) -> subprocess.CompletedProcess:

@@ -12,6 +12,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.config import load
+
 HUBKEEPER = str(Path(sys.executable).parent / "hubkeeper")
 
 
@@ -118,8 +120,7 @@ def start_hub(config: Path, deadline: float = 120.0, env: dict[str, str] | None 
             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})}, start_new_session=True,
         )
-    port = next(line.split(":")[1].strip() for line in config.read_text().splitlines()
-                if line.strip().startswith("port:"))
+    port = load(config).spec.hub.port
     hub = RunningHub(config, f"http://127.0.0.1:{port}/", proc, output)
     end = time.monotonic() + deadline
     while time.monotonic() < end:

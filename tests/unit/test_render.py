@@ -19,7 +19,8 @@ GOLDEN = Path(__file__).parent / "golden"
 STATE = StatePaths(Path("/var/lib/hubkeeper/course"))
 SECRETS = Secrets(cookie_secret_file="/var/lib/hubkeeper/course/secrets/cookie-secret",
                   proxy_token="PROXY", service_token="SERVICE", shared_password="USERPW",
-                  admin_password="ADMINPW")
+                  admin_password="ADMINPW", github_client_id="GHID",
+                  github_client_secret="GHSECRET")
 
 
 def runtime(text: str, mode: str = "system", as_root: bool = True,
@@ -118,15 +119,128 @@ def test_jupyterhub_accepts_the_rendered_config() -> None:
     assert app.cleanup_servers is True
 
 
-@pytest.mark.parametrize("name", ["course"])
+NATIVE = """
+hub: {name: lab, ip: 0.0.0.0}
+auth: {kind: native, minimum_password_length: 12, ask_email_on_signup: true}
+users: {admins: [prof], allowed: [ann], groups: {tas: [ann]}}
+"""
+
+GITHUB = """
+hub: {name: physics, ip: 0.0.0.0, port: 443, base_url: /physics/}
+auth:
+  kind: github
+  github:
+    callback_url: https://hub.example.org/physics/hub/oauth_callback
+    organizations: [physics-dept, "chem-dept:lab-assistants"]
+    teams_to_groups: {"physics-dept:tas": tas, "chem-dept:lab-assistants": lab}
+users:
+  admins: [prof]
+  groups: {lecturers: [prof]}
+"""
+
+GOLDEN_CASES = {"course": COURSE, "native": NATIVE, "github": GITHUB}
+
+
+def portable(plain: dict) -> dict:
+    """The golden files must not depend on where the venv is."""
+    from hubkeeper.hub.render import native_templates
+
+    paths = plain.get("JupyterHub", {}).get("template_paths")
+    if paths:
+        plain["JupyterHub"]["template_paths"] = [
+            p.replace(native_templates(), "<nativeauthenticator>/templates") for p in paths]
+    return plain
+
+
+def test_native_auth() -> None:
+    from hubkeeper.hub.render import native_templates
+
+    c = rendered(NATIVE)
+    assert c.JupyterHub.authenticator_class == "hubkeeper.hub.auth.NativeAuthenticator"
+    assert c.NativeAuthenticator.open_signup is False
+    assert c.NativeAuthenticator.minimum_password_length == 12
+    assert c.NativeAuthenticator.check_common_password is True
+    assert c.NativeAuthenticator.ask_email_on_signup is True
+    assert c.JupyterHub.template_paths == [native_templates()]
+    assert Path(native_templates(), "signup.html").is_file()
+    assert c.Authenticator.admin_users == {"prof"}  # they approve sign-ups
+    assert c.Authenticator.allowed_users == {"prof", "ann"}
+    assert c.JupyterHub.load_groups == {"tas": {"users": ["ann"]}}
+    assert "SharedPasswordAuthenticator" not in c and "GitHubOAuthenticator" not in c
+
+
+def test_github_auth() -> None:
+    c = rendered(GITHUB)
+    assert c.JupyterHub.authenticator_class == "hubkeeper.hub.auth.GitHubTeamsAuthenticator"
+    assert c.GitHubOAuthenticator.client_id == "GHID"
+    assert c.GitHubOAuthenticator.client_secret == "GHSECRET"
+    assert c.GitHubOAuthenticator.oauth_callback_url == \
+        "https://hub.example.org/physics/hub/oauth_callback"
+    assert c.GitHubOAuthenticator.allowed_organizations == {"physics-dept",
+                                                            "chem-dept:lab-assistants"}
+    assert c.GitHubOAuthenticator.scope == ["read:org"]
+    assert c.GitHubOAuthenticator.manage_groups is True
+    assert c.GitHubOAuthenticator.populate_teams_in_auth_state is True
+    assert c.GitHubTeamsAuthenticator.teams_to_groups == {"physics-dept:tas": "tas",
+                                                          "chem-dept:lab-assistants": "lab"}
+    assert c.GitHubTeamsAuthenticator.roster_groups == {"prof": ["lecturers"]}
+    assert c.Authenticator.admin_users == {"prof"}
+    # the authenticator owns group membership: JupyterHub refuses load_groups then
+    assert "load_groups" not in c.JupyterHub
+    assert "NativeAuthenticator" not in c and "template_paths" not in c.JupyterHub
+
+
+def test_github_without_teams_leaves_groups_to_the_roster() -> None:
+    c = rendered(GITHUB.replace(
+        'teams_to_groups: {"physics-dept:tas": tas, "chem-dept:lab-assistants": lab}', ""))
+    assert "manage_groups" not in c.GitHubOAuthenticator
+    assert "GitHubTeamsAuthenticator" not in c
+    assert c.JupyterHub.load_groups == {"lecturers": {"users": ["prof"]}}
+
+
+def test_github_roster_only_asks_github_for_nothing_more_than_the_login() -> None:
+    c = rendered(GITHUB.replace('organizations: [physics-dept, "chem-dept:lab-assistants"]', "")
+                 .replace('teams_to_groups: {"physics-dept:tas": tas, '
+                          '"chem-dept:lab-assistants": lab}', ""))
+    assert c.GitHubOAuthenticator.scope == []
+    assert c.GitHubOAuthenticator.allowed_organizations == set()
+
+
+def test_github_team_group_also_in_the_roster_csv_is_refused(tmp_path: Path) -> None:
+    from hubkeeper.errors import HubkeeperError
+
+    (tmp_path / "people.csv").write_text("username,groups\nann,tas\n")
+    text = GITHUB.replace("groups: {lecturers: [prof]}", "roster: {csv: people.csv}")
+    spec = parse(text)
+    roster = build_roster(LoadedSpec(spec, tmp_path / "hub.yaml"))
+    with pytest.raises(HubkeeperError, match="tas come both from the roster and from "
+                                             "auth.github.teams_to_groups"):
+        render(spec, Runtime(mode="system", state=STATE, secrets=SECRETS,
+                             proxy_command=("p",), singleuser_command=("s",), as_root=True,
+                             roster=roster))
+
+
+def test_redacted_secrets_reach_the_github_config() -> None:
+    spec = parse(GITHUB)
+    hidden = Secrets.redacted(STATE)
+    c = render(spec, Runtime(mode="system", state=STATE, secrets=hidden,
+                             proxy_command=("p",), singleuser_command=("s",), as_root=True,
+                             roster=build_roster(LoadedSpec(spec, Path("/srv/hub.yaml")))))
+    assert c.GitHubOAuthenticator.client_id == "<redacted>"
+    assert c.GitHubOAuthenticator.client_secret == "<redacted>"
+    assert "GHSECRET" not in as_python(c)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
 def test_golden(name: str) -> None:
-    plain = as_plain(rendered(COURSE))
+    plain = portable(as_plain(rendered(GOLDEN_CASES[name])))
     golden = GOLDEN / f"render-{name}.json"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(json.dumps(plain, indent=2, sort_keys=True) + "\n")
     assert plain == json.loads(golden.read_text())
-    python = as_python(rendered(COURSE))
-    assert "c.JupyterHub.bind_url = 'http://0.0.0.0:443/physics/'" in python.splitlines()
+    if name == "course":
+        python = as_python(rendered(COURSE))
+        assert "c.JupyterHub.bind_url = 'http://0.0.0.0:443/physics/'" in python.splitlines()
 
 
 ROSTER = """

@@ -12,6 +12,7 @@ from hubkeeper.errors import InvalidInput
 from hubkeeper.verbs.init import init
 
 REPO = Path(__file__).resolve().parents[2]
+CB = "https://hub.example.org/hub/oauth_callback"
 
 
 def problems_of(text: str) -> list[str]:
@@ -67,9 +68,9 @@ INVALID = [
      "hub.yaml:2:13: hub.base_url: 'course' must start and end with '/'"),
     ("hub name upper case", "hub:\n  name: Physics\nusers: {allowed: [a]}\n",
      "hub.yaml:2:9: hub.name: 'Physics' is not valid; use lower-case letters, digits and '-'"),
-    ("unknown auth kind", "auth:\n  kind: github\nusers: {allowed: [a]}\n",
-     "hub.yaml:2:9: auth.kind: must be one of 'shared-password', 'pam' or 'dummy'; "
-     "got 'github'"),
+    ("unknown auth kind", "auth:\n  kind: ldap\nusers: {allowed: [a]}\n",
+     "hub.yaml:2:9: auth.kind: must be one of 'shared-password', 'pam', 'dummy', 'native' "
+     "or 'github'; got 'ldap'"),
     ("unknown backend", "backend: kubernetes\nusers: {allowed: [a]}\n",
      "hub.yaml:1:10: backend: must be one of 'local'; got 'kubernetes'"),
     ("unknown mode", "hub:\n  mode: root\nusers: {allowed: [a]}\n",
@@ -109,6 +110,66 @@ INVALID = [
     ("secret in hub.yaml", "auth:\n  kind: shared-password\n  password: hunter22\n"
      "users: {allowed: [a]}\n",
      "hub.yaml:3:3: auth.password: unknown key 'password'; did you mean 'password_file'?"),
+    # auth.kind native
+    ("native field with another kind", "auth:\n  kind: shared-password\n  open_signup: true\n"
+     "users: {allowed: [a]}\n",
+     "hub.yaml:3:16: auth.open_signup: only used with kind 'native', not 'shared-password'; "
+     "remove it"),
+    ("native password length zero", "auth:\n  kind: native\n  minimum_password_length: 0\n"
+     "users: {admins: [a]}\n",
+     "hub.yaml:3:28: auth.minimum_password_length: input should be greater than or equal to "
+     "1; got 0"),
+    ("native and nobody to approve or sign in", "auth:\n  kind: native\n",
+     "hub.yaml:1:1: users: nobody could log in"),
+    ("misspelt native key", "auth:\n  kind: native\n  open_sign_up: true\nusers: {admins: [a]}\n",
+     "hub.yaml:3:3: auth.open_sign_up: unknown key 'open_sign_up'; did you mean 'open_signup'?"),
+    # auth.kind github
+    ("github section with another kind", f"auth:\n  kind: pam\n  github:\n    callback_url: {CB}\n"
+     "users: {allowed: [a]}\n",
+     "hub.yaml:4:5: auth.github: only used with kind 'github', not 'pam'; remove it"),
+    ("github without its section", "auth:\n  kind: github\nusers: {allowed: [a]}\n",
+     "hub.yaml:2:9: auth.kind: kind 'github' needs an auth.github section with at least "
+     "callback_url"),
+    ("github without callback_url", "auth:\n  kind: github\n  github:\n"
+     "    organizations: [physics-dept]\n",
+     "hub.yaml:4:5: auth.github: callback_url is required: the 'Authorization callback URL' "
+     "of your GitHub OAuth app, e.g. https://hub.example.org/hub/oauth_callback"),
+    ("callback_url over http", "auth:\n  kind: github\n  github:\n"
+     "    callback_url: http://hub.example.org/hub/oauth_callback\nusers: {allowed: [a]}\n",
+     "hub.yaml:4:19: auth.github.callback_url: 'http://hub.example.org/hub/oauth_callback' "
+     "must start with https://"),
+    ("callback_url is not the callback", "auth:\n  kind: github\n  github:\n"
+     "    callback_url: https://hub.example.org/hub/login\nusers: {allowed: [a]}\n",
+     "hub.yaml:4:19: auth.github.callback_url: 'https://hub.example.org/hub/login' must end "
+     "with '/hub/oauth_callback'"),
+    ("callback_url outside base_url", f"hub:\n  base_url: /physics/\nauth:\n  kind: github\n"
+     f"  github:\n    callback_url: {CB}\nusers: {{allowed: [a]}}\n",
+     "hub.yaml:6:19: auth.github.callback_url: the path must be '/physics/hub/oauth_callback' "
+     "(hub.base_url '/physics/' followed by hub/oauth_callback), not '/hub/oauth_callback'"),
+    ("organization with a space", f"auth:\n  kind: github\n  github:\n    callback_url: {CB}\n"
+     "    organizations: [physics, 'physics dept']\n",
+     "hub.yaml:5:30: auth.github.organizations[1]: 'physics dept' is not valid; use a GitHub "
+     "organisation 'org' or a team 'org:team'"),
+    ("team mapping without a team", f"auth:\n  kind: github\n  github:\n    callback_url: {CB}\n"
+     "    organizations: [physics]\n    teams_to_groups:\n      physics: students\n",
+     "hub.yaml:7:7: auth.github.teams_to_groups.physics (key): 'physics' is not valid; use a "
+     "GitHub team 'org:team'"),
+    ("team mapped to a bad group name", f"auth:\n  kind: github\n  github:\n"
+     f"    callback_url: {CB}\n    organizations: [physics]\n    teams_to_groups:\n"
+     "      'physics:tas': TAs\n",
+     "hub.yaml:7:22: auth.github.teams_to_groups.physics:tas: 'TAs' is not valid; use a "
+     "lower-case Linux user name"),
+    ("team group is also a roster group", f"auth:\n  kind: github\n  github:\n"
+     f"    callback_url: {CB}\n    teams_to_groups:\n      'physics:tas': tas\n"
+     "users:\n  groups: {tas: [ann]}\n",
+     "hub.yaml:6:22: auth.github.teams_to_groups.physics:tas: 'tas' is also a roster group"),
+    ("github secret in hub.yaml", f"auth:\n  kind: github\n  github:\n    callback_url: {CB}\n"
+     "    client_secret: abc\nusers: {allowed: [a]}\n",
+     "hub.yaml:5:5: auth.github.client_secret: unknown key 'client_secret'"),
+    ("allow_all with organizations", f"auth:\n  kind: github\n  github:\n    callback_url: {CB}\n"
+     "    organizations: [physics]\nusers:\n  allow_all: true\n",
+     "hub.yaml:7:14: users.allow_all: with kind 'github' this lets every GitHub account in, so "
+     "auth.github.organizations would have no effect"),
 ]
 
 
@@ -139,3 +200,25 @@ def test_binary_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as caught:
         load(path)
     assert "not UTF-8" in str(caught.value.problems[0])
+
+
+def test_native_and_github_sections_load() -> None:
+    native = parse("auth:\n  kind: native\n  open_signup: true\n  minimum_password_length: 12\n")
+    assert (native.auth.kind, native.auth.open_signup) == ("native", True)
+    assert native.auth.minimum_password_length == 12
+    assert native.auth.check_common_password is True
+    github = parse(
+        "hub: {base_url: /physics/}\n"
+        "auth:\n"
+        "  kind: github\n"
+        "  github:\n"
+        "    callback_url: https://hub.example.org/physics/hub/oauth_callback\n"
+        "    organizations: [physics-dept:tas, Chem-Dept]\n"  # unquoted org:team is fine
+        "    teams_to_groups:\n"
+        "      physics-dept:tas: tas\n"
+    )
+    assert github.auth.github.organizations == ["physics-dept:tas", "Chem-Dept"]
+    assert github.auth.github.teams_to_groups == {"physics-dept:tas": "tas"}
+    # a callback on this machine may use http (GitHub allows it for development)
+    parse("auth:\n  kind: github\n  github:\n"
+          "    callback_url: http://127.0.0.1:8000/hub/oauth_callback\nusers: {admins: [a]}\n")

@@ -129,7 +129,9 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
 def _field_name(loc: Loc) -> str:
     name = ""
     for part in loc:
-        if isinstance(part, int):
+        if part == "[key]":  # pydantic's marker for an error in a mapping's key
+            name += " (key)"
+        elif isinstance(part, int):
             name += f"[{part}]"
         else:
             name += f".{part}" if name else str(part)
@@ -157,7 +159,10 @@ def _position(document: CommentedMap, loc: Loc, key: bool) -> tuple[int | None, 
 def _located(
     filename: str, document: CommentedMap, loc: Loc, message: str, key: bool
 ) -> Problem:
-    line, column = _position(document, loc, key)
+    if loc and loc[-1] == "[key]":  # the error is in a mapping's key: point at the key
+        line, column = _position(document, loc[:-1], key=True)
+    else:
+        line, column = _position(document, loc, key)
     return Problem(filename, line, column, _field_name(loc), message)
 
 
@@ -186,7 +191,7 @@ def _problem(filename: str, document: CommentedMap, error: Any) -> Problem:
         if close:
             message += f"; did you mean {close[0]!r}?"
         if valid:
-            message += f" Valid keys here: {', '.join(valid)}"
+            message += f"{'' if close else '.'} Valid keys here: {', '.join(valid)}"
         return _located(filename, document, loc, message, key=True)
     message = _describe(error)
     return _located(filename, document, loc, message, key=False)

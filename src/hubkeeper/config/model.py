@@ -6,6 +6,7 @@ Loading (with file:line positions) lives in `loader.py`; this module is pure dat
 from __future__ import annotations
 
 import ipaddress
+import urllib.parse
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -14,12 +15,21 @@ SCHEMA_VERSION = 1
 
 USERNAME_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
 HUB_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# GitHub names as they appear in URLs: an organisation login, optionally ':' and a team slug.
+_GITHUB_ORG = r"[A-Za-z0-9][A-Za-z0-9-]{0,38}"
+_GITHUB_SLUG = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
+GITHUB_ORG_OR_TEAM_PATTERN = rf"^{_GITHUB_ORG}(:{_GITHUB_SLUG})?$"
+GITHUB_TEAM_PATTERN = rf"^{_GITHUB_ORG}:{_GITHUB_SLUG}$"
 
 PATTERN_WORDS = {
     USERNAME_PATTERN: "a lower-case Linux user name: a letter or '_', then up to 31 of "
     "a-z 0-9 '_' '-'",
     HUB_NAME_PATTERN: "lower-case letters, digits and '-', starting with a letter or digit, "
     "at most 63 characters",
+    GITHUB_ORG_OR_TEAM_PATTERN: "a GitHub organisation 'org' or a team 'org:team', spelt as "
+    "in its URL (github.com/orgs/ORG/teams/TEAM)",
+    GITHUB_TEAM_PATTERN: "a GitHub team 'org:team', spelt as in its URL "
+    "(github.com/orgs/ORG/teams/TEAM)",
 }
 
 Username = Annotated[
@@ -41,6 +51,30 @@ def _ip_address(value: str) -> str:
             f"{value!r} is not an IP address; use 127.0.0.1 (this machine only), "
             "0.0.0.0 (every interface) or one of this machine's addresses"
         ) from None
+    return value
+
+
+def _loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _callback_url(value: str) -> str:
+    example = "e.g. https://hub.example.org/hub/oauth_callback"
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{value!r} is not a web address; {example}")
+    if parts.scheme == "http" and not _loopback_host(parts.hostname):
+        raise ValueError(
+            f"{value!r} must start with https://: GitHub sends the login code to this "
+            "address (http is only accepted for localhost)"
+        )
+    if parts.query or parts.fragment or not parts.path.endswith("/hub/oauth_callback"):
+        raise ValueError(f"{value!r} must end with '/hub/oauth_callback'; {example}")
     return value
 
 
@@ -106,13 +140,48 @@ class ProxySection(Section):
     )
 
 
+GitHubOrgOrTeam = Annotated[str, Field(pattern=GITHUB_ORG_OR_TEAM_PATTERN)]
+GitHubTeam = Annotated[str, Field(pattern=GITHUB_TEAM_PATTERN)]
+GroupName = Annotated[
+    str,
+    Field(pattern=USERNAME_PATTERN,
+          description="A group name: the same rules as a Linux user name."),
+]
+
+
+class GitHubSection(Section):
+    callback_url: Annotated[str, AfterValidator(_callback_url)] | None = Field(
+        None,
+        description="Required. The 'Authorization callback URL' of the GitHub OAuth app: "
+        "this hub's public address followed by hub/oauth_callback, e.g. "
+        "https://hub.example.org/hub/oauth_callback. The app's client ID and secret are "
+        "read from <state_dir>/secrets/github-client-id and github-client-secret, never "
+        "from this file.",
+    )
+    organizations: list[GitHubOrgOrTeam] = Field(
+        default_factory=list,
+        description="Members of these GitHub organisations ('org') or teams ('org:team', "
+        "as in github.com/orgs/ORG/teams/TEAM) may log in, besides the roster. Empty: only "
+        "the roster's users (their GitHub logins) may.",
+    )
+    teams_to_groups: dict[GitHubTeam, GroupName] = Field(
+        default_factory=dict,
+        description="GitHub team 'org:team' -> hub group. At each login a user's hub groups "
+        "become the groups of their teams, plus their roster groups. A group named here "
+        "must not also be a roster group.",
+    )
+
+
 class AuthSection(Section):
-    kind: Literal["shared-password", "pam", "dummy"] = Field(
+    kind: Literal["shared-password", "pam", "dummy", "native", "github"] = Field(
         "shared-password",
         description="shared-password: one password for every allowed user (demos, "
         "workshops); it is generated into the state dir, never written here. pam: Linux "
         "passwords (system mode, root). dummy: any password is accepted; only allowed when "
-        "hub.ip is a loopback address (tests).",
+        "hub.ip is a loopback address (tests). native: people sign up at <hub>/hub/signup "
+        "and choose a password; an admin approves each sign-up at <hub>/hub/authorize "
+        "(roster users and admins are approved on sign-up, so admins should sign up first). "
+        "github: log in with GitHub (see auth.github).",
     )
     password_file: str | None = Field(
         None,
@@ -125,13 +194,37 @@ class AuthSection(Section):
         "characters, different from the users' one). Default: generated once into "
         "<state_dir>/secrets/admin-password.",
     )
+    open_signup: bool = Field(
+        False,
+        description="native only: whoever signs up may log in at once, without an admin's "
+        "approval. Off by default.",
+    )
+    minimum_password_length: int = Field(
+        8, ge=1, le=1024,
+        description="native only: the shortest password accepted at sign-up and when a "
+        "password is changed.",
+    )
+    check_common_password: bool = Field(
+        True,
+        description="native only: refuse the 10,000 most common passwords at sign-up and "
+        "when a password is changed.",
+    )
+    ask_email_on_signup: bool = Field(
+        False,
+        description="native only: ask for an e-mail address on the sign-up form; admins "
+        "see it when they approve.",
+    )
+    github: GitHubSection = Field(
+        default_factory=GitHubSection,
+        description="github only, and required there: the GitHub OAuth app and who may "
+        "log in.",
+    )
 
 
-GroupName = Annotated[
-    str,
-    Field(pattern=USERNAME_PATTERN,
-          description="A group name: the same rules as a Linux user name."),
-]
+NATIVE_FIELDS = ("open_signup", "minimum_password_length", "check_common_password",
+                 "ask_email_on_signup")
+
+
 RANGE_PATTERN = r"^[a-z_][a-z0-9_-]*\{[0-9]+\.\.[0-9]+\}$"
 
 
@@ -229,6 +322,7 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
                     f"only used with kind 'shared-password', not {spec.auth.kind!r}; remove it",
                 )
             )
+    problems += _auth_kind_problems(spec)
     ports = {"hub.port": spec.hub.port, "hub.api_port": spec.hub.api_port,
              "proxy.api_port": spec.proxy.api_port}
     seen: dict[int, str] = {}
@@ -248,8 +342,11 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
                 )
             first.setdefault(name, index)
     users = spec.users
+    auth = spec.auth
     if not (users.allowed or users.admins or users.allow_all or users.groups
-            or users.roster.csv or users.roster.entries or users.roster.ranges):
+            or users.roster.csv or users.roster.entries or users.roster.ranges
+            or (auth.kind == "github" and auth.github.organizations)
+            or (auth.kind == "native" and auth.open_signup)):
         problems.append(
             (
                 ("users",),
@@ -257,4 +354,65 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
                 "a users.roster, or set users.allow_all: true",
             )
         )
+    return problems
+
+
+def _auth_kind_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Fields that belong to one auth.kind; auth.github when kind is github."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    auth = spec.auth
+    given = auth.model_fields_set
+    for key in NATIVE_FIELDS:
+        if key in given and auth.kind != "native":
+            problems.append(
+                (("auth", key), f"only used with kind 'native', not {auth.kind!r}; remove it")
+            )
+    if auth.kind != "github":
+        if "github" in given:
+            problems.append(
+                (("auth", "github"),
+                 f"only used with kind 'github', not {auth.kind!r}; remove it")
+            )
+        return problems
+    github = auth.github
+    if "github" not in given:
+        problems.append(
+            (("auth", "kind"),
+             "kind 'github' needs an auth.github section with at least callback_url (the "
+             "'Authorization callback URL' of your GitHub OAuth app) and usually "
+             "organizations")
+        )
+        return problems
+    if github.callback_url is None:
+        problems.append(
+            (("auth", "github"),
+             "callback_url is required: the 'Authorization callback URL' of your GitHub "
+             "OAuth app, e.g. https://hub.example.org"
+             f"{spec.hub.base_url}hub/oauth_callback")
+        )
+    else:
+        path = urllib.parse.urlsplit(github.callback_url).path
+        wanted = f"{spec.hub.base_url}hub/oauth_callback"
+        if path != wanted:
+            problems.append(
+                (("auth", "github", "callback_url"),
+                 f"the path must be {wanted!r} (hub.base_url {spec.hub.base_url!r} followed "
+                 f"by hub/oauth_callback), not {path!r}")
+            )
+    if spec.users.allow_all and github.organizations:
+        problems.append(
+            (("users", "allow_all"),
+             "with kind 'github' this lets every GitHub account in, so "
+             "auth.github.organizations would have no effect; remove one of them")
+        )
+    roster_groups = set(spec.users.groups)
+    for entry in spec.users.roster.entries:
+        roster_groups.update(entry.groups)
+    for team, group in github.teams_to_groups.items():
+        if group in roster_groups:
+            problems.append(
+                (("auth", "github", "teams_to_groups", team),
+                 f"{group!r} is also a roster group; GitHub teams and the roster cannot "
+                 "both decide who is in it: use another group name")
+            )
     return problems

@@ -3,7 +3,9 @@
     <state>/VERSION             {"schema": 1, "created_by": "hubkeeper 0.1.0"}
     <state>/jupyterhub.sqlite   the hub database
     <state>/secrets/            0700; cookie-secret, proxy-token, service-token,
-                                shared-password, admin-password (each 0600)
+                                shared-password, admin-password (each 0600); with auth.kind
+                                github also github-client-id, github-client-secret (written
+                                by the operator, never generated)
     <state>/run/                hub.lock (held while a hub runs), jupyterhub.pid, proxy.pid
     <state>/logs/               hub.log
     <state>/users/<name>/       personal mode: each hub user's directory (0700)
@@ -97,11 +99,14 @@ class Secrets:
     service_token: str
     shared_password: str
     admin_password: str
+    github_client_id: str = ""  # only read with auth.kind github
+    github_client_secret: str = ""
 
     @classmethod
     def redacted(cls, paths: StatePaths) -> Secrets:
         hidden = "<redacted>"
-        return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden)
+        return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden,
+                   github_client_id=hidden, github_client_secret=hidden)
 
 
 def _generate(name: str) -> bytes:
@@ -172,8 +177,38 @@ def read_secret(paths: StatePaths, name: str) -> str:
         ) from None
 
 
+def read_operator_secret(paths: StatePaths, name: str, what: str, how: str) -> str:
+    """A secret the operator saves into the secrets directory (hubkeeper cannot make it)."""
+    path = paths.secret(name)
+    create = (f"save {what} alone in that file, readable only by the account that runs the "
+              f"hub: `install -d -m 700 {paths.secrets}`, then `(umask 077; cat > {path})`, "
+              "paste it and press Ctrl-D")
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise HubkeeperError(f"secret {path} is missing: it holds {what}",
+                             hint=f"{how}; {create}") from None
+    except PermissionError:
+        raise HubkeeperError(
+            f"cannot read {path}", hint="run as the account that runs the hub (root?)"
+        ) from None
+    if not text:
+        raise HubkeeperError(f"secret {path} is empty: it should hold {what}",
+                             hint=f"{how}; {create}")
+    if mode & 0o077:
+        raise HubkeeperError(f"secret {path} is readable by other users",
+                             hint=f"chmod 600 {path}")
+    return text
+
+
+GITHUB_APP_HOW = ("register an OAuth app at https://github.com/settings/applications/new "
+                  "(or under your organisation's settings) with auth.github.callback_url as "
+                  "its 'Authorization callback URL'")
+
+
 def read_secrets(paths: StatePaths, password_file: Path | None = None,
-                 admin_password_file: Path | None = None) -> Secrets:
+                 admin_password_file: Path | None = None, github: bool = False) -> Secrets:
     def from_file(path: Path | None, fallback: str) -> str:
         if path is None:
             return read_secret(paths, fallback)
@@ -188,6 +223,13 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
         service_token=read_secret(paths, "service-token"),
         shared_password=from_file(password_file, "shared-password"),
         admin_password=from_file(admin_password_file, "admin-password"),
+        github_client_id=read_operator_secret(
+            paths, "github-client-id", "the GitHub OAuth app's Client ID", GITHUB_APP_HOW)
+        if github else "",
+        github_client_secret=read_operator_secret(
+            paths, "github-client-secret", "a client secret of the GitHub OAuth app "
+            "('Generate a new client secret' on the app's page)", GITHUB_APP_HOW)
+        if github else "",
     )
 
 

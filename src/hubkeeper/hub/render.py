@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 from traitlets.config import Config
 
-from hubkeeper.config.model import HubSpec
+from hubkeeper.config.model import USERNAME_PATTERN, HubSpec
+from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub.runtime import Runtime
 
 SPAWNER_CLASS = "hubkeeper.hub.spawner.LocalSpawner"
@@ -24,6 +27,8 @@ AUTHENTICATORS = {
     "shared-password": "jupyterhub.authenticators.shared.SharedPasswordAuthenticator",
     "pam": "hubkeeper.hub.auth.PAMAuthenticator",
     "dummy": "jupyterhub.auth.DummyAuthenticator",
+    "native": "hubkeeper.hub.auth.NativeAuthenticator",
+    "github": "hubkeeper.hub.auth.GitHubTeamsAuthenticator",
 }
 
 
@@ -79,6 +84,56 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     if kind == "shared-password":
         c.SharedPasswordAuthenticator.user_password = runtime.secrets.shared_password
         c.SharedPasswordAuthenticator.admin_password = runtime.secrets.admin_password
+    if kind == "native":
+        auth = spec.auth
+        c.NativeAuthenticator.open_signup = auth.open_signup
+        c.NativeAuthenticator.minimum_password_length = auth.minimum_password_length
+        c.NativeAuthenticator.check_common_password = auth.check_common_password
+        c.NativeAuthenticator.ask_email_on_signup = auth.ask_email_on_signup
+        # Sign-ups get the roster's name rules (they may become Linux accounts).
+        c.NativeAuthenticator.username_pattern = USERNAME_PATTERN
+        # Its page.html adds "Authorize Users" (admins) and "Change Password" to the menu.
+        c.JupyterHub.template_paths = [native_templates()]
+    if kind == "github":
+        github = spec.auth.github
+        c.GitHubOAuthenticator.client_id = runtime.secrets.github_client_id
+        c.GitHubOAuthenticator.client_secret = runtime.secrets.github_client_secret
+        c.GitHubOAuthenticator.oauth_callback_url = github.callback_url
+        c.GitHubOAuthenticator.allowed_organizations = set(github.organizations)
+        # read:org lets the hub see private memberships and the user's teams; nothing more.
+        needs_org = bool(github.organizations or github.teams_to_groups)
+        c.GitHubOAuthenticator.scope = ["read:org"] if needs_org else []
+        # Whoever leaves the organisation is refused at their next login.
+        c.GitHubOAuthenticator.allow_existing_users = False
+        if github.teams_to_groups:
+            clash = sorted(set(github.teams_to_groups.values()) & set(roster.groups))
+            if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
+                raise HubkeeperError(
+                    f"group(s) {', '.join(clash)} come both from the roster and from "
+                    "auth.github.teams_to_groups; GitHub teams and the roster cannot both "
+                    "decide who is in a group",
+                    hint="rename the group in the roster CSV or in teams_to_groups",
+                )
+            c.GitHubOAuthenticator.populate_teams_in_auth_state = True
+            c.GitHubOAuthenticator.manage_groups = True
+            c.GitHubTeamsAuthenticator.teams_to_groups = dict(github.teams_to_groups)
+            c.GitHubTeamsAuthenticator.roster_groups = {
+                member.name: sorted(member.groups) for member in roster.active if member.groups
+            }
+
+
+def native_templates() -> str:
+    """The template directory of the installed nativeauthenticator (its docs ask for it in
+    JupyterHub.template_paths)."""
+    spec = importlib.util.find_spec("nativeauthenticator")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("nativeauthenticator is not installed")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "templates")
+
+
+def manages_groups(spec: HubSpec) -> bool:
+    """Whether the authenticator decides users' groups at login (Authenticator.manage_groups)."""
+    return spec.auth.kind == "github" and bool(spec.auth.github.teams_to_groups)
 
 
 def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -95,6 +150,10 @@ def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 
 def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    if manages_groups(spec):
+        # JupyterHub refuses load_groups when the authenticator manages groups; the roster's
+        # groups reach the hub through the API (`up`, `apply`) and at each login.
+        return
     # JupyterHub only adds at start; `up` removes what the roster no longer has via the API.
     active = {member.name for member in runtime.roster.active}
     c.JupyterHub.load_groups = {

@@ -107,7 +107,8 @@ class Runtime:
                 return loaded.directory / value if value else None
 
             found = read_secrets(paths, relative(auth.password_file),
-                                 relative(auth.admin_password_file))
+                                 relative(auth.admin_password_file),
+                                 github=auth.kind == "github")
         roster = build_roster(loaded)
         journal = Journal.load(paths.root / "journal.json")
         on_roster = {member.name for member in roster.members}

@@ -143,8 +143,8 @@ def plan_hub(roster: Roster, hub: HubState, removed: set[str]) -> list[Action]:
     """The running hub's users, admins and groups in step with the roster."""
     actions: list[Action] = []
     active = {member.name: member for member in roster.active}
-    for name in sorted(set(hub.users) & ({m.name for m in roster.members if m.locked}
-                                         | removed)):
+    leaving = set(hub.users) & ({m.name for m in roster.members if m.locked} | removed)
+    for name in sorted(leaving):
         if hub.users[name].server_running:
             actions.append(Action("hub-stop-server", name))
         actions.append(Action("hub-unregister", name, "data stays"))
@@ -163,7 +163,7 @@ def plan_hub(roster: Roster, hub: HubState, removed: set[str]) -> list[Action]:
             actions.append(Action("hub-create-group", group))
         for name in sorted(wanted - have):
             actions.append(Action("hub-add-to-group", name, group))
-        for name in sorted(have - wanted):
+        for name in sorted(have - wanted - leaving):  # unregistering removes them anyway
             actions.append(Action("hub-remove-from-group", name, group))
     return actions
 

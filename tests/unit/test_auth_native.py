@@ -1,0 +1,211 @@
+"""auth.kind native: the real NativeAuthenticator built from the rendered config.
+
+Sign-ups, approvals and logins go through nativeauthenticator's own code and JupyterHub's
+outer `get_authenticated_user` (blocked, allowed and admin checks), on a real hub database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from jupyterhub import orm
+from nativeauthenticator import NativeAuthenticator as UpstreamNativeAuthenticator
+from nativeauthenticator.orm import UserInfo
+
+from hubkeeper.config import parse
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.host.statedir import Secrets, StatePaths
+from hubkeeper.hub.auth import NativeAuthenticator, NativeLoginHandler
+from hubkeeper.hub.render import native_templates, render
+from hubkeeper.hub.runtime import Runtime
+from hubkeeper.roster import build_roster
+
+HUB = """
+hub: {name: lab}
+auth:
+  kind: native
+  minimum_password_length: 10
+  ask_email_on_signup: true
+users:
+  admins: [prof]
+  allowed: [ann, cy]
+  locked: [cy]
+"""
+
+STRONG = "correct horse battery"
+
+
+def rendered(text: str = HUB):
+    spec = parse(text)
+    roster = build_roster(LoadedSpec(spec, Path("/srv/lab/hub.yaml")))
+    secrets = Secrets("/state/secrets/cookie-secret", "PROXY", "SERVICE", "USERPW", "ADMINPW")
+    runtime = Runtime(mode="personal", state=StatePaths(Path("/state")), secrets=secrets,
+                      proxy_command=("configurable-http-proxy",),
+                      singleuser_command=("jupyterhub-singleuser",), as_root=False,
+                      roster=roster)
+    return render(spec, runtime)
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    """A hub database, as JupyterHub hands it to the authenticator."""
+    session = orm.new_session_factory(f"sqlite:///{tmp_path / 'jupyterhub.sqlite'}")()
+    yield session
+    session.close()
+
+
+def authenticator(db, text: str = HUB, cls: type = NativeAuthenticator):
+    # How JupyterHub 6 makes it: `authenticator_class(parent=app, _deprecated_db_session=db)`
+    return cls(config=rendered(text), _deprecated_db_session=db)
+
+
+def log_in(auth, name: str, password: str) -> dict | None:
+    return asyncio.run(auth.get_authenticated_user(None, {"username": name,
+                                                          "password": password}))
+
+
+def test_native_authenticator_takes_the_rendered_values(db) -> None:
+    auth = authenticator(db)
+    assert auth.open_signup is False
+    assert auth.minimum_password_length == 10
+    assert auth.check_common_password is True
+    assert auth.ask_email_on_signup is True
+    assert auth.enable_signup is True
+    assert auth.admin_users == {"prof"}
+    assert auth.allowed_users == {"prof", "ann"}
+    assert auth.blocked_users == {"cy"}
+    assert auth.allow_all is False
+
+
+def test_defaults_when_only_the_kind_is_given(db) -> None:
+    auth = authenticator(db, "auth: {kind: native}\nusers: {admins: [prof]}\n")
+    assert (auth.open_signup, auth.minimum_password_length, auth.check_common_password,
+            auth.ask_email_on_signup) == (False, 8, True, False)
+
+
+def test_jupyterhub_loads_the_class_and_the_templates() -> None:
+    from jupyterhub.app import JupyterHub
+
+    app = JupyterHub(config=rendered())
+    assert app.authenticator_class is NativeAuthenticator
+    templates = Path(app.template_paths[0])
+    assert templates == Path(native_templates())
+    # its page.html adds "Authorize Users" for admins; the handlers render these
+    for name in ("page.html", "signup.html", "native-login.html", "authorization-area.html"):
+        assert (templates / name).is_file(), name
+    handlers = dict(NativeAuthenticator(add_new_table=False).get_handlers(app))
+    assert {"/signup", "/authorize", "/authorize/([^/]*)", "/change-password"} <= set(handlers)
+    assert handlers["/login"] is NativeLoginHandler  # runs on JupyterHub 6
+
+
+def test_admin_from_the_roster_is_approved_on_sign_up(db) -> None:
+    auth = authenticator(db)
+    assert auth.create_user("prof", STRONG).is_authorized
+    assert log_in(auth, "prof", STRONG) == {"name": "prof", "admin": True,
+                                            "auth_state": None, "user_info": None}
+    assert log_in(auth, "prof", "wrong password!") is None
+
+
+def test_stranger_waits_for_an_admin_then_logs_in(db) -> None:
+    auth = authenticator(db)
+    assert not auth.create_user("newbie", STRONG, email="newbie@example.org").is_authorized
+    assert log_in(auth, "newbie", STRONG) is None
+    UserInfo.change_authorization(db, "newbie")  # what "Authorize" at /hub/authorize does
+    model = log_in(auth, "newbie", STRONG)
+    assert model is not None and model["name"] == "newbie" and not model["admin"]
+
+
+def test_upstream_class_alone_refuses_approved_sign_ups_on_jupyterhub_6(db) -> None:
+    """Why hubkeeper subclasses it: the base check_allowed admits only allowed_users."""
+    auth = authenticator(db, cls=UpstreamNativeAuthenticator)
+    auth.create_user("newbie", STRONG)
+    UserInfo.change_authorization(db, "newbie")
+    assert log_in(auth, "newbie", STRONG) is None
+
+
+def test_open_signup_needs_no_approval(db) -> None:
+    auth = authenticator(db, HUB.replace("kind: native", "kind: native\n  open_signup: true"))
+    assert auth.create_user("newbie", STRONG).is_authorized
+    assert log_in(auth, "newbie", STRONG)["name"] == "newbie"  # type: ignore[index]
+
+
+def test_locked_roster_user_cannot_log_in(db) -> None:
+    auth = authenticator(db)
+    auth.create_user("cy", STRONG)
+    UserInfo.change_authorization(db, "cy")
+    assert log_in(auth, "cy", STRONG) is None
+
+
+@pytest.mark.parametrize(("name", "password"), [
+    ("shorty", "abc12345"),        # shorter than minimum_password_length 10
+    ("common", "1234567890"),      # on the common-passwords list
+    ("Bad Name", STRONG),          # not a valid hub (Linux) user name
+    ("-dash", STRONG),
+])
+def test_bad_sign_ups_are_refused(db, name: str, password: str) -> None:
+    assert authenticator(db).create_user(name, password) is None
+
+
+# --- in a running hub: nativeauthenticator 1.3's pages on JupyterHub 6 ------------------
+
+
+def _form_token(session, url: str) -> str:
+    import re
+
+    page = session.get(url)
+    assert page.status_code == 200, page.text[:500]
+    match = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    assert match, f"no _xsrf field on {url}"
+    return match.group(1)
+
+
+def _sign_up(hub_url: str, name: str, password: str) -> None:
+    import requests
+
+    with requests.Session() as session:
+        token = _form_token(session, hub_url + "hub/signup")
+        page = session.post(hub_url + "hub/signup", data={
+            "_xsrf": token, "username": name, "signup_password": password,
+            "signup_password_confirmation": password})
+        assert page.status_code == 200, page.text[:500]
+
+
+def _log_in(hub_url: str, name: str, password: str):
+    import requests
+
+    session = requests.Session()
+    token = _form_token(session, hub_url + "hub/login")
+    page = session.post(hub_url + "hub/login", allow_redirects=False,
+                        data={"_xsrf": token, "username": name, "password": password})
+    return session, page
+
+
+@pytest.mark.component
+def test_sign_up_approval_and_login_in_a_running_hub(hubs, workdir: Path) -> None:
+    from tests.support.hubproc import write_config
+
+    hub = hubs.start(write_config(workdir, auth="native", admins=("prof",), allowed=("ann",)))
+    _sign_up(hub.url, "prof", STRONG)
+    _sign_up(hub.url, "newbie", STRONG)
+
+    _, page = _log_in(hub.url, "newbie", STRONG)
+    assert page.status_code == 200  # the form again (JupyterHub 6 removed statsd: was a 500)
+    assert "has not been authorized by an administrator yet" in page.text
+
+    prof, page = _log_in(hub.url, "prof", STRONG)
+    assert page.status_code == 302, page.text[:500]
+    home = prof.get(hub.url + "hub/home")
+    assert "Authorize Users" in home.text  # nativeauthenticator's page.html (template_paths)
+    assert "newbie" in prof.get(hub.url + "hub/authorize").text
+    assert prof.get(hub.url + "hub/authorize/newbie", allow_redirects=False).status_code == 302
+
+    _, page = _log_in(hub.url, "newbie", STRONG)
+    assert page.status_code == 302, page.text[:500]
+
+    # an error during a login POST (here: no form token) is a page, not a crash
+    import requests
+
+    page = requests.post(hub.url + "hub/login", data={"username": "prof", "password": "x"})
+    assert page.status_code == 403
