@@ -99,3 +99,22 @@ def test_missing_account_is_an_error_before_anything_changes(workdir: Path,
     assert (f"{config}:13:13: users.allowed[0]: 'hktestnobody' has no Linux account"
             in result.stderr)
     assert not (workdir / "state").exists()
+
+
+def test_account_prefix_logs_in_the_prefixed_account(workdir: Path, hubs, accounts) -> None:
+    """users.account_prefix: hub user 'ann' is Linux account 'hktestp-ann' (PAM and uid)."""
+    account = accounts("hktestp-ann", password=PASSWORD)
+    config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=("ann",))
+    config.write_text(config.read_text().replace("users:\n", "users:\n  account_prefix: "
+                                                             "hktestp-\n"))
+    hub = hubs.start(config)
+    uid = pwd.getpwnam(account).pw_uid
+    assert asyncio.run(run_as(hub.url, "ann", "import os; os.getuid()")) == str(uid)
+
+    async def wrong() -> None:
+        async with SimUser(hub.url, "ann", "not-" + PASSWORD) as user:
+            await user.login()
+
+    from tests.support.simuser import SimUserError
+    with pytest.raises(SimUserError, match="login refused"):
+        asyncio.run(wrong())

@@ -27,9 +27,7 @@ def account_problems(roster: Roster) -> list[Problem]:
     problems = []
     for member in roster.members:
         if not _account_exists(member.account):
-            file, _, line = member.origin.rpartition(":")
-            problems.append(Problem(
-                file, int(line) if line.isdigit() else None, None, "username",
+            problems.append(member.origin.problem(
                 f"{member.account!r} has no Linux account on this machine; in system mode "
                 "each hub user is one: `hubkeeper apply` creates the roster's accounts (or "
                 "use hub.mode: personal)",

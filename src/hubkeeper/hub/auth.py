@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from jupyterhub.auth import PAMAuthenticator as _PAMAuthenticator
 from jupyterhub.handlers import BaseHandler
 from nativeauthenticator import NativeAuthenticator as _NativeAuthenticator
@@ -16,10 +18,14 @@ class PAMAuthenticator(_PAMAuthenticator):
 
     account_prefix = Unicode("", config=True, help="Prefix of the Linux account names.")
 
-    def authenticate(self, handler, data):  # type: ignore[override]
+    async def authenticate(self, handler, data):  # type: ignore[override]
         hub_name = data["username"]
+        # The parent runs PAM on an executor and returns a Future: it must be awaited (a
+        # Future is truthy, so not awaiting it would accept any password).
         result = super().authenticate(handler, {**data,
                                                 "username": self.account_prefix + hub_name})
+        if inspect.isawaitable(result):
+            result = await result
         return hub_name if result else None
 
     def system_user_exists(self, user) -> bool:  # type: ignore[override]

@@ -63,9 +63,7 @@ class UsersPlan:
 
 
 def _problem(member: Member, message: str) -> Problem:
-    file, _, line = member.origin.rpartition(":")
-    return Problem(file or member.origin, int(line) if line.isdigit() else None, None,
-                   "username", message)
+    return member.origin.problem(message)
 
 
 def host_problems(roster: Roster, host: HostUsers, journal: Journal) -> list[Problem]:

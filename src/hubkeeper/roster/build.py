@@ -21,6 +21,22 @@ _RANGE = re.compile(r"^(?P<stem>[a-z_][a-z0-9_-]*)\{(?P<start>[0-9]+)\.\.(?P<end
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a user was first declared: a CSV row or a hub.yaml node."""
+
+    file: str
+    line: int | None
+    column: int | None = None
+    field: str = "username"
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def problem(self, message: str) -> Problem:
+        return Problem(self.file, self.line, self.column, self.field, message)
+
+
+@dataclass(frozen=True)
 class Member:
     name: str  # the hub user name
     account: str  # the Linux account name (account_prefix + name)
@@ -30,7 +46,7 @@ class Member:
     full_name: str | None = None
     email: str | None = None
     password: str | None = field(default=None, repr=False)
-    origin: str = ""  # where it was first declared, "file:line"
+    origin: Origin = Origin("hub.yaml", None)
 
 
 @dataclass(frozen=True)
@@ -72,9 +88,9 @@ def build_roster(loaded: LoadedSpec) -> Roster:
     problems: list[Problem] = []
     details: dict[str, dict] = {}
     groups_of: dict[str, set[str]] = {}
-    origin: dict[str, str] = {}
+    origin: dict[str, Origin] = {}
 
-    def declare(name: str, where: str, groups: tuple[str, ...] | list[str] = ()) -> None:
+    def declare(name: str, where: Origin, groups: tuple[str, ...] | list[str] = ()) -> None:
         origin.setdefault(name, where)
         groups_of.setdefault(name, set()).update(groups)
 
@@ -97,7 +113,7 @@ def build_roster(loaded: LoadedSpec) -> Roster:
         for row in rows:
             details[row.username] = {"full_name": row.name, "email": row.email,
                                      "password": row.password}
-            declare(row.username, f"{csv_path}:{row.line}", row.groups)
+            declare(row.username, Origin(str(csv_path), row.line), row.groups)
 
     for index, entry in enumerate(users.roster.entries):
         loc = ("users", "roster", "entries", index, "username")
@@ -156,9 +172,9 @@ def build_roster(loaded: LoadedSpec) -> Roster:
                   source=str(loaded.path))
 
 
-def _where(loaded: LoadedSpec, loc: tuple) -> str:
+def _where(loaded: LoadedSpec, loc: tuple) -> Origin:
     problem = loaded.problem(loc, "")
-    return f"{problem.file}:{problem.line}"
+    return Origin(problem.file, problem.line, problem.column, problem.field)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

@@ -59,7 +59,7 @@ def list_users(config: Path) -> UsersList:
             name=m.name, account=m.account, groups=tuple(sorted(m.groups)), admin=m.admin,
             locked=m.locked,
             uid=host.accounts[m.account].uid if m.account in host.accounts else None,
-            managed=journal.owns_account(m.account), declared_at=m.origin,
+            managed=journal.owns_account(m.account), declared_at=str(m.origin),
         )
         for m in sorted(roster.members, key=lambda member: member.name)
     )
