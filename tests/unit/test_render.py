@@ -73,7 +73,7 @@ def test_pam_auth_and_users() -> None:
 
 
 def test_shared_password_auth_sets_both_passwords() -> None:
-    c = rendered("users: {admins: [prof], allowed: [ann]}")
+    c = rendered("auth: {kind: shared-password}\nusers: {admins: [prof], allowed: [ann]}")
     assert c.JupyterHub.authenticator_class.endswith("SharedPasswordAuthenticator")
     assert c.SharedPasswordAuthenticator.user_password == "USERPW"
     assert c.SharedPasswordAuthenticator.admin_password == "ADMINPW"
@@ -269,3 +269,11 @@ def test_account_prefix_reaches_spawner_and_pam() -> None:
     c = rendered(ROSTER)
     assert c.LocalSpawner.account_prefix == "jupyter-"
     assert c.PAMAuthenticator.account_prefix == "jupyter-"
+
+
+def test_default_login_is_pam_for_accounts_and_a_shared_password_otherwise() -> None:
+    text = "users: {allowed: [ann]}"
+    assert rendered(text, "system").JupyterHub.authenticator_class == \
+        "hubkeeper.hub.auth.PAMAuthenticator"
+    assert rendered(text, "personal").JupyterHub.authenticator_class.endswith(
+        "SharedPasswordAuthenticator")

@@ -33,7 +33,7 @@ def test_starter_from_init_loads(tmp_path: Path) -> None:
     result = init(tmp_path / "Physics 101")
     spec = load(result.path).spec
     assert spec.hub.name == "physics-101"
-    assert spec.auth.kind == "shared-password"
+    assert spec.auth.kind is None  # the default follows the mode: pam or shared-password
 
 
 def test_empty_file_is_all_defaults_but_nobody_may_log_in() -> None:
@@ -222,3 +222,8 @@ def test_native_and_github_sections_load() -> None:
     # a callback on this machine may use http (GitHub allows it for development)
     parse("auth:\n  kind: github\n  github:\n"
           "    callback_url: http://127.0.0.1:8000/hub/oauth_callback\nusers: {admins: [a]}\n")
+
+
+def test_a_section_with_only_comments_means_its_defaults() -> None:
+    spec = parse("auth:\n  # kind: pam\nusers: {allowed: [ada]}\n")
+    assert spec.auth.kind is None

@@ -96,8 +96,13 @@ def _parse(text: str, filename: str) -> tuple[HubSpec, CommentedMap]:
             [Problem(filename, 1, 1, "", "hub.yaml must be a mapping of sections "
                      "(hub:, auth:, users:, ...)")]
         )
+    plain = _plain(document)
+    for key, field in HubSpec.model_fields.items():  # `auth:` with only comments: defaults
+        if plain.get(key, ...) is None and isinstance(field.annotation, type) \
+                and issubclass(field.annotation, BaseModel):
+            plain[key] = {}
     try:
-        spec = HubSpec.model_validate(_plain(document))
+        spec = HubSpec.model_validate(plain)
     except ValidationError as exc:
         problems = [_problem(filename, document, error) for error in exc.errors()]
         raise InvalidInput(_sorted(problems), hint=_HINT) from None

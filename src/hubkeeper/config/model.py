@@ -173,9 +173,10 @@ class GitHubSection(Section):
 
 
 class AuthSection(Section):
-    kind: Literal["shared-password", "pam", "dummy", "native", "github"] = Field(
-        "shared-password",
-        description="shared-password: one password for every allowed user (demos, "
+    kind: Literal["shared-password", "pam", "dummy", "native", "github"] | None = Field(
+        None,
+        description="Default: pam in system mode, shared-password in personal mode. "
+        "shared-password: one password for every allowed user (demos, "
         "workshops); it is generated into the state dir, never written here. pam: Linux "
         "passwords (system mode, root). dummy: any password is accepted; only allowed when "
         "hub.ip is a loopback address (tests). native: people sign up at <hub>/hub/signup "
@@ -315,7 +316,8 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
             )
         )
     for key in ("password_file", "admin_password_file"):
-        if getattr(spec.auth, key) is not None and spec.auth.kind != "shared-password":
+        if getattr(spec.auth, key) is not None and spec.auth.kind not in (
+                None, "shared-password"):
             problems.append(
                 (
                     ("auth", key),
@@ -365,13 +367,15 @@ def _auth_kind_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]
     for key in NATIVE_FIELDS:
         if key in given and auth.kind != "native":
             problems.append(
-                (("auth", key), f"only used with kind 'native', not {auth.kind!r}; remove it")
+                (("auth", key),
+                 f"only used with kind 'native', not {auth.kind or 'the default'!r}; remove it")
             )
     if auth.kind != "github":
         if "github" in given:
             problems.append(
                 (("auth", "github"),
-                 f"only used with kind 'github', not {auth.kind!r}; remove it")
+                 f"only used with kind 'github', not {auth.kind or 'the default'!r}; "
+                 "remove it")
             )
         return problems
     github = auth.github

@@ -13,7 +13,7 @@ from traitlets.config import Config
 
 from hubkeeper.config.model import USERNAME_PATTERN, HubSpec
 from hubkeeper.errors import HubkeeperError
-from hubkeeper.hub.runtime import Runtime
+from hubkeeper.hub.runtime import Runtime, auth_kind
 
 SPAWNER_CLASS = "hubkeeper.hub.spawner.LocalSpawner"
 SERVICE_NAME = "hubkeeper"
@@ -71,7 +71,7 @@ def update_proxy(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 
 def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    kind = spec.auth.kind
+    kind = auth_kind(spec, runtime.mode)
     c.JupyterHub.authenticator_class = AUTHENTICATORS[kind]
     roster = runtime.roster
     c.Authenticator.admin_users = {member.name for member in roster.active if member.admin}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.model import HubSpec
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.statedir import Secrets, StatePaths, read_secrets, state_paths
@@ -32,7 +33,7 @@ def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
             f"{loaded.path}: hub.mode 'system' runs servers as Linux accounts and needs root",
             hint="run as root, or set hub.mode: personal to try hubkeeper as yourself",
         )
-    if spec.auth.kind == "pam" and mode != "system":
+    if auth_kind(spec, mode) == "pam" and mode != "system":
         raise HubkeeperError(
             f"{loaded.path}: auth.kind 'pam' logs in Linux accounts, which needs system mode",
             hint="run as root with hub.mode: system (or auto), or use auth.kind: shared-password",
@@ -45,6 +46,11 @@ def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
             "on 127.0.0.1 for a demo",
         )
     return mode
+
+
+def auth_kind(spec: HubSpec, mode: Mode) -> str:
+    """auth.kind, or its default: PAM for Linux accounts, one shared password otherwise."""
+    return spec.auth.kind or ("pam" if mode == "system" else "shared-password")
 
 
 def find_proxy(loaded: LoadedSpec) -> list[str]:
@@ -114,8 +120,9 @@ class Runtime:
         on_roster = {member.name for member in roster.members}
         removed = frozenset(record.user for record in journal.accounts.values()
                             if record.user not in on_roster)
+        mode = resolve_mode(loaded, is_root)
         return cls(
-            mode=resolve_mode(loaded, is_root),
+            mode=mode,
             state=paths,
             secrets=found,
             proxy_command=tuple(find_proxy(loaded)),

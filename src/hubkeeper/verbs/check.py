@@ -9,7 +9,7 @@ from pathlib import Path
 from hubkeeper.config.loader import load
 from hubkeeper.errors import InvalidInput
 from hubkeeper.host.preflight import account_problems, password_file_problems
-from hubkeeper.hub.runtime import resolve_mode
+from hubkeeper.hub.runtime import auth_kind, resolve_mode
 from hubkeeper.roster import build_roster
 
 
@@ -39,7 +39,7 @@ def check(config: Path) -> CheckResult:
         hub=spec.hub.name,
         mode=mode,
         backend=spec.backend,
-        auth=spec.auth.kind,
+        auth=auth_kind(spec, mode),
         users=len(roster.members),
         admins=sum(1 for member in roster.members if member.admin),
     )

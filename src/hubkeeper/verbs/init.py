@@ -24,9 +24,10 @@ hub:
   # mode: auto            # system (Linux accounts, root) | personal (one account) | auto
 
 auth:
-  # shared-password: one generated password for every user, printed by `hubkeeper up`
-  # pam: Linux passwords (system mode, as root)
-  kind: shared-password
+  # Default: pam (Linux passwords) in system mode; shared-password (one generated
+  # password for every user, printed by `hubkeeper up`) in personal mode.
+  # Also: native (sign-up, admin approval), github (see docs/reference.md).
+  # kind: pam
 
 users:
   admins: [instructor]

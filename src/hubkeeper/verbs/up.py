@@ -12,7 +12,7 @@ from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host.preflight import account_problems, password_file_problems, port_problems
 from hubkeeper.host.statedir import HubLock, ensure_layout, ensure_secrets, state_paths
-from hubkeeper.hub.runtime import Runtime, resolve_mode
+from hubkeeper.hub.runtime import Runtime, auth_kind, resolve_mode
 from hubkeeper.hub.supervisor import Supervisor
 from hubkeeper.roster import build_roster
 from hubkeeper.roster.converge import sync_hub
@@ -76,7 +76,8 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
             import pwd
 
             warnings.append(PERSONAL_WARNING.format(account=pwd.getpwuid(os.geteuid()).pw_name))
-        shared = spec.auth.kind == "shared-password"
+        kind = auth_kind(spec, mode)
+        shared = kind == "shared-password"
 
         def ready(url: str) -> None:
             try:
@@ -91,7 +92,7 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
                 mode=mode,
                 state_dir=str(paths.root),
                 log_file=str(paths.logs / "hub.log"),
-                auth=spec.auth.kind,
+                auth=kind,
                 users=tuple(m.name for m in roster.active if not m.admin),
                 admins=tuple(m.name for m in roster.active if m.admin),
                 shared_password=runtime.secrets.shared_password if shared else None,
