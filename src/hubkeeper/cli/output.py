@@ -60,9 +60,20 @@ def _(result: RenderResult, console: Console) -> None:
     console.print(as_python(result.jupyterhub).rstrip("\n"), highlight=False, markup=False)
 
 
+LIST_AT_MOST = 40  # longer plans are summarised per kind; --json has every action
+
+
 def _actions(actions: tuple, console: Console) -> None:
+    if len(actions) <= LIST_AT_MOST:
+        for action in actions:
+            console.print(f"  {action}", highlight=False, markup=False)
+        return
+    counts: dict[str, int] = {}
     for action in actions:
-        console.print(f"  {action}", highlight=False, markup=False)
+        counts[action.kind] = counts.get(action.kind, 0) + 1
+    for kind, count in counts.items():
+        console.print(f"  {kind}: {count}", highlight=False, markup=False)
+    console.print("  (--json lists every action)", highlight=False)
 
 
 @text.register

@@ -13,13 +13,21 @@ from hubkeeper.errors import HubkeeperError
 
 log = logging.getLogger(__name__)
 SKELETON = Path("/etc/skel")
+COMMAND_DEADLINE = 120  # seconds for one command; chpasswd gets PASSWORD_BATCH at a time
+PASSWORD_BATCH = 100  # ~2 s of yescrypt hashing here: progress moves, no deadline is near
 
 
 class ShadowTools:
     def _run(self, *args: str, stdin: str | None = None) -> None:
         log.debug("running %s", args[0] + " " + " ".join(args[1:2]))
-        result = subprocess.run(list(args), input=stdin, capture_output=True, text=True,
-                                timeout=120)
+        try:
+            result = subprocess.run(list(args), input=stdin, capture_output=True, text=True,
+                                    timeout=COMMAND_DEADLINE)
+        except subprocess.TimeoutExpired:
+            raise HubkeeperError(
+                f"{args[0]} did not finish within {COMMAND_DEADLINE} s (for {args[-1]!r})",
+                hint="the machine may be overloaded; `hubkeeper apply` again continues",
+            ) from None
         if result.returncode != 0:
             raise HubkeeperError(
                 f"{args[0]} failed for {args[-1]!r} (exit {result.returncode}): "

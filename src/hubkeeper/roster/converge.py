@@ -20,7 +20,7 @@ from pathlib import Path
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.host.files import write_atomic
 from hubkeeper.host.journal import AccountRecord, GroupRecord, Journal
-from hubkeeper.host.shadow import ShadowTools
+from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.host.statedir import StatePaths, read_secret
 from hubkeeper.host.users import HostUsers, observe
 from hubkeeper.hub.api import HubAPI, HubUnreachable
@@ -204,11 +204,13 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
             writer.writerow(["username", "password"])
             writer.writerows(generated)
             write_atomic(credentials, out.getvalue().encode(), mode=0o600)
-        tools.set_passwords(chosen)
-        for action in passwords:
-            journal.accounts[action.subject].password_set = True
-            step(action)
-        journal.save()
+        for start in range(0, len(passwords), PASSWORD_BATCH):
+            batch = passwords[start:start + PASSWORD_BATCH]
+            tools.set_passwords({a.subject: chosen[a.subject] for a in batch})
+            for action in batch:
+                journal.accounts[action.subject].password_set = True
+                step(action)
+            journal.save()
 
     api = prepared.api
     for action in actions:
