@@ -22,11 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import json
 import math
 import os
-import platform
 import pwd
 import random
 import re
@@ -49,6 +46,18 @@ sys.path.insert(0, str(REPO))
 import jupyterhub  # noqa: E402
 
 import hubkeeper  # noqa: E402
+from bench.common import (  # noqa: E402
+    CLOCK_TICKS,
+    finish,
+    machine_facts,
+    now,
+    output_of,
+    proc_table,
+    progress,
+    unwind_on_sigterm,
+    wait_quiet,
+    write_json,
+)
 from tests.support.hubproc import _answers, free_ports, start_hub, write_config  # noqa: E402, E501
 from tests.support.simuser import SimUser  # noqa: E402
 
@@ -210,26 +219,6 @@ def reset_homes(names: tuple[str, ...]) -> list[int]:
 
 # ----------------------------------------------------------------------------- other load
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_table() -> dict[int, tuple[int, int, int]]:
-    """pid -> (ppid, user+system CPU ticks, start time) for every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        # fields[0] is field 3 of proc(5): state, ppid, ..., utime 14, stime 15, starttime 22
-        table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]),
-                                  int(fields[19]))
-    return table
-
-
 class ForeignLoad:
     """CPU time used by processes outside this benchmark's process tree (another test run, a
     build...), sampled every second in a thread. A lower bound: processes that live less than
@@ -261,14 +250,14 @@ class ForeignLoad:
             self._sample()
 
     def _sample(self) -> None:
-        table = _proc_table()
+        table = proc_table()
         mine: dict[int, bool] = {self.root: True}
 
         def is_mine(pid: int) -> bool:
             chain = []
             while pid not in mine:
                 chain.append(pid)
-                parent = table.get(pid, (0, 0, 0))[0]
+                parent = table.get(pid, (0, 0, 0, ""))[0]
                 if parent <= 1:
                     mine[pid] = False
                     break
@@ -278,7 +267,7 @@ class ForeignLoad:
                 mine[link] = verdict
             return verdict
 
-        current = {pid: (ticks, start) for pid, (_, ticks, start) in table.items()
+        current = {pid: (ticks, start) for pid, (_, ticks, start, _) in table.items()
                    if not is_mine(pid)}
         if self._previous is not None:
             for pid, (ticks, start) in current.items():
@@ -301,42 +290,6 @@ def cpu_ticks(pids: dict[str, int]) -> dict[str, int]:
         fields = text[text.rindex(")") + 2:].split()
         ticks[name] = int(fields[11]) + int(fields[12])
     return ticks
-
-
-def busy_fraction(seconds: float) -> float:
-    """Share of all CPUs busy over the next `seconds` (from /proc/stat)."""
-
-    def read() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = values[3] + values[4]  # idle + iowait
-        return sum(values[:8]), idle
-
-    total0, idle0 = read()
-    time.sleep(seconds)
-    total1, idle1 = read()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
-
-
-def wait_quiet(deadline: float, progress: Callable[[str], None],
-               threshold: float = 0.15) -> dict[str, Any]:
-    """Wait until the machine is idle (below `threshold` of all CPUs busy in two 3 s windows
-    in a row): between phases nothing of ours runs, so what is busy is someone else."""
-    began = time.monotonic()
-    quiet_windows = 0
-    last_note = 0.0
-    busy = busy_fraction(0.5)
-    while True:
-        busy = busy_fraction(3.0)
-        quiet_windows = quiet_windows + 1 if busy < threshold else 0
-        waited = time.monotonic() - began
-        if quiet_windows >= 2:
-            return {"waited": round(waited, 1), "quiet": True, "busy": round(busy, 3)}
-        if waited > deadline:
-            progress(f"  machine still {busy:.0%} busy after {waited:.0f} s; going on")
-            return {"waited": round(waited, 1), "quiet": False, "busy": round(busy, 3)}
-        if busy >= threshold and waited - last_note > 60:
-            progress(f"  waiting for the machine to be quiet ({busy:.0%} busy, other work?)")
-            last_note = waited
 
 
 # ----------------------------------------------------------------------------- targets
@@ -560,7 +513,7 @@ def loadavg() -> list[float]:
 def run_target(target: Target, n_seq: int, n_storm: int, seed: int, quiet_deadline: float,
                foreign: ForeignLoad, keep_logs: Path | None,
                progress: Callable[[str], None]) -> dict[str, Any]:
-    result: dict[str, Any] = {"label": target.label, "started": _now()}
+    result: dict[str, Any] = {"label": target.label, "started": now()}
     workdir = Path(tempfile.mkdtemp(prefix=f"hubbench-{target.key}-"))
     running: RunningTarget | None = None
     nproc = len(os.sched_getaffinity(0))
@@ -640,19 +593,11 @@ def run_target(target: Target, n_seq: int, n_storm: int, seed: int, quiet_deadli
         result["leftover_processes"] = end_processes_of(
             {pwd.getpwnam(n).pw_uid for n in ACCOUNTS}, grace=10)
         shutil.rmtree(workdir, ignore_errors=True)
-        result["finished"] = _now()
+        result["finished"] = now()
     return result
 
 
 # ----------------------------------------------------------------------------- machine
-
-
-def _run(command: list[str], cwd: Path | None = None) -> str | None:
-    try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _version(package: str) -> str | None:
@@ -665,41 +610,24 @@ def _version(package: str) -> str | None:
 
 
 def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    memory = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
-    mem_kib = int(memory.group(1)) if memory else 0
+    facts = machine_facts(REPO)
     node_proxy = None
     if NODE_PROXY.exists():
-        node_proxy = _run([str(NODE_PROXY), "--version"])
-    status = _run(["git", "status", "--porcelain", "--", "src"], cwd=REPO)
+        node_proxy = output_of([str(NODE_PROXY), "--version"])
+    modified = facts["hubkeeper_src_modified"]
     return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "memory_gib": round(mem_kib / 1024 / 1024, 1),
-        "cpu_model": model.group(1).strip() if model else platform.processor(),
-        "kernel": platform.release(),
-        "os": _os_release(),
-        "python": sys.version.split()[0],
+        **facts,
+        # a bool here, as in the results recorded so far (roster.py keeps the lines)
+        "hubkeeper_src_modified": bool(modified) if modified is not None else None,
         "jupyterhub": jupyterhub.__version__,
         "jupyterlab": _version("jupyterlab"),
         "jupyter_server": _version("jupyter_server"),
         "hubkeeper": hubkeeper.__version__,
-        "hubkeeper_commit": _run(["git", "rev-parse", "HEAD"], cwd=REPO),
-        "hubkeeper_src_modified": bool(status) if status is not None else None,
         "python_proxy": _version("configurable-http-proxy"),
         "node_proxy": node_proxy,
-        "node": _run(["node", "--version"]),
+        "node": output_of(["node", "--version"]),
         "aiohttp": _version("aiohttp"),
     }
-
-
-def _os_release() -> str | None:
-    try:
-        text = Path("/etc/os-release").read_text()
-    except OSError:
-        return None
-    match = re.search(r'^PRETTY_NAME="?([^"\n]+)"?$', text, re.M)
-    return match.group(1) if match else None
 
 
 # ----------------------------------------------------------------------------- output
@@ -792,17 +720,6 @@ def print_report(report: dict[str, Any]) -> None:
     console.print(ratio_table)
 
 
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -848,14 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = [t for t in TARGETS if t.key in keys]
     n_seq, n_storm = (3, 6) if args.quick else (10, 30)
 
-    def progress(message: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
-
-    # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so every finally below runs.
-    def terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
+    unwind_on_sigterm()
     try:
         preflight(selected)
     except BenchError as exc:
@@ -864,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {
         "benchmark": "hubbench",
-        "started": _now(),
+        "started": now(),
         "complete": False,
         "machine": machine(),
         "parameters": {"quick": args.quick, "sequential_users": n_seq, "storm_users": n_storm,
@@ -896,10 +806,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         deleted = delete_accounts()
         progress(f"deleted {len(deleted)} accounts")
-        report["finished"] = _now()
-        report["hubkeeper_commit_at_end"] = _run(["git", "rev-parse", "HEAD"], cwd=REPO)
         report["ratios"] = ratios(report["targets"])
-        write_json(args.out, report)
+        finish(report, args.out, REPO)
     print_report(report)
     print(f"\nJSON: {args.out}")
     return 0 if report["complete"] else 1

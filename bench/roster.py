@@ -25,9 +25,7 @@ import argparse
 import csv
 import datetime as dt
 import grp
-import json
 import os
-import platform
 import pwd
 import re
 import resource
@@ -44,14 +42,29 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+# common, not hubbench: importing hubbench would pull in jupyterhub and the test support code
+from bench.common import (  # noqa: E402
+    CLOCK_TICKS,
+    finish,
+    machine_facts,
+    now,
+    output_of,
+    proc_table,
+    progress,
+    unwind_on_sigterm,
+    wait_quiet,
+    write_json,
+)
+
 HUBKEEPER = Path(sys.executable).parent / "hubkeeper"
 PREFIX = "hkr"  # every account, group and home of this benchmark starts with it
 GROUP_ALL, GROUP_TA = "hkrst", "hkrta"
 TAS = 20
 RUN_DEADLINE = 1800.0  # one timed command
-TOOL_DEADLINE = 60.0  # one userdel/groupdel/sync
+TOOL_DEADLINE = 60.0  # one userdel/groupdel
 SAMPLE_INTERVAL = 0.05
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ETC_FILES = ("passwd", "shadow", "group", "gshadow", "subuid", "subgid")
 
 BASELINE_SCRIPT = """\
@@ -75,14 +88,6 @@ chpasswd < "$passwords"
 
 class BenchError(Exception):
     """A precondition or a check failed; the message says which."""
-
-
-def progress(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _tool(*args: str) -> subprocess.CompletedProcess:
@@ -191,23 +196,6 @@ def verify(members: list[str]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- load
 
 
-def _proc_table() -> dict[int, tuple[int, int, int, str]]:
-    """pid -> (ppid, user+system CPU ticks, start time, comm) for every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]),
-                                  int(fields[19]), comm)
-    return table
-
-
 class Sampler:
     """In a thread, every `interval` s: what runs in the child's tree (its newest descendant,
     or the child itself), and the CPU ticks of processes outside this benchmark, user space
@@ -239,7 +227,7 @@ class Sampler:
             self._stop.wait(self.interval)
 
     def _sample(self) -> None:
-        table = _proc_table()
+        table = proc_table()
         children: dict[int, list[int]] = {}
         for pid, (ppid, *_rest) in table.items():
             children.setdefault(ppid, []).append(pid)
@@ -275,37 +263,11 @@ class Sampler:
         self._previous = current
 
 
-def busy_fraction(seconds: float) -> float:
-    """Share of all CPUs busy over the next `seconds` (from /proc/stat)."""
-
-    def read() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return sum(values[:8]), values[3] + values[4]  # all, idle + iowait
-
-    total0, idle0 = read()
-    time.sleep(seconds)
-    total1, idle1 = read()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
-
-
-def wait_quiet(deadline: float, threshold: float = 0.15) -> dict[str, Any]:
-    """hubbench's rule: below `threshold` of all CPUs busy in two 3 s windows in a row,
-    waiting at most `deadline` s. Dirty pages of the previous phase are flushed first."""
-    began = time.monotonic()
-    _tool("sync")
-    quiet, last_note = 0, 0.0
-    while True:
-        busy = busy_fraction(3.0)
-        quiet = quiet + 1 if busy < threshold else 0
-        waited = time.monotonic() - began
-        if quiet >= 2 or waited > deadline:
-            if quiet < 2:
-                progress(f"  machine still {busy:.0%} busy after {waited:.0f} s; going on")
-            return {"waited": round(waited, 1), "quiet": quiet >= 2, "busy": round(busy, 3),
-                    "loadavg": Path("/proc/loadavg").read_text().split()[:3]}
-        if busy >= threshold and waited - last_note > 60:
-            progress(f"  waiting for the machine to be quiet ({busy:.0%} busy, other work?)")
-            last_note = waited
+def quiet_machine(deadline: float) -> dict[str, Any]:
+    """hubbench's wait for a quiet machine, the previous run's dirty pages flushed first, and
+    the load average at its end."""
+    return {**wait_quiet(deadline, progress, flush=True),
+            "loadavg": Path("/proc/loadavg").read_text().split()[:3]}
 
 
 # ----------------------------------------------------------------------------- timing
@@ -322,7 +284,7 @@ def _zombie_cpu(pid: int) -> dict[str, float]:
 def timed(command: list[str], workdir: Path, label: str, self_label: str,
           quiet_wait: float) -> dict[str, Any]:
     """Run `command` once, after a quiet machine, and measure it."""
-    quiet = wait_quiet(quiet_wait) if quiet_wait > 0 else None
+    quiet = quiet_machine(quiet_wait) if quiet_wait > 0 else None
     out, err = workdir / f"{label}.stdout", workdir / f"{label}.stderr"
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -447,38 +409,16 @@ def run_round(number: int, users: int, quiet_wait: float) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- report
 
 
-def _run(command: list[str]) -> str | None:
-    try:
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    memory = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
-    os_name = re.search(r'^PRETTY_NAME="?([^"\n]+)"?$', Path("/etc/os-release").read_text(),
-                        re.M)
     login_defs = Path("/etc/login.defs").read_text()
     encrypt = re.search(r"^ENCRYPT_METHOD\s+(\S+)", login_defs, re.M)
     pam = re.search(r"^password\s+(?:\[[^]]*\]|\S+)\s+pam_unix\.so(.*)$",
                     Path("/etc/pam.d/common-password").read_text(), re.M)
-    modified = _run(["git", "status", "--porcelain", "--", "src"])
     return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "memory_gib": round(int(memory.group(1)) / 1024 / 1024, 1) if memory else None,
-        "cpu_model": model.group(1).strip() if model else platform.processor(),
-        "kernel": platform.release(),
-        "os": os_name.group(1) if os_name else None,
-        "python": sys.version.split()[0],
-        "hubkeeper": (_run([str(HUBKEEPER), "--version"]) or "?").rpartition(" ")[2],
-        "hubkeeper_commit": _run(["git", "rev-parse", "HEAD"]),
-        "hubkeeper_src_modified": (modified.splitlines() if modified else [])
-        if modified is not None else None,
-        "shadow_utils": _run(["dpkg-query", "-W", "-f", "${Version}", "passwd"]),
-        "bash": _run(["bash", "-c", "echo $BASH_VERSION"]),
+        **machine_facts(REPO),
+        "hubkeeper": (output_of([str(HUBKEEPER), "--version"]) or "?").rpartition(" ")[2],
+        "shadow_utils": output_of(["dpkg-query", "-W", "-f", "${Version}", "passwd"]),
+        "bash": output_of(["bash", "-c", "echo $BASH_VERSION"]),
         # chpasswd hashes through PAM here, so pam_unix's method wins over login.defs'
         "login_defs_encrypt_method": encrypt.group(1) if encrypt else None,
         "pam_unix_password_options": pam.group(1).strip() if pam else None,
@@ -489,11 +429,11 @@ def machine() -> dict[str, Any]:
 def startup_floor(quiet_wait: float) -> dict[str, Any]:
     """What any hubkeeper command costs before it does anything: `hubkeeper --version`."""
     if quiet_wait > 0:
-        wait_quiet(quiet_wait)
+        quiet_machine(quiet_wait)
     walls = []
     for _ in range(5):
         began = time.monotonic()
-        _run([str(HUBKEEPER), "--version"])
+        output_of([str(HUBKEEPER), "--version"])
         walls.append(round(time.monotonic() - began, 3))
     return {"hubkeeper_version_wall": walls, "median": sorted(walls)[len(walls) // 2]}
 
@@ -559,13 +499,6 @@ def print_report(report: dict[str, Any]) -> None:
                 print(f"  round {r['round']} {side}: {top}")
 
 
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -595,10 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.users <= 999:
         parser.error("--users must be 1..999 (names have three digits)")
 
-    def terminate(signum: int, frame: object) -> None:  # `timeout` unwinds like Ctrl-C
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
+    unwind_on_sigterm()
     try:
         preflight()
     except BenchError as exc:
@@ -606,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     report: dict[str, Any] = {
-        "benchmark": "roster", "started": _now(), "complete": False, "machine": machine(),
+        "benchmark": "roster", "started": now(), "complete": False, "machine": machine(),
         "parameters": {
             "users": args.users, "tas": min(TAS, args.users), "rounds": args.rounds,
             "order": "per round: hubkeeper (first, again), then baseline (first, again); "
@@ -647,10 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         report["cleanup"] = removed = remove_all()
         progress(f"deleted {removed['accounts']} accounts, {removed['groups']} groups "
                  f"in {removed['seconds']:.0f} s")
-        report["finished"] = _now()
-        report["hubkeeper_commit_at_end"] = _run(["git", "rev-parse", "HEAD"])
         report["ratios"] = ratios(report["rounds"])
-        write_json(args.out, report)
+        finish(report, args.out, REPO)
     print_report(report)
     print(f"\nJSON: {args.out}")
     return 0 if report["complete"] else 1
