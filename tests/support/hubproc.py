@@ -120,13 +120,16 @@ def start_hub(config: Path, deadline: float = 120.0, env: dict[str, str] | None 
             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})}, start_new_session=True,
         )
-    port = load(config).spec.hub.port
-    hub = RunningHub(config, f"http://127.0.0.1:{port}/", proc, output)
+    spec = load(config).spec
+    hub = RunningHub(config, f"http://127.0.0.1:{spec.hub.port}/", proc, output)
+    hub_api = f"http://127.0.0.1:{spec.hub.api_port}/"  # the hub itself, before the proxy
+    hub_up = False
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise AssertionError(f"hubkeeper up exited with {proc.returncode}:\n{hub.log()}")
-        if _answers(hub.url) and (hub.state / "run" / "jupyterhub.pid").exists():
+        hub_up = hub_up or _answers(hub_api)
+        if hub_up and _answers(hub.url) and (hub.state / "run" / "jupyterhub.pid").exists():
             return hub
         time.sleep(0.2)
     hub.stop(signal.SIGKILL)

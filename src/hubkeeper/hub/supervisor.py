@@ -141,13 +141,19 @@ class Supervisor:
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> HubExit:
         url = public_url(self.loaded.spec)
+        spec = self.loaded.spec
+        # The hub's own API first: asking through the proxy before the hub has registered its
+        # route only fills the log with 404s. Then the public URL, the path users take.
+        hub_api = f"http://127.0.0.1:{spec.hub.api_port}{spec.hub.base_url}"
+        hub_up = False
         ready = False
         started = time.monotonic()
         while proc.poll() is None:
             if self._stop.wait(0.25):
                 return self._stop_hub(proc)
             if not ready:
-                if _is_ready(url):
+                hub_up = hub_up or _is_ready(hub_api)
+                if hub_up and _is_ready(url):
                     ready = True
                     self.on_ready(url)
                 elif time.monotonic() - started > READY_DEADLINE:
