@@ -12,7 +12,7 @@ import click
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from hubkeeper.config.model import HubSpec
+from hubkeeper.config.model import HubSpec, TypeName
 
 
 def _type_name(annotation: Any) -> str:
@@ -55,9 +55,13 @@ def _model_section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             nested.append((name, annotation))
+        item = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            nested.append((f"{name}[]", item))  # a list of mappings: document one item
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        out.append(f"| `{prefix}{name}` | {_type_name(annotation)} | {_default(field)} | "
-                   f"{description} |")
+        named = [meta.name for meta in field.metadata if isinstance(meta, TypeName)]
+        kind = named[0] if named else _type_name(annotation)
+        out.append(f"| `{prefix}{name}` | {kind} | {_default(field)} | {description} |")
     for name, sub in nested:
         out.append("")
         out.append(f"### `{prefix}{name}`")

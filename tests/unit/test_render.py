@@ -29,7 +29,7 @@ def runtime(text: str, mode: str = "system", as_root: bool = True,
     return Runtime(mode=mode, state=STATE, secrets=SECRETS,  # type: ignore[arg-type]
                    proxy_command=("/opt/hk/bin/configurable-http-proxy",),
                    singleuser_command=("/opt/hk/bin/jupyterhub-singleuser",), as_root=as_root,
-                   roster=roster, removed=removed)
+                   roster=roster, removed=removed, config_dir=Path("/srv/course"))
 
 
 def rendered(text: str, *args, **kwargs):
@@ -277,3 +277,58 @@ def test_default_login_is_pam_for_accounts_and_a_shared_password_otherwise() -> 
         "hubkeeper.hub.auth.PAMAuthenticator"
     assert rendered(text, "personal").JupyterHub.authenticator_class.endswith(
         "SharedPasswordAuthenticator")
+
+
+HOOKS = """
+users: {allowed: [ann]}
+hooks:
+  on_failure: warn
+  as_root:
+    - {script: hooks/prepare.sh, timeout: 1m30s}
+    - {script: /opt/hooks/quota}
+  as_user:
+    - {script: ./hooks/../hooks/links.sh, timeout: 2s}
+data: {min_free: 500M}
+"""
+
+
+def test_hooks_reach_the_spawner_as_absolute_paths_and_seconds() -> None:
+    c = rendered(HOOKS)
+    assert c.LocalSpawner.hooks_as_root == [
+        {"script": "/srv/course/hooks/prepare.sh", "name": "hooks/prepare.sh", "timeout": 90.0},
+        {"script": "/opt/hooks/quota", "name": "/opt/hooks/quota", "timeout": 30.0},
+    ]
+    assert c.LocalSpawner.hooks_as_user == [
+        {"script": "/srv/course/hooks/links.sh", "name": "./hooks/../hooks/links.sh",
+         "timeout": 2.0}]
+    assert c.LocalSpawner.hooks_on_failure == "warn"
+    assert c.LocalSpawner.hook_log_dir == "/var/lib/hubkeeper/course/logs/hooks"
+    assert c.LocalSpawner.hub_name == "hub"
+    assert c.LocalSpawner.min_free_bytes == 500 * 1024**2
+    # JupyterHub's start deadline covers the hooks too: 60 s for the server plus theirs.
+    assert c.Spawner.start_timeout == 60 + 90 + 30 + 2
+
+
+def test_no_hooks_keeps_jupyterhubs_start_timeout_and_the_default_disk_guard() -> None:
+    c = rendered("users: {allowed: [ann]}")
+    assert c.LocalSpawner.hooks_as_root == []
+    assert c.LocalSpawner.hooks_as_user == []
+    assert c.LocalSpawner.hooks_on_failure == "fail"
+    assert "start_timeout" not in c.Spawner
+    assert c.LocalSpawner.min_free_bytes == 1024**3
+
+
+def test_hook_log_dir_is_relative_to_hub_yaml() -> None:
+    c = rendered("users: {allowed: [ann]}\nhooks: {log_dir: private/hooklogs}\n"
+                 "data: {min_free: 0}")
+    assert c.LocalSpawner.hook_log_dir == "/srv/course/private/hooklogs"
+    assert c.LocalSpawner.min_free_bytes == 0
+
+
+def test_the_spawner_accepts_the_rendered_hook_config() -> None:
+    from hubkeeper.hub.spawner import LocalSpawner
+
+    spawner = LocalSpawner(config=rendered(HOOKS))
+    assert spawner.hooks_as_root[0]["timeout"] == 90.0
+    assert spawner.hooks_on_failure == "warn"
+    assert spawner.min_free_bytes == 500 * 1024**2

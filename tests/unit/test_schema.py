@@ -166,6 +166,38 @@ INVALID = [
     ("github secret in hub.yaml", f"auth:\n  kind: github\n  github:\n    callback_url: {CB}\n"
      "    client_secret: abc\nusers: {allowed: [a]}\n",
      "hub.yaml:5:5: auth.github.client_secret: unknown key 'client_secret'"),
+    # hooks and data
+    ("hook without a script", "users: {allowed: [a]}\nhooks:\n  as_root:\n    - timeout: 5s\n",
+     "hub.yaml:4:7: hooks.as_root[0].script: field required"),
+    ("misspelt hook key", "users: {allowed: [a]}\nhooks:\n  as_user:\n"
+     "    - {script: a.sh, timout: 5s}\n",
+     "hub.yaml:4:22: hooks.as_user[0].timout: unknown key 'timout'; did you mean 'timeout'? "
+     "Valid keys here: script, timeout"),
+    ("hook timeout without unit word", "users: {allowed: [a]}\nhooks:\n  as_root:\n"
+     "    - script: a.sh\n      timeout: 5 minutes\n",
+     "hub.yaml:5:16: hooks.as_root[0].timeout: '5 minutes' is not a duration; use a number "
+     "and a unit s, m or h, e.g. 30s, 5m or 1m30s"),
+    ("hook timeout zero", "users: {allowed: [a]}\nhooks:\n  as_root:\n"
+     "    - {script: a.sh, timeout: 0s}\n",
+     "hub.yaml:4:31: hooks.as_root[0].timeout: '0s' must be more than 0s and at most 1h"),
+    ("hook timeout too long", "users: {allowed: [a]}\nhooks:\n  as_root:\n"
+     "    - {script: a.sh, timeout: 2h}\n",
+     "hub.yaml:4:31: hooks.as_root[0].timeout: '2h' must be more than 0s and at most 1h"),
+    ("hooks as a list", "users: {allowed: [a]}\nhooks: [a.sh]\n",
+     "hub.yaml:2:8: hooks: must be a mapping of keys"),
+    ("hook list of strings", "users: {allowed: [a]}\nhooks:\n  as_user: [a.sh]\n",
+     "hub.yaml:3:13: hooks.as_user[0]: must be a mapping of keys; got 'a.sh'"),
+    ("unknown on_failure", "users: {allowed: [a]}\nhooks: {on_failure: ignore}\n",
+     "hub.yaml:2:21: hooks.on_failure: must be one of 'fail' or 'warn'; got 'ignore'"),
+    ("size with unknown unit", "users: {allowed: [a]}\ndata:\n  min_free: 1X\n",
+     "hub.yaml:3:13: data.min_free: '1X' is not a size; use a number and a unit K, M, G or T "
+     "(powers of 1024), e.g. 500M or 1G; 0 turns the check off"),
+    ("negative size", "users: {allowed: [a]}\ndata:\n  min_free: -5G\n",
+     "hub.yaml:3:13: data.min_free: '-5G' is not a size"),
+    ("size as a boolean", "users: {allowed: [a]}\ndata:\n  min_free: true\n",
+     "hub.yaml:3:13: data.min_free: True is not a size"),
+    ("misspelt data key", "users: {allowed: [a]}\ndata:\n  minfree: 1G\n",
+     "hub.yaml:3:3: data.minfree: unknown key 'minfree'; did you mean 'min_free'?"),
     ("allow_all with organizations", f"auth:\n  kind: github\n  github:\n    callback_url: {CB}\n"
      "    organizations: [physics]\nusers:\n  allow_all: true\n",
      "hub.yaml:7:14: users.allow_all: with kind 'github' this lets every GitHub account in, so "
@@ -227,3 +259,26 @@ def test_native_and_github_sections_load() -> None:
 def test_a_section_with_only_comments_means_its_defaults() -> None:
     spec = parse("auth:\n  # kind: pam\nusers: {allowed: [ada]}\n")
     assert spec.auth.kind is None
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30.0), ("5m", 300.0), ("1h", 3600.0),
+                                               ("1m30s", 90.0), ("2.5s", 2.5), ("45", 45.0)])
+def test_durations(text: str, seconds: float) -> None:
+    spec = parse(f"users: {{allowed: [a]}}\nhooks: {{as_root: [{{script: a, timeout: "
+                 f"{text}}}]}}")
+    assert spec.hooks.as_root[0].timeout == seconds
+
+
+@pytest.mark.parametrize(("text", "size"), [("1G", 1024**3), ("500M", 500 * 1024**2),
+                                            ("2T", 2 * 1024**4), ("1.5K", 1536), ("0", 0),
+                                            ("4096", 4096), ("1GiB", 1024**3), ("1gb", 1024**3)])
+def test_sizes(text: str, size: int) -> None:
+    assert parse(f"users: {{allowed: [a]}}\ndata: {{min_free: {text}}}").data.min_free == size
+
+
+def test_hook_and_data_defaults() -> None:
+    spec = parse("users: {allowed: [a]}\nhooks:\n  as_user: [{script: a.sh}]\n")
+    assert spec.hooks.as_user[0].timeout == 30.0
+    assert spec.hooks.on_failure == "fail"
+    assert spec.hooks.log_dir is None
+    assert spec.data.min_free == 1024**3

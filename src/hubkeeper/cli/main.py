@@ -24,6 +24,7 @@ from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
 from hubkeeper.verbs.status import status
 from hubkeeper.verbs.up import up
+from hubkeeper.verbs.usage import usage
 from hubkeeper.verbs.users import add_user, list_users, set_locked
 
 INTERNAL_ERROR = 70
@@ -216,6 +217,15 @@ def status_command(obj: Context, config: Path | None, as_json: bool) -> None:
     emit(result, as_json, obj.out)
     if not result.reachable:
         sys.exit(1)
+
+
+@cli.command("usage")
+@config_option
+@json_option
+@click.pass_obj
+def usage_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Disk use of each roster user's home, largest first, and the free space left."""
+    emit(usage(obj.config_path(config)), as_json, obj.out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hubkeeper.config.model import format_size
 from hubkeeper.hub.render import as_python
 from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.apply import ApplyResult
@@ -19,11 +20,15 @@ from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.render import RenderResult
 from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.up import Banner, UpResult
+from hubkeeper.verbs.usage import UsageResult
 from hubkeeper.verbs.users import UsersChange, UsersList
 
 
 def to_json(result: Any) -> str:
-    return json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True)
+    body = dataclasses.asdict(result)
+    if isinstance(result, UsageResult):
+        body["total_bytes"] = result.total_bytes
+    return json.dumps(body, indent=2, sort_keys=True)
 
 
 def emit(result: Any, as_json: bool, console: Console) -> None:
@@ -180,3 +185,23 @@ def _(result: UpResult, console: Console) -> None:
     how = "killed after the deadline" if result.killed else "cleanly"
     console.print(f"hub '{result.hub}' stopped {how} in {result.stop_seconds or 0:.1f} s",
                   highlight=False)
+
+
+@text.register
+def _(result: UsageResult, console: Console) -> None:
+    table = Table("user", "home", "size", "files", "free on its disk", "note")
+    low: list[str] = []
+    for home in result.homes:
+        free = "-" if home.free_bytes is None else format_size(home.free_bytes)
+        if home.free_bytes is not None and home.free_bytes < result.min_free:
+            free += " (LOW)"
+            low.append(home.name)
+        table.add_row(home.name, home.home or "-", format_size(home.bytes), str(home.files),
+                      free, home.note or "")
+    console.print(table)
+    console.print(f"{len(result.homes)} homes, {format_size(result.total_bytes)} in all "
+                  f"({result.mode} mode)", highlight=False)
+    if low:
+        console.print(f"WARNING: less than data.min_free ({format_size(result.min_free)}) is "
+                      f"free for {', '.join(low)}: their servers will not start",
+                      highlight=False, markup=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,14 +175,24 @@ def _located(
 def _model_at(loc: Loc) -> type[BaseModel] | None:
     """The pydantic model that owns the mapping at `loc`, to list its valid keys."""
     model: type[BaseModel] | None = HubSpec
+    item: type[BaseModel] | None = None  # the model of a list's items (hooks.as_root[0])
     for part in loc:
-        if model is None or isinstance(part, int):
+        if isinstance(part, int):
+            model, item = item, None
+            continue
+        if model is None:
             return None
         field = model.model_fields.get(part)
         annotation = field.annotation if field else None
-        model = annotation if isinstance(annotation, type) and issubclass(
-            annotation, BaseModel) else None
+        model = _as_model(annotation)
+        args = typing.get_args(annotation) if typing.get_origin(annotation) is list else ()
+        item = _as_model(args[0]) if args else None
     return model
+
+
+def _as_model(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(
+        annotation, BaseModel) else None
 
 
 def _problem(filename: str, document: CommentedMap, error: Any) -> Problem:

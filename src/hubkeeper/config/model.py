@@ -6,10 +6,15 @@ Loading (with file:line positions) lives in `loader.py`; this module is pure dat
 from __future__ import annotations
 
 import ipaddress
+import math
+import os
+import re
 import urllib.parse
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
@@ -84,6 +89,87 @@ def _url_prefix(value: str) -> str:
     if "//" in value or any(c.isspace() for c in value):
         raise ValueError(f"{value!r} must not contain '//' or spaces")
     return value
+
+
+@dataclass(frozen=True)
+class TypeName:
+    """How docs/reference.md names a type whose Python type (float, int) would mislead."""
+
+    name: str
+
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+MAX_DURATION = 3600.0
+
+
+def _duration(value: Any) -> float:
+    """'30s', '5m', '1h', '1m30s' or a number of seconds -> seconds (0 < s <= 1 h)."""
+    words = (f"{value!r} is not a duration; use a number and a unit s, m or h, e.g. 30s, "
+             "5m or 1m30s")
+    if isinstance(value, bool):
+        raise ValueError(words)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        match = _DURATION.match(text)
+        if not text or not match or not any(match.groups()):
+            raise ValueError(words)
+        hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    else:
+        raise ValueError(words)
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DURATION:
+        raise ValueError(f"{value!r} must be more than 0s and at most 1h")
+    return seconds
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$")
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _size(value: Any) -> int:
+    """'500M', '1G', '2T', '0' or a number of bytes -> bytes (K, M, G, T are powers of 1024)."""
+    words = (f"{value!r} is not a size; use a number and a unit K, M, G or T (powers of "
+             "1024), e.g. 500M or 1G; 0 turns the check off")
+    if isinstance(value, bool):
+        raise ValueError(words)
+    if isinstance(value, int):
+        number, unit = float(value), ""
+    elif isinstance(value, str):
+        match = _SIZE.match(value.strip().lower())
+        if not match:
+            raise ValueError(words)
+        number, unit = float(match.group(1)), match.group(2)
+    else:
+        raise ValueError(words)
+    if number < 0:
+        raise ValueError(words)
+    return int(number * SIZE_UNITS[unit])
+
+
+def format_size(count: int | float) -> str:
+    """Bytes for people: '1.5G', '512K', '0'."""
+    for unit in ("T", "G", "M", "K"):
+        scale = SIZE_UNITS[unit.lower()]
+        if count >= scale:
+            value = count / scale
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return f"{int(count)}B" if count else "0"
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds for people, in hub.yaml's own spelling: '30s', '5m', '1m30s'."""
+    whole = int(seconds)
+    if whole != seconds or whole < 60:
+        return f"{seconds:g}s"
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+
+
+Duration = Annotated[float, BeforeValidator(_duration),
+                     TypeName("duration (30s, 5m, 1h, 1m30s)")]
+Size = Annotated[int, BeforeValidator(_size), TypeName("size (500M, 1G; K M G T = 1024^n)")]
 
 
 class Section(BaseModel):
@@ -288,6 +374,96 @@ class UsersSection(Section):
     )
 
 
+class Hook(Section):
+    """One start-up script."""
+
+    script: str = Field(
+        min_length=1,
+        description="Path of an executable file (a script with a #! line, or a program), "
+        "relative to hub.yaml or absolute. It must not be writable by anyone but its owner "
+        "(root or the hub's account).",
+    )
+    timeout: Duration = Field(
+        "30s", validate_default=True,
+        description="How long the script may run (30s, 5m, 1h; at most 1h). At the deadline "
+        "its whole process group is killed and the script counts as failed.",
+    )
+
+
+class HooksSection(Section):
+    """Scripts run at every server start, before the server (see docs/hooks.md)."""
+
+    as_root: list[Hook] = Field(
+        default_factory=list,
+        description="Run first, in order, as root (personal mode: as the hub's account), "
+        "in /. Each gets HUBKEEPER_USER, HUBKEEPER_ACCOUNT, HUBKEEPER_HOME, "
+        "HUBKEEPER_GROUPS, HUBKEEPER_ENVIRONMENT and HUBKEEPER_HUB.",
+    )
+    as_user: list[Hook] = Field(
+        default_factory=list,
+        description="Run next, in order, as the user (their uid, gid and groups), in their "
+        "home, with the same variables. In system mode the scripts must be readable and "
+        "executable by every account.",
+    )
+    on_failure: Literal["fail", "warn"] = Field(
+        "fail",
+        description="fail: a script that exits non-zero or runs past its timeout stops the "
+        "start; the user sees which script failed (never its output). warn: it is logged "
+        "and the server starts anyway.",
+    )
+    log_dir: str | None = Field(
+        None,
+        description="Where each user's hook output is appended (<user>.log). Relative paths "
+        "are relative to this file. Default: <state_dir>/logs/hooks. The directory is kept "
+        "0700: users cannot read it.",
+    )
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/") or "/../" in value + "/" or value.rstrip("/") in ("", "/"):
+        raise ValueError(f"{value!r} must be an absolute path below / (e.g. /srv/data)")
+    return value.rstrip("/")
+
+
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+LinkName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
+                                description="A file name in the home, no '/'.")]
+
+
+class SharedData(Section):
+    """A directory every user reads and none writes (root's, 0755)."""
+
+    path: AbsolutePath = Field(description="Where it is, e.g. /srv/data (made by apply).")
+    link: LinkName | None = Field(
+        None, description="Also a link of this name in every user's home (~/data).")
+
+
+class GroupFolder(Section):
+    """A folder the members of one roster group share: they read and write, others see
+    nothing; files stay group-owned and group-writable (setgid, default ACLs)."""
+
+    path: AbsolutePath = Field(description="Where it is, e.g. /srv/projects/lab.")
+    group: GroupName = Field(description="The roster group that shares it.")
+    link: LinkName | None = Field(
+        None, description="Also a link of this name in each member's home (~/project).")
+
+
+class DataSection(Section):
+    """Users' data on disk."""
+
+    shared: list[SharedData] = Field(
+        default_factory=list, description="Read-only data for everyone (system mode).")
+    group_folders: list[GroupFolder] = Field(
+        default_factory=list, description="Group-writable folders (system mode).")
+
+    min_free: Size = Field(
+        "1G", validate_default=True,
+        description="A server does not start when the filesystem holding the user's home "
+        "has less free space than this (500M, 1G, 2T; 0 turns the check off): a full disk "
+        "loses notebooks in confusing ways, so the user is told to ask their instructor.",
+    )
+
+
 class HubSpec(Section):
     """The whole of hub.yaml."""
 
@@ -301,6 +477,19 @@ class HubSpec(Section):
     backend: Literal["local"] = Field(
         "local", description="Where user servers run. local: processes on this machine."
     )
+    hooks: HooksSection = Field(
+        default_factory=HooksSection,
+        description="Start-up scripts run as root and as the user before each server starts.",
+    )
+    data: DataSection = Field(
+        default_factory=DataSection, description="Users' data: the free-space guard."
+    )
+
+
+def config_relative(directory: Path, value: str) -> Path:
+    """A path written in hub.yaml: relative paths are relative to hub.yaml's directory."""
+    path = Path(value).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else directory / path))
 
 
 def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:

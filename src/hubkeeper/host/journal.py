@@ -42,10 +42,18 @@ class GroupRecord:
 
 
 @dataclass
+class DirRecord:
+    path: str
+    kind: Literal["shared", "group-folder"]
+    state: State = "creating"
+
+
+@dataclass
 class Journal:
     path: Path
     accounts: dict[str, AccountRecord] = field(default_factory=dict)
     groups: dict[str, GroupRecord] = field(default_factory=dict)
+    dirs: dict[str, DirRecord] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Journal:
@@ -59,13 +67,14 @@ class Journal:
                         for name, record in body.get("accounts", {}).items()}
             groups = {name: GroupRecord(**record)
                       for name, record in body.get("groups", {}).items()}
+            dirs = {path: DirRecord(**record) for path, record in body.get("dirs", {}).items()}
         except (OSError, ValueError, TypeError) as exc:
             raise HubkeeperError(
                 f"the journal {path} cannot be read: {exc}",
                 hint="it lists what hubkeeper created and is never guessed; restore it from "
                 "a snapshot (`hubkeeper doctor` will rebuild it in a later version)",
             ) from None
-        return cls(path, accounts, groups)
+        return cls(path, accounts, groups, dirs)
 
     def save(self) -> None:
         body = {
@@ -75,6 +84,8 @@ class Journal:
                          for name, record in sorted(self.accounts.items())},
             "groups": {name: dataclasses.asdict(record)
                        for name, record in sorted(self.groups.items())},
+            "dirs": {path: dataclasses.asdict(record)
+                     for path, record in sorted(self.dirs.items())},
         }
         write_atomic(self.path, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import pwd
 import socket
+import stat
 from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.model import config_relative
 from hubkeeper.errors import Problem
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.roster import Roster
@@ -92,3 +95,74 @@ def port_problems(loaded: LoadedSpec, paths: StatePaths) -> list[Problem]:
                             "free port or stop that program")
         for loc, ip, port in ports if _port_busy(ip, port)
     ]
+
+
+def _unsafe(path: Path, owners: set[int]) -> str | None:
+    """Why someone other than `owners` could change what `path` runs, or None."""
+    for part in (path, *path.parents):
+        info = part.lstat()
+        if info.st_uid not in owners:
+            return f"{part} belongs to uid {info.st_uid}, who could change it"
+        sticky_dir = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        if info.st_mode & 0o022 and not sticky_dir and not stat.S_ISLNK(info.st_mode):
+            return f"{part} is writable by other users; chmod go-w {part}"
+    return None
+
+
+def _hidden_from_others(path: Path) -> str | None:
+    """Why an account that is neither owner nor group could not run `path`, or None."""
+    for part in path.parents:
+        if not part.stat().st_mode & stat.S_IXOTH:
+            return f"other accounts cannot enter {part}; chmod o+x {part}"
+    if path.stat().st_mode & (stat.S_IROTH | stat.S_IXOTH) != stat.S_IROTH | stat.S_IXOTH:
+        return f"other accounts cannot read and run it; chmod o+rx {path}"
+    return None
+
+
+def hook_problems(loaded: LoadedSpec, mode: str, state: StatePaths) -> list[Problem]:
+    """hooks: every script exists, is executable, and only its owner (root or the hub's
+    account) can change it; as_user scripts can be run by every account (system mode);
+    the log directory is private."""
+    problems = []
+    hooks = loaded.spec.hooks
+    owners = {0, os.geteuid()}
+    for phase in ("as_root", "as_user"):
+        for index, hook in enumerate(getattr(hooks, phase)):
+            loc = ("hooks", phase, index, "script")
+            path = config_relative(loaded.directory, hook.script)
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                problems.append(loaded.problem(loc, f"no such file: {path}"))
+                continue
+            except OSError as exc:
+                problems.append(loaded.problem(loc, f"cannot read {path}: {exc.strerror}"))
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                problems.append(loaded.problem(loc, f"{path} is not a file"))
+                continue
+            if not os.access(path, os.X_OK) or not info.st_mode & 0o111:
+                problems.append(loaded.problem(loc, f"{path} is not executable; "
+                                                    f"chmod +x {path}"))
+                continue
+            real = Path(os.path.realpath(path))
+            unsafe = _unsafe(path, owners) or _unsafe(real, owners)
+            if unsafe:
+                runs = "as root" if phase == "as_root" and os.geteuid() == 0 else \
+                    "for every user"
+                problems.append(loaded.problem(loc, f"{unsafe}: the script runs {runs}"))
+                continue
+            if phase == "as_user" and mode == "system":
+                hidden = _hidden_from_others(real)
+                if hidden:
+                    problems.append(loaded.problem(
+                        loc, f"as_user scripts run as each user, but {hidden}"))
+    log_dir = (config_relative(loaded.directory, hooks.log_dir) if hooks.log_dir
+               else state.hook_logs)
+    with contextlib.suppress(FileNotFoundError):
+        if log_dir.stat().st_mode & 0o077:
+            problems.append(loaded.problem(
+                ("hooks", "log_dir") if hooks.log_dir else ("hooks",),
+                f"{log_dir} can be read by other users, but it holds hook output; "
+                f"chmod 700 {log_dir}"))
+    return problems

@@ -8,6 +8,7 @@
                                 by the operator, never generated)
     <state>/run/                hub.lock (held while a hub runs), jupyterhub.pid, proxy.pid
     <state>/logs/               hub.log
+    <state>/logs/hooks/         0700; <user>.log: output of the start-up hooks (hooks:)
     <state>/users/<name>/       personal mode: each hub user's directory (0700)
 """
 
@@ -67,6 +68,10 @@ class StatePaths:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def hook_logs(self) -> Path:
+        return self.logs / "hooks"
 
     @property
     def users(self) -> Path:

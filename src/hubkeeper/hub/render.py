@@ -11,7 +11,7 @@ from typing import Any
 
 from traitlets.config import Config
 
-from hubkeeper.config.model import USERNAME_PATTERN, HubSpec
+from hubkeeper.config.model import USERNAME_PATTERN, Hook, HubSpec, config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub.runtime import Runtime, auth_kind
 
@@ -38,6 +38,8 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_proxy(c, spec, runtime)
     update_auth(c, spec, runtime)
     update_spawner(c, spec, runtime)
+    update_hooks(c, spec, runtime)
+    update_data(c, spec, runtime)
     update_services(c, spec, runtime)
     update_groups(c, spec, runtime)
     return c
@@ -147,6 +149,40 @@ def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         if runtime.as_root:
             # Only reachable on loopback (checked in resolve_mode); Jupyter refuses root otherwise.
             c.Spawner.args = ["--ServerApp.allow_root=True"]
+
+
+# JupyterHub's own Spawner.start_timeout default: what the server itself may take.
+SERVER_START_SECONDS = 60
+
+
+def _config_path(runtime: Runtime, value: str) -> str:
+    """A path from hub.yaml, absolute (relative ones start at hub.yaml's directory)."""
+    if runtime.config_dir is None and not Path(value).expanduser().is_absolute():
+        raise HubkeeperError(f"cannot resolve {value!r}: hub.yaml's directory is unknown")
+    return str(config_relative(runtime.config_dir or Path("/"), value))
+
+
+def _hooks(hooks: list[Hook], runtime: Runtime) -> list[dict[str, Any]]:
+    return [{"script": _config_path(runtime, hook.script), "name": hook.script,
+             "timeout": hook.timeout} for hook in hooks]
+
+
+def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    hooks = spec.hooks
+    c.LocalSpawner.hooks_as_root = _hooks(hooks.as_root, runtime)
+    c.LocalSpawner.hooks_as_user = _hooks(hooks.as_user, runtime)
+    c.LocalSpawner.hooks_on_failure = hooks.on_failure
+    c.LocalSpawner.hook_log_dir = (_config_path(runtime, hooks.log_dir) if hooks.log_dir
+                                   else str(runtime.state.hook_logs))
+    c.LocalSpawner.hub_name = spec.hub.name
+    total = sum(hook.timeout for hook in hooks.as_root + hooks.as_user)
+    if total:
+        # JupyterHub's deadline covers the whole start, hooks included: give them their time.
+        c.Spawner.start_timeout = SERVER_START_SECONDS + int(total + 0.999)
+
+
+def update_data(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    c.LocalSpawner.min_free_bytes = spec.data.min_free
 
 
 def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:

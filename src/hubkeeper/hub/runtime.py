@@ -98,6 +98,7 @@ class Runtime:
     as_root: bool
     roster: Roster
     removed: frozenset[str] = frozenset()  # journaled users no longer on the roster
+    config_dir: Path | None = None  # hub.yaml's directory: relative paths in it start here
 
     @classmethod
     def from_host(cls, loaded: LoadedSpec, redact: bool = False) -> Runtime:
@@ -130,4 +131,5 @@ class Runtime:
             as_root=is_root,
             roster=roster,
             removed=removed,
+            config_dir=loaded.directory,
         )

@@ -3,6 +3,10 @@
 system mode: the server runs as the user's Linux account (the parent's behaviour); a missing
 home is created 0700 and owned by the user; a home readable by others is reported.
 personal mode: every server runs as the hub's own account, in <home_root>/<user> (0700).
+
+Before the server: the disk guard (data.min_free), then the start-up hooks (hooks.as_root,
+then hooks.as_user), see hub/hooks.py. A refusal is a SpawnRefused: the user sees its message
+on the spawn page and in the REST API; the hooks' output goes only to the root-only log.
 """
 
 from __future__ import annotations
@@ -12,8 +16,30 @@ import pwd
 import stat
 from collections.abc import Callable
 
-from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Bool, Unicode
+from jupyterhub.spawner import LocalProcessSpawner, SpawnException
+from traitlets import Bool, Dict, Enum, Integer, List, Unicode
+
+from hubkeeper.config.model import format_size
+from hubkeeper.hub.hooks import SAFE_PATH, HookScript, Identity, open_log, run_hook
+
+
+class SpawnRefused(SpawnException):
+    """A start hubkeeper refuses. `message` is all the user sees (JupyterHub shows
+    `jupyterhub_message` on the spawn page and in progress events); details go to the log."""
+
+    def __init__(self, message: str, *, reason: str, log_message: str = "",
+                 status_code: int = 500) -> None:
+        super().__init__(message, reason=reason, log_message=log_message,
+                         status_code=status_code)
+        self.jupyterhub_message = message
+
+
+def free_bytes(path: str) -> tuple[str, int]:
+    """(the nearest existing directory at or above `path`, bytes free there for users)."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    info = os.statvfs(path)
+    return path, info.f_bavail * info.f_frsize
 
 
 class LocalSpawner(LocalProcessSpawner):
@@ -28,6 +54,28 @@ class LocalSpawner(LocalProcessSpawner):
     )
     account_prefix = Unicode(
         "", config=True, help="system mode: Linux account = account_prefix + hub user name."
+    )
+
+    hooks_as_root = List(
+        Dict(), config=True,
+        help="Scripts run as root (personal mode: the hub's account) before each server: "
+        "[{script: absolute path, name: as in hub.yaml, timeout: seconds}].",
+    )
+    hooks_as_user = List(
+        Dict(), config=True, help="Scripts run as the user after hooks_as_root; same form.",
+    )
+    hooks_on_failure = Enum(
+        ["fail", "warn"], "fail", config=True,
+        help="fail: a failed hook stops the start. warn: it is logged, the server starts.",
+    )
+    hook_log_dir = Unicode(
+        "", config=True, help="Directory (kept 0700) of each user's hook log <user>.log.",
+    )
+    hub_name = Unicode("", config=True, help="The hub's name, given to hooks as HUBKEEPER_HUB.")
+    min_free_bytes = Integer(
+        0, config=True,
+        help="Refuse to start when the filesystem of the user's home has less free space "
+        "(bytes; 0: no check).",
     )
 
     @property
@@ -58,8 +106,82 @@ class LocalSpawner(LocalProcessSpawner):
                 self.user.name, home, mode, home,
             )
 
+    def check_free_space(self) -> None:
+        """data.min_free: refuse the start on a (nearly) full disk, and say why."""
+        if not self.min_free_bytes:
+            return
+        where, free = free_bytes(self.home_dir())
+        if free >= self.min_free_bytes:
+            return
+        have, need = format_size(free), format_size(self.min_free_bytes)
+        raise SpawnRefused(
+            f"Your server was not started: the disk holding your home has {have} free, the "
+            f"hub needs {need}; tell your instructor.",
+            reason="disk", status_code=507,
+            log_message=f"{self.user.name}: {where} has {free} bytes free, less than "
+            f"data.min_free ({self.min_free_bytes} bytes); free space or lower data.min_free",
+        )
+
+    def _hook_env(self, home: str, user: str, user_home: str, shell: str) -> dict[str, str]:
+        groups = " ".join(sorted(group.name for group in self.user.groups))
+        return {
+            "PATH": SAFE_PATH, "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "HOME": user_home, "USER": user, "LOGNAME": user, "SHELL": shell,
+            "HUBKEEPER_USER": self.user.name,
+            "HUBKEEPER_ACCOUNT": self.user.name if self.personal else self.account,
+            "HUBKEEPER_HOME": home,
+            "HUBKEEPER_GROUPS": groups,
+            "HUBKEEPER_ENVIRONMENT": "",  # environments come in a later release
+            "HUBKEEPER_HUB": self.hub_name,
+        }
+
+    def hook_identity(self, phase: str) -> Identity:
+        home = self.home_dir()
+        me = pwd.getpwuid(os.geteuid())
+        if phase == "as_root" or self.personal:
+            # as_root runs as the hub's account; so does everything in personal mode.
+            if phase == "as_root":
+                return Identity(self._hook_env(home, me.pw_name, me.pw_dir, me.pw_shell), "/")
+            return Identity(self._hook_env(home, me.pw_name, home, "/bin/bash"), home)
+        account = pwd.getpwnam(self.account)
+        groups = tuple(os.getgrouplist(account.pw_name, account.pw_gid))
+        env = self._hook_env(home, account.pw_name, account.pw_dir, account.pw_shell)
+        return Identity(env, home, account.pw_uid, account.pw_gid, groups)
+
+    async def run_hooks(self) -> None:
+        """hooks.as_root then hooks.as_user, in order; refuse the start if one fails and
+        hooks.on_failure is fail."""
+        phases = [("as_root", self.hooks_as_root), ("as_user", self.hooks_as_user)]
+        if not any(hooks for _, hooks in phases):
+            return
+        log_fd = open_log(self.hook_log_dir, self.user.name)
+        log_path = os.path.join(self.hook_log_dir, f"{self.user.name}.log")
+        try:
+            for phase, hooks in phases:
+                identity = self.hook_identity(phase)
+                for entry in hooks:
+                    hook = HookScript(script=entry["script"], name=entry["name"],
+                                      timeout=float(entry["timeout"]), phase=phase)
+                    outcome = await run_hook(hook, identity, log_fd)
+                    if outcome.ok:
+                        continue
+                    what = f"start-up script {hook.name} ({phase}) {outcome.describe()}"
+                    if self.hooks_on_failure == "warn":
+                        self.log.warning("%s: %s; the server starts anyway (hooks.on_failure: "
+                                         "warn); output in %s", self.user.name, what, log_path)
+                        continue
+                    raise SpawnRefused(
+                        f"Your server was not started: the {what}. Tell your instructor.",
+                        reason="hook",
+                        log_message=f"{self.user.name}: {what}; output in {log_path}",
+                    )
+        finally:
+            os.close(log_fd)
+
     async def start(self):  # type: ignore[override]
+        self.check_free_space()
         self.ensure_home()
+        await self.run_hooks()
         return await super().start()
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:

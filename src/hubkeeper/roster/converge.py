@@ -7,6 +7,7 @@ plan (for `apply`). Every account is journaled before it is created and confirme
 from __future__ import annotations
 
 import csv
+import grp
 import io
 import os
 import pwd
@@ -18,13 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.errors import InvalidInput
+from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
 from hubkeeper.host.files import write_atomic
-from hubkeeper.host.journal import AccountRecord, GroupRecord, Journal
+from hubkeeper.host.journal import AccountRecord, DirRecord, GroupRecord, Journal
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.host.statedir import StatePaths, read_secret
 from hubkeeper.host.users import HostUsers, observe
 from hubkeeper.hub.api import HubAPI, HubUnreachable
 from hubkeeper.hub.render import public_url
+from hubkeeper.plan.data import data_problems, data_specs, plan_data
 from hubkeeper.plan.users import (
     Action,
     HubState,
@@ -97,9 +101,19 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
     if mode == "system" and host_side:
         host = observe()
         changed = reconcile(journal, host)
+        shared, folders = data_specs(loaded)
+        problems = data_problems(shared, folders, roster, journal)
+        if problems:
+            raise InvalidInput(problems, hint="nothing was changed")
         actions += plan_host(roster, host, journal)
+        data_actions, data_notes = plan_data(shared, folders, roster, host, journal)
+        actions += data_actions
+        notes += data_notes
     elif mode != "system":
         notes.append("personal mode: hub users only, no Linux accounts")
+        if loaded.spec.data.shared or loaded.spec.data.group_folders:
+            notes.append("personal mode: data.shared and data.group_folders need system mode "
+                         "(root) and are not set up")
     api = None
     try:
         token = read_secret(paths, "service-token")
@@ -230,6 +244,20 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
         elif kind == "unlock":
             tools.unlock(subject)
             journal.accounts[subject].locked = False
+        elif kind in ("create-shared-dir", "create-group-folder"):
+            record = DirRecord(subject, "shared" if kind == "create-shared-dir"
+                               else "group-folder")
+            journal.dirs[subject] = record
+            journal.save()  # recorded before it exists, as accounts are
+            if kind == "create-shared-dir":
+                make_shared_dir(subject)
+            else:
+                make_group_folder(subject, grp.getgrnam(action.detail).gr_gid)
+            record.state = "created"
+            journal.save()
+        elif kind == "link-in-home":
+            name, _, target = action.detail.partition(" -> ")
+            link_in_home(subject, name, target)
         elif api is not None:
             _hub_action(api, action, by_user)
         step(action)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from hubkeeper.config.loader import load
 from hubkeeper.errors import InvalidInput
-from hubkeeper.host.preflight import account_problems, password_file_problems
+from hubkeeper.host.preflight import account_problems, hook_problems, password_file_problems
+from hubkeeper.host.statedir import state_paths
 from hubkeeper.hub.runtime import auth_kind, resolve_mode
 from hubkeeper.roster import build_roster
 
@@ -27,8 +28,10 @@ class CheckResult:
 def check(config: Path) -> CheckResult:
     loaded = load(config)
     roster = build_roster(loaded)
-    mode = resolve_mode(loaded, os.geteuid() == 0)
+    is_root = os.geteuid() == 0
+    mode = resolve_mode(loaded, is_root)
     problems = password_file_problems(loaded)
+    problems += hook_problems(loaded, mode, state_paths(loaded, is_root))
     if mode == "system":
         problems += account_problems(roster)
     if problems:

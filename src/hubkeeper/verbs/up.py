@@ -10,7 +10,12 @@ from typing import IO
 
 from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError, InvalidInput
-from hubkeeper.host.preflight import account_problems, password_file_problems, port_problems
+from hubkeeper.host.preflight import (
+    account_problems,
+    hook_problems,
+    password_file_problems,
+    port_problems,
+)
 from hubkeeper.host.statedir import HubLock, ensure_layout, ensure_secrets, state_paths
 from hubkeeper.hub.runtime import Runtime, auth_kind, resolve_mode
 from hubkeeper.hub.supervisor import Supervisor
@@ -59,6 +64,7 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
     lock = HubLock(paths)
     lock.check_free()
     problems = password_file_problems(loaded) + port_problems(loaded, paths)
+    problems += hook_problems(loaded, mode, paths)
     if mode == "system":
         problems += account_problems(roster)
     if problems:

@@ -1,0 +1,118 @@
+"""`hubkeeper usage`: how much each roster user's home holds, largest first.
+
+System mode: the account's home; personal mode: <state>/users/<name>. Bytes are apparent
+sizes (as `du -sb`), symlinks are not followed and a hard-linked file counts once.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper.config.loader import load
+from hubkeeper.host.statedir import state_paths
+from hubkeeper.hub.runtime import resolve_mode
+from hubkeeper.roster import build_roster
+
+
+@dataclass(frozen=True)
+class HomeUsage:
+    name: str
+    account: str
+    home: str | None  # None: the account does not exist
+    bytes: int
+    files: int
+    free_bytes: int | None  # free space (for users) on the home's filesystem
+    note: str | None  # why the count is missing or incomplete
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    config: str
+    mode: str
+    min_free: int  # data.min_free, bytes
+    homes: tuple[HomeUsage, ...]  # largest first
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(home.bytes for home in self.homes)
+
+
+@dataclass(frozen=True)
+class Tally:
+    bytes: int
+    files: int
+    unreadable: int  # directories that could not be listed
+
+
+def tally(root: str) -> Tally:
+    """Apparent bytes and entries under `root`, not following symlinks (like `du -sb`)."""
+    total = files = unreadable = 0
+    seen: set[tuple[int, int]] = set()
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            unreadable += 1
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                pending.append(entry.path)
+                continue
+            if info.st_nlink > 1:
+                key = (info.st_dev, info.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+            total += info.st_size
+            files += 1
+    return Tally(total, files, unreadable)
+
+
+def _free(path: str) -> int | None:
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return None
+    return info.f_bavail * info.f_frsize
+
+
+def usage(config: Path) -> UsageResult:
+    loaded = load(config)
+    roster = build_roster(loaded)
+    is_root = os.geteuid() == 0
+    mode = resolve_mode(loaded, is_root)
+    paths = state_paths(loaded, is_root)
+    homes = []
+    for member in roster.members:
+        if mode == "personal":
+            home: str | None = str(paths.users / member.name)
+        else:
+            try:
+                home = pwd.getpwnam(member.account).pw_dir
+            except KeyError:
+                home = None
+        if home is None:
+            homes.append(HomeUsage(member.name, member.account, None, 0, 0, None,
+                                   "no Linux account (`hubkeeper apply` creates it)"))
+            continue
+        if not os.path.isdir(home):
+            homes.append(HomeUsage(member.name, member.account, home, 0, 0, None,
+                                   "no home yet (made at the first server start)"))
+            continue
+        counted = tally(home)
+        note = (f"{counted.unreadable} folder(s) could not be read; run as root"
+                if counted.unreadable else None)
+        homes.append(HomeUsage(member.name, member.account, home, counted.bytes,
+                               counted.files, _free(home), note))
+    homes.sort(key=lambda h: (-h.bytes, h.name))
+    return UsageResult(str(loaded.path), mode, loaded.spec.data.min_free, tuple(homes))

@@ -1,0 +1,129 @@
+"""Shared data as real users: a read-only dataset for everyone, a group folder for members."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import grp
+import json
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.simuser import SimUser
+
+pytestmark = [pytest.mark.component, pytest.mark.root]
+
+DATA = Path("/srv/hktest-data")
+PROJECT = Path("/srv/hktest-projects/lab")
+
+
+@pytest.fixture
+def srv(clean_accounts):
+    def remove() -> None:
+        shutil.rmtree(DATA, ignore_errors=True)
+        shutil.rmtree(PROJECT.parent, ignore_errors=True)
+
+    remove()
+    yield
+    remove()
+
+
+def write_hub(workdir: Path) -> Path:
+    (workdir / "class.csv").write_text("username,groups\nhktest01,hktesttas\nhktest02,\n")
+    port, api_port, proxy_port = free_ports(3)
+    config = workdir / "hub.yaml"
+    config.write_text(
+        f"hub: {{name: data, port: {port}, api_port: {api_port}, state_dir: state}}\n"
+        f"proxy: {{api_port: {proxy_port}}}\n"
+        "auth: {kind: pam}\n"
+        "users:\n  roster: {csv: class.csv}\n  groups: {hktesttas: []}\n"
+        "data:\n"
+        f"  shared:\n    - {{path: {DATA}, link: data}}\n"
+        f"  group_folders:\n    - {{path: {PROJECT}, group: hktesttas, link: project}}\n")
+    return config
+
+
+def hk(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+async def run_as(url: str, name: str, password: str, code: str) -> str:
+    async with SimUser(url, name, password) as user:
+        await user.login()
+        await user.start_server()
+        await user.open_server()
+        return await user.run_code(code)
+
+
+TRY_WRITE = ("def attempt(path):\n    try:\n        open(path, 'w').write('x')\n"
+             "        return 'written'\n    except PermissionError:\n        return 'denied'\n")
+
+
+def test_read_only_data_and_a_group_folder(workdir: Path, hubs, srv) -> None:
+    config = write_hub(workdir)
+    applied = hk(config, "apply")
+    assert applied.returncode == 0, applied.stderr
+    for expected in (f"create-shared-dir {DATA}", f"create-group-folder {PROJECT}",
+                     "link-in-home hktest01 (data", "link-in-home hktest01 (project",
+                     "link-in-home hktest02 (data"):
+        assert expected in applied.stdout, applied.stdout
+    assert "hktest02 (project" not in applied.stdout
+    info = DATA.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o755)
+    info = PROJECT.stat()
+    assert (info.st_uid, info.st_gid) == (0, grp.getgrnam("hktesttas").gr_gid)
+    assert stat.S_IMODE(info.st_mode) == 0o2770
+    (DATA / "dataset.csv").write_text("a,b\n1,2\n")
+    assert json.loads(hk(config, "plan", "--json").stdout)["actions"] == []
+
+    passwords = {}
+    for path in (workdir / "state" / "credentials").glob("*.csv"):
+        with open(path) as handle:
+            passwords.update({r["username"]: r["password"] for r in csv.DictReader(handle)})
+    hub = hubs.start(config)
+
+    member = asyncio.run(run_as(hub.url, "hktest01", passwords["hktest01"], TRY_WRITE + (
+        "(open('data/dataset.csv').read(), attempt('data/mine.txt'), "
+        "attempt('project/notes.txt'))")))
+    assert member == repr(("a,b\n1,2\n", "denied", "written"))
+    notes = PROJECT / "notes.txt"
+    info = notes.stat()
+    assert info.st_gid == grp.getgrnam("hktesttas").gr_gid  # setgid: the group's file
+    assert stat.S_IMODE(info.st_mode) & 0o060 == 0o060  # group read and write
+    assert stat.S_IMODE(info.st_mode) & 0o007 == 0  # nothing for others
+
+    other = asyncio.run(run_as(hub.url, "hktest02", passwords["hktest02"], TRY_WRITE + (
+        f"import os\ntry:\n    os.listdir({str(PROJECT)!r})\n    seen = 'listed'\n"
+        "except PermissionError:\n    seen = 'denied'\n"
+        f"(seen, attempt({str(DATA / 'x')!r}), os.path.exists('project'))")))
+    assert other == repr(("denied", "denied", False))
+
+
+def test_a_users_own_file_is_never_replaced_by_a_link(workdir: Path, srv) -> None:
+    config = write_hub(workdir)
+    assert hk(config, "apply").returncode == 0
+    home = Path("/home/hktest02")
+    (home / "data").unlink()
+    (home / "data").write_text("my own notes")
+    planned = hk(config, "plan")
+    assert "/home/hktest02/data exists and is not a link" in planned.stdout
+    assert hk(config, "apply").returncode == 0
+    assert (home / "data").read_text() == "my own notes"
+
+
+def test_a_writable_existing_shared_dir_is_refused(workdir: Path, srv) -> None:
+    DATA.mkdir()
+    os.chmod(DATA, 0o777)
+    config = write_hub(workdir)
+    result = hk(config, "apply")
+    assert result.returncode == 2
+    assert f"{config}:9:" in result.stderr and "users could write to it" in result.stderr
+    assert stat.S_IMODE(DATA.stat().st_mode) == 0o777  # not ours: reported, not changed
+    assert not PROJECT.exists()
