@@ -58,6 +58,10 @@ def _model_section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
         item = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
         if isinstance(item, type) and issubclass(item, BaseModel):
             nested.append((f"{name}[]", item))  # a list of mappings: document one item
+        value = (typing.get_args(annotation)[1] if typing.get_origin(annotation) is dict
+                 else None)
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            nested.append((f"{name}.<name>", value))  # a mapping of names: document one
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
         named = [meta.name for meta in field.metadata if isinstance(meta, TypeName)]
         kind = named[0] if named else _type_name(annotation)

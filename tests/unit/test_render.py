@@ -332,3 +332,31 @@ def test_the_spawner_accepts_the_rendered_hook_config() -> None:
     assert spawner.hooks_as_root[0]["timeout"] == 90.0
     assert spawner.hooks_on_failure == "warn"
     assert spawner.min_free_bytes == 500 * 1024**2
+
+
+
+def test_environments_run_from_their_current_build() -> None:
+    text = COURSE.replace("users: {admins: [prof], allowed: [ann, bo]}",
+                          "users: {admins: [prof], allowed: [ann, bo], groups: {lab: [ann]}}")
+    text += """
+environments:
+  base: {packages: [tabulate], default: true}
+  stats: {packages: [toolz], groups: [lab], home_template: templates/stats}
+"""
+    c = rendered(text)
+    assert c.LocalSpawner.default_environment == "base"
+    assert c.LocalSpawner.environments == {
+        "base": {"path": "/var/lib/hubkeeper/course/envs/base",
+                 "groups": [], "home_template": ""},
+        "stats": {"path": "/var/lib/hubkeeper/course/envs/stats",
+                  "groups": ["lab"], "home_template": "/srv/course/templates/stats"},
+    }
+
+
+def test_a_single_environment_is_the_default_and_none_means_hubkeepers_venv() -> None:
+    c = rendered(COURSE + "environments: {only: {packages: [tabulate]}}\n")
+    assert c.LocalSpawner.default_environment == "only"
+    c = rendered(COURSE)
+    assert c.LocalSpawner.environments == {}
+    assert c.LocalSpawner.default_environment == ""
+    assert c.Spawner.cmd == ["/opt/hk/bin/jupyterhub-singleuser"]

@@ -282,3 +282,53 @@ def test_hook_and_data_defaults() -> None:
     assert spec.hooks.on_failure == "fail"
     assert spec.hooks.log_dir is None
     assert spec.data.min_free == 1024**3
+
+
+ENVS_USERS = "users: {allowed: [ada], groups: {lab: [ada]}}\n"
+
+
+def test_environments_parse() -> None:
+    spec = parse(ENVS_USERS + "environments:\n  base: {packages: [tabulate], default: true}\n"
+                 "  lab-2: {packages: ['toolz>=1'], groups: [lab], home_template: t,"
+                 " requirements: r.txt}\n")
+    assert spec.environments["lab-2"].packages == ["toolz>=1"]
+    assert spec.environments["lab-2"].groups == ["lab"]
+    from hubkeeper.config.model import default_environment
+    assert default_environment(spec) == "base"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("environments:\n  a: {default: true}\n  b: {default: true}\n",
+     "hub.yaml:4:16: environments.b.default: 'a' is already the default environment; only "
+     "one may be"),
+    ("environments:\n  a: {}\n  b: {}\n",
+     "hub.yaml:3:3: environments: with several environments (a, b) one needs "
+     "'default: true'"),
+    ("environments:\n  My Env: {}\n",
+     "hub.yaml:3:3: environments.My Env (key): 'My Env' is not valid; use a lower-case slug"),
+    ("environments:\n  a: {packages: [tabulate], group: [lab]}\n",
+     "hub.yaml:3:29: environments.a.group: unknown key 'group'"),
+])
+def test_environment_errors(text: str, expected: str) -> None:
+    problems = problems_of(ENVS_USERS + text)
+    assert len(problems) == 1
+    assert problems[0].startswith(expected), problems[0]
+
+
+def test_environment_groups_and_files_are_checked_against_roster_and_disk(
+        tmp_path: Path) -> None:
+    from hubkeeper.host.preflight import environment_problems
+    from hubkeeper.roster import build_roster
+
+    (tmp_path / "hub.yaml").write_text(
+        ENVS_USERS + "environments:\n"
+        "  a: {groups: [lab, nope], requirements: missing.txt, home_template: nodir}\n")
+    loaded = load(tmp_path / "hub.yaml")
+    problems = [str(p) for p in environment_problems(loaded, build_roster(loaded))]
+    hub = tmp_path / "hub.yaml"
+    assert problems == [
+        f"{hub}:3:21: environments.a.groups[1]: 'nope' is not a roster group (roster "
+        "groups: lab)",
+        f"{hub}:3:42: environments.a.requirements: no such file: {tmp_path}/missing.txt",
+        f"{hub}:3:70: environments.a.home_template: no such directory: {tmp_path}/nodir",
+    ]

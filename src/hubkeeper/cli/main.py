@@ -19,6 +19,7 @@ from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.verbs.adopt import adopt
 from hubkeeper.verbs.apply import apply
 from hubkeeper.verbs.check import check
+from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
 from hubkeeper.verbs.init import init
 from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
@@ -226,6 +227,56 @@ def status_command(obj: Context, config: Path | None, as_json: bool) -> None:
 def usage_command(obj: Context, config: Path | None, as_json: bool) -> None:
     """Disk use of each roster user's home, largest first, and the free space left."""
     emit(usage(obj.config_path(config)), as_json, obj.out)
+
+
+@cli.group("env")
+def env_group() -> None:
+    """The Python environments of hub.yaml (environments:): build, list, rebuild."""
+
+
+def _pip_lines(quiet: bool) -> Callable[[str], None]:
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+    def show(line: str) -> None:
+        if not quiet:
+            err.print(line, markup=False)
+
+    return show
+
+
+@env_group.command("build")
+@click.argument("name", required=False)
+@click.option("--quiet", "-q", is_flag=True, help="Do not show pip's output.")
+@config_option
+@json_option
+@click.pass_obj
+def env_build_command(obj: Context, name: str | None, quiet: bool, config: Path | None,
+                      as_json: bool) -> None:
+    """Build NAME (default: every environment) if hub.yaml changed it since its last build."""
+    emit(build_envs(obj.config_path(config), name, _pip_lines(quiet or as_json)), as_json,
+         obj.out)
+
+
+@env_group.command("rebuild")
+@click.argument("name")
+@click.option("--quiet", "-q", is_flag=True, help="Do not show pip's output.")
+@config_option
+@json_option
+@click.pass_obj
+def env_rebuild_command(obj: Context, name: str, quiet: bool, config: Path | None,
+                        as_json: bool) -> None:
+    """Build NAME anew (newest allowed versions); running servers keep the old build."""
+    emit(rebuild_env(obj.config_path(config), name, _pip_lines(quiet or as_json)), as_json,
+         obj.out)
+
+
+@env_group.command("list")
+@config_option
+@json_option
+@click.pass_obj
+def env_list_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Each environment: who may use it, its current build and the versions installed."""
+    emit(list_envs(obj.config_path(config)), as_json, obj.out)
 
 
 def main(argv: list[str] | None = None) -> int:

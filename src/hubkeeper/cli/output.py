@@ -15,6 +15,7 @@ from hubkeeper.hub.render import as_python
 from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.apply import ApplyResult
 from hubkeeper.verbs.check import CheckResult
+from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
 from hubkeeper.verbs.init import InitResult
 from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.render import RenderResult
@@ -205,3 +206,28 @@ def _(result: UsageResult, console: Console) -> None:
         console.print(f"WARNING: less than data.min_free ({format_size(result.min_free)}) is "
                       f"free for {', '.join(low)}: their servers will not start",
                       highlight=False, markup=False)
+
+
+@text.register
+def _(result: EnvBuildResult, console: Console) -> None:
+    for env in result.environments:
+        if not env.built:
+            console.print(f"{env.name}: up to date ({env.build})", highlight=False)
+            continue
+        console.print(f"{env.name}: built {env.build}; new servers use it", highlight=False)
+        if env.previous:
+            console.print(f"  the previous build {env.previous} is kept: running servers may "
+                          "use it", highlight=False)
+
+
+@text.register
+def _(result: EnvListResult, console: Console) -> None:
+    table = Table("environment", "for", "current build", "builds", "installed")
+    for env in result.environments:
+        who = " ".join(env.groups) or "everyone"
+        current = env.current or "NOT BUILT"
+        if env.current and not env.up_to_date:
+            current += " (hub.yaml changed: env build)"
+        table.add_row(env.name + (" (default)" if env.default else ""), who, current,
+                      str(len(env.builds)), "\n".join(env.locked) or "-")
+    console.print(table)

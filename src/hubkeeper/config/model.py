@@ -25,6 +25,7 @@ _GITHUB_ORG = r"[A-Za-z0-9][A-Za-z0-9-]{0,38}"
 _GITHUB_SLUG = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 GITHUB_ORG_OR_TEAM_PATTERN = rf"^{_GITHUB_ORG}(:{_GITHUB_SLUG})?$"
 GITHUB_TEAM_PATTERN = rf"^{_GITHUB_ORG}:{_GITHUB_SLUG}$"
+ENVIRONMENT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 
 PATTERN_WORDS = {
     USERNAME_PATTERN: "a lower-case Linux user name: a letter or '_', then up to 31 of "
@@ -35,6 +36,8 @@ PATTERN_WORDS = {
     "in its URL (github.com/orgs/ORG/teams/TEAM)",
     GITHUB_TEAM_PATTERN: "a GitHub team 'org:team', spelt as in its URL "
     "(github.com/orgs/ORG/teams/TEAM)",
+    ENVIRONMENT_NAME_PATTERN: "a lower-case slug: a letter, then up to 39 of a-z 0-9 '_' "
+    "'-' (it becomes a folder name in every home)",
 }
 
 Username = Annotated[
@@ -464,6 +467,46 @@ class DataSection(Section):
     )
 
 
+EnvironmentName = Annotated[
+    str,
+    Field(pattern=ENVIRONMENT_NAME_PATTERN,
+          description="A lower-case slug; also the name of the environment's folder in "
+          "each home."),
+]
+
+
+class Environment(Section):
+    """A Python environment servers and kernels run from (see docs/environments.md)."""
+
+    packages: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="pip requirement strings, e.g. 'pandas>=2' or 'tabulate==0.9.0'. "
+        "JupyterLab and the kernel come from hubkeeper's own venv; list only what the "
+        "notebooks need.",
+    )
+    requirements: str | None = Field(
+        None,
+        description="A pip requirements file, relative to hub.yaml or absolute, installed "
+        "after packages. Its content is part of the build's identity: editing it means a "
+        "new build.",
+    )
+    groups: list[GroupName] = Field(
+        default_factory=list,
+        description="Roster groups whose members may use it. Empty: everyone.",
+    )
+    home_template: str | None = Field(
+        None,
+        description="A directory (relative to hub.yaml or absolute) copied into "
+        "~/<environment>/ at every start; only files the user does not have yet are "
+        "copied, so their edits are never overwritten.",
+    )
+    default: bool = Field(
+        False,
+        description="The environment a user gets when they do not choose one. Exactly one "
+        "environment has it when there are several; a single environment is the default.",
+    )
+
+
 class HubSpec(Section):
     """The whole of hub.yaml."""
 
@@ -483,6 +526,11 @@ class HubSpec(Section):
     )
     data: DataSection = Field(
         default_factory=DataSection, description="Users' data: the free-space guard."
+    )
+    environments: dict[EnvironmentName, Environment] = Field(
+        default_factory=dict,
+        description="Named Python environments (name -> packages, groups, home template), "
+        "built by `hubkeeper env build`. Empty: servers run from hubkeeper's own venv.",
     )
 
 
@@ -514,6 +562,7 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
                 )
             )
     problems += _auth_kind_problems(spec)
+    problems += _environment_problems(spec)
     ports = {"hub.port": spec.hub.port, "hub.api_port": spec.hub.api_port,
              "proxy.api_port": spec.proxy.api_port}
     seen: dict[int, str] = {}
@@ -544,6 +593,36 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
                 "nobody could log in: list names under users.allowed or users.admins, give "
                 "a users.roster, or set users.allow_all: true",
             )
+        )
+    return problems
+
+
+def default_environment(spec: HubSpec) -> str | None:
+    """The name of the default environment (a single one is the default), or None."""
+    marked = [name for name, env in spec.environments.items() if env.default]
+    if marked:
+        return marked[0]
+    if len(spec.environments) == 1:
+        return next(iter(spec.environments))
+    return None
+
+
+def _environment_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Exactly one default among several environments. (Groups and files are checked
+    against the roster and the disk in host/preflight.py.)"""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    marked = [name for name, env in spec.environments.items() if env.default]
+    for name in marked[1:]:
+        problems.append(
+            (("environments", name, "default"),
+             f"{marked[0]!r} is already the default environment; only one may be")
+        )
+    if len(spec.environments) > 1 and not marked:
+        names = ", ".join(spec.environments)
+        problems.append(
+            (("environments",),
+             f"with several environments ({names}) one needs 'default: true': the one "
+             "users get when they do not choose")
         )
     return problems
 

@@ -166,3 +166,33 @@ def hook_problems(loaded: LoadedSpec, mode: str, state: StatePaths) -> list[Prob
                 f"{log_dir} can be read by other users, but it holds hook output; "
                 f"chmod 700 {log_dir}"))
     return problems
+
+
+def environment_problems(loaded: LoadedSpec, roster: Roster,
+                         state: StatePaths | None = None) -> list[Problem]:
+    """environments: groups are roster groups, the requirements file and the home template
+    exist; with `state` (before `up`), every environment has been built."""
+    problems = []
+    groups = set(roster.groups)
+    for name, env in loaded.spec.environments.items():
+        for index, group in enumerate(env.groups):
+            if group not in groups:
+                known = ", ".join(sorted(groups)) or "none"
+                problems.append(loaded.problem(
+                    ("environments", name, "groups", index),
+                    f"{group!r} is not a roster group (roster groups: {known})"))
+        if env.requirements:
+            path = config_relative(loaded.directory, env.requirements)
+            if not path.is_file():
+                problems.append(loaded.problem(("environments", name, "requirements"),
+                                               f"no such file: {path}"))
+        if env.home_template:
+            path = config_relative(loaded.directory, env.home_template)
+            if not path.is_dir():
+                problems.append(loaded.problem(("environments", name, "home_template"),
+                                               f"no such directory: {path}"))
+        if state is not None and not (state.envs / name / "current").exists():
+            problems.append(loaded.problem(
+                ("environments", name),
+                f"environment {name!r} is not built yet; run `hubkeeper env build {name}`"))
+    return problems

@@ -9,6 +9,8 @@
     <state>/run/                hub.lock (held while a hub runs), jupyterhub.pid, proxy.pid
     <state>/logs/               hub.log
     <state>/logs/hooks/         0700; <user>.log: output of the start-up hooks (hooks:)
+    <state>/envs/<name>/        environments: one venv per build (<content-hash>/, 0755, with
+                                requirements.lock), `current` -> the build new servers use
     <state>/users/<name>/       personal mode: each hub user's directory (0700)
 """
 
@@ -72,6 +74,10 @@ class StatePaths:
     @property
     def hook_logs(self) -> Path:
         return self.logs / "hooks"
+
+    @property
+    def envs(self) -> Path:
+        return self.root / "envs"
 
     @property
     def users(self) -> Path:

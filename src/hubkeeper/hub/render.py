@@ -11,7 +11,13 @@ from typing import Any
 
 from traitlets.config import Config
 
-from hubkeeper.config.model import USERNAME_PATTERN, Hook, HubSpec, config_relative
+from hubkeeper.config.model import (
+    USERNAME_PATTERN,
+    Hook,
+    HubSpec,
+    config_relative,
+    default_environment,
+)
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub.runtime import Runtime, auth_kind
 
@@ -40,6 +46,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_spawner(c, spec, runtime)
     update_hooks(c, spec, runtime)
     update_data(c, spec, runtime)
+    update_environments(c, spec, runtime)
     update_services(c, spec, runtime)
     update_groups(c, spec, runtime)
     return c
@@ -183,6 +190,21 @@ def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 def update_data(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.LocalSpawner.min_free_bytes = spec.data.min_free
+
+
+def update_environments(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """Each environment's folder of builds: a start resolves its `current` link, so
+    `env build`/`rebuild` reach new servers without a hub restart."""
+    c.LocalSpawner.environments = {
+        name: {
+            "path": str(runtime.state.envs / name),
+            "groups": list(env.groups),
+            "home_template": (_config_path(runtime, env.home_template)
+                              if env.home_template else ""),
+        }
+        for name, env in spec.environments.items()
+    }
+    c.LocalSpawner.default_environment = default_environment(spec) or ""
 
 
 def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:

@@ -4,23 +4,32 @@ system mode: the server runs as the user's Linux account (the parent's behaviour
 home is created 0700 and owned by the user; a home readable by others is reported.
 personal mode: every server runs as the hub's own account, in <home_root>/<user> (0700).
 
-Before the server: the disk guard (data.min_free), then the start-up hooks (hooks.as_root,
-then hooks.as_user), see hub/hooks.py. A refusal is a SpawnRefused: the user sees its message
+Before the server: the environment is chosen and checked (a user may only start one their
+groups allow, also through the REST API), the disk guard (data.min_free), ~/<environment>/
+seeded from its home template, then the start-up hooks (hooks.as_root, then hooks.as_user),
+see hub/hooks.py. The server runs `<environment>/current/bin/python -m jupyterhub.singleuser`
+in ~/<environment>/. A refusal is a SpawnRefused: the user sees its message
 on the spawn page and in the REST API; the hooks' output goes only to the root-only log.
 """
 
 from __future__ import annotations
 
+import asyncio
+import html
 import os
 import pwd
 import stat
+import sys
 from collections.abc import Callable
+from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException
-from traitlets import Bool, Dict, Enum, Integer, List, Unicode
+from traitlets import Bool, Dict, Enum, Integer, List, Unicode, default
 
 from hubkeeper.config.model import format_size
 from hubkeeper.hub.hooks import SAFE_PATH, HookScript, Identity, open_log, run_hook
+
+SEED_TIMEOUT = 60.0  # seconds copying a home template may take
 
 
 class SpawnRefused(SpawnException):
@@ -78,6 +87,17 @@ class LocalSpawner(LocalProcessSpawner):
         "(bytes; 0: no check).",
     )
 
+    environments = Dict(
+        config=True,
+        help="name -> {path: its folder of builds (<state>/envs/<name>, `current` the one "
+        "to use), groups: [hub groups "
+        "that may use it; empty: everyone], home_template: a directory or ''}. Empty: the "
+        "server runs from hubkeeper's own venv (Spawner.cmd).",
+    )
+    default_environment = Unicode(
+        "", config=True, help="The environment a user gets when they do not choose one.",
+    )
+
     @property
     def account(self) -> str:
         return self.account_prefix + self.user.name
@@ -122,6 +142,121 @@ class LocalSpawner(LocalProcessSpawner):
             f"data.min_free ({self.min_free_bytes} bytes); free space or lower data.min_free",
         )
 
+    # --- environments -------------------------------------------------------------------
+
+    def allowed_environments(self) -> list[str]:
+        """The environments this user's groups allow, the default first."""
+        groups = {group.name for group in self.user.groups}
+        allowed = [name for name, env in self.environments.items()
+                   if not env.get("groups") or groups & set(env["groups"])]
+        return sorted(allowed, key=lambda name: (name != self.default_environment, name))
+
+    async def get_options_form(self) -> str:
+        allowed = self.allowed_environments()
+        if len(allowed) < 2:
+            return ""  # nothing to choose: no form, the start goes straight on
+        options = "\n".join(
+            f'<option value="{html.escape(name)}"{" selected" if i == 0 else ""}>'
+            f"{html.escape(name)}</option>" for i, name in enumerate(allowed))
+        return ('<label for="hubkeeper-environment">Environment</label>\n'
+                '<select class="form-control" id="hubkeeper-environment" '
+                f'name="environment">\n{options}\n</select>')
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self) -> Callable[..., None]:
+        def checked_in_start(spawner: LocalSpawner, user_options: dict[str, Any]) -> None:
+            """user_options (the environment) are checked in start(), where a refusal
+            reaches the user; this only tells JupyterHub they are handled."""
+
+        return checked_in_start
+
+    def run_options_from_form(self, form_data: dict[str, list[str]]) -> dict[str, Any]:
+        chosen = form_data.get("environment") or [""]
+        return {"environment": chosen[0]} if chosen[0] else {}
+
+    def chosen_environment(self) -> str | None:
+        """The environment this start uses; refuse one that does not exist or that the
+        user's groups do not allow (user_options come from the user, also via the API)."""
+        if not self.environments:
+            return None
+        wanted = (self.user_options or {}).get("environment")
+        allowed = self.allowed_environments()
+        if wanted is None or wanted == "":
+            if not allowed:
+                raise SpawnRefused(
+                    "Your server was not started: no environment is open to your groups. "
+                    "Tell your instructor.", reason="environment", status_code=403,
+                    log_message=f"{self.user.name}: no environment allows their groups")
+            return allowed[0]
+        if not isinstance(wanted, str) or wanted not in self.environments:
+            raise SpawnRefused(
+                f"Your server was not started: there is no environment "
+                f"{str(wanted)[:64]!r}. Choose one of: {', '.join(allowed) or 'none'}.",
+                reason="environment", status_code=404,
+                log_message=f"{self.user.name}: asked for unknown environment {wanted!r}")
+        if wanted not in allowed:
+            raise SpawnRefused(
+                f"Your server was not started: you may not use the environment {wanted!r}. "
+                f"Choose one of: {', '.join(allowed) or 'none'}.",
+                reason="environment", status_code=403,
+                log_message=f"{self.user.name}: refused environment {wanted!r}, not allowed "
+                "for their groups")
+        return wanted
+
+    def forget_user_options(self) -> None:
+        """JupyterHub reuses the last user_options when a start names none: a refused
+        choice must not stick, or the next plain start would be refused again."""
+        self.user_options = {}
+        if self.orm_spawner is not None and self.db is not None:
+            self.orm_spawner.user_options = {}
+            self.db.commit()
+
+    def environment_python(self, name: str) -> str:
+        """The interpreter of the environment's current build, with `current` resolved now:
+        the server and its kernels keep their build (sys.prefix) when a rebuild switches
+        `current` later."""
+        current = os.path.join(self.environments[name]["path"], "current")
+        build = os.path.realpath(current)
+        python = os.path.join(build, "bin", "python")
+        if not os.path.exists(python):
+            raise SpawnRefused(
+                f"Your server was not started: the environment {name!r} is not ready. Tell "
+                "your instructor.", reason="environment",
+                log_message=f"{self.user.name}: {current} does not exist; run `hubkeeper env "
+                f"build {name}`")
+        return python
+
+    async def seed_environment_folder(self, name: str) -> str:
+        """~/<name>/ exists (0700, the user's) and holds every file of the home template
+        the user does not have yet. Copied by a process running as the user: it cannot be
+        tricked into writing where the user could not."""
+        folder = os.path.join(self.home_dir(), name)
+        template = self.environments[name].get("home_template") or ""
+        kwargs: dict[str, Any] = {}
+        if not self.personal:
+            account = pwd.getpwnam(self.account)
+            kwargs = {"user": account.pw_uid, "group": account.pw_gid,
+                      "extra_groups": os.getgrouplist(account.pw_name, account.pw_gid)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hubkeeper.hub.seed", folder, template,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, cwd="/", env={"PATH": SAFE_PATH},
+            start_new_session=True, **kwargs)
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), SEED_TIMEOUT)
+        except asyncio.TimeoutError:
+            proc.kill()
+            output, status = b"timed out", -1
+        else:
+            status = proc.returncode or 0
+        if status != 0:
+            raise SpawnRefused(
+                f"Your server was not started: your folder ~/{name} could not be prepared. "
+                "Tell your instructor.", reason="environment",
+                log_message=f"{self.user.name}: seeding {folder} from {template or '-'} "
+                f"failed: {output.decode(errors='replace')[-2000:]}")
+        return folder
+
     def _hook_env(self, home: str, user: str, user_home: str, shell: str) -> dict[str, str]:
         groups = " ".join(sorted(group.name for group in self.user.groups))
         return {
@@ -131,7 +266,7 @@ class LocalSpawner(LocalProcessSpawner):
             "HUBKEEPER_ACCOUNT": self.user.name if self.personal else self.account,
             "HUBKEEPER_HOME": home,
             "HUBKEEPER_GROUPS": groups,
-            "HUBKEEPER_ENVIRONMENT": "",  # environments come in a later release
+            "HUBKEEPER_ENVIRONMENT": self.environment_name,
             "HUBKEEPER_HUB": self.hub_name,
         }
 
@@ -178,21 +313,54 @@ class LocalSpawner(LocalProcessSpawner):
         finally:
             os.close(log_fd)
 
+    environment_name = ""  # the environment of the current start (HUBKEEPER_ENVIRONMENT)
+    environment_folder = ""  # ~/<environment>/: the server's cwd and notebook dir
+
     async def start(self):  # type: ignore[override]
+        try:
+            name = self.chosen_environment()
+        except SpawnRefused:
+            self.forget_user_options()
+            raise
         self.check_free_space()
         self.ensure_home()
+        self.environment_name, self.environment_folder = name or "", ""
+        if name:
+            python = self.environment_python(name)
+            self.environment_folder = await self.seed_environment_folder(name)
+            self.cmd = [python, "-m", "jupyterhub.singleuser"]
+            self.notebook_dir = self.environment_folder
         await self.run_hooks()
         return await super().start()
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
+        folder = self.environment_folder
         if not self.personal:
-            return super().make_preexec_fn(self.account)
-        home = self.home_dir()
+            become_user = super().make_preexec_fn(self.account)
+
+            def preexec_user() -> None:
+                become_user()  # setuid and chdir home
+                if folder:
+                    os.chdir(folder)
+
+            return preexec_user
+        home = folder or self.home_dir()
 
         def preexec() -> None:
             os.chdir(home)
 
         return preexec
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        if self.environment_name:
+            # The server runs the environment's python, whose sys.prefix is the build: point
+            # Jupyter at hubkeeper's venv (this process's prefix) for the server extensions'
+            # config (JupyterLab), the lab assets and the data files.
+            env["JUPYTER_CONFIG_PATH"] = os.path.join(sys.prefix, "etc", "jupyter")
+            env["JUPYTER_PATH"] = os.path.join(sys.prefix, "share", "jupyter")
+            env["JUPYTERLAB_DIR"] = os.path.join(sys.prefix, "share", "jupyter", "lab")
+        return env
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         if not self.personal:

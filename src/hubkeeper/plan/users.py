@@ -16,7 +16,7 @@ from hubkeeper.roster import Member, Roster
 Kind = Literal[
     "create-group", "create-account", "create-home", "set-password", "add-to-group",
     "remove-from-group", "lock", "unlock",
-    "create-shared-dir", "create-group-folder", "link-in-home",
+    "create-shared-dir", "create-group-folder", "link-in-home", "build-environment",
     "hub-register", "hub-grant-admin", "hub-revoke-admin", "hub-create-group",
     "hub-add-to-group", "hub-remove-from-group", "hub-stop-server", "hub-unregister",
 ]
@@ -25,7 +25,7 @@ Kind = Literal[
 ORDER: tuple[Kind, ...] = (
     "create-group", "create-account", "create-home", "set-password", "add-to-group",
     "remove-from-group", "unlock", "lock",
-    "create-shared-dir", "create-group-folder", "link-in-home",
+    "create-shared-dir", "create-group-folder", "link-in-home", "build-environment",
     "hub-stop-server", "hub-unregister", "hub-register", "hub-grant-admin",
     "hub-revoke-admin", "hub-create-group", "hub-add-to-group", "hub-remove-from-group",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import grp
 import io
+import logging
 import os
 import pwd
 import secrets
@@ -20,9 +21,11 @@ from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.errors import InvalidInput
+from hubkeeper.host import envs
 from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
 from hubkeeper.host.files import write_atomic
 from hubkeeper.host.journal import AccountRecord, DirRecord, GroupRecord, Journal
+from hubkeeper.host.preflight import environment_problems
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.host.statedir import StatePaths, read_secret
 from hubkeeper.host.users import HostUsers, observe
@@ -40,6 +43,7 @@ from hubkeeper.plan.users import (
 )
 from hubkeeper.roster import Roster
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int, Action], None]
 JOURNAL_EVERY = 25  # confirm created accounts in the journal at least this often
 
@@ -114,6 +118,12 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
         if loaded.spec.data.shared or loaded.spec.data.group_folders:
             notes.append("personal mode: data.shared and data.group_folders need system mode "
                          "(root) and are not set up")
+    if host_side and loaded.spec.environments:  # apply builds what changed, like `env build`
+        problems = environment_problems(loaded, roster)
+        if problems:
+            raise InvalidInput(problems, hint="nothing was changed")
+        actions += [Action("build-environment", name) for name in loaded.spec.environments
+                    if envs.needs_build(loaded, paths, name)]
     api = None
     try:
         token = read_secret(paths, "service-token")
@@ -255,6 +265,9 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
                 make_group_folder(subject, grp.getgrnam(action.detail).gr_gid)
             record.state = "created"
             journal.save()
+        elif kind == "build-environment":
+            envs.make_envs_dir(prepared.paths)
+            envs.build_one(prepared.loaded, prepared.paths, subject, False, log.info)
         elif kind == "link-in-home":
             name, _, target = action.detail.partition(" -> ")
             link_in_home(subject, name, target)

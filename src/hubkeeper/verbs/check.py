@@ -8,7 +8,12 @@ from pathlib import Path
 
 from hubkeeper.config.loader import load
 from hubkeeper.errors import InvalidInput
-from hubkeeper.host.preflight import account_problems, hook_problems, password_file_problems
+from hubkeeper.host.preflight import (
+    account_problems,
+    environment_problems,
+    hook_problems,
+    password_file_problems,
+)
 from hubkeeper.host.statedir import state_paths
 from hubkeeper.hub.runtime import auth_kind, resolve_mode
 from hubkeeper.roster import build_roster
@@ -32,6 +37,7 @@ def check(config: Path) -> CheckResult:
     mode = resolve_mode(loaded, is_root)
     problems = password_file_problems(loaded)
     problems += hook_problems(loaded, mode, state_paths(loaded, is_root))
+    problems += environment_problems(loaded, roster)
     if mode == "system":
         problems += account_problems(roster)
     if problems:

@@ -12,6 +12,7 @@ from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host.preflight import (
     account_problems,
+    environment_problems,
     hook_problems,
     password_file_problems,
     port_problems,
@@ -65,6 +66,7 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
     lock.check_free()
     problems = password_file_problems(loaded) + port_problems(loaded, paths)
     problems += hook_problems(loaded, mode, paths)
+    problems += environment_problems(loaded, roster, paths)
     if mode == "system":
         problems += account_problems(roster)
     if problems:

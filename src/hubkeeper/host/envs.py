@@ -1,0 +1,232 @@
+"""Environments on disk: one venv per build under <state>/envs/<name>/, `current` the one
+new servers use.
+
+    <state>/envs/<name>/<content-hash>[-<stamp>]/   a venv (0755), requirements.lock inside
+    <state>/envs/<name>/current -> <build>          switched atomically after a good build
+
+The venv holds only the environment's packages; a .pth file appends hubkeeper's own
+site-packages, so JupyterLab, jupyterhub and ipykernel come from there while the
+environment's packages take precedence. Old builds are kept: a running server may use one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.model import config_relative
+from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.statedir import StatePaths
+
+LOCK_FILE = "requirements.lock"  # `pip freeze` of the build; written last: the build is whole
+PTH_FILE = "hubkeeper-base.pth"
+PIP_TIMEOUT = 1800.0  # seconds a whole pip install may take
+
+
+@dataclass(frozen=True)
+class EnvSource:
+    """What an environment is made of, as hub.yaml says."""
+
+    name: str
+    packages: tuple[str, ...]
+    requirements: Path | None
+
+
+def base_python() -> str:
+    """The interpreter hubkeeper's venv was made from (Debian's, executable by everyone)."""
+    return getattr(sys, "_base_executable", "") or sys.executable
+
+
+def base_site_packages() -> str:
+    return sysconfig.get_paths()["purelib"]
+
+
+def content_hash(source: EnvSource) -> str:
+    """Identity of a build: packages, requirements file content, Python version, base."""
+    body = {
+        "packages": list(source.packages),
+        "requirements": source.requirements.read_text() if source.requirements else None,
+        "python": sys.version,
+        "base": base_site_packages(),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def env_python(build: Path) -> Path:
+    return build / "bin" / "python"
+
+
+@contextlib.contextmanager
+def env_lock(directory: Path) -> Iterator[None]:
+    """One build of an environment at a time."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HubkeeperError(f"another build of {directory.name} is running",
+                                 hint="wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run(argv: list[str], progress: Callable[[str], None]) -> tuple[int, list[str]]:
+    """Run argv with umask 022, each output line to `progress`; (status, last lines)."""
+    tail: list[str] = []
+    deadline = time.monotonic() + PIP_TIMEOUT
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONNOUSERSITE": "1",
+           "HOME": os.environ.get("HOME", "/root")}
+    for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CACHE_DIR", "PIP_NO_CACHE_DIR",
+                "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, text=True, env=env,
+                          preexec_fn=lambda: os.umask(0o022)) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            progress(line)
+            tail = (tail + [line])[-20:]
+            if time.monotonic() > deadline:
+                proc.kill()
+                tail.append(f"stopped after {PIP_TIMEOUT:.0f} s")
+        return proc.wait(), tail
+
+
+def _open_up(root: Path) -> None:
+    """Directories 0755, files readable (and executable where they were) by everyone."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o7777
+        if path.is_dir():
+            os.chmod(path, mode | 0o755)
+        else:
+            os.chmod(path, mode | 0o444 | (0o111 if mode & 0o100 else 0))
+
+
+def build(source: EnvSource, directory: Path, build_name: str,
+          progress: Callable[[str], None]) -> Path:
+    """Make the venv <directory>/<build_name>, install, freeze; on failure remove it and
+    raise with pip's last lines. `current` is not touched here."""
+    target = directory / build_name
+    if target.exists():
+        shutil.rmtree(target)  # an earlier build that did not finish (no lock file)
+    try:
+        steps = [[base_python(), "-m", "venv", str(target)]]
+        pip = [str(env_python(target)), "-m", "pip", "install", "--no-input",
+               "--progress-bar", "off"]
+        if source.packages:
+            steps.append(pip + ["--", *source.packages])
+        if source.requirements:
+            steps.append(pip + ["-r", str(source.requirements)])
+        for argv in steps:
+            status, tail = _run(argv, progress)
+            if status != 0:
+                raise HubkeeperError(
+                    f"building environment {source.name!r} failed ({' '.join(argv[2:4])} "
+                    f"exited {status}):\n  " + "\n  ".join(tail),
+                    hint="fix environments." + source.name + " in hub.yaml; the current "
+                    "build is unchanged")
+        site = Path(subprocess.check_output(
+            [str(env_python(target)), "-c",
+             "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+        (site / PTH_FILE).write_text(base_site_packages() + "\n")
+        frozen = subprocess.check_output(
+            [str(env_python(target)), "-m", "pip", "freeze", "--local"], text=True,
+            env={"PATH": "/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        _open_up(target)
+        lock = target / LOCK_FILE
+        lock.write_text(frozen)
+        os.chmod(lock, 0o644)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target
+
+
+def switch_current(directory: Path, build_name: str) -> None:
+    """Point <directory>/current at build_name atomically (temp symlink, rename)."""
+    temporary = directory / f".current-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    temporary.symlink_to(build_name)
+    os.replace(temporary, directory / "current")
+
+
+def current_build(directory: Path) -> str | None:
+    link = directory / "current"
+    if not link.is_symlink():
+        return None
+    return os.readlink(link)
+
+
+def builds(directory: Path) -> list[str]:
+    """Finished builds (those with a lock file), oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir()
+             if p.is_dir() and not p.is_symlink() and (p / LOCK_FILE).is_file()]
+    return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime)]
+
+
+# Used by `hubkeeper env` and by `apply`.
+def env_source(loaded: LoadedSpec, name: str) -> EnvSource:
+    if name not in loaded.spec.environments:
+        known = ", ".join(loaded.spec.environments)
+        raise HubkeeperError(f"no environment {name!r} in {loaded.path}",
+                             hint=f"environments there: {known}")
+    env = loaded.spec.environments[name]
+    requirements = (config_relative(loaded.directory, env.requirements)
+                    if env.requirements else None)
+    return EnvSource(name, tuple(env.packages), requirements)
+
+
+def make_envs_dir(paths: StatePaths) -> None:
+    for directory in (paths.root, paths.envs):
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o755)  # servers run as users and execute the venvs' python
+
+
+def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,
+               progress: Callable[[str], None]) -> tuple[str, bool, str | None]:
+    source = env_source(loaded, name)
+    directory = paths.envs / name
+    with env_lock(directory):
+        os.chmod(directory, 0o755)
+        digest = content_hash(source)
+        previous = current_build(directory)
+        finished = builds(directory)
+        if not force and previous and previous.split("-")[0] == digest:  # nothing to do
+            return previous, False, previous
+        build_name = digest
+        if force or build_name in finished:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+            build_name = f"{digest}-{stamp}"
+        progress(f"== {name}: building {directory / build_name}")
+        build(source, directory, build_name, progress)
+        switch_current(directory, build_name)
+        return build_name, True, previous
+
+
+def needs_build(loaded: LoadedSpec, paths: StatePaths, name: str) -> bool:
+    """Whether NAME's current build is missing or was made from other content."""
+    current = current_build(paths.envs / name)
+    return current is None or current.split("-")[0] != content_hash(env_source(loaded, name))

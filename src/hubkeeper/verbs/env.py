@@ -1,0 +1,93 @@
+"""`hubkeeper env build [NAME] | list | rebuild NAME`: the environments of hub.yaml."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.model import default_environment
+from hubkeeper.errors import HubkeeperError, InvalidInput
+from hubkeeper.host import envs
+from hubkeeper.host.preflight import environment_problems
+from hubkeeper.host.statedir import StatePaths, state_paths
+from hubkeeper.roster import build_roster
+
+
+@dataclass(frozen=True)
+class EnvBuilt:
+    name: str
+    build: str  # the folder name under <state>/envs/<name>/
+    built: bool  # False: `current` already was this content
+    previous: str | None  # the build `current` pointed at before (kept)
+
+
+@dataclass(frozen=True)
+class EnvBuildResult:
+    config: str
+    environments: tuple[EnvBuilt, ...]
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    name: str
+    default: bool
+    groups: tuple[str, ...]  # empty: everyone
+    path: str  # <state>/envs/<name>
+    current: str | None  # the build new servers use
+    up_to_date: bool  # current was built from hub.yaml's present content
+    builds: tuple[str, ...]  # every finished build, oldest first (old ones may be in use)
+    locked: tuple[str, ...]  # current's `pip freeze`
+
+
+@dataclass(frozen=True)
+class EnvListResult:
+    config: str
+    environments: tuple[EnvInfo, ...]
+
+
+def _setup(config: Path) -> tuple[LoadedSpec, StatePaths]:
+    loaded = load(config)
+    if not loaded.spec.environments:
+        raise HubkeeperError(f"{loaded.path} declares no environments",
+                             hint="add an environments: section (see docs/environments.md)")
+    problems = environment_problems(loaded, build_roster(loaded))
+    if problems:
+        raise InvalidInput(problems)
+    return loaded, state_paths(loaded, os.geteuid() == 0)
+
+
+def build_envs(config: Path, name: str | None, progress: Callable[[str], None],
+               force: bool = False) -> EnvBuildResult:
+    """Build NAME (or every environment) whose content changed; `force`: build anew."""
+    loaded, paths = _setup(config)
+    envs.make_envs_dir(paths)
+    names = [name] if name else list(loaded.spec.environments)
+    done = tuple(EnvBuilt(each, *envs.build_one(loaded, paths, each, force, progress))
+                 for each in names)
+    return EnvBuildResult(str(loaded.path), done)
+
+
+def rebuild_env(config: Path, name: str, progress: Callable[[str], None]) -> EnvBuildResult:
+    """A fresh build of NAME (newer package versions); the old build stays for running
+    servers."""
+    return build_envs(config, name, progress, force=True)
+
+
+def list_envs(config: Path) -> EnvListResult:
+    loaded, paths = _setup(config)
+    default = default_environment(loaded.spec)
+    rows = []
+    for name, env in loaded.spec.environments.items():
+        directory = paths.envs / name
+        current = envs.current_build(directory)
+        locked: tuple[str, ...] = ()
+        if current and (directory / current / envs.LOCK_FILE).is_file():
+            locked = tuple((directory / current / envs.LOCK_FILE).read_text().split())
+        fresh = bool(current) and current.split("-")[0] == envs.content_hash(
+            envs.env_source(loaded, name))
+        rows.append(EnvInfo(name, name == default, tuple(env.groups), str(directory), current,
+                            fresh, tuple(envs.builds(directory)), locked))
+    return EnvListResult(str(loaded.path), tuple(rows))

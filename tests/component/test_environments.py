@@ -1,0 +1,210 @@
+"""Environments (environments:), as root with real Linux accounts: `hubkeeper env build`,
+the spawn form, a forged API start, kernels from the chosen build, the per-environment
+folder and `env rebuild` under a running server."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import os
+import pwd
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.hubproc import HUBKEEPER, write_config
+from tests.support.simuser import SimUser
+
+pytestmark = [pytest.mark.component, pytest.mark.root]
+
+PASSWORD = "Correct-Horse-7"
+# tabulate and toolz are tiny pure-Python packages that hubkeeper's venv does not have.
+ENVIRONMENTS = """\
+environments:
+  tables: {packages: [tabulate], default: true}
+  fun: {packages: [toolz], groups: [hktestlab], home_template: tpl}
+hooks:
+  as_root: [{script: hooks/env.sh}]
+"""
+PROBE = ("import os, sys\nr = {'prefix': sys.prefix, 'cwd': os.getcwd(), "
+         "'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd')}\n"
+         "for m in ('tabulate', 'toolz'):\n"
+         "    try:\n        __import__(m); r[m] = True\n"
+         "    except ImportError:\n        r[m] = False\n"
+         "import json; json.dumps(r)")
+
+
+def hubkeeper(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # pip's cache stays in the test's workdir
+    env = {**os.environ, "PIP_CACHE_DIR": str(config.parent / "pip-cache")}
+    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+async def start(user: SimUser, body: dict) -> tuple[int, str]:
+    url = user.base + f"hub/api/users/{user.name}/server"
+    async with user.session.post(url, json=body, headers=user._hub_headers()) as response:
+        return response.status, await response.text()
+
+
+async def spawn_page(url: str, name: str) -> str:
+    async with SimUser(url, name, PASSWORD) as user:
+        await user.login()
+        async with user.session.get(user.base + f"hub/spawn/{name}") as response:
+            return await response.text()
+
+
+async def forged(url: str, name: str, environment: str) -> tuple[int, str]:
+    async with SimUser(url, name, PASSWORD) as user:
+        await user.login()
+        status, text = await start(user, {"environment": environment})
+        if status in (201, 202):
+            try:
+                await user.wait_ready(30)
+            except Exception as exc:  # the refusal comes after the request was accepted
+                return status, str(exc) + " " + json.dumps(await user.model())
+        return status, text
+
+
+async def session(url: str, name: str, environment: str | None, code: list[str],
+                  stop: bool = True) -> list[str]:
+    async with SimUser(url, name, PASSWORD) as user:
+        await user.login()
+        status, text = await start(user, {"environment": environment} if environment else {})
+        assert status in (201, 202), text
+        await user.wait_ready(120)
+        await user.open_server()
+        results = [await user.run_code(each) for each in code]
+        if stop:
+            await user.stop_server()
+        return results
+
+
+async def in_running(url: str, name: str, code: str) -> str:
+    async with SimUser(url, name, PASSWORD) as user:
+        await user.login()
+        await user.open_server()
+        return await user.run_code(code)
+
+
+def result(text: str) -> dict:
+    """PROBE's answer: the repr of a JSON string."""
+    return json.loads(ast.literal_eval(text))
+
+
+def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
+    ann = accounts("hktest1", password=PASSWORD)  # in hktestlab: tables and fun
+    bo = accounts("hktest2", password=PASSWORD)  # tables only
+    (workdir / "tpl" / "sub").mkdir(parents=True)
+    (workdir / "tpl" / "notes.txt").write_text("from the template\n")
+    (workdir / "tpl" / "sub" / "data.csv").write_text("a,b\n")
+    os.chmod(workdir / "tpl", 0o755)
+    os.chmod(workdir / "tpl" / "sub", 0o755)
+    (workdir / "hooks").mkdir()
+    out = workdir / "out"
+    out.mkdir()
+    (workdir / "hooks" / "env.sh").write_text(
+        f"#!/bin/sh\necho \"$HUBKEEPER_USER $HUBKEEPER_ENVIRONMENT\" >> {out}/env\n")
+    os.chmod(workdir / "hooks" / "env.sh", 0o755)
+    config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann, bo),
+                          extra=ENVIRONMENTS)
+    config.write_text(config.read_text().replace(
+        "users:\n", "users:\n  groups: {hktestlab: [hktest1]}\n"))
+
+    built = hubkeeper(config, "env", "build")
+    assert built.returncode == 0, built.stderr
+    assert "Successfully installed" in built.stderr  # pip's progress lines
+    listed = json.loads(hubkeeper(config, "env", "list", "--json").stdout)
+    rows = {env["name"]: env for env in listed["environments"]}
+    assert any(line.startswith("tabulate==") for line in rows["tables"]["locked"])
+    assert any(line.startswith("toolz==") for line in rows["fun"]["locked"])
+    envs = workdir / "state" / "envs"
+    first_fun = (envs / "fun" / "current").resolve()
+    assert oct(first_fun.stat().st_mode & 0o777) == "0o755"
+
+    hub = hubs.start(config)
+    # The form lists only what the user may use; one allowed environment: no form.
+    page = asyncio.run(spawn_page(hub.url, ann))
+    assert 'value="tables"' in page and 'value="fun"' in page
+    # A forged start with an environment bo may not use, or one that does not exist.
+    status, text = asyncio.run(forged(hub.url, bo, "fun"))
+    assert "you may not use the environment 'fun'" in text, (status, text)
+    status, text = asyncio.run(forged(hub.url, bo, "nope"))
+    assert "there is no environment 'nope'" in text, (status, text)
+
+    # bo gets the default; ann chooses fun.
+    bo_run = result(asyncio.run(session(hub.url, bo, None, [PROBE]))[0])
+    assert bo_run["tabulate"] and not bo_run["toolz"]
+    assert bo_run["prefix"] == str((envs / "tables" / "current").resolve())
+    home = Path(pwd.getpwnam(ann).pw_dir)
+    edit = f"open({str(home / 'fun' / 'notes.txt')!r}, 'w').write('mine\\n')"
+    ann_run = asyncio.run(session(hub.url, ann, "fun", [PROBE, edit]))
+    probe = result(ann_run[0])
+    assert probe["toolz"] and not probe["tabulate"]
+    assert probe["prefix"] == str(first_fun)
+    assert probe["cwd"] == probe["server_cwd"] == str(home / "fun")
+    folder = home / "fun"
+    assert folder.stat().st_uid == pwd.getpwnam(ann).pw_uid
+    assert (folder / "sub" / "data.csv").read_text() == "a,b\n"
+    assert (out / "env").read_text().splitlines() == [f"{bo} tables", f"{ann} fun"]
+
+    # Second start: the user's edit stays, a new template file arrives.
+    (workdir / "tpl" / "new.txt").write_text("new\n")
+    asyncio.run(session(hub.url, ann, "fun", ["1"], stop=False))
+    assert (folder / "notes.txt").read_text() == "mine\n"
+    assert (folder / "new.txt").read_text() == "new\n"
+
+    # Rebuild under the running server: it keeps working on its build; new servers move.
+    rebuilt = hubkeeper(config, "env", "rebuild", "fun")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    second_fun = (envs / "fun" / "current").resolve()
+    assert second_fun != first_fun and first_fun.is_dir()
+    still = result(asyncio.run(in_running(hub.url, ann, PROBE)))
+    assert still["toolz"] and still["prefix"] == str(first_fun)
+
+    async def restart() -> str:
+        async with SimUser(hub.url, ann, PASSWORD) as user:
+            await user.login()
+            await user.stop_server()
+        return (await session(hub.url, ann, "fun", [PROBE]))[0]
+
+    fresh = result(asyncio.run(restart()))
+    assert fresh["toolz"] and fresh["prefix"] == str(second_fun)
+
+
+def test_a_failed_build_keeps_current_and_shows_pips_error(workdir: Path) -> None:
+    config = write_config(workdir, extra="environments:\n  fun: {packages: [toolz]}\n")
+    assert hubkeeper(config, "env", "build", "-q").returncode == 0
+    envs = workdir / "state" / "envs" / "fun"
+    before = (envs / "current").resolve()
+    assert "up to date" in hubkeeper(config, "env", "build", "-q").stdout
+    # A path that does not exist: pip fails without asking any index.
+    config.write_text(config.read_text().replace(
+        "[toolz]", f"[toolz, {workdir}/no-such-package]"))
+    failed = hubkeeper(config, "env", "build", "fun")
+    assert failed.returncode == 1, failed.stderr
+    assert "building environment 'fun' failed" in failed.stderr
+    assert "no-such-package" in failed.stderr
+    assert "the current build is unchanged" in failed.stderr
+    assert (envs / "current").resolve() == before
+    assert sorted(p.name for p in envs.iterdir()) == [".lock", before.name, "current"]
+
+
+def test_apply_builds_what_changed_and_then_nothing(workdir: Path) -> None:
+    """The declarative path: `apply` builds a new or changed environment, and only then."""
+    config = write_config(workdir, extra="environments:\n  fun: {packages: [toolz]}\n")
+    planned = json.loads(hubkeeper(config, "plan", "--json").stdout)
+    assert {"kind": "build-environment", "subject": "fun", "detail": ""} in planned["actions"]
+    applied = hubkeeper(config, "apply")
+    assert applied.returncode == 0, applied.stderr
+    assert "build-environment fun" in applied.stdout
+    current = workdir / "state" / "envs" / "fun" / "current"
+    assert (current / "requirements.lock").read_text().count("toolz==") == 1
+    again = json.loads(hubkeeper(config, "plan", "--json").stdout)
+    assert not [a for a in again["actions"] if a["kind"] == "build-environment"]
+    config.write_text(config.read_text().replace("[toolz]", "[toolz, tabulate]"))
+    changed = hubkeeper(config, "apply")
+    assert "build-environment fun" in changed.stdout, changed.stdout
+    assert "tabulate==" in (current / "requirements.lock").read_text()
