@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hubproc import HUBKEEPER, free_ports
-from tests.support.simuser import SimUser
+from tests.support.simuser import run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -70,15 +70,8 @@ hooks:
 
 async def visit(url: str, name: str, password: str, environment: str | None,
                 code: str) -> str:
-    async with SimUser(url, name, password) as user:
-        await user.login()
-        body = {"environment": environment} if environment else {}
-        async with user.session.post(user.base + f"hub/api/users/{name}/server", json=body,
-                                     headers=user._hub_headers()) as response:
-            assert response.status in (201, 202), await response.text()
-        await user.wait_ready(120)
-        await user.open_server()
-        return await user.run_code(code)
+    return await run_once(url, name, password, code,
+                          body={"environment": environment} if environment else None)
 
 
 PROBE = """\

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.hubproc import HUBKEEPER, write_config
 from tests.support.procs import wait_gone
-from tests.support.simuser import SimUser, SimUserError
+from tests.support.simuser import SimUser, SimUserError, run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -49,11 +49,7 @@ def hooks_yaml(as_root: list[str] = (), as_user: list[str] = (), on_failure: str
 
 
 async def run_as(url: str, name: str, code: str) -> str:
-    async with SimUser(url, name, PASSWORD) as user:
-        await user.login()
-        await user.start_server()
-        await user.open_server()
-        return await user.run_code(code)
+    return await run_once(url, name, PASSWORD, code)
 
 
 async def run_in_running_server(url: str, name: str, code: str) -> str:

@@ -20,7 +20,7 @@ import pytest
 from hubkeeper.config import load
 from tests.support.hubproc import HUBKEEPER, free_ports
 from tests.support.procs import server_pids
-from tests.support.simuser import SimUser, SimUserError
+from tests.support.simuser import SimUserError, run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -76,14 +76,6 @@ def hub_api(config: Path, path: str):
         return json.load(response)
 
 
-async def run_code(url: str, name: str, password: str, code: str) -> str:
-    async with SimUser(url, name, password) as user:
-        await user.login()
-        await user.start_server()
-        await user.open_server()
-        return await user.run_code(code)
-
-
 def test_thirty_users_from_a_roster(workdir: Path, hubs, clean_accounts) -> None:
     names = [f"hktest{n:02d}" for n in range(1, 31)]
     config = write_roster(workdir, names, tas=("hktest01", "hktest02"))
@@ -115,7 +107,7 @@ def test_thirty_users_from_a_roster(workdir: Path, hubs, clean_accounts) -> None
     # A generated password logs in through PAM and the login form; A cannot read B's home.
     code = ("import os\ntry:\n    os.listdir('/home/hktest02')\n    r = 'readable'\n"
             "except PermissionError:\n    r = 'denied'\n(os.getuid(), r)")
-    result = asyncio.run(run_code(hub.url, "hktest01", passwords["hktest01"], code))
+    result = asyncio.run(run_once(hub.url, "hktest01", passwords["hktest01"], code))
     assert result == repr((pwd.getpwnam("hktest01").pw_uid, "denied"))
 
     # Idempotent: nothing to do, and not a byte or an mtime in /etc changes.
@@ -134,7 +126,7 @@ def test_roster_edits_lock_and_unlock_while_the_hub_runs(workdir: Path, hubs,
     passwords = credentials(workdir)
     hub = hubs.start(config)
     api_port = load(config).spec.hub.api_port
-    assert asyncio.run(run_code(hub.url, "hktest02", passwords["hktest02"],
+    assert asyncio.run(run_once(hub.url, "hktest02", passwords["hktest02"],
                                 "open('work.txt', 'w').write('mine')")) == "4"
     assert "hktest02" in server_pids(api_port).values()
     uid = pwd.getpwnam("hktest02").pw_uid
@@ -150,7 +142,7 @@ def test_roster_edits_lock_and_unlock_while_the_hub_runs(workdir: Path, hubs,
     assert Path("/home/hktest02/work.txt").read_text() == "mine"
     assert "hktest02" not in {user["name"] for user in hub_api(config, "/users")}
     with pytest.raises(SimUserError, match="login refused"):
-        asyncio.run(run_code(hub.url, "hktest02", passwords["hktest02"], "1"))
+        asyncio.run(run_once(hub.url, "hktest02", passwords["hktest02"], "1"))
 
     # Back on the roster: unlocked, the same uid, in the hub again, the file is there.
     write_csv(workdir, names)
@@ -158,7 +150,7 @@ def test_roster_edits_lock_and_unlock_while_the_hub_runs(workdir: Path, hubs,
     assert readded.returncode == 0, readded.stderr
     assert "unlock hktest02" in readded.stdout
     assert pwd.getpwnam("hktest02").pw_uid == uid
-    assert asyncio.run(run_code(hub.url, "hktest02", passwords["hktest02"],
+    assert asyncio.run(run_once(hub.url, "hktest02", passwords["hktest02"],
                                 "open('work.txt').read()")) == "'mine'"
     assert hubkeeper(config, "plan", "--json").stdout.count('"kind"') == 0
 

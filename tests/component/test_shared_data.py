@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hubproc import HUBKEEPER, free_ports
-from tests.support.simuser import SimUser
+from tests.support.simuser import run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -54,14 +54,6 @@ def hk(config: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-async def run_as(url: str, name: str, password: str, code: str) -> str:
-    async with SimUser(url, name, password) as user:
-        await user.login()
-        await user.start_server()
-        await user.open_server()
-        return await user.run_code(code)
-
-
 TRY_WRITE = ("def attempt(path):\n    try:\n        open(path, 'w').write('x')\n"
              "        return 'written'\n    except PermissionError:\n        return 'denied'\n")
 
@@ -89,7 +81,7 @@ def test_read_only_data_and_a_group_folder(workdir: Path, hubs, srv) -> None:
             passwords.update({r["username"]: r["password"] for r in csv.DictReader(handle)})
     hub = hubs.start(config)
 
-    member = asyncio.run(run_as(hub.url, "hktest01", passwords["hktest01"], TRY_WRITE + (
+    member = asyncio.run(run_once(hub.url, "hktest01", passwords["hktest01"], TRY_WRITE + (
         "(open('data/dataset.csv').read(), attempt('data/mine.txt'), "
         "attempt('project/notes.txt'))")))
     assert member == repr(("a,b\n1,2\n", "denied", "written"))
@@ -99,7 +91,7 @@ def test_read_only_data_and_a_group_folder(workdir: Path, hubs, srv) -> None:
     assert stat.S_IMODE(info.st_mode) & 0o060 == 0o060  # group read and write
     assert stat.S_IMODE(info.st_mode) & 0o007 == 0  # nothing for others
 
-    other = asyncio.run(run_as(hub.url, "hktest02", passwords["hktest02"], TRY_WRITE + (
+    other = asyncio.run(run_once(hub.url, "hktest02", passwords["hktest02"], TRY_WRITE + (
         f"import os\ntry:\n    os.listdir({str(PROJECT)!r})\n    seen = 'listed'\n"
         "except PermissionError:\n    seen = 'denied'\n"
         f"(seen, attempt({str(DATA / 'x')!r}), os.path.exists('project'))")))

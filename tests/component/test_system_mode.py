@@ -14,7 +14,7 @@ import pytest
 from hubkeeper.config import load
 from tests.support.hubproc import write_config
 from tests.support.procs import server_pids, uid_of
-from tests.support.simuser import SimUser
+from tests.support.simuser import SimUser, run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -22,11 +22,7 @@ PASSWORD = "Correct-Horse-7"
 
 
 async def run_as(url: str, name: str, code: str) -> str:
-    async with SimUser(url, name, PASSWORD) as user:
-        await user.login()
-        await user.start_server()
-        await user.open_server()
-        return await user.run_code(code)
+    return await run_once(url, name, PASSWORD, code)
 
 
 def test_servers_run_as_the_users_accounts_with_private_homes(workdir: Path, hubs,

@@ -73,10 +73,12 @@ class SimUser:
                                    f"{_excerpt(body)}")
         self.timings.login = time.monotonic() - began
 
-    async def start_server(self, deadline: float = 120.0) -> None:
+    async def start_server(self, deadline: float = 120.0, body: dict | None = None) -> None:
+        """Start the server (`body`: its options, e.g. {"environment": "lab"}); wait ready."""
         began = time.monotonic()
         url = self.base + f"hub/api/users/{self.name}/server"
-        async with self.session.post(url, json={}, headers=self._hub_headers()) as response:
+        async with self.session.post(url, json=body or {},
+                                     headers=self._hub_headers()) as response:
             if response.status not in (201, 202):
                 raise SimUserError(f"start: HTTP {response.status} {await response.text()}")
         await self.wait_ready(deadline - (time.monotonic() - began))
@@ -184,6 +186,17 @@ class SimUser:
         except (SimUserError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             self.timings.error = f"{type(exc).__name__}: {exc}"
         return self.timings
+
+
+async def run_once(url: str, name: str, password: str, code: str,
+                   body: dict | None = None) -> str:
+    """Log in through the form, start the server (with `body` as options), open it, run
+    `code` in a kernel; return its result."""
+    async with SimUser(url, name, password) as user:
+        await user.login()
+        await user.start_server(body=body)
+        await user.open_server()
+        return await user.run_code(code)
 
 
 def _excerpt(body: str, limit: int = 200) -> str:
