@@ -89,6 +89,11 @@ class Journal:
         }
         write_atomic(self.path, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
 
+    def users_off(self, on_roster: set[str]) -> set[str]:
+        """Hub users of accounts hubkeeper created that are no longer on the roster."""
+        return {record.user for record in self.accounts.values()
+                if record.user not in on_roster}
+
     def owns_account(self, account: str) -> bool:
         return account in self.accounts
 

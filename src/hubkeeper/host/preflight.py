@@ -196,3 +196,17 @@ def environment_problems(loaded: LoadedSpec, roster: Roster,
                 ("environments", name),
                 f"environment {name!r} is not built yet; run `hubkeeper env build {name}`"))
     return problems
+
+
+def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
+                       starting: bool) -> list[Problem]:
+    """Everything hub.yaml needs of this machine (`check`); `starting` adds what only a hub
+    about to start needs: free ports and built environments (`up`)."""
+    problems = password_file_problems(loaded)
+    if starting:
+        problems += port_problems(loaded, paths)
+    problems += hook_problems(loaded, mode, paths)
+    problems += environment_problems(loaded, roster, paths if starting else None)
+    if mode == "system":
+        problems += account_problems(roster)
+    return problems

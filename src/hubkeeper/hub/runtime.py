@@ -118,9 +118,7 @@ class Runtime:
                                  github=auth.kind == "github")
         roster = build_roster(loaded)
         journal = Journal.load(paths.root / "journal.json")
-        on_roster = {member.name for member in roster.members}
-        removed = frozenset(record.user for record in journal.accounts.values()
-                            if record.user not in on_roster)
+        removed = frozenset(journal.users_off({member.name for member in roster.members}))
         mode = resolve_mode(loaded, is_root)
         return cls(
             mode=mode,

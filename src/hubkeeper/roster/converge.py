@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.errors import InvalidInput
+from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host import envs
 from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
 from hubkeeper.host.files import write_atomic
@@ -127,7 +127,7 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
     api = None
     try:
         token = read_secret(paths, "service-token")
-    except Exception:  # no state yet: the hub never ran
+    except HubkeeperError:  # no state yet (the hub never ran), or not ours to read
         token = None
     hub = None
     if token:
@@ -137,10 +137,7 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
         api = None
         notes.append("the hub is not running: it takes the roster when it starts")
     else:
-        on_roster = {m.name for m in roster.members}
-        removed = {record.user for record in journal.accounts.values()
-                   if record.user not in on_roster}
-        actions += plan_hub(roster, hub, removed)
+        actions += plan_hub(roster, hub, journal.users_off({m.name for m in roster.members}))
     return Prepared(loaded, roster, mode, paths, journal, changed, api,
                     UsersPlan(ordered(actions), tuple(notes)))
 

@@ -8,12 +8,7 @@ from pathlib import Path
 
 from hubkeeper.config.loader import load
 from hubkeeper.errors import InvalidInput
-from hubkeeper.host.preflight import (
-    account_problems,
-    environment_problems,
-    hook_problems,
-    password_file_problems,
-)
+from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.statedir import state_paths
 from hubkeeper.hub.runtime import auth_kind, resolve_mode
 from hubkeeper.roster import build_roster
@@ -35,11 +30,8 @@ def check(config: Path) -> CheckResult:
     roster = build_roster(loaded)
     is_root = os.geteuid() == 0
     mode = resolve_mode(loaded, is_root)
-    problems = password_file_problems(loaded)
-    problems += hook_problems(loaded, mode, state_paths(loaded, is_root))
-    problems += environment_problems(loaded, roster)
-    if mode == "system":
-        problems += account_problems(roster)
+    problems = preflight_problems(loaded, roster, mode, state_paths(loaded, is_root),
+                                  starting=False)
     if problems:
         raise InvalidInput(problems)
     spec = loaded.spec

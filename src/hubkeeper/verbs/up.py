@@ -10,13 +10,7 @@ from typing import IO
 
 from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError, InvalidInput
-from hubkeeper.host.preflight import (
-    account_problems,
-    environment_problems,
-    hook_problems,
-    password_file_problems,
-    port_problems,
-)
+from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.statedir import HubLock, ensure_layout, ensure_secrets, state_paths
 from hubkeeper.hub.runtime import Runtime, auth_kind, resolve_mode
 from hubkeeper.hub.supervisor import Supervisor
@@ -64,11 +58,7 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
     paths = state_paths(loaded, is_root)
     lock = HubLock(paths)
     lock.check_free()
-    problems = password_file_problems(loaded) + port_problems(loaded, paths)
-    problems += hook_problems(loaded, mode, paths)
-    problems += environment_problems(loaded, roster, paths)
-    if mode == "system":
-        problems += account_problems(roster)
+    problems = preflight_problems(loaded, roster, mode, paths, starting=True)
     if problems:
         raise InvalidInput(problems)
     Runtime.from_host(loaded, redact=True)  # executables found before anything is created
