@@ -44,7 +44,7 @@ def password_file_problems(loaded: LoadedSpec) -> list[Problem]:
         value = getattr(loaded.spec.auth, key)
         if not value:
             continue
-        path = loaded.directory / value
+        path = config_relative(loaded.directory, value)
         try:
             text = path.read_text().strip()
         except OSError as exc:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from hubkeeper import __version__
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.model import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.files import write_atomic
 
@@ -91,14 +92,10 @@ def state_paths(loaded: LoadedSpec, is_root: bool) -> StatePaths:
     """Where this hub keeps its state (hub.state_dir, or the documented default)."""
     configured = loaded.spec.hub.state_dir
     if configured:
-        path = Path(configured).expanduser()
-        if not path.is_absolute():
-            path = loaded.directory / path
-    elif is_root:
-        path = Path("/var/lib/hubkeeper") / loaded.spec.hub.name
-    else:
-        path = loaded.directory / ".hubkeeper"
-    return StatePaths(Path(os.path.normpath(path)))
+        return StatePaths(config_relative(loaded.directory, configured))
+    if is_root:
+        return StatePaths(Path("/var/lib/hubkeeper") / loaded.spec.hub.name)
+    return StatePaths(config_relative(loaded.directory, ".hubkeeper"))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import HubSpec
+from hubkeeper.config.model import HubSpec, config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.statedir import Secrets, StatePaths, read_secrets, state_paths
@@ -111,7 +111,7 @@ class Runtime:
             auth = loaded.spec.auth
 
             def relative(value: str | None) -> Path | None:
-                return loaded.directory / value if value else None
+                return config_relative(loaded.directory, value) if value else None
 
             found = read_secrets(paths, relative(auth.password_file),
                                  relative(auth.admin_password_file),

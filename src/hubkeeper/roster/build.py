@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.model import config_relative
 from hubkeeper.errors import InvalidInput, Problem
 from hubkeeper.roster.csvfile import read_roster_csv
 from hubkeeper.roster.policy import MAX_ACCOUNT, name_problem
@@ -105,9 +105,7 @@ def build_roster(loaded: LoadedSpec) -> Roster:
         return reason is None
 
     if users.roster.csv:
-        csv_path = Path(users.roster.csv)
-        if not csv_path.is_absolute():
-            csv_path = loaded.directory / csv_path
+        csv_path = config_relative(loaded.directory, users.roster.csv)
         rows, csv_problems = read_roster_csv(csv_path)
         problems += csv_problems
         for row in rows:
