@@ -12,7 +12,8 @@ import click
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from hubkeeper.config.model import HubSpec, TypeName
+from hubkeeper.config.model import HubSpec
+from hubkeeper.config.types import TypeName
 
 
 def _type_name(annotation: Any) -> str:

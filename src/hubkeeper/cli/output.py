@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hubkeeper.config.model import format_size
+from hubkeeper.config.types import format_size
 from hubkeeper.hub.render import as_python
 from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.apply import ApplyResult

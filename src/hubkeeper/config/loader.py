@@ -15,7 +15,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from hubkeeper.config.model import PATTERN_WORDS, HubSpec, semantic_problems
+from hubkeeper.config.model import HubSpec, semantic_problems
+from hubkeeper.config.types import PATTERN_WORDS
 from hubkeeper.errors import InvalidInput, Problem
 
 Loc = Sequence[str | int]

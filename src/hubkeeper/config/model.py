@@ -1,184 +1,33 @@
 """The one typed model of hub.yaml. Every field has a type, bounds, a default and a help text.
 
-Loading (with file:line positions) lives in `loader.py`; this module is pure data.
+Loading (with file:line positions) lives in `loader.py`; the value types in `types.py`; this
+module is pure data.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
-import os
-import re
 import urllib.parse
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
-SCHEMA_VERSION = 1
-
-USERNAME_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
-HUB_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-# GitHub names as they appear in URLs: an organisation login, optionally ':' and a team slug.
-_GITHUB_ORG = r"[A-Za-z0-9][A-Za-z0-9-]{0,38}"
-_GITHUB_SLUG = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
-GITHUB_ORG_OR_TEAM_PATTERN = rf"^{_GITHUB_ORG}(:{_GITHUB_SLUG})?$"
-GITHUB_TEAM_PATTERN = rf"^{_GITHUB_ORG}:{_GITHUB_SLUG}$"
-ENVIRONMENT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
-
-PATTERN_WORDS = {
-    USERNAME_PATTERN: "a lower-case Linux user name: a letter or '_', then up to 31 of "
-    "a-z 0-9 '_' '-'",
-    HUB_NAME_PATTERN: "lower-case letters, digits and '-', starting with a letter or digit, "
-    "at most 63 characters",
-    GITHUB_ORG_OR_TEAM_PATTERN: "a GitHub organisation 'org' or a team 'org:team', spelt as "
-    "in its URL (github.com/orgs/ORG/teams/TEAM)",
-    GITHUB_TEAM_PATTERN: "a GitHub team 'org:team', spelt as in its URL "
-    "(github.com/orgs/ORG/teams/TEAM)",
-    ENVIRONMENT_NAME_PATTERN: "a lower-case slug: a letter, then up to 39 of a-z 0-9 '_' "
-    "'-' (it becomes a folder name in every home)",
-}
-
-Username = Annotated[
-    str,
-    Field(
-        pattern=USERNAME_PATTERN,
-        description="A portable lower-case Linux user name: a letter or _, then up to 31 of "
-        "a-z 0-9 _ -.",
-    ),
-]
-Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-def _ip_address(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an IP address; use 127.0.0.1 (this machine only), "
-            "0.0.0.0 (every interface) or one of this machine's addresses"
-        ) from None
-    return value
-
-
-def _loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _callback_url(value: str) -> str:
-    example = "e.g. https://hub.example.org/hub/oauth_callback"
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{value!r} is not a web address; {example}")
-    if parts.scheme == "http" and not _loopback_host(parts.hostname):
-        raise ValueError(
-            f"{value!r} must start with https://: GitHub sends the login code to this "
-            "address (http is only accepted for localhost)"
-        )
-    if parts.query or parts.fragment or not parts.path.endswith("/hub/oauth_callback"):
-        raise ValueError(f"{value!r} must end with '/hub/oauth_callback'; {example}")
-    return value
-
-
-def _url_prefix(value: str) -> str:
-    if not (value.startswith("/") and value.endswith("/")):
-        raise ValueError(f"{value!r} must start and end with '/', e.g. '/' or '/course/'")
-    if "//" in value or any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} must not contain '//' or spaces")
-    return value
-
-
-@dataclass(frozen=True)
-class TypeName:
-    """How docs/reference.md names a type whose Python type (float, int) would mislead."""
-
-    name: str
-
-
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
-MAX_DURATION = 3600.0
-
-
-def _duration(value: Any) -> float:
-    """'30s', '5m', '1h', '1m30s' or a number of seconds -> seconds (0 < s <= 1 h)."""
-    words = (f"{value!r} is not a duration; use a number and a unit s, m or h, e.g. 30s, "
-             "5m or 1m30s")
-    if isinstance(value, bool):
-        raise ValueError(words)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        match = _DURATION.match(text)
-        if not text or not match or not any(match.groups()):
-            raise ValueError(words)
-        hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    else:
-        raise ValueError(words)
-    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DURATION:
-        raise ValueError(f"{value!r} must be more than 0s and at most 1h")
-    return seconds
-
-
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$")
-SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def _size(value: Any) -> int:
-    """'500M', '1G', '2T', '0' or a number of bytes -> bytes (K, M, G, T are powers of 1024)."""
-    words = (f"{value!r} is not a size; use a number and a unit K, M, G or T (powers of "
-             "1024), e.g. 500M or 1G; 0 turns the check off")
-    if isinstance(value, bool):
-        raise ValueError(words)
-    if isinstance(value, int):
-        number, unit = float(value), ""
-    elif isinstance(value, str):
-        match = _SIZE.match(value.strip().lower())
-        if not match:
-            raise ValueError(words)
-        number, unit = float(match.group(1)), match.group(2)
-    else:
-        raise ValueError(words)
-    if number < 0:
-        raise ValueError(words)
-    return int(number * SIZE_UNITS[unit])
-
-
-def format_size(count: int | float) -> str:
-    """Bytes for people: '1.5G', '512K', '0'."""
-    for unit in ("T", "G", "M", "K"):
-        scale = SIZE_UNITS[unit.lower()]
-        if count >= scale:
-            value = count / scale
-            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
-    return f"{int(count)}B" if count else "0"
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds for people, in hub.yaml's own spelling: '30s', '5m', '1m30s'."""
-    whole = int(seconds)
-    if whole != seconds or whole < 60:
-        return f"{seconds:g}s"
-    minutes, secs = divmod(whole, 60)
-    return f"{minutes}m{secs}s" if secs else f"{minutes}m"
-
-
-Duration = Annotated[float, BeforeValidator(_duration),
-                     TypeName("duration (30s, 5m, 1h, 1m30s)")]
-Size = Annotated[int, BeforeValidator(_size), TypeName("size (500M, 1G; K M G T = 1024^n)")]
-
-
-class Section(BaseModel):
-    """A hub.yaml mapping: unknown keys are errors, values are immutable once loaded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from hubkeeper.config.types import (
+    ENVIRONMENT_NAME_PATTERN,
+    GITHUB_ORG_OR_TEAM_PATTERN,
+    GITHUB_TEAM_PATTERN,
+    HUB_NAME_PATTERN,
+    SCHEMA_VERSION,
+    USERNAME_PATTERN,
+    Duration,
+    Port,
+    Section,
+    Size,
+    Username,
+    check_callback_url,
+    check_ip_address,
+    check_url_prefix,
+)
 
 
 class HubSection(Section):
@@ -188,13 +37,13 @@ class HubSection(Section):
         description="Short name of this hub (lower-case letters, digits, '-'); shown in "
         "messages and used to name files.",
     )
-    ip: Annotated[str, AfterValidator(_ip_address)] = Field(
+    ip: Annotated[str, AfterValidator(check_ip_address)] = Field(
         "127.0.0.1",
         description="Address the public proxy listens on. 127.0.0.1 keeps the hub on this "
         "machine; 0.0.0.0 opens it to the network.",
     )
     port: Port = Field(8000, description="Port of the public proxy: the URL users open.")
-    base_url: Annotated[str, AfterValidator(_url_prefix)] = Field(
+    base_url: Annotated[str, AfterValidator(check_url_prefix)] = Field(
         "/", description="URL prefix of the hub, e.g. '/course/' behind a shared web server."
     )
     api_port: Port = Field(
@@ -239,7 +88,7 @@ GroupName = Annotated[
 
 
 class GitHubSection(Section):
-    callback_url: Annotated[str, AfterValidator(_callback_url)] | None = Field(
+    callback_url: Annotated[str, AfterValidator(check_callback_url)] | None = Field(
         None,
         description="Required. The 'Authorization callback URL' of the GitHub OAuth app: "
         "this hub's public address followed by hub/oauth_callback, e.g. "
@@ -533,11 +382,6 @@ class HubSpec(Section):
         "built by `hubkeeper env build`. Empty: servers run from hubkeeper's own venv.",
     )
 
-
-def config_relative(directory: Path, value: str) -> Path:
-    """A path written in hub.yaml: relative paths are relative to hub.yaml's directory."""
-    path = Path(value).expanduser()
-    return Path(os.path.normpath(path if path.is_absolute() else directory / path))
 
 
 def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import config_relative
+from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.statedir import StatePaths
 

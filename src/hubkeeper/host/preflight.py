@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import config_relative
+from hubkeeper.config.types import config_relative
 from hubkeeper.errors import Problem
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.roster import Roster

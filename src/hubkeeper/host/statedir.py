@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hubkeeper import __version__
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import config_relative
+from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.files import write_atomic
 

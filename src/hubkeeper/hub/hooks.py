@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from hubkeeper.config.model import format_duration
+from hubkeeper.config.types import format_duration
 
 # The environment is built from nothing: the hub's own holds what scripts must not see.
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

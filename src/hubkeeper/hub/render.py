@@ -11,13 +11,8 @@ from typing import Any
 
 from traitlets.config import Config
 
-from hubkeeper.config.model import (
-    USERNAME_PATTERN,
-    Hook,
-    HubSpec,
-    config_relative,
-    default_environment,
-)
+from hubkeeper.config.model import Hook, HubSpec, default_environment
+from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub.runtime import Runtime, auth_kind
 

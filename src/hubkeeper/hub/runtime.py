@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import HubSpec, config_relative
+from hubkeeper.config.model import HubSpec
+from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.statedir import Secrets, StatePaths, read_secrets, state_paths

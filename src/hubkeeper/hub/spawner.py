@@ -26,7 +26,7 @@ from typing import Any
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException
 from traitlets import Bool, Dict, Enum, Integer, List, Unicode, default
 
-from hubkeeper.config.model import format_size
+from hubkeeper.config.types import format_size
 from hubkeeper.hub.hooks import SAFE_PATH, HookScript, Identity, open_log, run_hook
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take

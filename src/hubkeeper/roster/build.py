@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import config_relative
+from hubkeeper.config.types import config_relative
 from hubkeeper.errors import InvalidInput, Problem
 from hubkeeper.roster.csvfile import read_roster_csv
 from hubkeeper.roster.policy import MAX_ACCOUNT, name_problem
