@@ -356,6 +356,40 @@ class Environment(Section):
     )
 
 
+class Retention(Section):
+    """Which snapshots `hubkeeper snapshot` keeps. The newest complete one is always kept."""
+
+    last: int = Field(7, ge=1, le=10000, description="The newest N snapshots.")
+    daily: int = Field(
+        14, ge=0, le=10000,
+        description="The newest snapshot of each of the last N days that have one.")
+    weekly: int = Field(
+        8, ge=0, le=10000,
+        description="The newest snapshot of each of the last N ISO weeks that have one.")
+
+
+class SnapshotsSection(Section):
+    """Dated, hard-linked snapshots of the hub (see docs/lifecycle.md)."""
+
+    targets: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Directories that receive snapshots, each complete on its own (put one "
+        "on another disk). Relative to hub.yaml or absolute. Empty: `hubkeeper snapshot` "
+        "needs --target.",
+    )
+    keep: Retention = Field(default_factory=Retention, description="Retention.")
+
+
+class ArchiveSection(Section):
+    """The end-of-course archive (see docs/lifecycle.md)."""
+
+    dir: str | None = Field(
+        None,
+        description="Where `hubkeeper archive` writes <hub>-<time>/ folders. Relative to "
+        "hub.yaml or absolute. Empty: `hubkeeper archive` needs --to.",
+    )
+
+
 class HubSpec(Section):
     """The whole of hub.yaml."""
 
@@ -381,6 +415,12 @@ class HubSpec(Section):
         description="Named Python environments (name -> packages, groups, home template), "
         "built by `hubkeeper env build`. Empty: servers run from hubkeeper's own venv.",
     )
+    snapshots: SnapshotsSection = Field(
+        default_factory=SnapshotsSection,
+        description="Where `hubkeeper snapshot` writes and how many it keeps.",
+    )
+    archive: ArchiveSection = Field(
+        default_factory=ArchiveSection, description="Where `hubkeeper archive` writes.")
 
 
 

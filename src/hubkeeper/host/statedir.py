@@ -2,6 +2,7 @@
 
     <state>/VERSION             {"schema": 1, "created_by": "hubkeeper 0.1.0"}
     <state>/jupyterhub.sqlite   the hub database
+    <state>/journal.json        every account, group and folder hubkeeper created (journal.py)
     <state>/secrets/            0700; cookie-secret, proxy-token, service-token,
                                 shared-password, admin-password (each 0600); with auth.kind
                                 github also github-client-id, github-client-secret (written
@@ -47,6 +48,10 @@ class StatePaths:
     @property
     def database(self) -> Path:
         return self.root / "jupyterhub.sqlite"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal.json"
 
     @property
     def secrets(self) -> Path:

@@ -118,7 +118,7 @@ class Runtime:
                                  relative(auth.admin_password_file),
                                  github=auth.kind == "github")
         roster = build_roster(loaded)
-        journal = Journal.load(paths.root / "journal.json")
+        journal = Journal.load(paths.journal)
         removed = frozenset(journal.users_off({member.name for member in roster.members}))
         mode = resolve_mode(loaded, is_root)
         return cls(

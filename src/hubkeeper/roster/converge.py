@@ -48,10 +48,6 @@ Progress = Callable[[int, int, Action], None]
 JOURNAL_EVERY = 25  # confirm created accounts in the journal at least this often
 
 
-def journal_path(paths: StatePaths) -> Path:
-    return paths.root / "journal.json"
-
-
 def reconcile(journal: Journal, host: HostUsers) -> bool:
     """Confirm records of an apply that was killed: an account or group that exists and has
     a 'creating' record was made by us. Returns whether the journal changed (in memory)."""
@@ -98,7 +94,7 @@ class Prepared:
 
 def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
             host_side: bool = True) -> Prepared:
-    journal = Journal.load(journal_path(paths))
+    journal = Journal.load(paths.journal)
     notes: list[str] = []
     actions: list[Action] = []
     changed = False

@@ -14,7 +14,6 @@ from hubkeeper.host.journal import AccountRecord, GroupRecord, Journal
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.host.statedir import ensure_layout, state_paths
 from hubkeeper.host.users import observe
-from hubkeeper.roster.converge import journal_path
 from hubkeeper.roster.policy import name_problem
 
 FIRST_USER_UID = 1000
@@ -67,7 +66,7 @@ def adopt(config: Path, yes: bool, homes: Path = Path("/home")) -> AdoptResult:
         return AdoptResult(str(homes), todo, skipped, done=False)
     paths = state_paths(loaded, True)
     ensure_layout(paths)
-    journal = Journal.load(journal_path(paths))
+    journal = Journal.load(paths.journal)
     prefix = loaded.spec.users.account_prefix
     for orphan in todo:  # intents first, as in apply
         user = orphan.account.removeprefix(prefix)

@@ -20,7 +20,6 @@ from hubkeeper.host.statedir import state_paths
 from hubkeeper.host.users import observe
 from hubkeeper.plan.users import Action
 from hubkeeper.roster import build_roster
-from hubkeeper.roster.converge import journal_path
 from hubkeeper.roster.policy import name_problem
 from hubkeeper.verbs.apply import ApplyResult, apply
 
@@ -52,7 +51,7 @@ class UsersChange:
 def list_users(config: Path) -> UsersList:
     loaded = load(config)
     roster = build_roster(loaded)
-    journal = Journal.load(journal_path(state_paths(loaded, os.geteuid() == 0)))
+    journal = Journal.load(state_paths(loaded, os.geteuid() == 0).journal)
     host = observe()
     rows = tuple(
         UserRow(
