@@ -84,7 +84,10 @@ def hubs(request: pytest.FixtureRequest):
             print(f"\n===== hubkeeper up log: {hub.output}\n{hub.log()[-20000:]}")
 
 
-TEST_ACCOUNT_PREFIX = "hktest"
+# Test accounts and groups are named with this prefix and removed by it. Two developers'
+# partial runs on one machine may each set their own (HK_TEST_PREFIX=hkta), so that one run
+# does not remove the other's accounts; the whole suite and CI use the default.
+TEST_ACCOUNT_PREFIX = os.environ.get("HK_TEST_PREFIX", "hktest")
 
 
 def _test_accounts() -> list[str]:
