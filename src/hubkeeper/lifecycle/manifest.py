@@ -58,7 +58,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, lstat) of everything under root, parents before children, sorted."""
     pending = [""]
     while pending:
@@ -90,7 +90,7 @@ def scan(root: Path, previous: dict[str, Entry] | None = None,
          progress: Progress = _silent) -> list[Entry]:
     """Every entry under `root`, hashed. A file with the inode and metadata `previous` gives
     for its path is the same file (a hard link): its hash is reused, not re-read."""
-    entries = [entry for path, info in _walk(root)
+    entries = [entry for path, info in walk(root)
                if (entry := entry_for(root, path, info)) is not None]
     files = [entry for entry in entries if entry.type == "f"]
     for done, entry in enumerate(files, 1):
@@ -150,7 +150,7 @@ def verify_tree(root: Path, entries: list[Entry], progress: Progress = _silent,
     total = sum(entry.type == "f" for entry in entries)
     done = 0
     try:
-        walked = list(_walk(root))
+        walked = list(walk(root))
     except OSError as exc:
         return [f"cannot read {root}: {exc.strerror}"]
     for path, info in walked:
