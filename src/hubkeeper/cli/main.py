@@ -23,6 +23,8 @@ from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
 from hubkeeper.verbs.init import init
 from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
+from hubkeeper.verbs.snapshot import list_snapshots, snapshot
+from hubkeeper.verbs.snapshot import verify as verify_snapshot_verb
 from hubkeeper.verbs.status import status
 from hubkeeper.verbs.up import up
 from hubkeeper.verbs.usage import usage
@@ -278,13 +280,69 @@ def env_list_command(obj: Context, config: Path | None, as_json: bool) -> None:
     """Each environment: who may use it, its current build and the versions installed."""
     emit(list_envs(obj.config_path(config)), as_json, obj.out)
 
+target_option = click.option(
+    "--target", "-t", "targets", multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A snapshot target (repeatable) [default: hub.yaml's snapshots.targets].")
+
+
+@cli.group("snapshot", invoke_without_command=True)
+@target_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@config_option
+@json_option
+@click.pass_context
+def snapshot_group(ctx: click.Context, targets: tuple[Path, ...], quiet: bool,
+                   config: Path | None, as_json: bool) -> None:
+    """Take a snapshot of the hub on every target (list, verify: see below)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+    with progress_bar(quiet or as_json) as progress:
+        result = snapshot(obj.config_path(config), targets, progress)
+    emit(result, as_json, obj.out)
+    if not result.ok:
+        ctx.exit(1)
+
+
+@snapshot_group.command("list")
+@target_option
+@config_option
+@json_option
+@click.pass_obj
+def snapshot_list_command(obj: Context, targets: tuple[Path, ...], config: Path | None,
+                          as_json: bool) -> None:
+    """List the snapshots on every target, newest last."""
+    emit(list_snapshots(obj.config_path(config), targets), as_json, obj.out)
+
+
+@snapshot_group.command("verify")
+@click.argument("name", required=False)
+@target_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@config_option
+@json_option
+@click.pass_context
+def snapshot_verify_command(ctx: click.Context, name: str | None, targets: tuple[Path, ...],
+                            quiet: bool, config: Path | None, as_json: bool) -> None:
+    """Re-read every file of snapshot NAME (default: latest on every target) and compare it
+    with its manifest. Exit 1 if anything differs."""
+    obj: Context = ctx.obj
+    with progress_bar(quiet or as_json) as progress:
+        result = verify_snapshot_verb(obj.config_path(config), name, targets, progress)
+    emit(result, as_json, obj.out)
+    if not result.ok:
+        ctx.exit(1)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every HubkeeperError into a message, a hint and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
-        cli.main(args=argv, prog_name="hubkeeper", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="hubkeeper", standalone_mode=False)
+        if isinstance(code, int) and code:  # ctx.exit(n) returns n without standalone_mode
+            return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

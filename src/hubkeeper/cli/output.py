@@ -19,6 +19,7 @@ from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
 from hubkeeper.verbs.init import InitResult
 from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.render import RenderResult
+from hubkeeper.verbs.snapshot import SnapshotList, SnapshotResult, SnapshotVerify
 from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.up import Banner, UpResult
 from hubkeeper.verbs.usage import UsageResult
@@ -231,3 +232,55 @@ def _(result: EnvListResult, console: Console) -> None:
         table.add_row(env.name + (" (default)" if env.default else ""), who, current,
                       str(len(env.builds)), "\n".join(env.locked) or "-")
     console.print(table)
+
+
+@text.register
+def _(result: SnapshotResult, console: Console) -> None:
+    console.print(f"snapshot {result.name}: {result.users} homes, {result.hub_users} hub "
+                  "users in the database copy", highlight=False)
+    for target in result.targets:
+        if target.cleaned:
+            console.print(f"  {target.target}: removed leftovers of a killed run: "
+                          f"{', '.join(target.cleaned)}", highlight=False, markup=False)
+        if not target.ok:
+            console.print(f"  {target.target}: FAILED: {target.error}", highlight=False,
+                          markup=False)
+            continue
+        console.print(f"  {target.snapshot}: {target.files} files, "
+                      f"{format_size(target.bytes)}; {target.linked} unchanged (hard links), "
+                      f"{target.files - target.linked} copied", highlight=False, markup=False)
+        if target.removed:
+            console.print(f"    retention removed {', '.join(target.removed)}",
+                          highlight=False, markup=False)
+
+
+@text.register
+def _(result: SnapshotList, console: Console) -> None:
+    for listing in result.targets:
+        console.print(f"{listing.target}:", highlight=False, markup=False)
+        if not listing.snapshots:
+            console.print("  no snapshots yet", highlight=False)
+        for item in listing.snapshots:
+            mark = "  <- latest" if item["name"] == listing.latest else ""
+            if not item["ok"]:
+                console.print(f"  {item['name']}  DAMAGED: {item['error']}{mark}",
+                              highlight=False, markup=False)
+                continue
+            console.print(f"  {item['name']}  {item['homes']} homes, {item['files']} files, "
+                          f"{format_size(item['bytes'])}{mark}", highlight=False, markup=False)
+        for name in listing.incomplete:
+            console.print(f"  {name}  incomplete (a killed run; the next snapshot removes it)",
+                          highlight=False, markup=False)
+
+
+@text.register
+def _(result: SnapshotVerify, console: Console) -> None:
+    for check in result.checked:
+        if not check.problems:
+            console.print(f"{check.snapshot}: every file matches its manifest",
+                          highlight=False, markup=False)
+            continue
+        console.print(f"{check.snapshot}: {len(check.problems)} problems", highlight=False,
+                      markup=False)
+        for problem in check.problems:
+            console.print(f"  {problem}", highlight=False, markup=False)

@@ -4,9 +4,10 @@
   <state>/users/<name>), and every home of an account in the journal, even one taken off
   the roster: its owner's work is still there until retirement;
 - data: the shared folders and group folders the journal lists (hubkeeper made them);
-- hub files: hub.yaml, the roster CSV, the journal, the state VERSION, the secrets, the
-  environments' lock files. The hub database is not a plain file: it is copied with SQLite's
-  online backup (`backup_database`), so a running hub is captured at one consistent point.
+- hub files: hub.yaml, the roster CSV, the journal, the state VERSION, the secrets and the
+  generated-password lists (credentials/), the environments' lock files. The hub database
+  is not a plain file: it is copied with SQLite's online backup (`backup_database`), so a
+  running hub is captured at one consistent point.
 """
 
 from __future__ import annotations
@@ -139,10 +140,12 @@ def _hub_files(loaded: LoadedSpec, paths: StatePaths) -> tuple[HubFile, ...]:
     for path in (paths.version_file, paths.journal):
         if path.exists():
             files.append(HubFile(f"hub/state/{path.name}", path))
-    if paths.secrets.is_dir():
-        for path in sorted(paths.secrets.iterdir()):
-            if path.is_file():
-                files.append(HubFile(f"hub/state/secrets/{path.name}", path, secret=True))
+    for directory in (paths.secrets, paths.root / "credentials"):
+        if directory.is_dir():
+            for path in sorted(directory.iterdir()):
+                if path.is_file():
+                    files.append(HubFile(f"hub/state/{directory.name}/{path.name}", path,
+                                         secret=True))
     if paths.envs.is_dir():
         for lock in sorted(paths.envs.glob("*/*/requirements.lock")):
             files.append(HubFile(f"hub/state/{lock.relative_to(paths.root)}", lock))

@@ -1,0 +1,418 @@
+"""Snapshots: `<target>/<YYYYmmddTHHMMSS>/`, hard-linked to the previous one, `latest` atomic.
+
+One snapshot, on each target independently:
+
+1. repair: remove what a killed run left (`.partial-*`, `.deleting-*`, `.latest-*`) and
+   point `latest` at the newest complete snapshot;
+2. copy into `<target>/.partial-<name>/` with rsync `--link-dest=<target>/latest/...`, so
+   an unchanged file is a hard link to the previous snapshot: the hub's files (the database
+   from SQLite's online backup), then each home, then each data folder;
+3. MANIFEST.json (every entry, SHA-256) and its .sha256, then `sync -f`;
+4. rename `.partial-<name>` to `<name>` (a snapshot with a name is complete), then switch
+   `latest` with a rename of a new symlink over it: `latest` only ever names a complete one;
+5. retention: a snapshot to drop is first renamed `.deleting-<name>`, then removed, so a
+   half-removed snapshot never looks complete. The newest and `latest` are always kept.
+
+A kill -9 at any moment leaves the previous snapshots and `latest` as they were; the next run
+cleans up. A full target fails that target with a clear message; the others carry on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper import __version__
+from hubkeeper.config.model import Retention
+from hubkeeper.config.types import config_relative
+from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
+from hubkeeper.host.files import write_atomic
+from hubkeeper.host.statedir import StatePaths
+from hubkeeper.lifecycle.manifest import (
+    MANIFEST,
+    Entry,
+    Progress,
+    read_manifest,
+    scan,
+    verify_tree,
+    write_manifest,
+)
+from hubkeeper.lifecycle.sources import HubContents, account_records, backup_database
+
+NAME = re.compile(r"^\d{8}T\d{6}$")
+LATEST = "latest"
+KIND = "hubkeeper-snapshot"
+RSYNC = ("rsync", "-a", "-A", "--numeric-ids")
+
+
+def _silent(done: int, total: int, what: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: str
+    snapshot: str | None  # its path, when written
+    ok: bool
+    files: int = 0
+    bytes: int = 0
+    linked: int = 0  # files hard-linked to the previous snapshot (unchanged)
+    removed: tuple[str, ...] = ()  # dropped by retention
+    cleaned: tuple[str, ...] = ()  # leftovers of a killed run
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    config: str
+    name: str
+    users: int  # homes captured
+    hub_users: int  # users in the hub database copy
+    targets: tuple[TargetResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(target.ok for target in self.targets)
+
+
+# --- targets -------------------------------------------------------------------------------
+
+
+def snapshot_targets(contents: HubContents, given: tuple[Path, ...] = ()) -> list[Path]:
+    """The targets to write: --target, else hub.yaml's snapshots.targets. Checked: never
+    inside (or around) a home, a data folder or the state directory."""
+    loaded = contents.loaded
+    if given:
+        targets = [(Path(os.path.abspath(t)), None) for t in given]
+    else:
+        targets = [(config_relative(loaded.path.parent, t), ("snapshots", "targets", i))
+                   for i, t in enumerate(loaded.spec.snapshots.targets)]
+    if not targets:
+        raise HubkeeperError(
+            f"{loaded.path}: no snapshot target",
+            hint="add `snapshots: {targets: [/srv/backup/hub]}` to hub.yaml (one target per "
+            "disk), or give --target DIR")
+    guarded = [(home.path, f"the home of {home.user}") for home in contents.homes]
+    guarded += [(data.path, f"the data folder {data.path}") for data in contents.data]
+    guarded.append((contents.paths.root, "the state directory"))
+    problems = []
+    for target, loc in targets:
+        for path, what in guarded:
+            if target == path or path in target.parents or target in path.parents:
+                message = f"{target} would be inside (or contain) {what}; snapshots " \
+                    "must live apart from what they copy"
+                problems.append(loaded.problem(loc, message) if loc else
+                                Problem("--target", None, None, "", message))
+                break
+    if problems:
+        raise InvalidInput(problems, hint="choose a directory on another disk, e.g. "
+                           "/srv/backup/<hub>")
+    return [target for target, _ in targets]
+
+
+class SnapshotLock:
+    """Only one snapshot of a hub at a time (flock on <state>/run/snapshot.lock)."""
+
+    def __init__(self, paths: StatePaths) -> None:
+        self.path = paths.run / "snapshot.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> SnapshotLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = self.path.read_text().strip()
+            raise HubkeeperError(
+                "another snapshot of this hub is running" + (f" (pid {holder})" if holder
+                                                            else ""),
+                hint="wait for it to finish; a snapshot killed with kill -9 releases the "
+                "lock at once") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = None
+
+
+# --- listing a target ----------------------------------------------------------------------
+
+
+def complete_snapshots(target: Path) -> list[str]:
+    """Names of the complete snapshots in `target`, oldest first."""
+    if not target.is_dir():
+        return []
+    return sorted(entry.name for entry in os.scandir(target)
+                  if NAME.match(entry.name) and entry.is_dir(follow_symlinks=False))
+
+
+def latest_name(target: Path) -> str | None:
+    try:
+        name = os.readlink(target / LATEST)
+    except OSError:
+        return None
+    return name if NAME.match(name) and (target / name).is_dir() else None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _point_latest(target: Path, name: str) -> None:
+    link = target / f".latest-{os.getpid()}"
+    link.unlink(missing_ok=True)
+    os.symlink(name, link)
+    os.replace(link, target / LATEST)
+    _fsync_dir(target)
+
+
+def repair(target: Path) -> list[str]:
+    """Remove what a killed run left and point `latest` at the newest complete snapshot.
+    Call with the snapshot lock held. Returns what was removed."""
+    cleaned = []
+    for entry in sorted(os.scandir(target), key=lambda e: e.name):
+        if entry.name.startswith((".partial-", ".deleting-")):
+            shutil.rmtree(entry.path)
+            cleaned.append(entry.name)
+        elif entry.name.startswith(".latest-"):
+            os.unlink(entry.path)
+    names = complete_snapshots(target)
+    if names and latest_name(target) != names[-1]:
+        _point_latest(target, names[-1])
+    return cleaned
+
+
+# --- retention -----------------------------------------------------------------------------
+
+
+def to_drop(names: list[str], keep: Retention, protected: set[str]) -> list[str]:
+    """The snapshots retention drops (names oldest first): it keeps the newest `last`, the
+    newest of each of the last `daily` days and `weekly` ISO weeks, and every protected."""
+    newest_first = sorted(names, reverse=True)
+    kept = set(newest_first[:keep.last]) | protected
+    if newest_first:
+        kept.add(newest_first[0])
+    for count, period in ((keep.daily, lambda d: d.date()),
+                          (keep.weekly, lambda d: d.isocalendar()[:2])):
+        seen: list[object] = []
+        for name in newest_first:
+            key = period(dt.datetime.strptime(name, "%Y%m%dT%H%M%S"))
+            if key not in seen:
+                if len(seen) == count:
+                    break
+                seen.append(key)
+                kept.add(name)
+    return [name for name in sorted(names) if name not in kept]
+
+
+def apply_retention(target: Path, keep: Retention) -> list[str]:
+    names = complete_snapshots(target)
+    protected = {latest_name(target)} - {None}
+    dropped = to_drop(names, keep, protected)  # type: ignore[arg-type]
+    for name in dropped:
+        doomed = target / f".deleting-{name}"
+        os.rename(target / name, doomed)
+        _fsync_dir(target)
+        shutil.rmtree(doomed)
+    return dropped
+
+
+# --- taking one ----------------------------------------------------------------------------
+
+
+def _new_name(targets: list[Path]) -> str:
+    """A UTC timestamp name free on every target (waits for the next second if taken)."""
+    while True:
+        name = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        if not any((t / name).exists() or (t / f".partial-{name}").exists() for t in targets):
+            return name
+        time.sleep(0.2)
+
+
+def _stage_hub(contents: HubContents, stage: Path) -> int:
+    """The hub's own files in `stage`/hub/ (database by online backup). Returns hub users."""
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True, mode=0o700)
+    hub = stage / "hub"
+    hub.mkdir(mode=0o700)
+    users = backup_database(contents.paths.database, hub / "jupyterhub.sqlite")
+    for item in contents.files:
+        if item.path.is_file():
+            place = stage / item.key
+            place.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(item.path, place)
+    write_atomic(hub / "accounts.json",
+                 (json.dumps(account_records(contents), indent=1) + "\n").encode(), mode=0o600)
+    return users
+
+
+class TargetFailed(Exception):
+    pass
+
+
+def _rsync(source: Path, dest: Path, link_dest: Path | None) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    args = [*RSYNC]
+    if link_dest is not None and link_dest.is_dir():
+        args.append(f"--link-dest={link_dest}/")
+    args += [f"{source}/", f"{dest}/"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode not in (0, 24):  # 24: a file vanished while copying (a live home)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        full = any("No space left on device" in line for line in lines)
+        raise TargetFailed(
+            f"the target filesystem is full while copying {source}" if full else
+            f"rsync failed copying {source} (exit {done.returncode}): "
+            + "; ".join(lines[-3:]))
+
+
+def _sources(contents: HubContents, stage: Path) -> list[tuple[str, Path]]:
+    items = [("hub", stage / "hub")]
+    items += [(f"homes/{home.user}", home.path) for home in contents.homes]
+    items += [(data.key, data.path) for data in contents.data]
+    return items
+
+
+def _header(contents: HubContents, name: str, hub_users: int) -> dict:
+    return {
+        "kind": KIND, "name": name, "hub": contents.loaded.spec.hub.name,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "hubkeeper": __version__, "mode": contents.mode, "config": str(contents.loaded.path),
+        "state_dir": str(contents.paths.root), "hub_users": hub_users,
+        "homes": {home.user: {"account": home.account, "path": str(home.path),
+                              "uid": home.uid, "gid": home.gid, "managed": home.managed}
+                  for home in contents.homes},
+        "data": {str(data.path): {"kind": data.kind, "key": data.key}
+                 for data in contents.data},
+        "hub_files": {item.key: str(item.path) for item in contents.files},
+    }
+
+
+def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
+                  hub_users: int, keep: Retention, progress: Progress) -> TargetResult:
+    try:
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cleaned = repair(target)
+    except OSError as exc:
+        return TargetResult(str(target), None, False,
+                            error=f"cannot use {target}: {exc.strerror}")
+    previous = latest_name(target)
+    partial = target / f".partial-{name}"
+    try:
+        partial.mkdir(mode=0o700)
+        sources = _sources(contents, stage)
+        for done, (key, source) in enumerate(sources, 1):
+            progress(done, len(sources), f"{target.name}: {key}")
+            _rsync(source, partial / key,
+                   target / previous / key if previous else None)
+        before: dict[str, Entry] = {}
+        if previous:
+            try:
+                before = {e.path: e for e in read_manifest(target / previous)[1]}
+            except HubkeeperError:
+                before = {}  # a damaged previous manifest: hash everything afresh
+        entries = scan(partial, before, progress)
+        write_manifest(partial, _header(contents, name, hub_users), entries)
+        subprocess.run(["sync", "-f", str(partial)], check=False)
+        os.rename(partial, target / name)
+        _fsync_dir(target)
+        _point_latest(target, name)
+    except (TargetFailed, OSError) as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        message = str(exc) if isinstance(exc, TargetFailed) else (
+            "the target filesystem is full" if exc.errno == errno.ENOSPC
+            else f"{exc.strerror}: {exc.filename}")
+        return TargetResult(str(target), None, False, cleaned=tuple(cleaned),
+                            error=f"{message}; the snapshots already there and `latest` "
+                            f"({previous or 'none yet'}) are untouched")
+    files = [entry for entry in entries if entry.type == "f"]
+    linked = sum(1 for e in files if (b := before.get(e.path)) is not None and b.ino == e.ino)
+    removed = apply_retention(target, keep)
+    return TargetResult(str(target), str(target / name), True, len(files),
+                        sum(e.size for e in files), linked, tuple(removed), tuple(cleaned))
+
+
+def take_snapshot(contents: HubContents, targets: list[Path],
+                  progress: Progress = _silent) -> SnapshotResult:
+    """One snapshot of the hub on every target; each target succeeds or fails on its own."""
+    if shutil.which("rsync") is None:
+        raise HubkeeperError("rsync is not installed", hint="apt-get install rsync")
+    with SnapshotLock(contents.paths):
+        stage = contents.paths.run / "snapshot-stage"
+        name = _new_name(targets)
+        hub_users = _stage_hub(contents, stage)
+        try:
+            results = tuple(
+                _write_target(contents, target, name, stage, hub_users,
+                              contents.loaded.spec.snapshots.keep, progress)
+                for target in targets)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return SnapshotResult(str(contents.loaded.path), name, len(contents.homes), hub_users,
+                          results)
+
+
+# --- reading them back ---------------------------------------------------------------------
+
+
+def find_snapshot(targets: list[Path], name: str | None) -> Path:
+    """A complete snapshot by name ('latest' or None: the newest on the first target that
+    has one), or by path."""
+    if name and ("/" in name):
+        path = Path(name)
+        if path.is_dir() and (path / MANIFEST).exists():
+            return path
+        raise HubkeeperError(f"{name} is not a complete snapshot (no {MANIFEST})")
+    for target in targets:
+        wanted = latest_name(target) if name in (None, LATEST) else name
+        if wanted and wanted in complete_snapshots(target):
+            return target / wanted
+    known = sorted({n for t in targets for n in complete_snapshots(t)})
+    raise HubkeeperError(
+        f"no snapshot {name or LATEST!r} in {', '.join(map(str, targets))}",
+        hint=f"snapshots there: {', '.join(known[-8:])}" if known else
+        "take one with `hubkeeper snapshot`")
+
+
+def verify_snapshot(snapshot: Path, progress: Progress = _silent) -> list[str]:
+    """Re-read every file of a snapshot; one line per mismatch with its manifest."""
+    try:
+        _, entries = read_manifest(snapshot)
+    except HubkeeperError as exc:
+        return [exc.message]
+    return verify_tree(snapshot, entries, progress,
+                       ignore=frozenset({MANIFEST, f"{MANIFEST}.sha256"}))
+
+
+def describe(snapshot: Path) -> dict:
+    """What `snapshot list` shows of one snapshot (from its manifest header)."""
+    try:
+        header, _ = read_manifest(snapshot)
+    except HubkeeperError as exc:
+        return {"name": snapshot.name, "ok": False, "error": exc.message}
+    return {"name": snapshot.name, "ok": True, "created": header.get("created"),
+            "files": header["totals"]["files"], "bytes": header["totals"]["bytes"],
+            "homes": len(header.get("homes", {})), "hub_users": header.get("hub_users")}
+

@@ -1,0 +1,85 @@
+"""`hubkeeper snapshot`, `snapshot list`, `snapshot verify` (the engine: lifecycle/snapshot.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper.lifecycle.manifest import Progress
+from hubkeeper.lifecycle.snapshot import (
+    LATEST,
+    SnapshotResult,
+    complete_snapshots,
+    describe,
+    find_snapshot,
+    latest_name,
+    snapshot_targets,
+    take_snapshot,
+    verify_snapshot,
+)
+from hubkeeper.lifecycle.sources import hub_contents
+
+
+def snapshot(config: Path, targets: tuple[Path, ...], progress: Progress) -> SnapshotResult:
+    contents = hub_contents(config)
+    return take_snapshot(contents, snapshot_targets(contents, targets), progress)
+
+
+@dataclass(frozen=True)
+class TargetListing:
+    target: str
+    latest: str | None
+    snapshots: tuple[dict, ...]  # oldest first; see lifecycle.snapshot.describe
+    incomplete: tuple[str, ...]  # left by a killed run; the next snapshot removes them
+
+
+@dataclass(frozen=True)
+class SnapshotList:
+    config: str
+    targets: tuple[TargetListing, ...]
+
+
+def list_snapshots(config: Path, targets: tuple[Path, ...]) -> SnapshotList:
+    contents = hub_contents(config)
+    listings = []
+    for target in snapshot_targets(contents, targets):
+        names = complete_snapshots(target)
+        leftovers = tuple(sorted(p.name for p in target.glob(".partial-*"))) \
+            if target.is_dir() else ()
+        listings.append(TargetListing(str(target), latest_name(target),
+                                      tuple(describe(target / name) for name in names),
+                                      leftovers))
+    return SnapshotList(str(contents.loaded.path), tuple(listings))
+
+
+@dataclass(frozen=True)
+class SnapshotCheck:
+    snapshot: str
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SnapshotVerify:
+    config: str
+    checked: tuple[SnapshotCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(not check.problems for check in self.checked)
+
+
+def verify(config: Path, name: str | None, targets: tuple[Path, ...],
+           progress: Progress) -> SnapshotVerify:
+    """Re-hash a snapshot (default: `latest` of every target) against its manifest."""
+    contents = hub_contents(config)
+    chosen = snapshot_targets(contents, targets)
+    if name and "/" in name:
+        snapshots = [find_snapshot(chosen, name)]
+    elif name in (None, LATEST):
+        snapshots = [find_snapshot([target], LATEST) for target in chosen]
+    else:
+        snapshots = [target / name for target in chosen if name in complete_snapshots(target)]
+        snapshots = snapshots or [find_snapshot(chosen, name)]
+    checked = tuple(SnapshotCheck(str(path), tuple(verify_snapshot(path, progress)))
+                    for path in snapshots)
+    return SnapshotVerify(str(contents.loaded.path), checked)
