@@ -1,0 +1,431 @@
+"""The end-of-course archive: self-contained, and checkable by hand.
+
+    <parent>/<hub>-<YYYYmmddTHHMMSS>/     0700; written as .partial-<name>, renamed when whole
+        users/<user>.tar.zst              one per home; members relative to the home
+        data/<path>.tar.zst               one per shared or group folder (data/srv/x.tar.zst)
+        hub.tar.zst                       hub/config/hub.yaml, the roster CSV, hub/roster.json,
+                                          hub/state/journal.json, VERSION, the environments'
+                                          lock files, hub/jupyterhub.sqlite (never secrets)
+        MANIFEST.json                     every member of every tar with its SHA-256, and one
+        MANIFEST.json.sha256              entry per tar with the SHA-256 of the whole file
+
+`sha256sum -c MANIFEST.json.sha256` checks the manifest; `verify_archive` re-reads every tar
+and every member. `<state>/archives.json` lists the archives written (for `retire`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hubkeeper import __version__
+from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.files import write_atomic
+from hubkeeper.host.statedir import StatePaths
+from hubkeeper.lifecycle.manifest import (
+    MANIFEST,
+    Entry,
+    Progress,
+    read_manifest,
+    write_manifest,
+)
+from hubkeeper.lifecycle.sources import HubContents, backup_database
+from hubkeeper.lifecycle.tarzst import TarDamage, TarZstReader, TarZstWriter, read_member
+from hubkeeper.lifecycle.tree import Changed, walk_tree
+
+KIND = "hubkeeper-archive"
+HUB_TAR = "hub.tar.zst"
+DATABASE_MEMBER = "hub/jupyterhub.sqlite"
+ROSTER_MEMBER = "hub/roster.json"
+_REPORT_EVERY = 64 << 20  # progress within one tree every 64 MiB
+
+
+def _silent(done: int, total: int, what: str) -> None:
+    pass
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ArchiveInfo:
+    directory: Path
+    manifest_sha256: str
+    users: int  # homes archived
+    bytes: int  # size of the archive on disk (the compressed tars)
+    started: str  # ISO-8601 UTC
+    finished: str
+    source_bytes: int = 0  # bytes of the files archived, before compression
+    skipped: tuple[str, ...] = ()  # what was not archived, and why (sockets, fifos...)
+
+
+def special_kind(info: os.stat_result) -> str:
+    """What a path that is not a file, folder or symlink is."""
+    mode = info.st_mode
+    return ("socket" if stat.S_ISSOCK(mode) else "fifo" if stat.S_ISFIFO(mode)
+            else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file")
+
+
+def user_tar(user: str) -> str:
+    return f"users/{user}.tar.zst"
+
+
+def member_dict(entry: Entry) -> dict:
+    return {k: v for k, v in asdict(entry).items() if v is not None and k != "ino"}
+
+
+def archives_file(paths: StatePaths) -> Path:
+    return paths.root / "archives.json"
+
+
+def recorded_archives(paths: StatePaths) -> list[dict]:
+    """The archives `write_archive` recorded for this hub, oldest first ([] if none)."""
+    path = archives_file(paths)
+    try:
+        body = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise HubkeeperError(f"{path} cannot be read: {exc}",
+                             hint="it lists the archives written; each archive's own "
+                             "MANIFEST.json is unaffected") from None
+    if not isinstance(body, list):
+        raise HubkeeperError(f"{path} is not a JSON list")
+    return body
+
+
+def check_target(contents: HubContents, parent: Path) -> None:
+    """Refuse a target inside what is archived: the archive would hold itself."""
+    target = parent.resolve()
+    places = [(f"{home.user}'s home", home.path) for home in contents.homes]
+    places += [(f"the {data.kind} folder", data.path) for data in contents.data]
+    places.append(("the state directory", contents.paths.root))
+    for what, place in places:
+        place = place.resolve()
+        if target == place or place in target.parents:
+            raise HubkeeperError(
+                f"{parent} is inside {what} {place}: the archive would hold itself",
+                hint="choose a folder outside the homes, the data folders and the state "
+                "directory, e.g. /var/backups/hubkeeper")
+
+
+def prepare_parent(parent: Path) -> None:
+    """The folder archives go in: made (0700) if missing, but only if its own parent exists,
+    so that a mistyped mount point is an error, not a folder on the wrong disk."""
+    if parent.is_dir():
+        return
+    if parent.exists():
+        raise HubkeeperError(f"{parent} exists and is not a folder")
+    if not parent.parent.is_dir():
+        raise HubkeeperError(f"neither {parent} nor {parent.parent} exists",
+                             hint=f"create {parent.parent} first (is the disk mounted?)")
+    parent.mkdir(mode=0o700)
+
+
+def unique_name(parent: Path, stem: str, suffix: str = "") -> str:
+    """stem+suffix, or stem-2+suffix... when that is taken (two runs in one second)."""
+    name, count = stem + suffix, 1
+    while (parent / name).exists() or (parent / f".partial-{name}").exists():
+        count += 1
+        name = f"{stem}-{count}{suffix}"
+    return name
+
+
+@dataclass
+class _Writing:
+    """The state of one archive being written."""
+
+    directory: Path
+    total: int  # tars to write
+    progress: Progress
+    done: int = 0
+    source_bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    _since: int = 0
+
+    def counted(self, what: str) -> Callable[[int], None]:
+        def count(size: int) -> None:
+            self.source_bytes += size
+            self._since += size
+            if self._since >= _REPORT_EVERY:
+                self._since = 0
+                self.progress(self.done, self.total,
+                              f"{what} {self.source_bytes >> 20} MiB")
+        return count
+
+    def close(self, writer: TarZstWriter, relative: str) -> None:
+        digest, _ = writer.close()
+        info = os.stat(writer.path)
+        self.entries.append(Entry(relative, "f", info.st_size, info.st_mode, info.st_uid,
+                                  info.st_gid, info.st_mtime_ns, sha256=digest))
+        self.done += 1
+        self.progress(self.done, self.total, relative)
+
+
+def _tree(state: _Writing, relative: str, root: Path) -> list[dict]:
+    """Write root's tree into `relative` (a .tar.zst); the members' entries."""
+    path = state.directory / relative
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    writer = TarZstWriter(path, state.counted(relative))
+    members: list[dict] = []
+    changed: list[str] = []
+    try:
+        for found in walk_tree(root, changed):
+            kind = found.kind
+            if kind is None:
+                state.skipped.append(f"{root / found.path}: a {special_kind(found.info)}; "
+                                     "not archived")
+                continue
+            if kind != "f":
+                entry = found.entry()
+                writer.add(entry)
+                members.append(member_dict(entry))
+                continue
+            try:
+                handle, info = found.open()
+            except Changed as why:
+                state.skipped.append(f"{root / found.path}: changed while archiving ({why}); "
+                                     "not archived")
+                continue
+            with handle:
+                entry = found.entry(info)
+                try:
+                    short = writer.add_file(entry, handle)
+                except OSError as exc:  # writing raises HubkeeperError: this is the read
+                    raise OSError(exc.errno, exc.strerror, str(root / found.path)) from None
+                if short:
+                    state.skipped.append(f"{root / found.path}: shrank while archiving; the "
+                                         "archived copy is padded with zeros")
+            members.append(member_dict(entry))
+    except OSError as exc:  # reading the tree: walk_tree and the read name the path
+        writer.abandon()
+        raise HubkeeperError(f"cannot read {exc.filename or root}: {exc.strerror}",
+                             hint="an archive must hold everything; run as root") from None
+    except BaseException:
+        writer.abandon()
+        raise
+    state.skipped += [f"{root / p}: replaced while archiving; its contents are not archived"
+                      for p in changed]
+    state.close(writer, relative)
+    return members
+
+
+def _hub_tar(state: _Writing, contents: HubContents, started: datetime) -> list[dict]:
+    """hub.tar.zst: the hub's own files (not its secrets), the roster, the database."""
+    writer = TarZstWriter(state.directory / HUB_TAR, state.counted(HUB_TAR))
+    members: list[dict] = []
+    database = state.directory / ".jupyterhub.sqlite"
+    try:
+        for item in contents.files:
+            if item.secret:
+                continue
+            try:
+                handle = open(item.path, "rb", buffering=0)  # noqa: SIM115
+            except OSError as exc:
+                state.skipped.append(f"{item.path}: {exc.strerror}; not archived")
+                continue
+            with handle:
+                info = os.fstat(handle.fileno())
+                entry = Entry(item.key, "f", info.st_size, info.st_mode, info.st_uid,
+                              info.st_gid, info.st_mtime_ns)
+                writer.add_file(entry, handle)
+            members.append(member_dict(entry))
+        roster = [{"name": m.name, "account": m.account, "groups": sorted(m.groups),
+                   "admin": m.admin, "locked": m.locked, "full_name": m.full_name,
+                   "email": m.email} for m in contents.roster.members]
+        entry = Entry(ROSTER_MEMBER, "f", 0, stat.S_IFREG | 0o600, os.geteuid(),
+                      os.getegid(), int(started.timestamp() * 10**9))
+        writer.add_bytes(entry, json.dumps({"prefix": contents.roster.prefix,
+                                            "groups": list(contents.roster.groups),
+                                            "members": roster}, indent=1).encode() + b"\n")
+        members.append(member_dict(entry))
+        backup_database(contents.paths.database, database)
+        with open(database, "rb", buffering=0) as handle:
+            info = os.fstat(handle.fileno())
+            entry = Entry(DATABASE_MEMBER, "f", info.st_size, info.st_mode, info.st_uid,
+                          info.st_gid, info.st_mtime_ns)
+            writer.add_file(entry, handle)
+        members.append(member_dict(entry))
+    except BaseException:
+        writer.abandon()
+        raise
+    finally:
+        database.unlink(missing_ok=True)
+    state.close(writer, HUB_TAR)
+    return members
+
+
+def _root_facts(path: Path) -> dict:
+    info = path.stat()
+    return {"mode": info.st_mode, "uid": info.st_uid, "gid": info.st_gid}
+
+
+def write_archive(contents: HubContents, parent: Path, progress: Progress = _silent,
+                  now: Callable[[], datetime] = utcnow) -> ArchiveInfo:
+    """Write the archive of `contents` into a new folder under `parent`; record it in
+    <state>/archives.json. Nothing is left behind when it fails."""
+    check_target(contents, parent)
+    prepare_parent(parent)
+    started = now()
+    hub = contents.loaded.spec.hub.name
+    name = unique_name(parent, f"{hub}-{started:%Y%m%dT%H%M%S}")
+    partial = parent / f".partial-{name}"
+    partial.mkdir(mode=0o700)
+    state = _Writing(partial, len(contents.homes) + len(contents.data) + 1, progress)
+    try:
+        progress(0, state.total, "starting")
+        users = {}
+        for home in contents.homes:
+            tar = user_tar(home.user)
+            members = _tree(state, tar, home.path)
+            users[home.user] = {"tar": tar, "account": home.account, "home": str(home.path),
+                                "uid": home.uid, "gid": home.gid, "managed": home.managed,
+                                "home_mode": home.path.stat().st_mode, "members": members}
+        data = {}
+        for folder in contents.data:
+            tar = folder.key + ".tar.zst"
+            members = _tree(state, tar, folder.path)
+            data[str(folder.path)] = {"tar": tar, "kind": folder.kind,
+                                      **_root_facts(folder.path), "members": members}
+        hub_members = _hub_tar(state, contents, started)
+        finished = now()
+        header = {
+            "kind": KIND, "hub": hub, "hubkeeper": __version__,
+            "started": started.isoformat(timespec="seconds"),
+            "finished": finished.isoformat(timespec="seconds"),
+            "config": str(contents.loaded.path), "mode": contents.mode,
+            "users": users, "data": data,
+            "hub_files": {"tar": HUB_TAR, "members": hub_members},
+            "missing": list(contents.missing), "skipped": state.skipped,
+        }
+        digest = write_manifest(partial, header, state.entries)
+        final = parent / name
+        os.rename(partial, final)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    record = {"path": str(final), "finished": header["finished"], "manifest_sha256": digest}
+    records = recorded_archives(contents.paths) + [record]
+    write_atomic(archives_file(contents.paths),
+                 (json.dumps(records, indent=1) + "\n").encode(), mode=0o600)
+    return ArchiveInfo(final, digest, len(users), sum(e.size for e in state.entries),
+                       header["started"], header["finished"], state.source_bytes,
+                       tuple(state.skipped))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def tar_members(header: dict) -> dict[str, list[Entry]]:
+    """Each tar of an archive's MANIFEST.json header -> the entries of its members."""
+    sections = [*header.get("users", {}).values(), *header.get("data", {}).values(),
+                header.get("hub_files", {})]
+    return {section["tar"]: [Entry(**member) for member in section["members"]]
+            for section in sections if section}
+
+
+def verify_archive(directory: Path, progress: Progress = _silent) -> list[str]:
+    """Re-read every tar of the archive in `directory` and every member in it; one line per
+    problem, naming the file (and the member); [] when everything matches MANIFEST.json."""
+    try:
+        header, entries = read_manifest(directory)
+        if header.get("kind") != KIND:
+            return [f"{MANIFEST}: not a hubkeeper archive (kind {header.get('kind')!r})"]
+        members = tar_members(header)
+    except HubkeeperError as exc:
+        return [f"{MANIFEST}: {exc.message}"]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return [f"{MANIFEST}: cannot be understood ({type(exc).__name__}: {exc})"]
+    problems: list[str] = []
+    listed = {entry.path for entry in entries}
+    for tar in sorted(set(members) - listed):
+        problems.append(f"{tar}: has members in {MANIFEST} but no entry of its own")
+    progress(0, len(entries), "verifying")
+    for done, entry in enumerate(sorted(entries, key=lambda e: e.path), 1):
+        problems += _verify_tar(directory, entry, members.get(entry.path, []))
+        progress(done, len(entries), entry.path)
+    known = listed | {MANIFEST, f"{MANIFEST}.sha256"}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            relative = os.path.relpath(os.path.join(root, name), directory)
+            if relative not in known:
+                problems.append(f"{relative}: not in {MANIFEST}")
+    return problems
+
+
+_NAMES = {"sha256": "SHA-256", "mtime_ns": "mtime"}
+
+
+def compare_member(found: Entry, want: Entry) -> list[str]:
+    """What differs between a member read from a tar and its manifest entry."""
+    differs = [name for name in ("type", "size", "sha256", "link", "uid", "gid", "mtime_ns")
+               if getattr(found, name) != getattr(want, name)]
+    if stat.S_IMODE(found.mode) != stat.S_IMODE(want.mode):
+        differs.append("mode")
+    return [_NAMES.get(name, name) for name in differs]
+
+
+def _verify_tar(directory: Path, entry: Entry, members: list[Entry]) -> list[str]:
+    path = directory / entry.path
+    tar = entry.path
+    if not path.is_file() or path.is_symlink():
+        return [f"{tar}: missing"]
+    expected = {member.path: member for member in members}
+    seen: set[str] = set()
+    inner: list[str] = []
+    damage = None
+    try:
+        with TarZstReader(path) as reader:
+            try:
+                for found, data in reader.members():
+                    if data is not None:
+                        found.sha256, _ = read_member(data)
+                    want = expected.get(found.path)
+                    if want is None:
+                        inner.append(f"{tar}: {found.path}: in the tar but not in {MANIFEST}")
+                        continue
+                    if found.path in seen:
+                        inner.append(f"{tar}: {found.path}: twice in the tar")
+                    seen.add(found.path)
+                    if differs := compare_member(found, want):
+                        inner.append(f"{tar}: {found.path}: {', '.join(differs)} "
+                                     f"differ{'s' if len(differs) == 1 else ''} from {MANIFEST}")
+                digest, size = reader.finish()
+            except TarDamage as exc:
+                digest, size, cut = reader.rest()
+                damage = (f"{tar}: is truncated: it ends in the middle of a zstd frame" if cut
+                          else f"{tar}: {exc}")
+    except OSError as exc:
+        return [f"{tar}: cannot be read ({exc.strerror})"]
+    outer: list[str] = []
+    if size != entry.size:
+        outer.append(f"{tar}: size differs from {MANIFEST} ({size} bytes, "
+                     f"{entry.size} expected)")
+    if digest != entry.sha256:
+        outer.append(f"{tar}: SHA-256 differs from {MANIFEST}")
+    unseen = sorted(set(expected) - seen)
+    if damage:
+        outer.append(damage)
+        if unseen:
+            more = f" and {len(unseen) - 1} more" if len(unseen) > 1 else ""
+            inner.append(f"{tar}: {unseen[0]}{more}: not checked (the damage comes first)")
+    else:
+        inner += [f"{tar}: {p}: listed in {MANIFEST} but missing from the tar"
+                  for p in unseen]
+    return outer + inner
+
+
