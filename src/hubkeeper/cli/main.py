@@ -23,6 +23,7 @@ from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
 from hubkeeper.verbs.init import init
 from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
+from hubkeeper.verbs.restore import restore
 from hubkeeper.verbs.snapshot import list_snapshots, snapshot
 from hubkeeper.verbs.snapshot import verify as verify_snapshot_verb
 from hubkeeper.verbs.status import status
@@ -333,6 +334,30 @@ def snapshot_verify_command(ctx: click.Context, name: str | None, targets: tuple
     emit(result, as_json, obj.out)
     if not result.ok:
         ctx.exit(1)
+
+
+@cli.command("restore")
+@click.argument("user", required=False)
+@click.argument("path", required=False)
+@click.option("--from", "given", metavar="SNAPSHOT",
+              help="A snapshot name on the targets, a snapshot directory, or a target (its "
+              "latest) [default: latest].")
+@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path),
+              help="Restore into this directory instead of the home.")
+@click.option("--all", "everything", is_flag=True,
+              help="Disaster recovery: every account (same uids), home, data folder and hub "
+              "file from the snapshot.")
+@target_option
+@config_option
+@json_option
+@click.pass_obj
+def restore_command(obj: Context, user: str | None, path: str | None, given: str | None,
+                    to: Path | None, everything: bool, targets: tuple[Path, ...],
+                    config: Path | None, as_json: bool) -> None:
+    """Put back USER's home, or one PATH in it, from a snapshot. Whatever would be
+    overwritten is first moved into before-restore-<time>/; nothing is deleted."""
+    emit(restore(obj.config_path(config), user, path, given, to, everything, targets),
+         as_json, obj.out)
 
 
 def main(argv: list[str] | None = None) -> int:

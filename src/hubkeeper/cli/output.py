@@ -12,6 +12,7 @@ from rich.table import Table
 
 from hubkeeper.config.types import format_size
 from hubkeeper.hub.render import as_python
+from hubkeeper.lifecycle.restore import RestoreAllResult, Restored
 from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.apply import ApplyResult
 from hubkeeper.verbs.check import CheckResult
@@ -284,3 +285,30 @@ def _(result: SnapshotVerify, console: Console) -> None:
                       markup=False)
         for problem in check.problems:
             console.print(f"  {problem}", highlight=False, markup=False)
+
+
+def _restored(item: Restored, console: Console) -> None:
+    console.print(f"{item.source} -> {item.destination}: {item.files} files written",
+                  highlight=False, markup=False)
+    if item.aside:
+        console.print(f"  {item.moved_aside} files that were in the way are now in "
+                      f"{item.aside}", highlight=False, markup=False)
+
+
+@text.register
+def _(result: Restored, console: Console) -> None:
+    _restored(result, console)
+    if not result.aside:
+        console.print("  nothing was in the way", highlight=False)
+
+
+@text.register
+def _(result: RestoreAllResult, console: Console) -> None:
+    console.print(f"restored the hub from {result.snapshot}", highlight=False, markup=False)
+    console.print(f"  accounts created: {len(result.accounts_created)}; groups created: "
+                  f"{len(result.groups_created)}", highlight=False)
+    for item in result.restored:
+        if item.files or item.aside:
+            _restored(item, console)
+    console.print(f"next: hubkeeper --config {result.config} up", highlight=False,
+                  markup=False)

@@ -18,7 +18,7 @@ PASSWORD_BATCH = 100  # ~2 s of yescrypt hashing here: progress moves, no deadli
 
 
 class ShadowTools:
-    def _run(self, *args: str, stdin: str | None = None) -> None:
+    def _run(self, *args: str, stdin: str | None = None, again: str = "apply") -> None:
         log.debug("running %s", args[0] + " " + " ".join(args[1:2]))
         try:
             result = subprocess.run(list(args), input=stdin, capture_output=True, text=True,
@@ -26,13 +26,13 @@ class ShadowTools:
         except subprocess.TimeoutExpired:
             raise HubkeeperError(
                 f"{args[0]} did not finish within {COMMAND_DEADLINE} s (for {args[-1]!r})",
-                hint="the machine may be overloaded; `hubkeeper apply` again continues",
+                hint=f"the machine may be overloaded; `hubkeeper {again}` again continues",
             ) from None
         if result.returncode != 0:
             raise HubkeeperError(
                 f"{args[0]} failed for {args[-1]!r} (exit {result.returncode}): "
                 f"{result.stderr.strip()}",
-                hint="nothing after this step was done; `hubkeeper apply` again continues",
+                hint=f"nothing after this step was done; `hubkeeper {again}` again continues",
             )
 
     def create_group(self, group: str) -> None:
@@ -57,6 +57,15 @@ class ShadowTools:
             self._run("groupadd", "--gid", str(gid), "--", account)
         self._run("useradd", "--no-create-home", "--no-user-group", "--uid", str(uid),
                   "--gid", str(gid), "--home-dir", home, "--shell", "/bin/bash", "--", account)
+
+    def create_group_with_gid(self, group: str, gid: int) -> None:
+        self._run("groupadd", "--gid", str(gid), "--", group, again="restore --all")
+
+    def set_password_hashes(self, hashes: dict[str, str]) -> None:
+        """Put back password hashes as they were (chpasswd -e: nothing is re-hashed)."""
+        if hashes:
+            lines = "".join(f"{account}:{value}\n" for account, value in hashes.items())
+            self._run("chpasswd", "--encrypted", stdin=lines, again="restore --all")
 
     def create_home(self, account: str, home: str, uid: int, gid: int) -> None:
         path = Path(home)
@@ -85,3 +94,12 @@ class ShadowTools:
 
     def remove_from_group(self, account: str, group: str) -> None:
         self._run("gpasswd", "--delete", account, "--", group)
+
+    def remove_account(self, account: str) -> None:
+        """userdel without --remove: retire checks and removes the home itself (userdel -r
+        would delete whatever is at the home path, and the mail spool, unchecked). Debian's
+        userdel also removes the account's own group (same name, its primary group)."""
+        self._run("userdel", "--", account, again="retire --yes")
+
+    def remove_group(self, group: str) -> None:
+        self._run("groupdel", "--", group, again="retire --yes")

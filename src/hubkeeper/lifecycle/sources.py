@@ -128,7 +128,7 @@ def _homes(mode: Mode, paths: StatePaths, roster: Roster,
 
 
 def _hub_files(loaded: LoadedSpec, paths: StatePaths) -> tuple[HubFile, ...]:
-    files = [HubFile("hub/config/hub.yaml", loaded.path)]
+    files = [HubFile(f"hub/config/{loaded.path.name}", loaded.path)]
     spec = loaded.spec
     if spec.users.roster.csv:
         csv = config_relative(loaded.path.parent, spec.users.roster.csv)

@@ -1,0 +1,271 @@
+"""Restore from a snapshot: one user's file or home, or the whole hub onto a fresh machine.
+
+Nothing is replaced silently: rsync runs with `--backup --backup-dir`, so every file a restore
+would overwrite is first moved into `before-restore-<time>/` (in the home for a user's
+restore, beside each restored folder for `--all`), keeping its path. Files the snapshot does
+not have are left alone (no --delete): a restore adds and replaces, it never removes.
+
+`restore --all` reads only the snapshot (hub.yaml may be gone with the machine): it
+re-creates the journal's groups and accounts with their uids, gids and password hashes from
+hub/accounts.json, then puts back the homes, data folders, hub files and the database. Every
+conflict (a name or uid taken by someone else, a running hub) is found before the first
+change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import grp
+import json
+import os
+import pwd
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.shadow import ShadowTools
+from hubkeeper.host.statedir import HubLock, StatePaths
+from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
+from hubkeeper.lifecycle.snapshot import LATEST, NAME, latest_name
+
+ASIDE = "before-restore-"
+
+
+@dataclass(frozen=True)
+class Restored:
+    source: str  # in the snapshot
+    destination: str
+    files: int  # files written
+    moved_aside: int  # files that were in the way, now in `aside`
+    aside: str | None  # where they are (None: nothing was in the way)
+
+
+def open_snapshot(given: str | os.PathLike[str]) -> Path:
+    """A complete snapshot directory: given directly, or a target (its `latest`)."""
+    path = Path(given)
+    if (path / MANIFEST).is_file():
+        return path
+    latest = latest_name(path)
+    if latest:
+        return path / latest
+    raise HubkeeperError(f"{path} is neither a complete snapshot nor a snapshot target",
+                         hint="give a snapshot directory (<target>/<YYYYmmddTHHMMSS>) or a "
+                         f"target holding a `{LATEST}` link; `hubkeeper snapshot list` shows "
+                         "them")
+
+
+def snapshot_header(snapshot: Path) -> dict:
+    header, _ = read_manifest(snapshot)
+    if header.get("kind") != "hubkeeper-snapshot" or not NAME.match(snapshot.name):
+        raise HubkeeperError(f"{snapshot} is not a hubkeeper snapshot")
+    return header
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+
+
+def _clean_relative(path: str) -> str:
+    """A path inside a home, as the user would type it; refuses escapes."""
+    parts = PurePosixPath(path.strip()).parts
+    if not parts or PurePosixPath(path).is_absolute() or ".." in parts:
+        raise HubkeeperError(f"{path!r} is not a path inside the home",
+                             hint="give it relative to the home, e.g. notebooks/week1.ipynb")
+    return "/".join(part for part in parts if part != ".")
+
+
+def rsync_back(source_root: Path, relative: str, destination: Path, aside: Path,
+               chown: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Copy `source_root`/`relative` to `destination`/`relative`, moving whatever it would
+    overwrite into `aside` (same relative path). Returns (files written, files moved)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    source = f"{source_root}/./{relative}" if relative else f"{source_root}/./"
+    args = ["rsync", "-a", "-A", "-R", "--numeric-ids", "--backup", f"--backup-dir={aside}",
+            "--out-format=%i"]
+    if chown:
+        args.append(f"--chown={chown[0]}:{chown[1]}")
+    done = subprocess.run([*args, source, f"{destination}/"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HubkeeperError(f"rsync failed restoring {relative or 'everything'} into "
+                             f"{destination}: {done.stderr.strip()[-500:]}",
+                             hint="what was already restored stays; files that were in the "
+                             f"way are in {aside}")
+    written = sum(1 for line in done.stdout.splitlines() if line.startswith(">f"))
+    moved = sum(len(files) for _, _, files in os.walk(aside)) if aside.exists() else 0
+    return written, moved
+
+
+def _current_home(header: dict, user: str) -> tuple[Path, int, int]:
+    record = header["homes"][user]
+    if header.get("mode") == "personal":
+        path = Path(record["path"])
+        return path, record["uid"], record["gid"]
+    try:
+        entry = pwd.getpwnam(record["account"])
+    except KeyError:
+        raise HubkeeperError(
+            f"{user}'s account {record['account']!r} does not exist on this machine",
+            hint="`hubkeeper apply` re-creates it (then restore), give --to DIR to restore "
+            "elsewhere, or `hubkeeper restore --all` for a whole machine") from None
+    return Path(entry.pw_dir), entry.pw_uid, entry.pw_gid
+
+
+def restore_user(snapshot: Path, user: str, path: str | None = None,
+                 to: Path | None = None) -> Restored:
+    """Put back `user`'s home (or one `path` in it) from `snapshot`, into the home or `to`."""
+    header = snapshot_header(snapshot)
+    if user not in header["homes"]:
+        known = ", ".join(sorted(header["homes"])[:12]) or "none"
+        raise HubkeeperError(f"snapshot {snapshot.name} has no home of {user!r}",
+                             hint=f"homes in it: {known}")
+    relative = _clean_relative(path) if path else ""
+    source_root = snapshot / "homes" / user
+    if relative and not os.path.lexists(source_root / relative):
+        near = sorted(p.name for p in (source_root / relative).parent.glob("*"))[:12] \
+            if (source_root / relative).parent.is_dir() else []
+        raise HubkeeperError(f"{relative!r} is not in {user}'s home in snapshot "
+                             f"{snapshot.name}",
+                             hint=f"there: {', '.join(near)}" if near else
+                             "`hubkeeper snapshot list` shows other snapshots")
+    if to is not None:
+        destination, owner = Path(os.path.abspath(to)), None
+    else:
+        destination, uid, gid = _current_home(header, user)
+        record = header["homes"][user]
+        owner = (uid, gid) if (uid, gid) != (record["uid"], record["gid"]) else None
+    aside = destination / f"{ASIDE}{_stamp()}"
+    written, moved = rsync_back(source_root, relative, destination, aside, owner)
+    if moved and to is None:
+        uid, gid = destination.stat().st_uid, destination.stat().st_gid
+        for directory, dirs, _ in os.walk(aside):
+            for name in [directory, *(os.path.join(directory, n) for n in dirs)]:
+                os.lchown(name, uid, gid)
+    return Restored(f"{snapshot}/homes/{user}/{relative}".rstrip("/"),
+                    str(destination / relative).rstrip("/"), written, moved,
+                    str(aside) if moved else None)
+
+
+# --- the whole hub -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreAllResult:
+    snapshot: str
+    config: str  # where hub.yaml is now
+    groups_created: tuple[str, ...]
+    accounts_created: tuple[str, ...]
+    restored: tuple[Restored, ...]
+
+
+def _conflicts(records: dict) -> list[str]:
+    problems = []
+    for name, group in records["groups"].items():
+        try:
+            found = grp.getgrnam(name)
+        except KeyError:
+            try:
+                other = grp.getgrgid(group["gid"]).gr_name
+                problems.append(f"group {name}: gid {group['gid']} belongs to {other}")
+            except KeyError:
+                pass
+            continue
+        if found.gr_gid != group["gid"]:
+            problems.append(f"group {name} exists with gid {found.gr_gid}, the snapshot has "
+                            f"{group['gid']}")
+    for name, account in records["accounts"].items():
+        try:
+            found = pwd.getpwnam(name)
+        except KeyError:
+            try:
+                other = pwd.getpwuid(account["uid"]).pw_name
+                problems.append(f"account {name}: uid {account['uid']} belongs to {other}")
+            except KeyError:
+                pass
+            continue
+        if found.pw_uid != account["uid"]:
+            problems.append(f"account {name} exists with uid {found.pw_uid}, the snapshot "
+                            f"has {account['uid']}")
+    return problems
+
+
+def restore_all(snapshot: Path) -> RestoreAllResult:
+    """The whole hub from `snapshot`: accounts (same uids), homes, data, hub files, database."""
+    header = snapshot_header(snapshot)
+    records = json.loads((snapshot / "hub" / "accounts.json").read_text())
+    state = StatePaths(Path(header["state_dir"]))
+    problems = _conflicts(records)
+    if state.lock.exists():
+        try:
+            HubLock(state).check_free()
+        except HubkeeperError as exc:
+            problems.append(exc.message)
+    if problems:
+        raise HubkeeperError("restore --all found conflicts; nothing was changed:\n  "
+                             + "\n  ".join(problems),
+                             hint="remove or rename what is in the way, or restore single "
+                             "users with `hubkeeper restore USER`")
+    shadow = ShadowTools()
+    groups_created, accounts_created = [], []
+    for name, account in sorted(records["accounts"].items()):
+        if _exists(pwd.getpwnam, name):
+            continue
+        private = not _exists(grp.getgrgid, account["gid"])
+        shadow.restore_account(name, uid=account["uid"], gid=account["gid"],
+                               home=account["home"], group_exists=not private)
+        accounts_created.append(name)
+        if private:
+            groups_created.append(name)
+    for name, group in sorted(records["groups"].items()):
+        if not _exists(grp.getgrnam, name):
+            shadow.create_group_with_gid(name, group["gid"])
+            groups_created.append(name)
+        for member in group["members"]:
+            if _exists(pwd.getpwnam, member):
+                shadow.add_to_group(member, name)
+    hashes = {name: account["password_hash"] for name, account in records["accounts"].items()
+              if account.get("password_hash") and name in accounts_created}
+    shadow.set_password_hashes(hashes)
+
+    stamp = _stamp()
+    restored = []
+    for user, record in sorted(header["homes"].items()):
+        home = Path(record["path"])
+        if home.exists() and not home.is_dir():
+            raise HubkeeperError(f"{home} is in the way of {user}'s home (not a directory)")
+        restored.append(_put_back(snapshot / "homes" / user, home, stamp))
+    for path, data in sorted(header["data"].items()):
+        restored.append(_put_back(snapshot / data["key"], Path(path), stamp))
+    hub = snapshot / "hub"
+    for key, original in sorted(header["hub_files"].items()):
+        restored.append(_put_back_file(snapshot / key, Path(original), stamp))
+    restored.append(_put_back_file(hub / "jupyterhub.sqlite", state.database, stamp))
+    for directory in (state.run, state.logs):
+        directory.mkdir(parents=True, exist_ok=True)
+    return RestoreAllResult(str(snapshot), header["config"], tuple(groups_created),
+                            tuple(accounts_created), tuple(restored))
+
+
+def _exists(lookup, key) -> bool:  # noqa: ANN001 (pwd/grp lookups)
+    try:
+        lookup(key)
+    except KeyError:
+        return False
+    return True
+
+
+def _put_back(source: Path, destination: Path, stamp: str) -> Restored:
+    """A whole folder, its own attributes included (rsync of source/ into destination/)."""
+    aside = destination.parent / f".{destination.name}.{ASIDE}{stamp}"
+    written, moved = rsync_back(source, "", destination, aside)
+    return Restored(str(source), str(destination), written, moved,
+                    str(aside) if moved else None)
+
+
+def _put_back_file(source: Path, destination: Path, stamp: str) -> Restored:
+    if not source.is_file():
+        return Restored(str(source), str(destination), 0, 0, None)
+    aside = destination.parent / f"{ASIDE}{stamp}"
+    written, moved = rsync_back(source.parent, source.name, destination.parent, aside)
+    return Restored(str(source), str(destination), written, moved,
+                    str(aside) if moved else None)
