@@ -4,6 +4,8 @@
 rename): a reader sees the old journal or the new one, never a torn one. An account is
 recorded *before* it is created ("creating") and confirmed after ("created"); an account that
 exists and has a "creating" record was made by an apply that was killed, so it is ours.
+`retire` marks a record "removing" before it removes the thing and drops the record after,
+so a retire that was killed finishes the same removals when run again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.files import write_atomic
 
 JOURNAL_SCHEMA = 1
-State = Literal["creating", "created"]
+State = Literal["creating", "created", "removing"]
 
 
 @dataclass

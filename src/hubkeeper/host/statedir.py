@@ -13,6 +13,7 @@
     <state>/envs/<name>/        environments: one venv per build (<content-hash>/, 0755, with
                                 requirements.lock), `current` -> the build new servers use
     <state>/users/<name>/       personal mode: each hub user's directory (0700)
+    <state>/RETIRED.json        written by `hubkeeper retire`; then no hub starts here again
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class StatePaths:
     def users(self) -> Path:
         return self.root / "users"
 
+    @property
+    def retired(self) -> Path:
+        return self.root / "RETIRED.json"
+
     def secret(self, name: str) -> Path:
         return self.secrets / name
 
@@ -134,6 +139,7 @@ def _generate(name: str) -> bytes:
 
 def ensure_layout(paths: StatePaths) -> list[str]:
     """Create the state directory and its version file, once. Returns what was created."""
+    check_not_retired(paths)
     created: list[str] = []
     if not paths.root.exists():
         created.append(str(paths.root))
@@ -161,7 +167,27 @@ def ensure_secrets(paths: StatePaths) -> list[str]:
     return created
 
 
+def check_not_retired(paths: StatePaths) -> None:
+    """Refuse a state directory `hubkeeper retire` ended (or began to end)."""
+    try:
+        record = json.loads(paths.retired.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        record = {}
+    if record.get("state") == "retired":
+        archive = (record.get("archive") or {}).get("path", "?")
+        raise HubkeeperError(
+            f"hub {record.get('hub', '?')!r} was retired on {record.get('finished', '?')}: "
+            f"{paths.retired} records what was removed; its archive is {archive}",
+            hint="a new hub needs a new hub.state_dir (or delete that record first)")
+    raise HubkeeperError(
+        f"a retirement of the hub in {paths.root} began and did not finish ({paths.retired})",
+        hint="finish it with `hubkeeper retire --yes`")
+
+
 def check_state_version(paths: StatePaths) -> None:
+    check_not_retired(paths)
     try:
         found = json.loads(paths.version_file.read_text()).get("schema")
     except (OSError, ValueError) as exc:

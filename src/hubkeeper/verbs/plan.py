@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config.loader import load
-from hubkeeper.host.statedir import state_paths
+from hubkeeper.host.statedir import check_not_retired, state_paths
 from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.plan.users import Action
 from hubkeeper.roster import build_roster
@@ -28,7 +28,9 @@ def prepare_from(config: Path) -> Prepared:
     roster = build_roster(loaded)
     is_root = os.geteuid() == 0
     mode = resolve_mode(loaded, is_root)
-    return prepare(loaded, roster, mode, state_paths(loaded, is_root))
+    paths = state_paths(loaded, is_root)
+    check_not_retired(paths)  # a retired hub is not planned back into being
+    return prepare(loaded, roster, mode, paths)
 
 
 def plan(config: Path) -> PlanResult:

@@ -11,7 +11,13 @@ from typing import IO
 from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host.preflight import preflight_problems
-from hubkeeper.host.statedir import HubLock, ensure_layout, ensure_secrets, state_paths
+from hubkeeper.host.statedir import (
+    HubLock,
+    check_not_retired,
+    ensure_layout,
+    ensure_secrets,
+    state_paths,
+)
 from hubkeeper.hub.runtime import Runtime, auth_kind, resolve_mode
 from hubkeeper.hub.supervisor import Supervisor
 from hubkeeper.roster import build_roster
@@ -56,6 +62,7 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
     is_root = os.geteuid() == 0
     mode = resolve_mode(loaded, is_root)
     paths = state_paths(loaded, is_root)
+    check_not_retired(paths)
     lock = HubLock(paths)
     lock.check_free()
     problems = preflight_problems(loaded, roster, mode, paths, starting=True)
