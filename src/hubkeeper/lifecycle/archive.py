@@ -421,8 +421,8 @@ def _verify_tar(directory: Path, entry: Entry, members: list[Entry]) -> list[str
     if damage:
         outer.append(damage)
         if unseen:
-            more = f" and {len(unseen) - 1} more" if len(unseen) > 1 else ""
-            inner.append(f"{tar}: {unseen[0]}{more}: not checked (the damage comes first)")
+            more = f" and {len(unseen) - 1} more after it" if len(unseen) > 1 else ""
+            inner.append(f"{tar}: {unseen[0]}{more}: cannot be read past the damage")
     else:
         inner += [f"{tar}: {p}: listed in {MANIFEST} but missing from the tar"
                   for p in unseen]
