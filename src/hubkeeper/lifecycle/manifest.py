@@ -30,7 +30,7 @@ MANIFEST = "MANIFEST.json"
 Progress = Callable[[int, int, str], None]
 
 
-def _silent(done: int, total: int, what: str) -> None:
+def silent(done: int, total: int, what: str) -> None:
     pass
 
 
@@ -87,7 +87,7 @@ def entry_for(root: Path, path: str, info: os.stat_result) -> Entry | None:
 
 
 def scan(root: Path, previous: dict[str, Entry] | None = None,
-         progress: Progress = _silent) -> list[Entry]:
+         progress: Progress = silent) -> list[Entry]:
     """Every entry under `root`, hashed. A file with the inode and metadata `previous` gives
     for its path is the same file (a hard link): its hash is reused, not re-read."""
     entries = [entry for path, info in walk(root)
@@ -140,7 +140,7 @@ def read_manifest(directory: Path) -> tuple[dict, list[Entry]]:
     return body, entries
 
 
-def verify_tree(root: Path, entries: list[Entry], progress: Progress = _silent,
+def verify_tree(root: Path, entries: list[Entry], progress: Progress = silent,
                 ignore: frozenset[str] = frozenset()) -> list[str]:
     """Re-read everything under `root` and compare it with `entries`. Returns one line per
     mismatch (changed content or metadata, missing, unexpected); empty when all match."""

@@ -159,33 +159,25 @@ class RestoreAllResult:
 
 
 def _conflicts(records: dict) -> list[str]:
+    """Names or ids the snapshot needs that this machine gives to someone else."""
     problems = []
-    for name, group in records["groups"].items():
-        try:
-            found = grp.getgrnam(name)
-        except KeyError:
+    for kind, entries, by_name, by_id, field in (
+            ("group", records["groups"], grp.getgrnam, grp.getgrgid, "gid"),
+            ("account", records["accounts"], pwd.getpwnam, pwd.getpwuid, "uid")):
+        for name, entry in entries.items():
+            wanted = entry[field]
             try:
-                other = grp.getgrgid(group["gid"]).gr_name
-                problems.append(f"group {name}: gid {group['gid']} belongs to {other}")
+                found = by_name(name)
             except KeyError:
-                pass
-            continue
-        if found.gr_gid != group["gid"]:
-            problems.append(f"group {name} exists with gid {found.gr_gid}, the snapshot has "
-                            f"{group['gid']}")
-    for name, account in records["accounts"].items():
-        try:
-            found = pwd.getpwnam(name)
-        except KeyError:
-            try:
-                other = pwd.getpwuid(account["uid"]).pw_name
-                problems.append(f"account {name}: uid {account['uid']} belongs to {other}")
-            except KeyError:
-                pass
-            continue
-        if found.pw_uid != account["uid"]:
-            problems.append(f"account {name} exists with uid {found.pw_uid}, the snapshot "
-                            f"has {account['uid']}")
+                try:
+                    other = by_id(wanted)[0]
+                except KeyError:
+                    continue
+                problems.append(f"{kind} {name}: {field} {wanted} belongs to {other}")
+                continue
+            if found[2] != wanted:
+                problems.append(f"{kind} {name} exists with {field} {found[2]}, the snapshot "
+                                f"has {wanted}")
     return problems
 
 

@@ -43,6 +43,7 @@ from hubkeeper.lifecycle.manifest import (
     Progress,
     read_manifest,
     scan,
+    silent,
     verify_tree,
     write_manifest,
 )
@@ -52,10 +53,6 @@ NAME = re.compile(r"^\d{8}T\d{6}$")
 LATEST = "latest"
 KIND = "hubkeeper-snapshot"
 RSYNC = ("rsync", "-a", "-A", "--numeric-ids")
-
-
-def _silent(done: int, total: int, what: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -355,7 +352,7 @@ def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
 
 
 def take_snapshot(contents: HubContents, targets: list[Path],
-                  progress: Progress = _silent) -> SnapshotResult:
+                  progress: Progress = silent) -> SnapshotResult:
     """One snapshot of the hub on every target; each target succeeds or fails on its own."""
     if shutil.which("rsync") is None:
         raise HubkeeperError("rsync is not installed", hint="apt-get install rsync")
@@ -396,7 +393,7 @@ def find_snapshot(targets: list[Path], name: str | None) -> Path:
         "take one with `hubkeeper snapshot`")
 
 
-def verify_snapshot(snapshot: Path, progress: Progress = _silent) -> list[str]:
+def verify_snapshot(snapshot: Path, progress: Progress = silent) -> list[str]:
     """Re-read every file of a snapshot; one line per mismatch with its manifest."""
     try:
         _, entries = read_manifest(snapshot)
