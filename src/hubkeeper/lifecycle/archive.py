@@ -33,6 +33,7 @@ from hubkeeper.lifecycle.manifest import (
     Entry,
     Progress,
     read_manifest,
+    silent,
     write_manifest,
 )
 from hubkeeper.lifecycle.sources import HubContents, backup_database
@@ -44,10 +45,6 @@ HUB_TAR = "hub.tar.zst"
 DATABASE_MEMBER = "hub/jupyterhub.sqlite"
 ROSTER_MEMBER = "hub/roster.json"
 _REPORT_EVERY = 64 << 20  # progress within one tree every 64 MiB
-
-
-def _silent(done: int, total: int, what: str) -> None:
-    pass
 
 
 def utcnow() -> datetime:
@@ -268,7 +265,7 @@ def _root_facts(path: Path) -> dict:
     return {"mode": info.st_mode, "uid": info.st_uid, "gid": info.st_gid}
 
 
-def write_archive(contents: HubContents, parent: Path, progress: Progress = _silent,
+def write_archive(contents: HubContents, parent: Path, progress: Progress = silent,
                   now: Callable[[], datetime] = utcnow) -> ArchiveInfo:
     """Write the archive of `contents` into a new folder under `parent`; record it in
     <state>/archives.json. Nothing is left behind when it fails."""
@@ -338,7 +335,7 @@ def tar_members(header: dict) -> dict[str, list[Entry]]:
             for section in sections if section}
 
 
-def verify_archive(directory: Path, progress: Progress = _silent) -> list[str]:
+def verify_archive(directory: Path, progress: Progress = silent) -> list[str]:
     """Re-read every tar of the archive in `directory` and every member in it; one line per
     problem, naming the file (and the member); [] when everything matches MANIFEST.json."""
     try:

@@ -11,12 +11,8 @@ from pathlib import Path
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.lifecycle.archive import tar_members, verify_archive, write_archive
-from hubkeeper.lifecycle.manifest import Progress, read_manifest
+from hubkeeper.lifecycle.manifest import Progress, read_manifest, silent
 from hubkeeper.lifecycle.sources import hub_contents
-
-
-def _silent(done: int, total: int, what: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class VerifyResult:
     ok: bool
 
 
-def archive(config: Path, to: Path | None, progress: Progress = _silent) -> ArchiveResult:
+def archive(config: Path, to: Path | None, progress: Progress = silent) -> ArchiveResult:
     """Archive the hub of `config` into a new folder under `to` (default: archive.dir)."""
     contents = hub_contents(config)
     loaded = contents.loaded
@@ -61,7 +57,7 @@ def archive(config: Path, to: Path | None, progress: Progress = _silent) -> Arch
                          info.started, info.finished, contents.missing, info.skipped)
 
 
-def verify(directory: Path, progress: Progress = _silent) -> VerifyResult:
+def verify(directory: Path, progress: Progress = silent) -> VerifyResult:
     """Re-read every tar and member of the archive in `directory`."""
     if not directory.is_dir():
         raise HubkeeperError(f"{directory} is not a folder",

@@ -13,15 +13,11 @@ from pathlib import Path
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.lifecycle.archive import prepare_parent, unique_name, utcnow
 from hubkeeper.lifecycle.export import archived_users, export_archived, export_home
-from hubkeeper.lifecycle.manifest import Progress
+from hubkeeper.lifecycle.manifest import Progress, silent
 from hubkeeper.lifecycle.sources import hub_contents
 from hubkeeper.verbs.usage import tally
 
 SHOW_USERS = 30
-
-
-def _silent(done: int, total: int, what: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,7 @@ def _unknown(user: str, known: list[str], where: str) -> HubkeeperError:
 
 
 def export(config: Path | None, user: str, to: Path, from_archive: Path | None = None,
-           progress: Progress = _silent,
+           progress: Progress = silent,
            now: Callable[[], datetime] = utcnow) -> ExportResult:
     """Zip `user`'s home (live, or from the archive in `from_archive`) into `to`."""
     if from_archive is not None:
