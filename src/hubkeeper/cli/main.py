@@ -24,6 +24,7 @@ from hubkeeper.verbs.init import init
 from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
 from hubkeeper.verbs.restore import restore
+from hubkeeper.verbs.retire import retire
 from hubkeeper.verbs.snapshot import list_snapshots, snapshot
 from hubkeeper.verbs.snapshot import verify as verify_snapshot_verb
 from hubkeeper.verbs.status import status
@@ -358,6 +359,35 @@ def restore_command(obj: Context, user: str | None, path: str | None, given: str
     overwritten is first moved into before-restore-<time>/; nothing is deleted."""
     emit(restore(obj.config_path(config), user, path, given, to, everything, targets),
          as_json, obj.out)
+
+
+@cli.command("retire")
+@click.option("--yes", is_flag=True, help="Stop the hub and remove what the plan lists "
+              "(without it: only show the plan and the archive check).")
+@click.option("--archive", "archive_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The archive that must hold every home and data folder [default: the "
+              "newest one `hubkeeper archive` wrote].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@config_option
+@json_option
+@click.pass_obj
+def retire_command(obj: Context, yes: bool, archive_dir: Path | None, quiet: bool,
+                   config: Path | None, as_json: bool) -> None:
+    """End the hub: remove exactly the accounts, groups, homes, data folders, environments
+    and state hubkeeper's journal lists, once a verified archive holds every home and data
+    folder unchanged. Exit 1 when the archive check refuses.
+
+    \b
+    Example:
+      hubkeeper archive --to /var/backups/hubkeeper
+      hubkeeper retire            # the plan and the archive check
+      hubkeeper retire --yes
+    """
+    with progress_bar(quiet or as_json or not sys.stderr.isatty()) as progress:
+        result = retire(obj.config_path(config), yes, archive_dir, progress)
+    emit(result, as_json, obj.out)
+    if result.status == "refused":
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
 from hubkeeper.verbs.init import InitResult
 from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.render import RenderResult
+from hubkeeper.verbs.retire import RetireResult
 from hubkeeper.verbs.snapshot import SnapshotList, SnapshotResult, SnapshotVerify
 from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.up import Banner, UpResult
@@ -312,3 +313,69 @@ def _(result: RestoreAllResult, console: Console) -> None:
             _restored(item, console)
     console.print(f"next: hubkeeper --config {result.config} up", highlight=False,
                   markup=False)
+
+
+_RETIRE_KINDS = {"hub": "hub", "proxy": "proxy", "account": "accounts", "home": "homes",
+                 "group": "groups", "data": "data folders", "environment": "environments",
+                 "state": "state directory"}
+
+
+def _retire_items(items: list, console: Console) -> None:
+    if len(items) > LIST_AT_MOST:
+        counts: dict[str, int] = {}
+        for item in items:
+            counts[item.kind] = counts.get(item.kind, 0) + 1
+        for kind, count in counts.items():
+            console.print(f"  {_RETIRE_KINDS.get(kind, kind)}: {count}", highlight=False)
+        console.print("  (--json lists every one)", highlight=False)
+        return
+    for item in items:
+        what = f"  {item.kind:<12} {item.name}"
+        if item.detail:
+            what += f"  ({item.detail})"
+        if item.refused:
+            what += f": {item.refused}"
+        console.print(what, highlight=False, markup=False)
+
+
+@text.register
+def _(result: RetireResult, console: Console) -> None:
+    def say(line: str) -> None:
+        console.print(line, highlight=False, markup=False)
+
+    removed = [item for item in result.items if not item.refused]
+    kept = [item for item in result.items if item.refused]
+    if result.status == "already-retired":
+        say(f"hub '{result.hub}' was already retired on {result.retired_at}; nothing to do "
+            f"(the record: {result.record})")
+        if kept:
+            say("kept then, refused by a check (never removed):")
+            _retire_items(kept, console)
+        return
+    if result.status == "retired":
+        say(f"hub '{result.hub}' retired{' (a killed retire finished)' * result.resumed}; "
+            "removed:")
+    else:
+        say(f"hub '{result.hub}' (state {result.state_dir}): retire would remove"
+            + (" what a killed retire left" if result.resumed else "") + ":")
+    _retire_items(removed, console)
+    if kept:
+        say("kept, refused by a check (never removed):")
+        _retire_items(kept, console)
+    verdict = result.archive
+    if verdict is not None and verdict.ok:
+        say(f"archive {verdict.path}: verified (finished {verdict.finished}); it holds every "
+            "home and data folder above, unchanged since")
+        say(f"  MANIFEST.json SHA-256 {verdict.manifest_sha256}")
+    if result.status == "retired":
+        say(f"record: {result.record} and {verdict.path}/RETIREMENT.json" if verdict
+            else f"record: {result.record}")
+    elif result.status == "plan":
+        say("run `hubkeeper retire --yes` to stop the hub and remove the above")
+    elif verdict is not None:
+        stopped = f" (the hub, pid {result.hub_stopped}, was stopped)" * bool(result.hub_stopped)
+        say(f"REFUSED: nothing was removed{stopped}. The archive check found:")
+        for problem in verdict.problems:
+            say(f"  {problem}")
+        say("hint: take a new archive (`hubkeeper archive`; stop the hub first so that "
+            "nothing changes after it), then run retire again")
