@@ -81,10 +81,15 @@ def stop_hub(paths: StatePaths, deadline: float = HUB_STOP_DEADLINE) -> int | No
     pid = running_hub(paths)
     if pid is None:
         return None
-    if pid and any("hubkeeper" in part for part in _cmdline(pid)):
+    argv = _cmdline(pid) if pid else []
+    if "up" in argv and any("hubkeeper" in part for part in argv):
         log.info("stopping the hub: SIGTERM to pid %s", pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+    elif argv:  # alive, and not a `hubkeeper up`: never signalled
+        raise HubkeeperError(f"{paths.lock} is held by pid {pid} ({' '.join(argv)[:100]}), "
+                             "not by a `hubkeeper up`",
+                             hint="let it finish (or stop it), then retire again")
     # else: `up` is gone and its hub, which inherited the lock, is dying with it
     if not wait_until(lambda: running_hub(paths) is None, deadline):
         raise HubkeeperError(
@@ -234,7 +239,9 @@ class Remover:
 
     def accounts(self) -> None:
         records = [self.journal.accounts[name] for name in sorted(self.journal.accounts)]
-        keep = keep_paths(self.journal, set(self.journal.accounts), self.keep_extra)
+        ours = {r.account for r in records  # an account that is another one now is kept
+                if _passwd(r.account) is None or account_problem(r.account, r.uid) is None}
+        keep = keep_paths(ours, self.keep_extra)
         total = len(records)
         for start in range(0, total, BATCH):
             batch = records[start:start + BATCH]
@@ -285,7 +292,7 @@ class Remover:
         """Personal mode: the users' folders in <state>/users/ (all the hub account's)."""
         if not self.paths.users.is_dir():
             return
-        keep = keep_paths(self.journal, set(), self.keep_extra)
+        keep = keep_paths(set(), self.keep_extra)
         homes = sorted(self.paths.users.iterdir())
         for done, home in enumerate(homes, 1):
             self.progress(done, len(homes), f"remove {home}")
@@ -329,7 +336,7 @@ class Remover:
         self.journal.save()
 
     def data(self) -> None:
-        keep = keep_paths(self.journal, set(), self.keep_extra)
+        keep = keep_paths(set(), self.keep_extra)
         keep.update({Path(os.path.realpath(e["name"])): f"the kept home {e['name']}"
                      for e in self.record["kept"] if e["kind"] == "home"})
         records = [self.journal.dirs[path] for path in sorted(self.journal.dirs)]

@@ -129,8 +129,7 @@ def foreign_mount(path: Path) -> str | None:
     return None
 
 
-def keep_paths(journal: Journal, removed_accounts: set[str], extra: dict[Path, str]
-               ) -> dict[Path, str]:
+def keep_paths(removed_accounts: set[str], extra: dict[Path, str]) -> dict[Path, str]:
     """Real paths retire must never remove: every other account's home, and `extra`."""
     keep = dict(extra)
     for entry in pwd.getpwall():
@@ -287,7 +286,7 @@ def make_plan(journal: Journal, paths: StatePaths, mode: str, keep_extra: dict[P
         if problem:
             refused_accounts[name] = problem
     removed = set(journal.accounts) - set(refused_accounts)
-    keep = keep_paths(journal, removed, keep_extra)
+    keep = keep_paths(removed, keep_extra)
     kept_homes: dict[Path, str] = {}
     for name, record in sorted(journal.accounts.items()):
         entry = entries.get(name)
