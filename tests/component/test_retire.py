@@ -22,7 +22,7 @@ import pytest
 from hubkeeper.verbs.archive import archive as archive_verb
 from hubkeeper.verbs.archive import verify as verify_archive
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import HUBKEEPER, free_ports, write_config
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -323,3 +323,24 @@ def test_a_home_that_is_not_safe_to_remove_is_kept(workdir: Path, machine, hubs)
     assert record["kept"] == kept
     again = ok(hk(config, "retire")).stdout
     assert "was already retired" in again and f"{home}  (of {USERS[2]}): is not a" in again
+
+
+def test_personal_mode_retires_the_state_and_its_homes(workdir: Path, hubs) -> None:
+    """Personal mode: no accounts; the users' folders are in the state directory."""
+    config = write_config(workdir, name=f"{P}-personal", mode="personal",
+                          extra="archive: {dir: archives}\n")
+    hubs.start(config).stop()
+    state = config.parent / "state"
+    home = state / "users" / "student1"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "work.py").write_text("print('mine')\n")
+    directory = archive(config)
+    (home / "late.py").write_text("")
+    refused = hk(config, "retire", "--yes")
+    assert refused.returncode == 1 and "late.py: new since the archive" in refused.stdout
+    directory = archive(config)
+    done = json.loads(ok(hk(config, "retire", "--yes", "--json")).stdout)
+    assert {(i["kind"], i["name"]) for i in done["items"]} == {("home", str(home)),
+                                                                ("state", str(state))}
+    assert [p.name for p in state.iterdir()] == ["RETIRED.json"]
+    assert (directory / "RETIREMENT.json").exists()
