@@ -260,12 +260,12 @@ def test_bad_targets_are_refused_before_anything_is_written(workdir: Path, hubs,
 
 def test_one_snapshot_at_a_time(workdir: Path, hubs, clean_accounts) -> None:
     from hubkeeper.host.statedir import StatePaths
-    from hubkeeper.lifecycle.snapshot import SnapshotLock
+    from hubkeeper.lifecycle.snapshot import snapshot_lock
 
     config = write_hub(workdir, 1, [workdir / "backup"])
     assert hk(config, "apply").returncode == 0
     hubs.start(config).stop()
-    with SnapshotLock(StatePaths(workdir / "state")):
+    with snapshot_lock(StatePaths(workdir / "state")):
         refused = hk(config, "snapshot")
     assert refused.returncode == 1
     assert f"another snapshot of this hub is running (pid {os.getpid()})" in refused.stderr

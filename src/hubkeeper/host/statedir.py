@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import secrets
@@ -31,6 +29,7 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.files import write_atomic
+from hubkeeper.host.locks import PidLock
 
 STATE_SCHEMA = 1
 
@@ -272,62 +271,12 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
     )
 
 
-class HubLock:
-    """An exclusive lock on the state directory while a hub runs; the holder's PID inside.
-
-    flock is released by the kernel when the holder dies, so a kill -9 leaves no stale lock.
-    """
+class HubLock(PidLock):
+    """An exclusive lock on the state directory while a hub runs; the holder's PID inside."""
 
     def __init__(self, paths: StatePaths) -> None:
+        super().__init__(
+            paths.lock, f"another hub already runs on {paths.root}",
+            hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), or give "
+            "this hub another hub.state_dir")
         self.paths = paths
-        self.fd: int | None = None
-
-    def _refuse(self) -> HubkeeperError:
-        holder = self.holder()
-        return HubkeeperError(
-            f"another hub already runs on {self.paths.root}"
-            + (f" (pid {holder})" if holder else ""),
-            hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), "
-            "or give this hub another hub.state_dir",
-        )
-
-    def check_free(self) -> None:
-        """Raise if a hub holds the lock; creates nothing (used before any change)."""
-        try:
-            fd = os.open(self.paths.lock, os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            raise self._refuse() from None
-        finally:
-            os.close(fd)
-
-    def acquire(self) -> None:
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            raise self._refuse() from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
-
-    def holder(self) -> int | None:
-        try:
-            return int(self.paths.lock.read_text().strip() or 0) or None
-        except (OSError, ValueError):
-            return None
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None

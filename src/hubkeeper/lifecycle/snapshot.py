@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import fcntl
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from hubkeeper.config.model import Retention
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host.files import write_atomic
+from hubkeeper.host.locks import PidLock
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.lifecycle.manifest import (
     MANIFEST,
@@ -116,38 +116,11 @@ def snapshot_targets(contents: HubContents, given: tuple[Path, ...] = ()) -> lis
     return [target for target, _ in targets]
 
 
-class SnapshotLock:
-    """Only one snapshot of a hub at a time (flock on <state>/run/snapshot.lock)."""
-
-    def __init__(self, paths: StatePaths) -> None:
-        self.path = paths.run / "snapshot.lock"
-        self.fd: int | None = None
-
-    def __enter__(self) -> SnapshotLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            holder = self.path.read_text().strip()
-            raise HubkeeperError(
-                "another snapshot of this hub is running" + (f" (pid {holder})" if holder
-                                                            else ""),
-                hint="wait for it to finish; a snapshot killed with kill -9 releases the "
-                "lock at once") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.close(self.fd)
-            self.fd = None
+def snapshot_lock(paths: StatePaths) -> PidLock:
+    """Only one snapshot of a hub at a time."""
+    return PidLock(paths.run / "snapshot.lock", "another snapshot of this hub is running",
+                   hint="wait for it to finish; a snapshot killed with kill -9 releases the "
+                   "lock at once")
 
 
 # --- listing a target ----------------------------------------------------------------------
@@ -356,7 +329,7 @@ def take_snapshot(contents: HubContents, targets: list[Path],
     """One snapshot of the hub on every target; each target succeeds or fails on its own."""
     if shutil.which("rsync") is None:
         raise HubkeeperError("rsync is not installed", hint="apt-get install rsync")
-    with SnapshotLock(contents.paths):
+    with snapshot_lock(contents.paths):
         stage = contents.paths.run / "snapshot-stage"
         name = _new_name(targets)
         hub_users = _stage_hub(contents, stage)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.statedir import ensure_layout
+from hubkeeper.host.locks import PidLock
+from hubkeeper.host.statedir import StatePaths, ensure_layout
 from hubkeeper.plan.users import Action
 from hubkeeper.roster.converge import execute
 from hubkeeper.verbs.plan import prepare_from
@@ -26,34 +23,16 @@ class ApplyResult:
     credentials: str | None  # the 0600 CSV of generated passwords, if any were made
 
 
-class ApplyLock:
-    """Only one apply at a time per state dir (flock: released if apply is killed)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def __enter__(self) -> ApplyLock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(self.fd)
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            raise HubkeeperError("another `hubkeeper apply` is running on this hub",
-                                 hint="wait for it to finish") from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
+def apply_lock(paths: StatePaths) -> PidLock:
+    """One apply (or retire) at a time per state dir."""
+    return PidLock(paths.run / "apply.lock", "another `hubkeeper apply` is running on this "
+                   "hub", hint="wait for it to finish")
 
 
 def apply(config: Path, progress: Callable[[int, int, Action], None]) -> ApplyResult:
     first = prepare_from(config)  # validates everything before the first change
     ensure_layout(first.paths)
-    with ApplyLock(first.paths.run / "apply.lock"):
+    with apply_lock(first.paths):
         prepared = prepare_from(config)  # again, under the lock: nobody changed it since
         credentials = execute(prepared, progress)
     return ApplyResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),

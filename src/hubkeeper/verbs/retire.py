@@ -38,7 +38,7 @@ from hubkeeper.lifecycle.retirement import (
     record_path,
     write_record,
 )
-from hubkeeper.verbs.apply import ApplyLock
+from hubkeeper.verbs.apply import apply_lock
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def retire(config: Path, yes: bool, archive: Path | None, progress: Progress) ->
     paths.run.mkdir(parents=True, exist_ok=True)
     lock.acquire()  # no `up` starts while we remove (the lock file goes with the state)
     try:
-        with ApplyLock(paths.run / "apply.lock"):
+        with apply_lock(paths):
             proxy = orphan_proxy(paths, loaded.spec.proxy.api_port)
             if proxy is not None:
                 stop_process(proxy)
