@@ -85,7 +85,7 @@ def test_one_file_and_a_home_come_back_and_nothing_is_replaced_silently(
     assert (aside / "notebooks" / "week1.ipynb").read_text() == "week 1 broken by accident\n"
     uid = pwd.getpwnam(ALICE).pw_uid
     assert {p.stat().st_uid for p in [week1, aside, *aside.rglob("*")]} == {uid}
-    assert "files that were in the way are now in" in one.stdout
+    assert "moved out of the way first: 1 file, now in" in one.stdout
 
     shutil.rmtree(aside)
     whole = hk(config, "restore", ALICE, "--json")

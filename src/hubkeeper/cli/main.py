@@ -18,8 +18,11 @@ from hubkeeper.config.loader import default_config_path
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.verbs.adopt import adopt
 from hubkeeper.verbs.apply import apply
+from hubkeeper.verbs.archive import archive
+from hubkeeper.verbs.archive import verify as verify_archive
 from hubkeeper.verbs.check import check
 from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
+from hubkeeper.verbs.export import export
 from hubkeeper.verbs.init import init
 from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
@@ -359,6 +362,83 @@ def restore_command(obj: Context, user: str | None, path: str | None, given: str
     overwritten is first moved into before-restore-<time>/; nothing is deleted."""
     emit(restore(obj.config_path(config), user, path, given, to, everything, targets),
          as_json, obj.out)
+
+
+@cli.group("archive", invoke_without_command=True)
+@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the archive folder in DIR [default: hub.yaml's archive.dir].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@config_option
+@json_option
+@click.pass_context
+def archive_group(ctx: click.Context, to: Path | None, quiet: bool, config: Path | None,
+                  as_json: bool) -> None:
+    """Write the end-of-course archive: one compressed tar per user, the data folders, the
+    hub's own files and database, and MANIFEST.json with the SHA-256 of every file.
+
+    \b
+    Examples:
+      hubkeeper archive --to /var/backups/hubkeeper
+      hubkeeper archive verify /var/backups/hubkeeper/phys101-20250601T120000
+    """
+    if ctx.invoked_subcommand is not None:
+        if to is not None:
+            raise click.UsageError("--to belongs to `hubkeeper archive` itself, not to "
+                                   f"`archive {ctx.invoked_subcommand}`")
+        return
+    obj: Context = ctx.obj
+    with progress_bar(quiet or as_json or not sys.stderr.isatty()) as progress:
+        result = archive(obj.config_path(config), to, progress)
+    emit(result, as_json, obj.out)
+
+
+@archive_group.command("verify")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@json_option
+@click.pass_context
+def archive_verify_command(ctx: click.Context, directory: Path, quiet: bool,
+                           as_json: bool) -> None:
+    """Re-read every tar and every file in it and compare them with MANIFEST.json. Exit 1,
+    naming each damaged, missing or unlisted file, if anything differs.
+
+    \b
+    Example:
+      hubkeeper archive verify /var/backups/hubkeeper/phys101-20250601T120000
+    """
+    obj: Context = ctx.obj
+    with progress_bar(quiet or as_json or not sys.stderr.isatty()) as progress:
+        result = verify_archive(directory, progress)
+    emit(result, as_json, obj.out)
+    if not result.ok:
+        ctx.exit(1)
+
+
+@cli.command("export")
+@click.argument("user")
+@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="Write the zip in DIR.")
+@click.option("--from", "from_archive", type=click.Path(file_okay=False, path_type=Path),
+              metavar="ARCHIVE_DIR", help="Take the files from this archive (checked against "
+              "its MANIFEST.json) instead of the live home.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@config_option
+@json_option
+@click.pass_obj
+def export_command(obj: Context, user: str, to: Path, from_archive: Path | None, quiet: bool,
+                   config: Path | None, as_json: bool) -> None:
+    """Give USER their own work as a zip: <DIR>/<user>-<hub>-<time>.zip (0600). Symlinks and
+    special files are left out and listed.
+
+    \b
+    Examples:
+      hubkeeper export alice --to /tmp/zips
+      hubkeeper export alice --from /var/backups/hubkeeper/phys101-20250601T120000
+    """
+    with progress_bar(quiet or as_json or not sys.stderr.isatty()) as progress:
+        result = export(None if from_archive else obj.config_path(config), user, to,
+                        from_archive, progress)
+    emit(result, as_json, obj.out)
 
 
 @cli.command("retire")

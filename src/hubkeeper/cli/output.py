@@ -15,8 +15,11 @@ from hubkeeper.hub.render import as_python
 from hubkeeper.lifecycle.restore import RestoreAllResult, Restored
 from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.apply import ApplyResult
+from hubkeeper.verbs.archive import ArchiveResult
+from hubkeeper.verbs.archive import VerifyResult as ArchiveVerify
 from hubkeeper.verbs.check import CheckResult
 from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
+from hubkeeper.verbs.export import ExportResult
 from hubkeeper.verbs.init import InitResult
 from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.render import RenderResult
@@ -288,12 +291,16 @@ def _(result: SnapshotVerify, console: Console) -> None:
             console.print(f"  {problem}", highlight=False, markup=False)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _restored(item: Restored, console: Console) -> None:
-    console.print(f"{item.source} -> {item.destination}: {item.files} files written",
-                  highlight=False, markup=False)
+    console.print(f"{item.source} -> {item.destination}: {_count(item.files, 'file')} "
+                  "written", highlight=False, markup=False)
     if item.aside:
-        console.print(f"  {item.moved_aside} files that were in the way are now in "
-                      f"{item.aside}", highlight=False, markup=False)
+        console.print(f"  moved out of the way first: {_count(item.moved_aside, 'file')}, "
+                      f"now in {item.aside}", highlight=False, markup=False)
 
 
 @text.register
@@ -313,6 +320,43 @@ def _(result: RestoreAllResult, console: Console) -> None:
             _restored(item, console)
     console.print(f"next: hubkeeper --config {result.config} up", highlight=False,
                   markup=False)
+
+
+@text.register
+def _(result: ArchiveResult, console: Console) -> None:
+    lines = [f"archive of hub '{result.hub}' written: {result.directory}",
+             f"  {result.users} users, {result.data_dirs} data folders: "
+             f"{format_size(result.source_bytes)} of files in {format_size(result.bytes)} "
+             "of compressed tars",
+             f"  MANIFEST.json SHA-256 {result.manifest_sha256}",
+             f"  check it any time: hubkeeper archive verify {result.directory}"]
+    if result.missing:
+        lines.append(f"  no home yet, nothing to archive: {', '.join(result.missing)}")
+    lines += [f"  skipped: {item}" for item in result.skipped]
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
+@text.register
+def _(result: ArchiveVerify, console: Console) -> None:
+    if result.ok:
+        console.print(f"{result.directory}: OK, hub '{result.hub}': {result.tars} tars and "
+                      f"the {result.members} files, folders and links in them match "
+                      "MANIFEST.json", highlight=False, markup=False)
+        return
+    count = len(result.problems)
+    console.print(f"{result.directory}: DAMAGED, {count} problem{'s' * (count != 1)}:",
+                  highlight=False, markup=False)
+    for problem in result.problems:
+        console.print(f"  {problem}", highlight=False, markup=False)
+
+
+@text.register
+def _(result: ExportResult, console: Console) -> None:
+    lines = [f"wrote {result.zip}",
+             f"  {result.files} files, {format_size(result.bytes)}, of {result.user} on hub "
+             f"'{result.hub}' from {result.source}"]
+    lines += [f"  left out: {item}" for item in result.skipped]
+    console.print("\n".join(lines), highlight=False, markup=False)
 
 
 _RETIRE_KINDS = {"hub": "hub", "proxy": "proxy", "account": "accounts", "home": "homes",
