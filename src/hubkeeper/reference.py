@@ -86,16 +86,18 @@ def _cli_section(out: list[str]) -> None:
     out.append("```")
     out.append(cli.get_help(context))
     out.append("```")
-    for name in sorted(cli.commands):
-        command = cli.commands[name]
-        sub = click.Context(command, info_name=f"hubkeeper {name}", parent=context,
-                            terminal_width=100, max_content_width=100)
-        out.append("")
-        out.append(f"### `hubkeeper {name}`")
-        out.append("")
-        out.append("```")
-        out.append(command.get_help(sub))
-        out.append("```")
+    _commands(cli, context, "hubkeeper", out)
+
+
+def _commands(group: click.Group, parent: click.Context, prefix: str, out: list[str]) -> None:
+    """Every command's help, and every sub-command's under it (e.g. `snapshot verify`)."""
+    for name in sorted(group.commands):
+        command = group.commands[name]
+        context = click.Context(command, info_name=name, parent=parent, terminal_width=100,
+                                max_content_width=100)
+        out += ["", f"### `{prefix} {name}`", "", "```", command.get_help(context), "```"]
+        if isinstance(command, click.Group):
+            _commands(command, context, f"{prefix} {name}", out)
 
 
 def render_reference() -> str:

@@ -467,3 +467,14 @@ def test_verify_of_a_missing_folder_is_an_error(workdir: Path) -> None:
     result = hk(None, "archive", "verify", str(workdir / "nope"))
     assert result.returncode == 1
     assert "is not a folder" in result.stderr
+
+
+def test_one_archive_at_a_time(course: Course) -> None:
+    from hubkeeper.host.locks import PidLock
+
+    before = (course.root / "state/archives.json").read_bytes()
+    with PidLock(course.root / "state/run/archive.lock", "held", hint=""):
+        result = hk(course.config, "archive")
+    assert result.returncode == 1
+    assert f"another archive of this hub is being written (pid {os.getpid()})" in result.stderr
+    assert (course.root / "state/archives.json").read_bytes() == before

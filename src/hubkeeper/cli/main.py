@@ -105,13 +105,14 @@ def plan_command(obj: Context, config: Path | None, as_json: bool) -> None:
 
 @contextmanager
 def progress_bar(quiet: bool) -> Iterator[Callable[[int, int, object], None]]:
-    """A progress bar on stderr for long applies; the callback verbs report steps to."""
+    """A progress bar on stderr (a terminal only) for long verbs; the callback verbs report
+    steps to."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True,
-                  disable=quiet) as bar:
-        task = bar.add_task("applying", total=None)
+                  disable=quiet or not sys.stderr.isatty()) as bar:
+        task = bar.add_task("", total=None)
 
         def progress(done: int, total: int, action: object) -> None:
             bar.update(task, completed=done, total=total, description=str(action)[:40])
@@ -387,7 +388,7 @@ def archive_group(ctx: click.Context, to: Path | None, quiet: bool, config: Path
                                    f"`archive {ctx.invoked_subcommand}`")
         return
     obj: Context = ctx.obj
-    with progress_bar(quiet or as_json or not sys.stderr.isatty()) as progress:
+    with progress_bar(quiet or as_json) as progress:
         result = archive(obj.config_path(config), to, progress)
     emit(result, as_json, obj.out)
 
@@ -407,7 +408,7 @@ def archive_verify_command(ctx: click.Context, directory: Path, quiet: bool,
       hubkeeper archive verify /var/backups/hubkeeper/phys101-20250601T120000
     """
     obj: Context = ctx.obj
-    with progress_bar(quiet or as_json or not sys.stderr.isatty()) as progress:
+    with progress_bar(quiet or as_json) as progress:
         result = verify_archive(directory, progress)
     emit(result, as_json, obj.out)
     if not result.ok:
@@ -435,7 +436,7 @@ def export_command(obj: Context, user: str, to: Path, from_archive: Path | None,
       hubkeeper export alice --to /tmp/zips
       hubkeeper export alice --from /var/backups/hubkeeper/phys101-20250601T120000
     """
-    with progress_bar(quiet or as_json or not sys.stderr.isatty()) as progress:
+    with progress_bar(quiet or as_json) as progress:
         result = export(None if from_archive else obj.config_path(config), user, to,
                         from_archive, progress)
     emit(result, as_json, obj.out)
@@ -463,7 +464,7 @@ def retire_command(obj: Context, yes: bool, archive_dir: Path | None, quiet: boo
       hubkeeper retire            # the plan and the archive check
       hubkeeper retire --yes
     """
-    with progress_bar(quiet or as_json or not sys.stderr.isatty()) as progress:
+    with progress_bar(quiet or as_json) as progress:
         result = retire(obj.config_path(config), yes, archive_dir, progress)
     emit(result, as_json, obj.out)
     if result.status == "refused":
