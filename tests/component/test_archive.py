@@ -27,7 +27,7 @@ import pytest
 import zstandard
 
 from tests.conftest import TEST_ACCOUNT_PREFIX, remove_test_accounts, require_root
-from tests.support.hubproc import HUBKEEPER, free_ports, start_hub
+from tests.support.hubproc import HUBKEEPER, pam_hub, start_hub
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -83,13 +83,8 @@ def course() -> Iterator[Course]:
     hub = None
     try:
         (root / "class.csv").write_text(f"username\n{ANN}\n{BOB}\n{CAT}\n")
-        port, api_port, proxy_port = free_ports(3)
-        config = root / "hub.yaml"
-        config.write_text(
-            f"hub: {{name: course, ip: 127.0.0.1, port: {port}, api_port: {api_port}, "
-            "state_dir: state}\n"
-            f"proxy: {{api_port: {proxy_port}}}\n"
-            "auth: {kind: pam}\n"
+        config = pam_hub(
+            root, "course",
             "users:\n  roster: {csv: class.csv}\n"
             f"data:\n  shared:\n    - {{path: {DATA}, link: data}}\n"
             "archive: {dir: archives}\n")

@@ -16,7 +16,7 @@ import pytest
 
 from hubkeeper.lifecycle.snapshot import latest_name
 from tests.conftest import TEST_ACCOUNT_PREFIX
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import HUBKEEPER, pam_hub
 from tests.support.simuser import run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -31,16 +31,10 @@ def hk(config: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def write_hub(workdir: Path) -> Path:
-    port, api_port, proxy_port = free_ports(3)
     (workdir / "class.csv").write_text(f"username,groups\n{ALICE},{PREFIX}lab\n{BOB},\n")
-    config = workdir / "hub.yaml"
-    config.write_text(
-        f"hub: {{name: rescue, port: {port}, api_port: {api_port}, state_dir: state}}\n"
-        f"proxy: {{api_port: {proxy_port}}}\n"
-        "auth: {kind: pam}\n"
-        f"users:\n  roster: {{csv: class.csv}}\n  groups: {{{PREFIX}lab: []}}\n"
-        f"snapshots: {{targets: [{workdir / 'backup'}]}}\n")
-    return config
+    return pam_hub(workdir, "rescue",
+                   f"users:\n  roster: {{csv: class.csv}}\n  groups: {{{PREFIX}lab: []}}\n"
+                   f"snapshots: {{targets: [{workdir / 'backup'}]}}\n")
 
 
 def put(path: Path, text: str, account: str, mode: int = 0o644) -> None:

@@ -22,7 +22,7 @@ import pytest
 from hubkeeper.verbs.archive import archive as archive_verb
 from hubkeeper.verbs.archive import verify as verify_archive
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, free_ports, write_config
+from tests.support.hubproc import HUBKEEPER, pam_hub, write_config
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -66,13 +66,8 @@ def machine(accounts):
 def write_hub(workdir: Path, environments: bool = False) -> Path:
     rows = "".join(f"{user},{GROUP if user == USERS[0] else ''}\n" for user in USERS)
     (workdir / "class.csv").write_text("username,groups\n" + rows)
-    port, api_port, proxy_port = free_ports(3)
-    config = workdir / "hub.yaml"
-    config.write_text(
-        f"hub: {{name: {P}-course, ip: 127.0.0.1, port: {port}, api_port: {api_port}, "
-        "state_dir: state}\n"
-        f"proxy: {{api_port: {proxy_port}}}\n"
-        "auth: {kind: pam}\n"
+    config = pam_hub(
+        workdir, f"{P}-course",
         f"users:\n  roster: {{csv: class.csv}}\n  groups: {{{GROUP}: []}}\n"
         "data:\n"
         f"  shared:\n    - {{path: {DATA}, link: data}}\n"

@@ -16,7 +16,7 @@ import pytest
 
 from hubkeeper.lifecycle.snapshot import complete_snapshots, latest_name, verify_snapshot
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import HUBKEEPER, pam_hub
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -30,17 +30,11 @@ def hk(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
 
 def write_hub(workdir: Path, users: int, targets: list[Path] | None = None,
               keep: str = "") -> Path:
-    port, api_port, proxy_port = free_ports(3)
     snapshots = ""
     if targets is not None:
         snapshots = f"snapshots:\n  targets: [{', '.join(map(str, targets))}]\n{keep}"
-    config = workdir / "hub.yaml"
-    config.write_text(
-        f"hub: {{name: snap, port: {port}, api_port: {api_port}, state_dir: state}}\n"
-        f"proxy: {{api_port: {proxy_port}}}\n"
-        "auth: {kind: pam}\n"
-        f"users:\n  roster:\n    ranges: ['{PREFIX}{{01..{users:02d}}}']\n" + snapshots)
-    return config
+    return pam_hub(workdir, "snap", f"users:\n  roster:\n    ranges: "
+                   f"['{PREFIX}{{01..{users:02d}}}']\n" + snapshots)
 
 
 def fill_homes(users: int, files: int = 3, size: int = 2000) -> list[Path]:

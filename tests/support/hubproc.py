@@ -111,6 +111,19 @@ class RunningHub:
         return time.monotonic() - began
 
 
+def pam_hub(directory: Path, name: str, rest: str) -> Path:
+    """directory/hub.yaml for a system-mode hub with PAM login on free loopback ports;
+    `rest` is the YAML after the hub, proxy and auth sections (users:, data:, ...)."""
+    port, api_port, proxy_port = free_ports(3)
+    config = directory / "hub.yaml"
+    config.write_text(
+        f"hub: {{name: {name}, ip: 127.0.0.1, port: {port}, api_port: {api_port}, "
+        "state_dir: state}\n"
+        f"proxy: {{api_port: {proxy_port}}}\n"
+        "auth: {kind: pam}\n" + rest)
+    return config
+
+
 def start_hub(config: Path, deadline: float = 120.0, env: dict[str, str] | None = None,
               log_name: str = "up.log") -> RunningHub:
     output = config.parent / log_name
