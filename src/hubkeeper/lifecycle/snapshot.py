@@ -6,7 +6,7 @@ One snapshot, on each target independently:
    point `latest` at the newest complete snapshot;
 2. copy into `<target>/.partial-<name>/` with rsync `--link-dest=<target>/latest/...`, so
    an unchanged file is a hard link to the previous snapshot: the hub's files (the database
-   from SQLite's online backup), then each home, then each data folder;
+   from SQLite's online backup), each home and each data folder, four rsyncs at a time;
 3. MANIFEST.json (every entry, SHA-256) and its .sha256, then `sync -f`;
 4. rename `.partial-<name>` to `<name>` (a snapshot with a name is complete), then switch
    `latest` with a rename of a new symlink over it: `latest` only ever names a complete one;
@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,12 @@ from hubkeeper.lifecycle.sources import HubContents, account_records, backup_dat
 NAME = re.compile(r"^\d{8}T\d{6}$")
 LATEST = "latest"
 KIND = "hubkeeper-snapshot"
-RSYNC = ("rsync", "-a", "-A", "--numeric-ids")
+# setpriv: each rsync gets SIGKILL when the thread that started it ends, so a snapshot killed
+# with kill -9 leaves no rsync writing into a partial snapshot the next run removes.
+RSYNC = ("setpriv", "--pdeathsig", "KILL", "--", "rsync", "-a", "-A", "--numeric-ids")
+# rsync of many small files waits on the disk more than on the CPU: 4 at a time copied 200
+# homes of 500 files in 0.6x the time of one at a time on 2 cores (bench/snapshot.py).
+RSYNC_AT_ONCE = 4
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,24 @@ def _rsync(source: Path, dest: Path, link_dest: Path | None) -> None:
             + "; ".join(lines[-3:]))
 
 
+def _copy_all(sources: list[tuple[str, Path]], partial: Path, previous: Path | None,
+              progress: Progress) -> None:
+    """rsync every source into `partial`, RSYNC_AT_ONCE at a time; the first failure fails
+    all (the others finish or fail on their own; the partial snapshot is then removed)."""
+    with ThreadPoolExecutor(RSYNC_AT_ONCE) as pool:
+        running = {pool.submit(_rsync, source, partial / key,
+                               previous / key if previous else None): key
+                   for key, source in sources}
+        try:
+            for done, finished in enumerate(as_completed(running), 1):
+                finished.result()
+                progress(done, len(running), f"copied {running[finished]}")
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+
+
 def _sources(contents: HubContents, stage: Path) -> list[tuple[str, Path]]:
     items = [("hub", stage / "hub")]
     items += [(f"homes/{home.user}", home.path) for home in contents.homes]
@@ -292,11 +316,8 @@ def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
     partial = target / f".partial-{name}"
     try:
         partial.mkdir(mode=0o700)
-        sources = _sources(contents, stage)
-        for done, (key, source) in enumerate(sources, 1):
-            progress(done, len(sources), f"{target.name}: {key}")
-            _rsync(source, partial / key,
-                   target / previous / key if previous else None)
+        _copy_all(_sources(contents, stage), partial,
+                  target / previous if previous else None, progress)
         before: dict[str, Entry] = {}
         if previous:
             try:
