@@ -20,12 +20,14 @@ from hubkeeper.config.types import (
     SCHEMA_VERSION,
     USERNAME_PATTERN,
     Duration,
+    Period,
     Port,
     Section,
     Size,
     Username,
     check_callback_url,
     check_ip_address,
+    check_public_url,
     check_url_prefix,
 )
 
@@ -54,6 +56,13 @@ class HubSection(Section):
         description="Where the hub database, secrets, journal and logs live. Relative paths "
         "are relative to this file. Default: /var/lib/hubkeeper/<name> as root, "
         "./.hubkeeper next to this file otherwise.",
+    )
+    url: Annotated[str, AfterValidator(check_public_url)] | None = Field(
+        None,
+        description="The public https:// address users open, e.g. https://hub.example.edu. "
+        "When set, `apply` writes an nginx site for it (HTTP to HTTPS, TLS from the tls "
+        "section, websockets, uploads) in front of the proxy on hub.ip:hub.port, which "
+        "should then stay on 127.0.0.1. Its path must be hub.base_url.",
     )
     mode: Literal["auto", "system", "personal"] = Field(
         "auto",
@@ -390,6 +399,152 @@ class ArchiveSection(Section):
     )
 
 
+class TlsSection(Section):
+    """Where the certificate for hub.url comes from: Let's Encrypt or files you give."""
+
+    letsencrypt_email: str | None = Field(
+        None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Get and renew the certificate from Let's Encrypt with certbot (webroot "
+        "challenge over port 80); Let's Encrypt writes to this address before a "
+        "certificate expires. Needs hub.url's name to point at this machine.",
+    )
+    staging: bool = Field(
+        False,
+        description="letsencrypt only: use Let's Encrypt's staging server (certificates "
+        "browsers do not trust; for trying the set-up without hitting rate limits).",
+    )
+    webroot: str = Field(
+        "/var/lib/hubkeeper-acme",
+        description="letsencrypt only: the directory nginx serves "
+        "/.well-known/acme-challenge/ from.",
+    )
+    certificate: str | None = Field(
+        None,
+        description="A PEM certificate chain (leaf first), absolute path; with key, instead "
+        "of Let's Encrypt (e.g. from your institution).",
+    )
+    key: str | None = Field(
+        None, description="The certificate's PEM private key, absolute path, readable only "
+        "by root.")
+
+
+class NginxSection(Section):
+    """The nginx site `apply` writes when hub.url is set."""
+
+    conf_dir: str = Field(
+        "/etc/nginx/conf.d",
+        description="Directory nginx includes *.conf from; the site is "
+        "hubkeeper-<hub.name>.conf there.",
+    )
+    main_config: str = Field(
+        "/etc/nginx/nginx.conf",
+        description="nginx's main configuration: checked with `nginx -t -c` before any "
+        "reload, and used to reload (`nginx -s reload -c`).",
+    )
+    http_port: Port = Field(80, description="Port of the HTTP server that redirects to "
+                            "HTTPS and answers Let's Encrypt's challenges.")
+    max_upload: Size = Field(
+        "1G", validate_default=True,
+        description="The largest request body (client_max_body_size), e.g. an upload; 0 "
+        "means no limit.",
+    )
+    hsts: bool = Field(
+        True,
+        description="Send Strict-Transport-Security (one year): browsers then refuse plain "
+        "http for this name.",
+    )
+
+
+class ServiceSection(Section):
+    """The systemd unit `hubkeeper service install` writes."""
+
+    unit_dir: str = Field("/etc/systemd/system",
+                          description="Where the unit hubkeeper-<hub.name>.service goes.")
+    on_failure: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9:_.@%-]+\.(service|target)$",
+        description="A unit systemd starts when the hub fails for good (OnFailure=), "
+        "e.g. notify-admin@%n.service that mails you.",
+    )
+
+
+class CullingSection(Section):
+    """Stop idle servers with jupyterhub-idle-culler, run by the hub as a service."""
+
+    enabled: bool = Field(True, description="Cull idle servers. On by default.")
+    idle: Period = Field(
+        "1h", validate_default=True,
+        description="Stop a server after this long without activity (a kernel running or a "
+        "browser tab connected counts as activity).",
+    )
+    every: Period = Field(
+        "10m", validate_default=True, description="How often the culler looks.")
+    max_age: Period = Field(
+        0,
+        description="Stop every server older than this, active or not (8h, 1d); 0: no "
+        "limit.",
+    )
+    users: Literal[False] = Field(
+        False,
+        description="Always false: hubkeeper's culler stops servers and never deletes hub "
+        "users (deleting a user loses its server's state; the roster decides who exists).",
+    )
+
+
+class Limit(Section):
+    memory: Size | None = Field(
+        None, description="Most memory a user's server and its kernels may use (2G); above "
+        "it the kernel that asked is killed.")
+    cpu: float | None = Field(
+        None, gt=0, le=1024,
+        description="Most CPUs a user's server may use at once (0.5, 1, 2).")
+
+
+class GroupLimit(Limit):
+    """The limits of one roster group's members."""
+
+
+class LimitsSection(Limit):
+    """Per-user limits for servers: for everyone, and per roster group."""
+
+    groups: dict[GroupName, GroupLimit] = Field(
+        default_factory=dict,
+        description="Per roster group, replacing the hub-wide values for its members. A user "
+        "in several groups gets the largest of each.",
+    )
+
+
+ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$",
+                                   description="Lower-case letters, digits and '-'.")]
+
+
+class HubService(Section):
+    """A JupyterHub service reachable at /services/<name>/ behind the hub's login."""
+
+    name: ServiceName = Field(description="Its name; its address is <hub>/services/<name>/.")
+    url: str | None = Field(
+        None, pattern=r"^http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}/?$",
+        description="Where it listens, on this machine: http://127.0.0.1:<port>. The proxy "
+        "sends /services/<name>/ there.",
+    )
+    command: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="A command the hub starts and restarts with itself (a managed service); "
+        "empty: something else runs it (an external service).",
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables of the command.")
+    hub_login: bool = Field(
+        True,
+        description="Put hubkeeper's login gate in front of it: only users logged in to the "
+        "hub who may use it reach it (for services like RStudio that know nothing of "
+        "JupyterHub). false: the service checks logins itself (JupyterHub OAuth).",
+    )
+    groups: list[GroupName] = Field(
+        default_factory=list,
+        description="Roster groups whose members may use it. Empty: every hub user.",
+    )
+
+
 class HubSpec(Section):
     """The whole of hub.yaml."""
 
@@ -421,6 +576,19 @@ class HubSpec(Section):
     )
     archive: ArchiveSection = Field(
         default_factory=ArchiveSection, description="Where `hubkeeper archive` writes.")
+    tls: TlsSection = Field(
+        default_factory=TlsSection, description="The certificate for hub.url.")
+    nginx: NginxSection = Field(
+        default_factory=NginxSection, description="The nginx site in front of hub.url.")
+    service: ServiceSection = Field(
+        default_factory=ServiceSection, description="The hub as a systemd service.")
+    culling: CullingSection = Field(
+        default_factory=CullingSection, description="Stopping idle servers.")
+    limits: LimitsSection = Field(
+        default_factory=LimitsSection, description="Memory and CPU per user's server.")
+    services: list[HubService] = Field(
+        default_factory=list,
+        description="Extra web services (RStudio, a dashboard) at /services/<name>/.")
 
 
 
@@ -447,13 +615,18 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
             )
     problems += _auth_kind_problems(spec)
     problems += _environment_problems(spec)
+    problems += _web_problems(spec)
+    problems += _operation_problems(spec)
     ports = {"hub.port": spec.hub.port, "hub.api_port": spec.hub.api_port,
              "proxy.api_port": spec.proxy.api_port}
+    if spec.hub.url:
+        ports["nginx.http_port"] = spec.nginx.http_port
+        ports["hub.url"] = https_port(spec)
     seen: dict[int, str] = {}
     for name, port in ports.items():
         if port in seen:
-            section, key = name.split(".")
-            problems.append(((section, key), f"port {port} is already used by {seen[port]}"))
+            where = tuple(name.split("."))
+            problems.append((where, f"port {port} is already used by {seen[port]}"))
         seen.setdefault(port, name)
     for key in ("admins", "allowed"):
         names: list[str] = getattr(spec.users, key)
@@ -571,4 +744,93 @@ def _auth_kind_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]
                  f"{group!r} is also a roster group; GitHub teams and the roster cannot "
                  "both decide who is in it: use another group name")
             )
+    return problems
+
+
+RESERVED_SERVICES = ("hubkeeper", "idle-culler")
+
+
+def https_port(spec: HubSpec) -> int:
+    """The port nginx serves hub.url on (443 unless the address names one)."""
+    assert spec.hub.url
+    return urllib.parse.urlsplit(spec.hub.url).port or 443
+
+
+def _web_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """hub.url and its certificate; tls and nginx only mean something with hub.url."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    tls = spec.tls
+    if not spec.hub.url:
+        for section in ("tls", "nginx"):
+            if section in spec.model_fields_set:
+                problems.append(((section,), "only used with hub.url (the public https:// "
+                                 "address nginx serves); set hub.url or remove it"))
+        return problems
+    path = urllib.parse.urlsplit(spec.hub.url).path or "/"
+    if path.rstrip("/") + "/" != spec.hub.base_url:
+        problems.append((("hub", "url"),
+                         f"its path {path!r} must be hub.base_url {spec.hub.base_url!r} "
+                         "(set both, e.g. url https://example.edu/course/ with base_url "
+                         "/course/)"))
+    if not ipaddress.ip_address(spec.hub.ip).is_loopback:
+        problems.append((("hub", "ip"),
+                         f"with hub.url, nginx is the way in: the proxy must listen on "
+                         f"127.0.0.1 (or ::1), not {spec.hub.ip}, or users could bypass TLS"))
+    given_files = [key for key in ("certificate", "key") if getattr(tls, key)]
+    if tls.letsencrypt_email and given_files:
+        problems.append((("tls", given_files[0]),
+                         "give either letsencrypt_email (Let's Encrypt) or certificate and "
+                         "key (your own files), not both"))
+    elif not tls.letsencrypt_email and len(given_files) != 2:
+        missing = "key" if given_files == ["certificate"] else "certificate"
+        problems.append(((("tls", missing) if given_files else ("tls",)),
+                         "hub.url needs a certificate: set tls.letsencrypt_email to get one "
+                         "from Let's Encrypt, or tls.certificate and tls.key (PEM files)"))
+    for key in ("certificate", "key", "webroot"):
+        value = getattr(tls, key)
+        if value and not value.startswith("/"):
+            problems.append((("tls", key), f"{value!r} must be an absolute path"))
+    for key in ("staging", "webroot"):
+        if key in tls.model_fields_set and not tls.letsencrypt_email:
+            problems.append((("tls", key), "only used with letsencrypt_email; remove it"))
+    for key in ("conf_dir", "main_config"):
+        value = getattr(spec.nginx, key)
+        if not value.startswith("/"):
+            problems.append((("nginx", key), f"{value!r} must be an absolute path"))
+    return problems
+
+
+def _operation_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Culling, limits and services."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    culling = spec.culling
+    if culling.enabled:
+        for key in ("idle", "every"):
+            if not getattr(culling, key):
+                problems.append((("culling", key), "must be more than 0 while culling is "
+                                 "enabled (set enabled: false to turn culling off)"))
+    if not spec.service.unit_dir.startswith("/"):
+        problems.append((("service", "unit_dir"),
+                         f"{spec.service.unit_dir!r} must be an absolute path"))
+    seen: dict[str, int] = {}
+    for index, service in enumerate(spec.services):
+        if service.name in RESERVED_SERVICES:
+            problems.append((("services", index, "name"),
+                             f"{service.name!r} is hubkeeper's own service; choose another "
+                             "name"))
+        elif service.name in seen:
+            problems.append((("services", index, "name"),
+                             f"{service.name!r} is already item {seen[service.name] + 1}"))
+        seen.setdefault(service.name, index)
+        if service.hub_login and not service.url:
+            problems.append((("services", index),
+                             "hub_login needs url: the address the login gate passes "
+                             "requests to (http://127.0.0.1:<port>)"))
+        if not service.command and not service.url:
+            problems.append((("services", index),
+                             "give command (the hub runs it), url (it runs elsewhere on "
+                             "this machine), or both"))
+        if service.groups and not service.hub_login:
+            problems.append((("services", index, "groups"),
+                             "only used with hub_login: true (the login gate checks groups)"))
     return problems

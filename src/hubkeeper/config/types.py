@@ -86,6 +86,26 @@ def check_callback_url(value: str) -> str:
     return value
 
 
+def check_public_url(value: str) -> str:
+    """hub.url: https://host[:port][/prefix/], what users type; nginx terminates TLS there."""
+    example = "e.g. https://hub.example.edu or https://example.edu/course/"
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(
+            f"{value!r} must be an https:// address, {example}; a hub without a public "
+            "name needs no hub.url (users open http://<hub.ip>:<hub.port>/)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{value!r} must be a plain address without user, query or "
+                         f"fragment, {example}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has a port that is not a number from 1 to 65535") from None
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", parts.hostname):
+        raise ValueError(f"{value!r}: {parts.hostname!r} is not a DNS name, {example}")
+    return value
+
+
 def check_url_prefix(value: str) -> str:
     if not (value.startswith("/") and value.endswith("/")):
         raise ValueError(f"{value!r} must start and end with '/', e.g. '/' or '/course/'")
@@ -101,29 +121,45 @@ class TypeName:
     name: str
 
 
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+_DURATION = re.compile(
+    r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 MAX_DURATION = 3600.0
+MAX_PERIOD = 366 * 86400.0
 
 
-def _duration(value: Any) -> float:
-    """'30s', '5m', '1h', '1m30s' or a number of seconds -> seconds (0 < s <= 1 h)."""
-    words = (f"{value!r} is not a duration; use a number and a unit s, m or h, e.g. 30s, "
+def _seconds(value: Any, units: str) -> float:
+    """'30s', '5m', '1h', '2d', '1m30s' or a number of seconds -> seconds."""
+    words = (f"{value!r} is not a duration; use a number and a unit {units}, e.g. 30s, "
              "5m or 1m30s")
     if isinstance(value, bool):
         raise ValueError(words)
     if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
+        return float(value)
+    if isinstance(value, str):
         text = value.strip().lower()
         match = _DURATION.match(text)
         if not text or not match or not any(match.groups()):
             raise ValueError(words)
-        hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    else:
-        raise ValueError(words)
+        days, hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
+        if days and units == "s, m or h":
+            raise ValueError(words)
+        return days * 86400 + hours * 3600 + minutes * 60 + secs
+    raise ValueError(words)
+
+
+def _duration(value: Any) -> float:
+    """A short deadline: more than 0 s and at most 1 h."""
+    seconds = _seconds(value, "s, m or h")
     if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_DURATION:
         raise ValueError(f"{value!r} must be more than 0s and at most 1h")
+    return seconds
+
+
+def _period(value: Any) -> float:
+    """A period of operation: 0 (off) or up to a year; days allowed (2d, 12h)."""
+    seconds = _seconds(value, "s, m, h or d")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_PERIOD:
+        raise ValueError(f"{value!r} must be 0 (off) or a duration of at most 366d")
     return seconds
 
 
@@ -162,16 +198,22 @@ def format_size(count: int | float) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """Seconds for people, in hub.yaml's own spelling: '30s', '5m', '1m30s'."""
+    """Seconds for people, in hub.yaml's own spelling: '30s', '5m', '1m30s', '2h', '1d'."""
     whole = int(seconds)
     if whole != seconds or whole < 60:
         return f"{seconds:g}s"
-    minutes, secs = divmod(whole, 60)
-    return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
 
 
 Duration = Annotated[float, BeforeValidator(_duration),
                      TypeName("duration (30s, 5m, 1h, 1m30s)")]
+Period = Annotated[float, BeforeValidator(_period),
+                   TypeName("duration (10m, 1h, 2d; 0 is off)")]
 Size = Annotated[int, BeforeValidator(_size), TypeName("size (500M, 1G; K M G T = 1024^n)")]
 
 

@@ -1,4 +1,5 @@
-"""The journal: every account and group hubkeeper created, so that it never touches others.
+"""The journal: every account, group, folder and file hubkeeper created, so that it never
+touches others.
 
 <state>/journal.json, versioned, always written whole and atomically (temp file, fsync,
 rename): a reader sees the old journal or the new one, never a torn one. An account is
@@ -51,11 +52,22 @@ class DirRecord:
 
 
 @dataclass
+class FileRecord:
+    """A file hubkeeper wrote outside its state dir: a systemd unit, an nginx site, a hook."""
+
+    path: str
+    kind: str  # systemd-unit | nginx-site | certbot-hook
+    state: State = "creating"
+    sha256: str | None = None  # of the content written; a different file was changed by hand
+
+
+@dataclass
 class Journal:
     path: Path
     accounts: dict[str, AccountRecord] = field(default_factory=dict)
     groups: dict[str, GroupRecord] = field(default_factory=dict)
     dirs: dict[str, DirRecord] = field(default_factory=dict)
+    files: dict[str, FileRecord] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Journal:
@@ -70,13 +82,15 @@ class Journal:
             groups = {name: GroupRecord(**record)
                       for name, record in body.get("groups", {}).items()}
             dirs = {path: DirRecord(**record) for path, record in body.get("dirs", {}).items()}
+            files = {path: FileRecord(**record)
+                     for path, record in body.get("files", {}).items()}
         except (OSError, ValueError, TypeError) as exc:
             raise HubkeeperError(
                 f"the journal {path} cannot be read: {exc}",
                 hint="it lists what hubkeeper created and is never guessed; restore it from "
                 "a snapshot (`hubkeeper doctor` will rebuild it in a later version)",
             ) from None
-        return cls(path, accounts, groups, dirs)
+        return cls(path, accounts, groups, dirs, files)
 
     def save(self) -> None:
         body = {
@@ -88,6 +102,8 @@ class Journal:
                        for name, record in sorted(self.groups.items())},
             "dirs": {path: dataclasses.asdict(record)
                      for path, record in sorted(self.dirs.items())},
+            "files": {path: dataclasses.asdict(record)
+                      for path, record in sorted(self.files.items())},
         }
         write_atomic(self.path, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
 
