@@ -29,7 +29,8 @@ def runtime(text: str, mode: str = "system", as_root: bool = True,
     return Runtime(mode=mode, state=STATE, secrets=SECRETS,  # type: ignore[arg-type]
                    proxy_command=("/opt/hk/bin/configurable-http-proxy",),
                    singleuser_command=("/opt/hk/bin/jupyterhub-singleuser",), as_root=as_root,
-                   roster=roster, removed=removed, config_dir=Path("/srv/course"))
+                   roster=roster, removed=removed, config_dir=Path("/srv/course"),
+                   python="/opt/hk/bin/python")
 
 
 def rendered(text: str, *args, **kwargs):
@@ -101,8 +102,8 @@ def test_personal_mode_as_user_does_not_allow_root() -> None:
 
 def test_service_token_has_least_scopes() -> None:
     c = rendered(COURSE)
-    assert c.JupyterHub.services == [{"name": "hubkeeper", "api_token": "SERVICE"}]
-    (role,) = c.JupyterHub.load_roles
+    assert c.JupyterHub.services[0] == {"name": "hubkeeper", "api_token": "SERVICE"}
+    role = c.JupyterHub.load_roles[0]
     assert role["services"] == ["hubkeeper"]
     assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers",
                                    "admin:users", "admin:groups", "servers"}
@@ -360,3 +361,39 @@ def test_a_single_environment_is_the_default_and_none_means_hubkeepers_venv() ->
     assert c.LocalSpawner.environments == {}
     assert c.LocalSpawner.default_environment == ""
     assert c.Spawner.cmd == ["/opt/hk/bin/jupyterhub-singleuser"]
+
+
+def test_culling_is_on_by_default_and_never_deletes_users() -> None:
+    c = rendered(COURSE)
+    (culler,) = [s for s in c.JupyterHub.services if s["name"] == "idle-culler"]
+    assert culler["command"] == [
+        "/opt/hk/bin/python", "-m", "jupyterhub_idle_culler", "--timeout=3600",
+        "--cull-every=600", "--cull-users=False", "--remove-named-servers=False"]
+    (role,) = [r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler"]
+    assert role["services"] == ["idle-culler"]
+    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers",
+                                   "delete:servers"}
+    assert not any(scope.startswith("admin:") for scope in role["scopes"])
+    # JupyterHub's own 5-minute activity interval is fine for an hour of idleness.
+    assert "last_activity_interval" not in c.JupyterHub
+    assert "environment" not in c.Spawner
+
+
+def test_short_culling_reports_activity_more_often_and_max_age_is_passed() -> None:
+    c = rendered(COURSE + "culling: {idle: 40s, every: 10s, max_age: 8h}\n")
+    (culler,) = [s for s in c.JupyterHub.services if s["name"] == "idle-culler"]
+    assert "--timeout=40" in culler["command"] and "--max-age=28800" in culler["command"]
+    assert c.JupyterHub.last_activity_interval == 10
+    assert c.Spawner.environment == {"JUPYTERHUB_ACTIVITY_INTERVAL": "10"}
+
+
+def test_culling_off_renders_no_culler() -> None:
+    c = rendered(COURSE + "culling: {enabled: false}\n")
+    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper"]
+
+
+def test_limits_reach_the_spawner_per_hub_and_per_group() -> None:
+    c = rendered(COURSE + "limits: {memory: 2G, cpu: 1, groups: {tas: {memory: 4G}}}\n")
+    assert c.LocalSpawner.limits == {"memory": 2 * 1024**3, "cpu": 1.0}
+    assert c.LocalSpawner.group_limits == {"tas": {"memory": 4 * 1024**3, "cpu": None}}
+    assert "limits" not in rendered(COURSE).LocalSpawner

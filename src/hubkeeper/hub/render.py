@@ -43,6 +43,8 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_data(c, spec, runtime)
     update_environments(c, spec, runtime)
     update_services(c, spec, runtime)
+    update_culling(c, spec, runtime)
+    update_limits(c, spec, runtime)
     update_groups(c, spec, runtime)
     return c
 
@@ -225,6 +227,49 @@ def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             "services": [SERVICE_NAME],
         }
     ]
+
+
+CULLER_NAME = "idle-culler"
+# What jupyterhub-idle-culler needs to stop servers, and nothing to delete users with.
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+ACTIVITY_DEFAULT = 300  # JupyterHub's and the single-user server's own activity interval
+
+
+def activity_interval(idle: float) -> int:
+    """How often activity reaches the hub: JupyterHub's 5 minutes, shorter for a short
+    culling.idle, so that a server in use is never seen as idle for longer than idle/4."""
+    return max(5, min(ACTIVITY_DEFAULT, int(idle // 4)))
+
+
+def update_culling(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    culling = spec.culling
+    if not culling.enabled:
+        return
+    command = [runtime.python, "-m", "jupyterhub_idle_culler",
+               f"--timeout={int(culling.idle)}", f"--cull-every={int(culling.every)}",
+               "--cull-users=False", "--remove-named-servers=False"]
+    if culling.max_age:
+        command.append(f"--max-age={int(culling.max_age)}")
+    c.JupyterHub.services.append({"name": CULLER_NAME, "command": command})
+    c.JupyterHub.load_roles.append({
+        "name": CULLER_NAME,
+        "description": "stop idle servers (culling in hub.yaml); never delete users",
+        "scopes": list(CULLER_SCOPES),
+        "services": [CULLER_NAME],
+    })
+    interval = activity_interval(culling.idle)
+    if interval != ACTIVITY_DEFAULT:
+        c.JupyterHub.last_activity_interval = interval
+        c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": str(interval)}
+
+
+def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    limits = spec.limits
+    if limits.memory is None and limits.cpu is None and not limits.groups:
+        return
+    c.LocalSpawner.limits = {"memory": limits.memory, "cpu": limits.cpu}
+    c.LocalSpawner.group_limits = {name: {"memory": group.memory, "cpu": group.cpu}
+                                   for name, group in limits.groups.items()}
 
 
 def as_plain(config: Config) -> dict[str, Any]:

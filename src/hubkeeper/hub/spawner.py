@@ -27,6 +27,7 @@ from jupyterhub.spawner import LocalProcessSpawner, SpawnException
 from traitlets import Bool, Dict, Enum, Integer, List, Unicode, default
 
 from hubkeeper.config.types import format_size
+from hubkeeper.host import cgroups
 from hubkeeper.hub.hooks import SAFE_PATH, HookScript, Identity, open_log, run_hook
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
@@ -97,6 +98,18 @@ class LocalSpawner(LocalProcessSpawner):
     default_environment = Unicode(
         "", config=True, help="The environment a user gets when they do not choose one.",
     )
+
+    limits = Dict(
+        config=True,
+        help="Every user's server: {memory: bytes or None, cpu: CPUs or None}.",
+    )
+    group_limits = Dict(
+        config=True,
+        help="hub group -> {memory, cpu}: replaces `limits` for its members; a user in several "
+        "groups gets the largest of each.",
+    )
+
+    _enforcer: cgroups.Enforcer | None = None  # detected once per hub process
 
     @property
     def account(self) -> str:
@@ -331,14 +344,83 @@ class LocalSpawner(LocalProcessSpawner):
             self.cmd = [python, "-m", "jupyterhub.singleuser"]
             self.notebook_dir = self.environment_folder
         await self.run_hooks()
-        return await super().start()
+        self.prepare_limits()
+        started = await super().start()
+        await self.enter_scope()
+        return started
+
+    # --- limits -------------------------------------------------------------------------
+
+    user_limits = cgroups.Limits()
+    user_cgroup: cgroups.UserGroup | None = None
+
+    @classmethod
+    def enforcer(cls) -> cgroups.Enforcer:
+        if LocalSpawner._enforcer is None:
+            LocalSpawner._enforcer = cgroups.detect()
+        return LocalSpawner._enforcer
+
+    def limits_for_user(self) -> cgroups.Limits:
+        def limits(value: dict[str, Any]) -> cgroups.Limits:
+            return cgroups.Limits(value.get("memory"), value.get("cpu"))
+
+        groups = [limits(self.group_limits[group.name]) for group in self.user.groups
+                  if group.name in self.group_limits]
+        return cgroups.merged(limits(self.limits), groups)
+
+    def prepare_limits(self) -> None:
+        """Put this start's limits in place; the server joins them in its preexec."""
+        self.user_limits = self.limits_for_user()
+        self.user_cgroup = None
+        if not self.user_limits:
+            return
+        # Jupyter shows these to the user (MEM_LIMIT, CPU_LIMIT, jupyter-resource-usage).
+        self.mem_limit = self.user_limits.memory
+        self.cpu_limit = self.user_limits.cpu
+        enforcer = self.enforcer()
+        if not enforcer.enforces:
+            self.log.warning("%s: limits (memory %s, cpu %s) are %s", self.user.name,
+                             self.user_limits.memory, self.user_limits.cpu,
+                             enforcer.describe())
+            return
+        self.user_cgroup = cgroups.UserGroup(enforcer, self.hub_name or "hub", self.user.name)
+        try:
+            self.user_cgroup.prepare(self.user_limits)
+        except OSError as exc:
+            raise SpawnRefused(
+                "Your server was not started: its memory and CPU limits could not be set. "
+                "Tell your instructor.", reason="limits",
+                log_message=f"{self.user.name}: cannot set limits in "
+                f"{self.user_cgroup.directories}: {exc}") from None
+
+    async def enter_scope(self) -> None:
+        """systemd: move the new server into its transient scope with the limits."""
+        group = self.user_cgroup
+        if group is None or group.enforcer.kind != "systemd" or not self.pid:
+            return
+        proc = await asyncio.create_subprocess_exec(
+            *cgroups.scope_command(group.unit, self.pid, self.user_limits),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        _, error = await proc.communicate()
+        if proc.returncode:
+            self.log.error("%s: limits NOT enforced, systemd refused the scope %s: %s",
+                           self.user.name, group.unit, error.decode(errors="replace").strip())
+
+    async def stop(self, now: bool = False) -> None:  # type: ignore[override]
+        await super().stop(now=now)
+        if self.user_cgroup is not None:
+            self.user_cgroup.remove()
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
         folder = self.environment_folder
+        group = self.user_cgroup
+        procs = group.procs_files() if group is not None else []
         if not self.personal:
             become_user = super().make_preexec_fn(self.account)
 
             def preexec_user() -> None:
+                cgroups.join(procs)  # as root, before the server can do anything
                 become_user()  # setuid and chdir home
                 if folder:
                     os.chdir(folder)
@@ -347,6 +429,7 @@ class LocalSpawner(LocalProcessSpawner):
         home = folder or self.home_dir()
 
         def preexec() -> None:
+            cgroups.join(procs)
             os.chdir(home)
 
         return preexec
