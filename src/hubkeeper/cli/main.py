@@ -20,6 +20,7 @@ from hubkeeper.verbs.adopt import adopt
 from hubkeeper.verbs.apply import apply
 from hubkeeper.verbs.archive import archive
 from hubkeeper.verbs.archive import verify as verify_archive
+from hubkeeper.verbs.capacity import capacity
 from hubkeeper.verbs.check import check
 from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
 from hubkeeper.verbs.export import export
@@ -235,6 +236,22 @@ def status_command(obj: Context, config: Path | None, as_json: bool) -> None:
 def usage_command(obj: Context, config: Path | None, as_json: bool) -> None:
     """Disk use of each roster user's home, largest first, and the free space left."""
     emit(usage(obj.config_path(config)), as_json, obj.out)
+
+
+@cli.command("capacity")
+@click.option("--concurrent", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Servers running at once (default: the whole roster, as at a class start).")
+@config_option
+@json_option
+@click.pass_context
+def capacity_command(ctx: click.Context, concurrent: int | None, config: Path | None,
+                     as_json: bool) -> None:
+    """Do this machine's memory and CPUs suffice for the roster's limits? Exit 1 when not."""
+    obj: Context = ctx.obj
+    result = capacity(obj.config_path(config), concurrent)
+    emit(result, as_json, obj.out)
+    if not result.ok:
+        ctx.exit(1)
 
 
 @cli.group("env")

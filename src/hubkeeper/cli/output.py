@@ -17,6 +17,7 @@ from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.apply import ApplyResult
 from hubkeeper.verbs.archive import ArchiveResult
 from hubkeeper.verbs.archive import VerifyResult as ArchiveVerify
+from hubkeeper.verbs.capacity import CapacityResult
 from hubkeeper.verbs.check import CheckResult
 from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
 from hubkeeper.verbs.export import ExportResult
@@ -35,6 +36,8 @@ def to_json(result: Any) -> str:
     body = dataclasses.asdict(result)
     if isinstance(result, UsageResult):
         body["total_bytes"] = result.total_bytes
+    if isinstance(result, CapacityResult):
+        body["ok"] = result.ok
     return json.dumps(body, indent=2, sort_keys=True)
 
 
@@ -423,3 +426,28 @@ def _(result: RetireResult, console: Console) -> None:
             say(f"  {problem}")
         say("hint: take a new archive (`hubkeeper archive`; stop the hub first so that "
             "nothing changes after it), then run retire again")
+
+
+@text.register
+def _(result: CapacityResult, console: Console) -> None:
+    def verdict(ok: bool | None) -> str:
+        return {True: "enough", False: "NOT ENOUGH", None: "cannot tell"}[ok]
+
+    console.print(f"{result.concurrent} servers at once (roster: {result.roster}); the "
+                  "sizing rule of The Littlest JupyterHub:", highlight=False)
+    no_memory = sum(1 for value in result.memory_per_user if value is None)
+    if result.memory_needed is None:
+        console.print(f"  memory: {verdict(None)}: {no_memory} of them have no memory limit "
+                      "and may each use all of it; set limits.memory (and per group) in "
+                      "hub.yaml", highlight=False)
+    else:
+        console.print(f"  memory: {verdict(result.memory_ok)}: needs "
+                      f"{format_size(result.memory_needed)} (their limits + 128M for the hub), "
+                      f"this machine has {format_size(result.memory_total)}", highlight=False)
+    if result.cpu_needed is None:
+        console.print(f"  CPUs:   {verdict(None)}: some have no CPU limit; set limits.cpu",
+                      highlight=False)
+    else:
+        console.print(f"  CPUs:   {verdict(result.cpu_ok)}: needs {result.cpu_needed:g} "
+                      f"(their limits + 20%), this machine has {result.cpus}", highlight=False)
+    console.print(f"  limits are {result.enforcement}", highlight=False)
