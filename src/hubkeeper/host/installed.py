@@ -60,8 +60,11 @@ def file_state(journal: Journal, path: str | Path) -> FileState:
 
 
 def install_file(journal: Journal, path: str | Path, content: bytes, kind: str,
-                 mode: int = 0o644) -> bool:
-    """Write content to path (atomically, journaled first). False when it was already there."""
+                 mode: int = 0o644, detail: dict[str, str] | None = None) -> bool:
+    """Write content to path (atomically, journaled first). False when it was already there.
+
+    detail: what removing it later needs besides the path (e.g. nginx's main config), kept
+    in the journal so that `retire` can undo it without hub.yaml."""
     key = str(path)
     state = file_state(journal, key)
     if state.problem:
@@ -70,11 +73,11 @@ def install_file(journal: Journal, path: str | Path, content: bytes, kind: str,
     record = journal.files.get(key)
     if record and record.state == "created" and current_sha256(key) == digest:
         return False
-    journal.files[key] = FileRecord(key, kind, "creating", digest)
+    journal.files[key] = FileRecord(key, kind, "creating", digest, dict(detail or {}))
     journal.save()
     Path(key).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(Path(key), content, mode=mode)
-    journal.files[key] = FileRecord(key, kind, "created", digest)
+    journal.files[key] = FileRecord(key, kind, "created", digest, dict(detail or {}))
     journal.save()
     return True
 

@@ -59,6 +59,7 @@ class FileRecord:
     kind: str  # systemd-unit | nginx-site | certbot-hook
     state: State = "creating"
     sha256: str | None = None  # of the content written; a different file was changed by hand
+    detail: dict[str, str] = field(default_factory=dict)  # what undoing it needs (retire)
 
 
 @dataclass
