@@ -16,7 +16,7 @@ from hubkeeper.doctor import CHECKS, Check, Context, Finding
 from hubkeeper.doctor.disk import disk_status
 from hubkeeper.doctor.findings import Fix, chmod_fix
 from hubkeeper.doctor.journal import journal_checks
-from hubkeeper.doctor.permissions import PRIVATE, inspect
+from hubkeeper.doctor.permissions import PRIVATE, check_home, inspect
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.dirs import GROUP_FOLDER_ACL, acl_entries, parse_getfacl
 from hubkeeper.host.files import free_bytes
@@ -253,3 +253,17 @@ def test_text_groups_findings_by_check_and_shows_changes() -> None:
     assert "  FAILED   chmod 0700 /home/bob: gone" in shown
     assert "  ok       u0's home: theirs.\n  ok       u1's home: theirs." in shown
     assert shown.rstrip().endswith("nothing wrong")
+
+
+def test_a_home_of_another_owner_is_reported_and_never_chowned(tmp_path: Path) -> None:
+    ctx = context(tmp_path, "system")
+    home = tmp_path / "ann"
+    home.mkdir(mode=0o700)
+    os.chmod(home, 0o700)
+    owner = os.lstat(home).st_uid
+    [finding] = check_home(ctx, "ann", str(home), owner + 4242, os.lstat(home).st_gid, ours=True)
+    assert finding.status == "problem"
+    assert "hubkeeper never changes the owner of a home" in finding.explanation
+    assert "`chown -R ann:" in finding.explanation
+    assert finding.fix is not None and not finding.fix.safe and finding.fix.run is None
+    assert os.lstat(home).st_uid == owner

@@ -107,8 +107,8 @@ def _folder(ctx: Context, path: str, what: str, gid: int, mode: int,
             wrong.append("default ACL entries missing: " + ", ".join(sorted(missing)))
     if not wrong:
         return [Finding(CHECK, "ok", path, (
-            f"{path} ({what}): root:{group_name(gid)}, mode {mode:04o}"
-            + (", default ACLs set." if acl is not None else "."))
+            f"{path} ({what}) belongs to root:{group_name(gid)} and has mode {mode:04o}"
+            + (" and its default ACLs." if acl is not None else "."))
         )]
     why = ("members' new files would not stay writable by the group, or others could see "
            "them" if acl is not None else "users could change data every user reads")

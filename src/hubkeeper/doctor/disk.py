@@ -55,10 +55,11 @@ def disk_checks(ctx: Context) -> list[Finding]:
         subject = f"{mount} ({what})"
         have, need = format_size(free), format_size(min_free)
         if not min_free:
-            text = (f"{have} free on {mount} ({what}); data.min_free is 0, so servers "
+            text = (f"{have} is free on {mount} ({what}); data.min_free is 0, so servers "
                     "start whatever the free space.")
         elif status == "ok":
-            text = f"{have} free on {mount} ({what}); data.min_free is {need}."
+            text = (f"{have} is free on {mount} ({what}), at least twice data.min_free "
+                    f"({need}).")
         else:
             if status == "problem":
                 level = "less than"

@@ -76,7 +76,8 @@ def _accounts(ctx: Context, journal: Journal) -> list[Finding]:
                 "anything else; `hubkeeper retire` refuses to remove such an account.")))
         else:
             findings.append(Finding(CHECK, "ok", name, (
-                f"account {name}: uid {account.uid}, gid {account.gid}, as created.")))
+                f"The account {name} has uid {account.uid} and gid {account.gid}, as "
+                "hubkeeper created it.")))
     return findings
 
 
@@ -101,7 +102,8 @@ def _groups(ctx: Context, journal: Journal) -> list[Finding]:
                 f"Files of the old group still carry gid {record.gid}; `groupmod --gid "
                 f"{record.gid} {name}` puts it back if nothing else uses that gid.")))
         else:
-            findings.append(Finding(CHECK, "ok", name, f"group {name}: gid {group.gid}."))
+            findings.append(Finding(CHECK, "ok", name, (
+                f"The group {name} has gid {group.gid}, as hubkeeper created it.")))
     return findings
 
 
@@ -166,8 +168,9 @@ def _dirs(ctx: Context, journal: Journal) -> list[Finding]:
                 "it is gone. Nothing needs it; `hubkeeper retire` drops the record.")))
         else:
             findings.append(Finding(CHECK, "ok", path, (
-                f"{path}: made by hubkeeper, no longer in hub.yaml; kept with its files "
-                "(hubkeeper deletes data only in `hubkeeper retire`, after an archive).")))
+                f"{path} was made by hubkeeper and is no longer in hub.yaml; it is kept with "
+                "its files (hubkeeper deletes data only in `hubkeeper retire`, after an "
+                "archive).")))
     return findings
 
 
@@ -192,5 +195,5 @@ def _files(journal: Journal) -> list[Finding]:
                 f"{path} ({record.kind}) {problem}.")))
         else:
             findings.append(Finding(CHECK, "ok", path, (
-                f"{path} ({record.kind}): as hubkeeper wrote it.")))
+                f"{path} ({record.kind}) holds what hubkeeper wrote.")))
     return findings

@@ -91,7 +91,8 @@ def inspect(ctx: Context, check: str, path: Path, what: str, forbidden: int,
             "(this path only)."), chmod_fix(str(path), info, wanted)))
     if not findings:
         findings.append(Finding(check, "ok", subject, (
-            f"{what}: owner {owner_name(info.st_uid)}, mode {mode_text(mode)}.")))
+            f"{what[0].upper()}{what[1:]} ({path}) belongs to {owner_name(info.st_uid)} and "
+            f"has mode {mode_text(mode)}.")))
     return findings
 
 
@@ -119,8 +120,7 @@ def state_checks(ctx: Context) -> list[Finding]:
     if _lstat(paths.root) is None:
         return [Finding(check, "warning", str(paths.root), (
             f"There is no state directory at {paths.root} yet: this hub was never set up "
-            "on this machine. `hubkeeper apply` (accounts) or `hubkeeper up` (the hub) "
-            "creates it."))]
+            "on this machine. `hubkeeper up` (or `hubkeeper apply`) creates it."))]
     findings = []
     try:
         check_state_version(paths)
@@ -159,11 +159,11 @@ def home_checks(ctx: Context) -> list[Finding]:
         if account is None:
             continue  # no account: the journal check says why and what creates it
         ours = journal is not None and member.account in journal.accounts
-        findings += _home(ctx, member.account, account.home, account.uid, account.gid, ours)
+        findings += check_home(ctx, member.account, account.home, account.uid, account.gid, ours)
     return findings
 
 
-def _home(ctx: Context, name: str, home: str, uid: int, gid: int,
+def check_home(ctx: Context, name: str, home: str, uid: int, gid: int,
           ours: bool) -> list[Finding]:
     check = "homes"
     subject = home
@@ -219,7 +219,7 @@ def _home(ctx: Context, name: str, home: str, uid: int, gid: int,
                     safe=False)))
     if not findings:
         findings.append(Finding(check, "ok", subject, (
-            f"{name}'s home {home}: theirs, mode {mode_text(mode)}.")))
+            f"{name}'s home {home} is theirs and has mode {mode_text(mode)}.")))
     return findings
 
 
