@@ -22,6 +22,7 @@ from hubkeeper.verbs.archive import archive
 from hubkeeper.verbs.archive import verify as verify_archive
 from hubkeeper.verbs.capacity import capacity
 from hubkeeper.verbs.check import check
+from hubkeeper.verbs.doctor import doctor
 from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
 from hubkeeper.verbs.export import export
 from hubkeeper.verbs.init import init
@@ -227,6 +228,37 @@ def status_command(obj: Context, config: Path | None, as_json: bool) -> None:
     emit(result, as_json, obj.out)
     if not result.reachable:
         sys.exit(1)
+
+
+@cli.command("doctor")
+@click.option("--fix", is_flag=True,
+              help="Repair what is safe to repair (the modes of what hubkeeper made), show "
+              "each change, and check again. Never touches accounts, never deletes, never "
+              "recursive.")
+@config_option
+@json_option
+@click.pass_context
+def doctor_command(ctx: click.Context, fix: bool, config: Path | None, as_json: bool) -> None:
+    """Check the hub and this machine and explain what is wrong: the hub and its proxy,
+    the state dir and secrets, homes, shared data, the journal against the accounts, free
+    disk.
+
+    \b
+    Exit codes:
+      0  nothing wrong (warnings allowed)
+      1  problems remain (after --fix: problems it could not repair)
+      2  bad input (hub.yaml, roster, command line); nothing was checked or changed
+
+    \b
+    Examples:
+      hubkeeper doctor
+      hubkeeper doctor --fix
+    """
+    obj: Context = ctx.obj
+    result = doctor(obj.config_path(config), fix)
+    emit(result, as_json, obj.out)
+    if result.exit_code:
+        ctx.exit(result.exit_code)
 
 
 @cli.command("usage")

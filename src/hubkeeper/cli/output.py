@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import textwrap
 from functools import singledispatch
 from typing import Any
 
@@ -19,6 +20,7 @@ from hubkeeper.verbs.archive import ArchiveResult
 from hubkeeper.verbs.archive import VerifyResult as ArchiveVerify
 from hubkeeper.verbs.capacity import CapacityResult
 from hubkeeper.verbs.check import CheckResult
+from hubkeeper.verbs.doctor import DoctorResult
 from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
 from hubkeeper.verbs.export import ExportResult
 from hubkeeper.verbs.init import InitResult
@@ -38,6 +40,10 @@ def to_json(result: Any) -> str:
         body["total_bytes"] = result.total_bytes
     if isinstance(result, CapacityResult):
         body["ok"] = result.ok
+    if isinstance(result, DoctorResult):
+        body["exit_code"] = result.exit_code
+        body["counts"] = {status: result.count(status) for status in
+                          ("ok", "warning", "problem")}
     return json.dumps(body, indent=2, sort_keys=True)
 
 
@@ -451,3 +457,60 @@ def _(result: CapacityResult, console: Console) -> None:
         console.print(f"  CPUs:   {verdict(result.cpu_ok)}: needs {result.cpu_needed:g} "
                       f"(their limits + 20%), this machine has {result.cpus}", highlight=False)
     console.print(f"  limits are {result.enforcement}", highlight=False)
+_DOCTOR_MARKS = {"ok": "ok", "warning": "WARNING", "problem": "PROBLEM"}
+DOCTOR_OK_LISTED = 5  # more ok findings in one check are counted, not listed (--json lists)
+WIDTH = 100
+
+
+def _noun(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+@text.register
+def _(result: DoctorResult, console: Console) -> None:
+    def say(line: str = "") -> None:
+        console.print(line, highlight=False, markup=False, emoji=False)
+
+    def para(mark: str, body: str) -> None:
+        say(textwrap.fill(body, WIDTH, initial_indent=f"  {mark:<9}",
+                          subsequent_indent=" " * 11, break_on_hyphens=False))
+
+    say(f"hub '{result.hub}' ({result.mode} mode), {result.config}")
+    if result.fixing:
+        say()
+        if not result.changes:
+            say("--fix: nothing was safe to repair; nothing was changed")
+        else:
+            say(f"--fix made {_noun(len(result.changes), 'change')}; what remains is below:")
+        for change in result.changes:
+            if change.error:
+                para("FAILED", f"{change.command}: {change.error}")
+            else:
+                para("changed", f"{change.command}: {change.before} -> {change.after}")
+    for check in result.checks:
+        found = [finding for finding in result.findings if finding.check == check.name]
+        say()
+        say(check.title)
+        if not found:
+            para("-", "nothing to check")
+        fine = [finding for finding in found if finding.status == "ok"]
+        if len(fine) > DOCTOR_OK_LISTED:
+            para("ok", f"{len(fine)} checked, each as it should be (--json lists them)")
+        else:
+            for finding in fine:
+                para("ok", finding.explanation)
+        for finding in found:
+            if finding.status == "ok":
+                continue
+            para(_DOCTOR_MARKS[finding.status], finding.explanation)  # names its fix
+    problems, warnings = result.count("problem"), result.count("warning")
+    say()
+    if not problems and not warnings:
+        say("nothing wrong")
+        return
+    remains = "remain" if result.fixing else "found"
+    line = f"{_noun(problems, 'problem')} and {_noun(warnings, 'warning')} {remains}"
+    if result.fixable and not result.fixing:
+        line += (f"; `hubkeeper doctor --fix` repairs {result.fixable} of them safely and "
+                 "shows each change")
+    say(line + (" (exit 1)" if problems else ""))

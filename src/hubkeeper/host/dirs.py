@@ -9,20 +9,29 @@ from pathlib import Path
 
 from hubkeeper.errors import HubkeeperError
 
+# What apply makes; `hubkeeper doctor` checks against the same values.
+SHARED_DIR_MODE = 0o755  # root's: every user reads, none writes
+GROUP_FOLDER_MODE = 0o2770  # root:<group>, setgid: files made inside stay the group's
 # Members' new files stay group-writable, others get nothing, whatever the user's umask.
 GROUP_FOLDER_ACL = "u::rwx,g::rwx,o::---,d:u::rwX,d:g::rwX,d:m::rwX,d:o::---"
+
+_ACL_TAGS = {"u": "user", "g": "group", "m": "mask", "o": "other"}
 
 
 def make_shared_dir(path: str) -> None:
     Path(path).mkdir(parents=True, exist_ok=True)
     os.chown(path, 0, 0)
-    os.chmod(path, 0o755)
+    os.chmod(path, SHARED_DIR_MODE)
 
 
 def make_group_folder(path: str, gid: int) -> None:
     Path(path).mkdir(parents=True, exist_ok=True)
     os.chown(path, 0, gid)
-    os.chmod(path, 0o2770)
+    os.chmod(path, GROUP_FOLDER_MODE)
+    set_group_folder_acl(path)
+
+
+def set_group_folder_acl(path: str) -> None:
     result = subprocess.run(["setfacl", "-m", GROUP_FOLDER_ACL, "--", path],
                             capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
@@ -39,3 +48,31 @@ def link_in_home(account: str, name: str, target: str) -> None:
         return  # appeared since the plan: a user's file is never replaced
     os.symlink(target, link)
     os.lchown(link, entry.pw_uid, entry.pw_gid)
+
+
+def acl_entries(spec: str) -> frozenset[str]:
+    """setfacl's short spelling on a directory as getfacl prints it: 'd:g::rwX' ->
+    'default:group::rwx' (X is x on a directory)."""
+    entries = set()
+    for item in spec.split(","):
+        default = item.startswith("d:")
+        tag, qualifier, perms = item.removeprefix("d:").split(":")
+        entry = f"{_ACL_TAGS.get(tag, tag)}:{qualifier}:{perms.replace('X', 'x')}"
+        entries.add(("default:" if default else "") + entry)
+    return frozenset(entries)
+
+
+def parse_getfacl(text: str) -> frozenset[str]:
+    """The entries of `getfacl --omit-header` output, without '#effective:' notes."""
+    return frozenset(line.split("#")[0].strip() for line in text.splitlines()
+                     if line.strip() and not line.startswith("#"))
+
+
+def read_acl(path: str) -> frozenset[str]:
+    """The ACL entries of `path` (access and default), as getfacl prints them."""
+    result = subprocess.run(["getfacl", "--omit-header", "--absolute-names", "--", path],
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise HubkeeperError(f"getfacl failed on {path}: {result.stderr.strip()}",
+                             hint="install the 'acl' package")
+    return parse_getfacl(result.stdout)

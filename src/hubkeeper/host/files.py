@@ -29,3 +29,11 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def free_bytes(path: str) -> tuple[str, int]:
+    """(the nearest existing directory at or above `path`, bytes free there for users)."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    info = os.statvfs(path)
+    return path, info.f_bavail * info.f_frsize

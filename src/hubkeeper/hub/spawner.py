@@ -28,6 +28,7 @@ from traitlets import Bool, Dict, Enum, Integer, List, Unicode, default
 
 from hubkeeper.config.types import format_size
 from hubkeeper.host import cgroups
+from hubkeeper.host.files import free_bytes
 from hubkeeper.hub.hooks import SAFE_PATH, HookScript, Identity, open_log, run_hook
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
@@ -42,14 +43,6 @@ class SpawnRefused(SpawnException):
         super().__init__(message, reason=reason, log_message=log_message,
                          status_code=status_code)
         self.jupyterhub_message = message
-
-
-def free_bytes(path: str) -> tuple[str, int]:
-    """(the nearest existing directory at or above `path`, bytes free there for users)."""
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    info = os.statvfs(path)
-    return path, info.f_bavail * info.f_frsize
 
 
 class LocalSpawner(LocalProcessSpawner):

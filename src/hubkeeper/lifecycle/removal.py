@@ -115,13 +115,14 @@ def orphan_proxy(paths: StatePaths, api_port: int) -> int | None:
 def stop_process(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    if not wait_until(lambda: not _alive(pid), 5.0):
+    if not wait_until(lambda: not alive(pid), 5.0):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not _alive(pid), 5.0)
+        wait_until(lambda: not alive(pid), 5.0)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
