@@ -452,8 +452,10 @@ def _(result: ServiceInstall, console: Console) -> None:
 
 @text.register
 def _(result: ServiceUninstall, console: Console) -> None:
-    lines = [f"ran: {command}" for command in result.commands]
+    reload = "systemctl daemon-reload"  # runs after the files are gone
+    lines = [f"ran: {command}" for command in result.commands if command != reload]
     lines += [f"removed {path} (and its journal record)" for path in result.removed]
+    lines += [f"ran: {reload}"] * (reload in result.commands)
     if not result.removed:
         lines.append(f"no unit of hub '{result.hub}' was installed by hubkeeper: nothing "
                      "to remove")

@@ -207,9 +207,12 @@ def install(config: Path, host: SystemdHost | None = None) -> ServiceInstall:
 def _check_installable(journal: Journal, path: Path) -> None:
     state = file_state(journal, path)
     if state.problem:
-        raise HubkeeperError(
-            f"{path} {state.problem}; nothing was changed",
-            hint="hubkeeper writes only files that are its own and unchanged")
+        hint = (f"settings of your own belong in a drop-in (`systemctl edit {path.name}`), "
+                "which hubkeeper never touches; put the file back as it was, or remove it, "
+                "and install again" if str(path) in journal.files else
+                "if it is an older hand-made unit for this hub, stop and disable it, move it "
+                "away, and install again")
+        raise HubkeeperError(f"{path} {state.problem}; nothing was changed", hint=hint)
     others = _other_units(journal, path)
     if others:
         raise HubkeeperError(
