@@ -30,6 +30,9 @@ from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.render import render_config
 from hubkeeper.verbs.restore import restore
 from hubkeeper.verbs.retire import retire
+from hubkeeper.verbs.service import install as install_service
+from hubkeeper.verbs.service import status as service_status
+from hubkeeper.verbs.service import uninstall as uninstall_service
 from hubkeeper.verbs.snapshot import list_snapshots, snapshot
 from hubkeeper.verbs.snapshot import verify as verify_snapshot_verb
 from hubkeeper.verbs.status import status
@@ -518,6 +521,41 @@ def retire_command(obj: Context, yes: bool, archive_dir: Path | None, quiet: boo
     emit(result, as_json, obj.out)
     if result.status == "refused":
         sys.exit(1)
+
+
+@cli.group("service")
+def service_group() -> None:
+    """The hub as a systemd service: hubkeeper-<hub.name>.service in service.unit_dir."""
+
+
+@service_group.command("install")
+@config_option
+@json_option
+@click.pass_obj
+def service_install_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Write the hub's unit and, where systemd runs, enable and start it.
+
+    The unit is journaled: a file hubkeeper did not write, or one changed by hand, is left
+    alone. Run again, it changes nothing."""
+    emit(install_service(obj.config_path(config)), as_json, obj.out)
+
+
+@service_group.command("uninstall")
+@config_option
+@json_option
+@click.pass_obj
+def service_uninstall_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Stop and disable the hub's unit and remove it, if it is as hubkeeper wrote it."""
+    emit(uninstall_service(obj.config_path(config)), as_json, obj.out)
+
+
+@service_group.command("status")
+@config_option
+@json_option
+@click.pass_obj
+def service_status_command(obj: Context, config: Path | None, as_json: bool) -> None:
+    """Is the unit as hubkeeper writes it? Where systemd runs: is it active and enabled?"""
+    emit(service_status(obj.config_path(config)), as_json, obj.out)
 
 
 def main(argv: list[str] | None = None) -> int:

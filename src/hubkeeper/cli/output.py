@@ -27,6 +27,12 @@ from hubkeeper.verbs.init import InitResult
 from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.render import RenderResult
 from hubkeeper.verbs.retire import RetireResult
+from hubkeeper.verbs.service import (
+    ServiceInstall,
+    ServiceState,
+    ServiceUninstall,
+    not_running_message,
+)
 from hubkeeper.verbs.snapshot import SnapshotList, SnapshotResult, SnapshotVerify
 from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.up import Banner, UpResult
@@ -514,3 +520,48 @@ def _(result: DoctorResult, console: Console) -> None:
         line += (f"; `hubkeeper doctor --fix` repairs {result.fixable} of them safely and "
                  "shows each change")
     say(line + (" (exit 1)" if problems else ""))
+def _(result: ServiceInstall, console: Console) -> None:
+    lines = [f"wrote {result.path} (recorded in the journal)" if result.written else
+             f"{result.path} already holds what hubkeeper writes: nothing changed"]
+    if not result.systemd:
+        lines.append(not_running_message(result.pid1))
+        if result.hub_pid is not None:
+            lines.append(f"a hub of this hub.yaml already runs (pid {result.hub_pid or '?'}, "
+                         "`hubkeeper up`)")
+    else:
+        lines += [f"ran: {command}" for command in result.commands]
+        lines.append(f"{result.unit}: {result.active}, {result.enabled}; its log: "
+                     f"journalctl -u {result.unit}")
+        if result.restart_needed:
+            lines.append(f"the running hub keeps the old unit until `systemctl restart "
+                         f"{result.unit}` (that stops every user's server)")
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
+@text.register
+def _(result: ServiceUninstall, console: Console) -> None:
+    reload = "systemctl daemon-reload"  # runs after the files are gone
+    lines = [f"ran: {command}" for command in result.commands if command != reload]
+    lines += [f"removed {path} (and its journal record)" for path in result.removed]
+    lines += [f"ran: {reload}"] * (reload in result.commands)
+    if not result.removed:
+        lines.append(f"no unit of hub '{result.hub}' was installed by hubkeeper: nothing "
+                     "to remove")
+    if result.left_alone:
+        lines.append(f"{result.left_alone} was not written by hubkeeper: left alone")
+    if not result.systemd and result.removed:
+        lines.append(f"systemd is not running on this machine (PID 1 is {result.pid1}): "
+                     "there was nothing to stop or disable")
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
+@text.register
+def _(result: ServiceState, console: Console) -> None:
+    lines = [f"{result.path}: {result.file}: {result.detail}"]
+    if result.systemd:
+        lines.append(f"{result.unit}: {result.active}, {result.enabled}")
+    else:
+        lines.append(f"systemd is not running on this machine (PID 1 is {result.pid1})")
+    if result.hub_pid is not None:
+        lines.append(f"a hub of this hub.yaml runs (pid {result.hub_pid or '?'})")
+    console.print("\n".join(lines), highlight=False, markup=False)

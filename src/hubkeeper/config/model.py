@@ -18,6 +18,7 @@ from hubkeeper.config.types import (
     GITHUB_TEAM_PATTERN,
     HUB_NAME_PATTERN,
     SCHEMA_VERSION,
+    UNIT_NAME_PATTERN,
     USERNAME_PATTERN,
     Duration,
     Period,
@@ -461,7 +462,7 @@ class ServiceSection(Section):
     unit_dir: str = Field("/etc/systemd/system",
                           description="Where the unit hubkeeper-<hub.name>.service goes.")
     on_failure: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9:_.@%-]+\.(service|target)$",
+        None, pattern=UNIT_NAME_PATTERN,
         description="A unit systemd starts when the hub fails for good (OnFailure=), "
         "e.g. notify-admin@%n.service that mails you.",
     )

@@ -26,6 +26,7 @@ _GITHUB_SLUG = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 GITHUB_ORG_OR_TEAM_PATTERN = rf"^{_GITHUB_ORG}(:{_GITHUB_SLUG})?$"
 GITHUB_TEAM_PATTERN = rf"^{_GITHUB_ORG}:{_GITHUB_SLUG}$"
 ENVIRONMENT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+UNIT_NAME_PATTERN = r"^[A-Za-z0-9:_.@%-]+\.(service|target)$"
 
 PATTERN_WORDS = {
     USERNAME_PATTERN: "a lower-case Linux user name: a letter or '_', then up to 31 of "
@@ -36,6 +37,8 @@ PATTERN_WORDS = {
     "in its URL (github.com/orgs/ORG/teams/TEAM)",
     GITHUB_TEAM_PATTERN: "a GitHub team 'org:team', spelt as in its URL "
     "(github.com/orgs/ORG/teams/TEAM)",
+    UNIT_NAME_PATTERN: "a systemd unit name ending in .service or .target (letters, digits "
+    "and : _ . @ % -), e.g. notify-admin@%n.service",
     ENVIRONMENT_NAME_PATTERN: "a lower-case slug: a letter, then up to 39 of a-z 0-9 '_' "
     "'-' (it becomes a folder name in every home)",
 }
