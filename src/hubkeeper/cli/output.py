@@ -26,6 +26,7 @@ from hubkeeper.verbs.render import RenderResult
 from hubkeeper.verbs.retire import RetireResult
 from hubkeeper.verbs.snapshot import SnapshotList, SnapshotResult, SnapshotVerify
 from hubkeeper.verbs.status import StatusResult
+from hubkeeper.verbs.tls import TlsStatusResult
 from hubkeeper.verbs.up import Banner, UpResult
 from hubkeeper.verbs.usage import UsageResult
 from hubkeeper.verbs.users import UsersChange, UsersList
@@ -35,6 +36,8 @@ def to_json(result: Any) -> str:
     body = dataclasses.asdict(result)
     if isinstance(result, UsageResult):
         body["total_bytes"] = result.total_bytes
+    if isinstance(result, TlsStatusResult):
+        body["ok"] = result.ok
     return json.dumps(body, indent=2, sort_keys=True)
 
 
@@ -423,3 +426,20 @@ def _(result: RetireResult, console: Console) -> None:
             say(f"  {problem}")
         say("hint: take a new archive (`hubkeeper archive`; stop the hub first so that "
             "nothing changes after it), then run retire again")
+
+
+@text.register
+def _(result: TlsStatusResult, console: Console) -> None:
+    cert = result.certificate
+
+    def say(line: str) -> None:
+        console.print(line, highlight=False, markup=False)
+
+    say(f"{cert.url}: certificate {cert.file} ({cert.source})")
+    if cert.present:
+        say(f"  subject   {cert.subject}")
+        say(f"  names     {', '.join(cert.names) or '-'}"
+            + ("" if cert.covers_host else f"   (NOT {cert.host})"))
+        say(f"  issuer    {cert.issuer}")
+        say(f"  valid     {cert.not_before} to {cert.not_after} ({cert.days_left} days left)")
+    say("ok" if cert.ok else f"PROBLEM: {cert.problem}")
