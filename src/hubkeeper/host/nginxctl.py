@@ -98,9 +98,13 @@ def _systemd_manages_nginx(main_config: str) -> bool:
 def reload_or_start(main_config: str) -> str:
     """Reload nginx of this configuration, or start it when it is not running. Returns
     what was done ("reload" or "start")."""
-    if running_pid(main_config):
+    master = running_pid(main_config)
+    if master:
+        before = _workers(master)
         done = _run([_nginx(), "-s", "reload", "-c", main_config])
         verb = "reload"
+        if done.returncode == 0:
+            _wait_new_workers(master, before)
     elif _systemd_manages_nginx(main_config):  # its own unit, so systemd knows it runs
         done = _run(["systemctl", "start", "nginx.service"])
         verb = "start"
@@ -112,6 +116,33 @@ def reload_or_start(main_config: str) -> str:
                              hint="see nginx's error log")
     log.info("nginx (%s): %s", main_config, verb)
     return verb
+
+
+def _workers(master: int) -> set[int]:
+    """The pids of the master's children (its workers and cache processes)."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == master:
+            children.add(int(entry.name))
+    return children
+
+
+def _wait_new_workers(master: int, before: set[int], deadline: float = LIVE_DEADLINE) -> None:
+    """`nginx -s reload` only signals the master; new workers are the sign that it has loaded
+    the new configuration. None within the deadline: it kept the old one (e.g. a port held
+    by another program), and says why in its error log."""
+    for _ in _deadline_loop(deadline):
+        if _workers(master) - before:
+            return
+    raise HubkeeperError(f"nginx (pid {master}) did not load the new configuration within "
+                         f"{deadline:.0f} s", hint="see nginx's error log (a port another "
+                         "program holds?)")
 
 
 def stop(main_config: str) -> None:

@@ -336,7 +336,7 @@ def remove_site(loaded: LoadedSpec, journal: Journal) -> tuple[Action, ...]:
     (`certbot delete --cert-name <host>` removes it)."""
     removals, notes = _removals(journal, set())
     for note in notes:
-        log.warning("left alone: %s", note)
+        log.info("left alone: %s", note)
     done: list[Action] = []
     mains = {loaded.spec.nginx.main_config} if loaded.spec.hub.url else set()
     for action in removals:
