@@ -53,6 +53,9 @@ def main(argv: list[str]) -> int:
                            headers={"Host": args.domain})
         response = connection.getresponse()
         body = response.read().decode(errors="replace")
+    except OSError as exc:
+        print(f"Challenge failed for domain {args.domain}: {exc}", file=sys.stderr)
+        return 1
     finally:
         (challenge / token).unlink()
     if response.status != 200 or body != proof:

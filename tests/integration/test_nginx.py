@@ -511,3 +511,36 @@ def test_letsencrypt_with_a_stand_in_certbot(place: Path, nginx: Nginx,
     assert f"remove-certbot-hook {hook}" in removed.stdout
     assert not hook.exists() and not site.exists()
     assert live.exists()  # the certificate is certbot's to delete (`certbot delete`)
+
+
+def test_a_failed_challenge_leaves_only_the_http_site(place: Path, nginx: Nginx,
+                                                      letsencrypt_dirs: list[Path]) -> None:
+    """The stand-in certbot (see certbot_standin.py) is sent to a port where nginx is not,
+    as Let's Encrypt would be when port 80 does not reach this machine."""
+    name = f"{PREFIX}-fail"
+    domain = f"{PREFIX}-{secrets.token_hex(4)}.localhost"
+    live = Path("/etc/letsencrypt/live") / domain
+    hook = Path("/etc/letsencrypt/renewal-hooks/deploy") / f"hubkeeper-{name}.sh"
+    letsencrypt_dirs += [live, hook]
+    config = hub_yaml(place, nginx, name=name, host=domain,
+                      tls=f"tls:\n  letsencrypt_email: admin@example.org\n"
+                          f"  webroot: {place / 'acme'}\n")
+    bin_dir = place / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "certbot").write_text(f"#!/bin/sh\nexec {sys.executable} {STANDIN} \"$@\"\n")
+    (bin_dir / "certbot").chmod(0o755)
+    (nowhere,) = free_ports(1)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HKTN_CERTBOT_LOG": str(place / "log"),
+           "HKTN_ACME_HTTP_PORT": str(nowhere)}
+    site = nginx.conf_dir / f"hubkeeper-{name}.conf"
+
+    failed = hubkeeper(config, "apply", env=env)
+    assert failed.returncode == 1, failed.stdout
+    assert f"certbot could not get a certificate for {domain}" in failed.stderr
+    assert f"Challenge failed for domain {domain}: [Errno 111] Connection refused" in \
+        failed.stderr  # certbot's own words are passed on
+    assert "ssl_certificate" not in site.read_text()  # the HTTP-only site stays, valid
+    assert http_get(nginx.http_port, "/x", domain) == (
+        301, f"https://{domain}:{nginx.https_port}/x")
+    assert not hook.exists() and not live.exists()
+    assert served_certificate(nginx.https_port, domain) is None

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from hubkeeper.host.nginx import render_certbot_hook, render_site, site_path
 from hubkeeper.host.tls import certificate_status, key_problem, load_certificate
 
 GOLDEN = Path(__file__).parent / "golden"
+HUBKEEPER = str(Path(sys.executable).parent / "hubkeeper")
 CONFIG = "/etc/hubkeeper/hub.yaml"
 
 FILES = """\
@@ -108,12 +112,13 @@ def test_a_proxy_on_ipv6_loopback_is_bracketed() -> None:
 
 
 def make_cert(directory: Path, names: list[str], not_after: dt.datetime,
-              name: str = "cert") -> tuple[Path, Path]:
+              name: str = "cert", not_before: dt.datetime | None = None) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_after - dt.timedelta(days=90)).not_valid_after(not_after)
+            .not_valid_before(not_before or not_after - dt.timedelta(days=90))
+            .not_valid_after(not_after)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
                            critical=False)
             .sign(key, hashes.SHA256()))
@@ -172,3 +177,46 @@ def test_a_missing_certificate_and_a_foreign_key(tmp_path: Path) -> None:
     assert missing.problem == f"cannot read {tmp_path / 'none.pem'}: No such file or directory"
     assert certificate_status(LoadedSpec(parse("users: {allowed: [ann]}\n"),
                                          Path("/srv/hub.yaml"))) is None
+
+
+def tls_status(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([HUBKEEPER, "--config", str(config), "tls", "status", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_tls_status_exit_codes_text_and_json(tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    soon, soon_key = make_cert(tmp_path, ["jupyter.example.edu"],
+                               now + dt.timedelta(days=5, hours=1), name="soon",
+                               not_before=now - dt.timedelta(days=1))
+    good, good_key = make_cert(tmp_path, ["jupyter.example.edu"],
+                               now + dt.timedelta(days=90, hours=1), name="good",
+                               not_before=now - dt.timedelta(days=1))
+    config = tmp_path / "hub.yaml"
+    config.write_text(f'hub: {{url: "https://jupyter.example.edu/"}}\n'
+                      f"users: {{allowed: [ann]}}\ntls: {{certificate: {soon}, key: {soon_key}}}\n")
+    expiring = tls_status(config)
+    assert expiring.returncode == 1, expiring.stderr
+    assert "PROBLEM: expires in 5 days, on " in expiring.stdout
+    assert f"certificate {soon} (files)" in expiring.stdout
+
+    config.write_text(config.read_text().replace(str(soon), str(good))
+                      .replace(str(soon_key), str(good_key)))
+    fine = tls_status(config)
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    assert fine.stdout.rstrip().endswith("ok")
+    assert "(90 days left)" in fine.stdout
+    body = json.loads(tls_status(config, "--json").stdout)
+    assert body["ok"] is True and body["warn_days"] == 14
+    cert = body["certificate"]
+    assert set(cert) == {"url", "host", "source", "file", "present", "subject", "names",
+                         "issuer", "not_before", "not_after", "days_left", "covers_host", "ok",
+                         "problem"}
+    assert (cert["host"], cert["source"], cert["names"], cert["days_left"]) == (
+        "jupyter.example.edu", "files", ["jupyter.example.edu"], 90)
+    assert dt.datetime.fromisoformat(cert["not_after"]) > now
+
+    config.write_text("users: {allowed: [ann]}\n")  # no hub.url: nothing to show
+    none = tls_status(config)
+    assert none.returncode == 2
+    assert "no hub.url" in none.stderr

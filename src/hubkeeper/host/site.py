@@ -8,6 +8,7 @@ configuration it refused: a site nginx rejects (or cannot serve) is put back as 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -88,8 +89,9 @@ def desired(loaded: LoadedSpec) -> Desired:
         hook = render_certbot_hook(spec, config_path=shown,
                                    nginx=nginxctl.find_nginx() or "nginx").encode()
         site = render_site(spec, config_path=shown, ipv6=ipv6).encode()
-        if bootstrap is None:
-            sha = load_certificate(certificate_files(spec)[0]).sha256
+        if bootstrap is None:  # unreadable: nginx -T says why, and nothing is changed
+            with contextlib.suppress(CertificateError):
+                sha = load_certificate(certificate_files(spec)[0]).sha256
         return Desired(site_path(spec), site, bootstrap, hook_path(spec), hook, sha)
     sha = load_certificate(certificate_files(spec)[0]).sha256
     site = render_site(spec, config_path=shown, ipv6=ipv6, certificate_sha256=sha).encode()
