@@ -513,7 +513,7 @@ def test_letsencrypt_with_a_stand_in_certbot(place: Path, nginx: Nginx,
     assert live.exists()  # the certificate is certbot's to delete (`certbot delete`)
 
 
-def test_a_failed_challenge_leaves_only_the_http_site(place: Path, nginx: Nginx,
+def test_a_failed_challenge_leaves_the_http_site_and_a_retry_finishes(place: Path, nginx: Nginx,
                                                       letsencrypt_dirs: list[Path]) -> None:
     """The stand-in certbot (see certbot_standin.py) is sent to a port where nginx is not,
     as Let's Encrypt would be when port 80 does not reach this machine."""
@@ -544,3 +544,16 @@ def test_a_failed_challenge_leaves_only_the_http_site(place: Path, nginx: Nginx,
         301, f"https://{domain}:{nginx.https_port}/x")
     assert not hook.exists() and not live.exists()
     assert served_certificate(nginx.https_port, domain) is None
+
+    # Port 80 fixed: the next apply gets the certificate; the HTTP-only site was already there.
+    env["HKTN_ACME_HTTP_PORT"] = str(nginx.http_port)
+    retried = hubkeeper(config, "apply", env=env)
+    assert retried.returncode == 0, retried.stderr
+    steps = [line.strip() for line in retried.stdout.splitlines() if line.startswith("  ")]
+    assert steps == [f"get-certificate {domain} (Let's Encrypt)",
+                     f"install-certbot-hook {hook}", f"install-nginx-site {site}",
+                     f"reload-nginx {nginx.main}"]
+    assert served_certificate(nginx.https_port, domain) == fingerprint(live / "fullchain.pem")
+    hub_yaml(place, nginx, name=name, tls="", with_url=False)
+    assert hubkeeper(config, "apply", env=env).returncode == 0  # the hook goes with hub.url
+    assert not hook.exists()

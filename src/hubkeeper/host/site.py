@@ -263,6 +263,10 @@ def _deploy(spec: HubSpec, journal: Journal, path: str, content: bytes, *, https
     return verb
 
 
+def _nginx_done(verb: str, main: str) -> Action:
+    return Action("reload-nginx" if verb == "reload" else "start-nginx", main)
+
+
 def _redirect(spec: HubSpec) -> str:
     port = https_port(spec)
     return f"https://{public_host(spec)}" + ("" if port == 443 else f":{port}") + "/"
@@ -309,12 +313,13 @@ def apply_site(loaded: LoadedSpec, journal: Journal) -> tuple[Action, ...]:
     main = spec.nginx.main_config
     if want.bootstrap is not None:
         os.makedirs(spec.tls.webroot, mode=0o755, exist_ok=True)
+        if _differs(journal, want.site_path, want.bootstrap):  # not left by a failed apply
+            done.append(Action("install-nginx-site", want.site_path,
+                               "HTTP only, for Let's Encrypt's challenge"))
         verb = _deploy(spec, journal, want.site_path, want.bootstrap, https=False,
                        certificate_sha256=None, force_reload=bool(removals))
-        done.append(Action("install-nginx-site", want.site_path,
-                           "HTTP only, for Let's Encrypt's challenge"))
         if verb:
-            done.append(Action(f"{verb}-nginx", main))
+            done.append(_nginx_done(verb, main))
         _certbot(spec)
         done.append(Action("get-certificate", public_host(spec), "Let's Encrypt"))
         want = desired(loaded)  # now with the certificate's fingerprint
@@ -323,12 +328,11 @@ def apply_site(loaded: LoadedSpec, journal: Journal) -> tuple[Action, ...]:
         done.append(Action("install-certbot-hook", want.hook_path))
     site_changed = _differs(journal, want.site_path, want.site)
     verb = _deploy(spec, journal, want.site_path, want.site, https=True,
-                   certificate_sha256=want.certificate_sha256,
-                   force_reload=bool(removals) and want.bootstrap is None)
+                   certificate_sha256=want.certificate_sha256, force_reload=bool(removals))
     if site_changed:
         done.append(Action("install-nginx-site", want.site_path))
     if verb:
-        done.append(Action(f"{verb}-nginx", main))
+        done.append(_nginx_done(verb, main))
     return tuple(done)
 
 
