@@ -7,8 +7,10 @@ user's server. Every wait has a deadline. Used by component tests and by bench/.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
+import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,13 +33,17 @@ class Timings:
 
 
 class SimUser:
-    def __init__(self, base_url: str, name: str, password: str) -> None:
+    def __init__(self, base_url: str, name: str, password: str,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """`ssl_context`: for an https:// hub, the context that trusts its certificate
+        (e.g. a test's self-signed one as the CA); default: the system's CAs."""
         self.base = base_url if base_url.endswith("/") else base_url + "/"
         self.name = name
         self.password = password
         self.session = aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies from 127.0.0.1
             timeout=aiohttp.ClientTimeout(total=60),
+            connector=aiohttp.TCPConnector(ssl=ssl_context) if ssl_context else None,
         )
         self.timings = Timings()
 
@@ -144,6 +150,17 @@ class SimUser:
             async with self.session.delete(f"{api}/{kernel['id']}",
                                            headers=self._server_headers()):
                 pass
+
+    async def upload(self, path: str, data: bytes) -> dict:
+        """Save `data` as the file `path` (relative to the home) through the contents API,
+        as JupyterLab's upload does (base64 in one PUT). Returns the file's model."""
+        url = self.base + f"user/{self.name}/api/contents/{path}"
+        body = {"type": "file", "format": "base64", "content": base64.b64encode(data).decode()}
+        async with self.session.put(url, json=body, headers=self._server_headers()) as response:
+            if response.status not in (200, 201):
+                raise SimUserError(f"upload: HTTP {response.status} "
+                                   f"{_excerpt(await response.text())}")
+            return await response.json()
 
     async def _result(self, ws: aiohttp.ClientWebSocketResponse, msg_id: str) -> str:
         async for message in ws:

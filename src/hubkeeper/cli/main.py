@@ -36,6 +36,7 @@ from hubkeeper.verbs.service import uninstall as uninstall_service
 from hubkeeper.verbs.snapshot import list_snapshots, snapshot
 from hubkeeper.verbs.snapshot import verify as verify_snapshot_verb
 from hubkeeper.verbs.status import status
+from hubkeeper.verbs.tls import tls_status
 from hubkeeper.verbs.up import up
 from hubkeeper.verbs.usage import usage
 from hubkeeper.verbs.users import add_user, list_users, set_locked
@@ -104,7 +105,8 @@ def render_command(obj: Context, config: Path | None, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def plan_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Show what `apply` would change: accounts, groups, passwords, locks, hub users."""
+    """Show what `apply` would change: accounts, groups, passwords, locks, hub users, and
+    the nginx site and certificate of hub.url."""
     emit(plan(obj.config_path(config)), as_json, obj.out)
 
 
@@ -130,7 +132,8 @@ def progress_bar(quiet: bool) -> Iterator[Callable[[int, int, object], None]]:
 @json_option
 @click.pass_obj
 def apply_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Make the machine and the hub follow the roster. Running it again changes nothing."""
+    """Make the machine and the hub follow the roster, and nginx serve hub.url. Running it
+    again changes nothing."""
     with progress_bar(as_json) as progress:
         result = apply(obj.config_path(config), progress)
     emit(result, as_json, obj.out)
@@ -556,6 +559,33 @@ def service_uninstall_command(obj: Context, config: Path | None, as_json: bool) 
 def service_status_command(obj: Context, config: Path | None, as_json: bool) -> None:
     """Is the unit as hubkeeper writes it? Where systemd runs: is it active and enabled?"""
     emit(service_status(obj.config_path(config)), as_json, obj.out)
+
+
+@cli.group("tls")
+def tls_group() -> None:
+    """The certificate nginx serves for hub.url."""
+
+
+@tls_group.command("status")
+@config_option
+@json_option
+@click.pass_context
+def tls_status_command(ctx: click.Context, config: Path | None, as_json: bool) -> None:
+    """The certificate of hub.url: file, names, issuer, validity, days left, whether it
+    covers hub.url's host, and where it comes from (letsencrypt or files).
+
+    \b
+    Exit codes:
+      0  the certificate is fine
+      1  it is missing, not yet valid, expired, expires within 14 days, or does not
+         cover hub.url's host
+      2  hub.yaml is invalid or has no hub.url
+    """
+    obj: Context = ctx.obj
+    result = tls_status(obj.config_path(config))
+    emit(result, as_json, obj.out)
+    if not result.ok:
+        ctx.exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from hubkeeper.verbs.service import (
 )
 from hubkeeper.verbs.snapshot import SnapshotList, SnapshotResult, SnapshotVerify
 from hubkeeper.verbs.status import StatusResult
+from hubkeeper.verbs.tls import TlsStatusResult
 from hubkeeper.verbs.up import Banner, UpResult
 from hubkeeper.verbs.usage import UsageResult
 from hubkeeper.verbs.users import UsersChange, UsersList
@@ -50,6 +51,8 @@ def to_json(result: Any) -> str:
         body["exit_code"] = result.exit_code
         body["counts"] = {status: result.count(status) for status in
                           ("ok", "warning", "problem")}
+    if isinstance(result, TlsStatusResult):
+        body["ok"] = result.ok
     return json.dumps(body, indent=2, sort_keys=True)
 
 
@@ -520,6 +523,9 @@ def _(result: DoctorResult, console: Console) -> None:
         line += (f"; `hubkeeper doctor --fix` repairs {result.fixable} of them safely and "
                  "shows each change")
     say(line + (" (exit 1)" if problems else ""))
+
+
+@text.register
 def _(result: ServiceInstall, console: Console) -> None:
     lines = [f"wrote {result.path} (recorded in the journal)" if result.written else
              f"{result.path} already holds what hubkeeper writes: nothing changed"]
@@ -565,3 +571,20 @@ def _(result: ServiceState, console: Console) -> None:
     if result.hub_pid is not None:
         lines.append(f"a hub of this hub.yaml runs (pid {result.hub_pid or '?'})")
     console.print("\n".join(lines), highlight=False, markup=False)
+
+
+@text.register
+def _(result: TlsStatusResult, console: Console) -> None:
+    cert = result.certificate
+
+    def say(line: str) -> None:
+        console.print(line, highlight=False, markup=False)
+
+    say(f"{cert.url}: certificate {cert.file} ({cert.source})")
+    if cert.present:
+        say(f"  subject   {cert.subject}")
+        say(f"  names     {', '.join(cert.names) or '-'}"
+            + ("" if cert.covers_host else f"   (NOT {cert.host})"))
+        say(f"  issuer    {cert.issuer}")
+        say(f"  valid     {cert.not_before} to {cert.not_after} ({cert.days_left} days left)")
+    say("ok" if cert.ok else f"PROBLEM: {cert.problem}")

@@ -784,7 +784,9 @@ def _web_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
                          "key (your own files), not both"))
     elif not tls.letsencrypt_email and len(given_files) != 2:
         missing = "key" if given_files == ["certificate"] else "certificate"
-        problems.append(((("tls", missing) if given_files else ("tls",)),
+        where = (("tls", missing) if given_files else
+                 ("tls",) if "tls" in spec.model_fields_set else ("hub", "url"))
+        problems.append((where,
                          "hub.url needs a certificate: set tls.letsencrypt_email to get one "
                          "from Let's Encrypt, or tls.certificate and tls.key (PEM files)"))
     for key in ("certificate", "key", "webroot"):

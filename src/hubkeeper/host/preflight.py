@@ -13,6 +13,8 @@ from pathlib import Path
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import Problem
+from hubkeeper.host.journal import Journal
+from hubkeeper.host.site import site_problems
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.roster import Roster
 
@@ -200,13 +202,16 @@ def environment_problems(loaded: LoadedSpec, roster: Roster,
 
 def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
                        starting: bool) -> list[Problem]:
-    """Everything hub.yaml needs of this machine (`check`); `starting` adds what only a hub
-    about to start needs: free ports and built environments (`up`)."""
+    """Everything hub.yaml needs of this machine (`check`): with hub.url also nginx and the
+    certificate; `starting` adds what only a hub about to start needs: free ports and built
+    environments (`up`)."""
     problems = password_file_problems(loaded)
     if starting:
         problems += port_problems(loaded, paths)
     problems += hook_problems(loaded, mode, paths)
     problems += environment_problems(loaded, roster, paths if starting else None)
+    if loaded.spec.hub.url and not starting:  # the hub itself runs without nginx
+        problems += site_problems(loaded, Journal.load(paths.journal))
     if mode == "system":
         problems += account_problems(roster)
     return problems

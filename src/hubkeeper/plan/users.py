@@ -19,6 +19,9 @@ Kind = Literal[
     "create-shared-dir", "create-group-folder", "link-in-home", "build-environment",
     "hub-register", "hub-grant-admin", "hub-revoke-admin", "hub-create-group",
     "hub-add-to-group", "hub-remove-from-group", "hub-stop-server", "hub-unregister",
+    # hub.url (host/site.py), after everything above
+    "remove-nginx-site", "remove-certbot-hook", "get-certificate", "install-certbot-hook",
+    "install-nginx-site", "reload-nginx", "start-nginx",
 ]
 
 # The order actions run in: groups before the accounts in them, accounts before passwords.

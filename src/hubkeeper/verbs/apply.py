@@ -1,4 +1,5 @@
-"""`hubkeeper apply`: make accounts, groups, passwords and the hub's users follow the roster."""
+"""`hubkeeper apply`: make accounts, groups, passwords and the hub's users follow the roster,
+then nginx serve hub.url."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.host.locks import PidLock
+from hubkeeper.host.site import apply_site, plan_site
 from hubkeeper.host.statedir import StatePaths, ensure_layout
 from hubkeeper.plan.users import Action
 from hubkeeper.roster.converge import execute
@@ -31,10 +33,13 @@ def apply_lock(paths: StatePaths) -> PidLock:
 
 def apply(config: Path, progress: Callable[[int, int, Action], None]) -> ApplyResult:
     first = prepare_from(config)  # validates everything before the first change
+    plan_site(first.loaded, first.journal)  # and hub.url's nginx and certificate files
     ensure_layout(first.paths)
     with apply_lock(first.paths):
         prepared = prepare_from(config)  # again, under the lock: nobody changed it since
+        site = plan_site(prepared.loaded, prepared.journal)
         credentials = execute(prepared, progress)
+        site_done = apply_site(prepared.loaded, prepared.journal)  # after the accounts
     return ApplyResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),
-                       prepared.plan.actions, prepared.plan.notes,
+                       prepared.plan.actions + site_done, prepared.plan.notes + site.notes,
                        str(credentials) if credentials else None)

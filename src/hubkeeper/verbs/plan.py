@@ -1,4 +1,5 @@
-"""`hubkeeper plan`: what `apply` would change on this machine and in the hub. Changes nothing."""
+"""`hubkeeper plan`: what `apply` would change on this machine, in the hub and in nginx.
+Changes nothing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config.loader import load
+from hubkeeper.host.site import plan_site
 from hubkeeper.host.statedir import check_not_retired, state_paths
 from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.plan.users import Action
@@ -35,5 +37,6 @@ def prepare_from(config: Path) -> Prepared:
 
 def plan(config: Path) -> PlanResult:
     prepared = prepare_from(config)
+    site = plan_site(prepared.loaded, prepared.journal)  # hub.url: nginx, certificate
     return PlanResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),
-                      prepared.plan.actions, prepared.plan.notes)
+                      prepared.plan.actions + site.actions, prepared.plan.notes + site.notes)
