@@ -339,3 +339,35 @@ def test_personal_mode_retires_the_state_and_its_homes(workdir: Path, hubs) -> N
                                                                 ("state", str(state))}
     assert [p.name for p in state.iterdir()] == ["RETIRED.json"]
     assert (directory / "RETIREMENT.json").exists()
+
+
+def _hub_with_unit(workdir: Path, hubs, name: str) -> tuple[Path, Path]:
+    config = write_config(workdir, name=name, mode="personal", extra=(
+        f"archive: {{dir: archives}}\nservice: {{unit_dir: {workdir / 'units'}}}\n"))
+    hubs.start(config).stop()
+    ok(hk(config, "service", "install"))  # no systemd here: written, not started
+    unit = workdir / "units" / f"hubkeeper-{name}.service"
+    assert unit.exists()
+    archive(config)
+    return config, unit
+
+
+def test_retire_removes_the_systemd_unit_it_installed(workdir: Path, hubs) -> None:
+    """A retired hub must not come back at the next boot: its unit goes first."""
+    config, unit = _hub_with_unit(workdir, hubs, f"{P}-unit")
+    plan = json.loads(hk(config, "retire", "--json").stdout)
+    assert {"kind": "file", "name": str(unit), "detail": "systemd-unit", "refused": None} \
+        in plan["items"]
+    done = json.loads(ok(hk(config, "retire", "--yes", "--json")).stdout)
+    assert ("file", str(unit)) in {(i["kind"], i["name"]) for i in done["items"]
+                                   if not i.get("refused")}
+    assert not unit.exists()
+
+
+def test_retire_keeps_a_unit_changed_by_hand_and_says_why(workdir: Path, hubs) -> None:
+    config, unit = _hub_with_unit(workdir, hubs, f"{P}-unit2")
+    unit.write_text(unit.read_text() + "# local change\n")
+    done = json.loads(ok(hk(config, "retire", "--yes", "--json")).stdout)
+    (kept,) = [i for i in done["items"] if i["kind"] == "file"]
+    assert kept["name"] == str(unit) and "changed by hand" in kept["refused"]
+    assert unit.read_text().endswith("# local change\n")

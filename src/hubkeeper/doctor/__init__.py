@@ -12,6 +12,7 @@ from hubkeeper.doctor.disk import disk_checks
 from hubkeeper.doctor.findings import Check, Context, Finding, Fix
 from hubkeeper.doctor.hub import hub_checks
 from hubkeeper.doctor.journal import journal_checks
+from hubkeeper.doctor.operations import service_checks, tls_checks
 from hubkeeper.doctor.permissions import home_checks, state_checks
 
 CHECKS: tuple[Check, ...] = (
@@ -21,6 +22,8 @@ CHECKS: tuple[Check, ...] = (
     Check("data", "Shared data and group folders", data_checks),
     Check("journal", "The journal against this machine", journal_checks),
     Check("disk", "Free disk space", disk_checks),
+    Check("tls", "The certificate of hub.url", tls_checks),
+    Check("service", "The systemd service", service_checks),
 )
 
 __all__ = ["CHECKS", "Check", "Context", "Finding", "Fix"]

@@ -89,7 +89,8 @@ class Journal:
             raise HubkeeperError(
                 f"the journal {path} cannot be read: {exc}",
                 hint="it lists what hubkeeper created and is never guessed; restore it from "
-                "a snapshot (`hubkeeper doctor` will rebuild it in a later version)",
+                "a snapshot (`hubkeeper restore --all`, or take <state>/journal.json from "
+                "the newest snapshot's hub/state/ folder)",
             ) from None
         return cls(path, accounts, groups, dirs, files)
 

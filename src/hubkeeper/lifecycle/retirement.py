@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.files import write_atomic
+from hubkeeper.host.installed import file_state
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.lifecycle.manifest import MANIFEST, entry_for, read_manifest, walk
@@ -37,7 +38,7 @@ SHOW_CHANGES = 3  # changed paths named per home in a refusal; --json has them a
 class Item:
     """One thing retire removes (or keeps, with the reason in `refused`)."""
 
-    kind: str  # hub | proxy | account | home | group | data | environment | state
+    kind: str  # hub | proxy | file | account | home | group | data | environment | state
     name: str  # the account or group name, the path, or the process id
     detail: str = ""
     refused: str | None = None
@@ -274,6 +275,7 @@ def make_plan(journal: Journal, paths: StatePaths, mode: str, keep_extra: dict[P
     it would be kept when a check refuses it. `keep_extra`: real paths never removed (the
     state directory, the archive, hub.yaml); `running`: the hub and an orphaned proxy."""
     items: list[Item] = list(running)
+    items += file_items(journal)
     trees: list[Tree] = []
     refused_accounts: dict[str, str] = {}
     entries: dict[str, pwd.struct_passwd] = {}
@@ -327,6 +329,13 @@ def make_plan(journal: Journal, paths: StatePaths, mode: str, keep_extra: dict[P
     if state:
         items.append(Item("state", str(paths.root), ", ".join(state)))
     return Plan(tuple(items), tuple(trees))
+
+
+def file_items(journal: Journal) -> list[Item]:
+    """The systemd units, nginx sites and certbot hooks hubkeeper wrote; a hand-edited one
+    is kept."""
+    return [Item("file", path, record.kind, file_state(journal, path).problem)
+            for path, record in sorted(journal.files.items()) if os.path.lexists(path)]
 
 
 def home_problem(path: Path, owner: int | None, keep: dict[Path, str]) -> str | None:

@@ -5,6 +5,7 @@ folder as they are now. Leaves a retirement record in the state directory and th
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ from hubkeeper import __version__
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
+from hubkeeper.host.site import remove_site
 from hubkeeper.host.statedir import HubLock, StatePaths, state_paths
 from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
@@ -33,12 +35,16 @@ from hubkeeper.lifecycle.retirement import (
     Plan,
     Progress,
     archive_verdict,
+    file_items,
     make_plan,
     read_record,
     record_path,
     write_record,
 )
 from hubkeeper.verbs.apply import apply_lock
+from hubkeeper.verbs.service import uninstall_service
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,9 @@ def retire(config: Path, yes: bool, archive: Path | None, progress: Progress) ->
                 return result("refused", plan.items, verdict, hub_stopped=stopped,
                               resumed=record is not None)
             record = _begin(record, loaded, paths, verdict, stopped)
-            Remover(paths, journal, record, mode, keep_extra, progress).run()
+            remover = Remover(paths, journal, record, mode, keep_extra, progress)
+            remove_installed(loaded, journal, remover)
+            remover.run()
     finally:
         lock.release()
     record["state"], record["finished"] = "retired", _now()
@@ -174,6 +182,25 @@ def retire(config: Path, yes: bool, archive: Path | None, progress: Progress) ->
     return result("retired", _items(record["removed"] + record["kept"]), verdict,
                   retired_at=record["finished"], hub_stopped=stopped,
                   resumed=record.get("runs", 1) > 1)
+
+
+def remove_installed(loaded: LoadedSpec, journal: Journal, remover: Remover) -> None:
+    """The files hubkeeper wrote outside its state dir, first: the systemd unit (disabled, so
+    the retired hub does not start at the next boot), then the nginx site and certbot hook
+    (nginx reloaded). A hand-edited one is kept, with the reason, and the rest goes on."""
+    before = {item.name: item for item in file_items(journal)}
+    try:
+        uninstall_service(loaded, journal)
+    except HubkeeperError as exc:  # a hand-edited unit: uninstall changed nothing
+        log.warning("the systemd unit is kept: %s", exc)
+    remove_site(loaded, journal)
+    for path, item in before.items():
+        if path not in journal.files:
+            remover.note(Item("file", path, item.detail))
+        else:
+            remover.note(Item("file", path, item.detail, item.refused or "was not removed: "
+                              "another unit of this hub was changed by hand"))
+    remover.flush()
 
 
 def _begin(record: dict | None, loaded: LoadedSpec, paths: StatePaths, verdict: ArchiveVerdict,
