@@ -159,8 +159,7 @@ def test_systemd_reads_the_unit_as_intended(workdir: Path) -> None:
     assert (one["KillMode"], one["KillSignal"], one["FinalKillSignal"]) == (
         "mixed", "SIGTERM", "SIGKILL")
     assert seconds(one["TimeoutStopSec"]) > 10  # `hubkeeper up` gives the hub 10 s
-    assert (one["Restart"], one["OOMPolicy"], one["Delegate"]) == ("on-failure", "continue",
-                                                                  "yes")
+    assert (one["Restart"], one["OOMPolicy"]) == ("on-failure", "continue")
     assert one["OnFailure"].startswith(f"notify-admin@{UNIT}.service")
     for setting in ("PrivateTmp", "ProtectKernelTunables", "ProtectKernelModules",
                     "ProtectKernelLogs", "ProtectHostname", "RestrictRealtime",
