@@ -378,7 +378,7 @@ def test_install_status_uninstall_round_trip(workdir: Path) -> None:
     assert oct(unit.stat().st_mode & 0o7777) == "0o644"
     record = journal_files(workdir)[str(unit)]
     assert record == {"path": str(unit), "kind": "systemd-unit", "state": "created",
-                      "sha256": hashlib.sha256(content).hexdigest()}
+                      "sha256": hashlib.sha256(content).hexdigest(), "detail": {}}
 
     before = unit.stat()
     second = cli("service", "install", "-c", str(config))
