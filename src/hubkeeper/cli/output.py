@@ -188,16 +188,22 @@ def _(result: StatusResult, console: Console) -> None:
 
 @text.register
 def _(result: Banner, console: Console) -> None:
-    lines = [f"hub '{result.hub}' is up at {result.url}  ({result.mode} mode, {result.auth} "
-             "login)"]
+    where = (f"{result.public_url} (proxy on {result.url})" if result.public_url
+             else result.url)
+    lines = [f"hub '{result.hub}' is up at {where}  ({result.mode} mode, {result.auth} login)"]
     if result.users:
         lines.append(f"  users:  {', '.join(result.users)}")
     if result.admins:
         lines.append(f"  admins: {', '.join(result.admins)}")
+    # On a terminal the passwords are shown; in a log (systemd's journal, which the adm
+    # group reads) only where they are.
+    users_file, admins_file = result.password_files or ("", "")
     if result.shared_password:
-        lines.append(f"  password for users:  {result.shared_password}")
+        lines.append("  password for users:  " + (result.shared_password if console.is_terminal
+                                                  else f"in {users_file}"))
     if result.admin_password:
-        lines.append(f"  password for admins: {result.admin_password}")
+        lines.append("  password for admins: " + (result.admin_password if console.is_terminal
+                                                  else f"in {admins_file}"))
     lines.append(f"  state: {result.state_dir}   log: {result.log_file}")
     lines.append("  Ctrl-C stops the hub, its proxy and every user server.")
     for warning in result.warnings:

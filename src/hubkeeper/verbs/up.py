@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from hubkeeper.config.loader import load
+from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.statedir import (
     HubLock,
+    StatePaths,
     check_not_retired,
     ensure_layout,
     ensure_secrets,
@@ -31,6 +33,7 @@ class Banner:
     url: str
     hub: str
     mode: str
+    public_url: str | None  # hub.url: what users open, through nginx
     state_dir: str
     log_file: str
     auth: str
@@ -38,6 +41,7 @@ class Banner:
     admins: tuple[str, ...]
     shared_password: str | None
     admin_password: str | None
+    password_files: tuple[str, str] | None  # where the two passwords are kept
     warnings: tuple[str, ...]
 
 
@@ -54,6 +58,13 @@ PERSONAL_WARNING = (
     "personal mode: every user's server runs as this account ({account}); users are NOT "
     "isolated from each other. Use system mode (root) for real users."
 )
+
+
+def _password_file(loaded: LoadedSpec, paths: StatePaths, key: str) -> str:
+    given = getattr(loaded.spec.auth, key)
+    if given:
+        return str(config_relative(loaded.directory, given))
+    return str(paths.secret("shared-password" if key == "password_file" else "admin-password"))
 
 
 def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None) -> UpResult:
@@ -94,6 +105,7 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
             on_ready(Banner(
                 url=url,
                 hub=spec.hub.name,
+                public_url=spec.hub.url,
                 mode=mode,
                 state_dir=str(paths.root),
                 log_file=str(paths.logs / "hub.log"),
@@ -102,6 +114,9 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
                 admins=tuple(m.name for m in roster.active if m.admin),
                 shared_password=runtime.secrets.shared_password if shared else None,
                 admin_password=runtime.secrets.admin_password if shared else None,
+                password_files=(_password_file(loaded, paths, "password_file"),
+                                _password_file(loaded, paths, "admin_password_file"))
+                if shared else None,
                 warnings=tuple(warnings),
             ))
 
