@@ -86,3 +86,16 @@ def test_status_of_a_hub_that_is_not_running(tmp_path: Path) -> None:
     result = run("--config", str(config), "status", "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["reachable"] is False
+
+
+def test_limits_and_services_name_roster_groups(tmp_path: Path) -> None:
+    """A misspelt group would silently give its members the hub-wide limits."""
+    config = tmp_path / "hub.yaml"
+    config.write_text("hub: {mode: personal, state_dir: state}\n"
+                      "users:\n  allowed: [a, b]\n  groups: {tas: [a]}\n"
+                      "limits:\n  memory: 1G\n  groups: {taz: {memory: 2G}}\n")
+    result = run("--config", str(config), "check")
+    assert result.returncode == 2
+    assert (f"{config}:7:17: limits.groups.taz: 'taz' is not a roster group (roster "
+            "groups: tas)") in result.stderr
+    assert not (tmp_path / "state").exists()

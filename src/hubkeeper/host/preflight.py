@@ -200,6 +200,21 @@ def environment_problems(loaded: LoadedSpec, roster: Roster,
     return problems
 
 
+def group_reference_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:
+    """limits.groups and services[].groups name roster groups (a typo would silently give
+    its members the hub-wide limits, or lock everyone out of a service)."""
+    groups = set(roster.groups)
+    known = ", ".join(sorted(groups)) or "none"
+    problems = [loaded.problem(("limits", "groups", name),
+                               f"{name!r} is not a roster group (roster groups: {known})")
+                for name in loaded.spec.limits.groups if name not in groups]
+    for index, service in enumerate(loaded.spec.services):
+        problems += [loaded.problem(("services", index, "groups", position),
+                                    f"{group!r} is not a roster group (roster groups: {known})")
+                     for position, group in enumerate(service.groups) if group not in groups]
+    return problems
+
+
 def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
                        starting: bool) -> list[Problem]:
     """Everything hub.yaml needs of this machine (`check`): with hub.url also nginx and the
@@ -210,6 +225,7 @@ def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: Sta
         problems += port_problems(loaded, paths)
     problems += hook_problems(loaded, mode, paths)
     problems += environment_problems(loaded, roster, paths if starting else None)
+    problems += group_reference_problems(loaded, roster)
     if loaded.spec.hub.url and not starting:  # the hub itself runs without nginx
         problems += site_problems(loaded, Journal.load(paths.journal))
     if mode == "system":
