@@ -15,6 +15,7 @@ from hubkeeper.config.model import Hook, HubSpec, default_environment
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub.runtime import Runtime, auth_kind
+from hubkeeper.hub.services import update_extra_services
 
 SPAWNER_CLASS = "hubkeeper.hub.spawner.LocalSpawner"
 SERVICE_NAME = "hubkeeper"
@@ -43,6 +44,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_data(c, spec, runtime)
     update_environments(c, spec, runtime)
     update_services(c, spec, runtime)
+    update_extra_services(c, spec, runtime)
     update_groups(c, spec, runtime)
     return c
 

@@ -100,6 +100,7 @@ class Runtime:
     roster: Roster
     removed: frozenset[str] = frozenset()  # journaled users no longer on the roster
     config_dir: Path | None = None  # hub.yaml's directory: relative paths in it start here
+    python: str = "python3"  # hubkeeper's interpreter, for the services the hub runs
 
     @classmethod
     def from_host(cls, loaded: LoadedSpec, redact: bool = False) -> Runtime:
@@ -131,4 +132,5 @@ class Runtime:
             roster=roster,
             removed=removed,
             config_dir=loaded.directory,
+            python=sys.executable,
         )
