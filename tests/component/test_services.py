@@ -318,3 +318,40 @@ def _gate_pids(*ports: int) -> list[int]:
                 for port in ports):
             found.append(int(name))
     return found
+
+
+def test_bad_services_change_nothing(svcdir: Path) -> None:
+    """A bad services section, or a gate_port another program holds: `up` says where, with
+    exit 2, and nothing is created (no state directory, no process)."""
+    import socket
+
+    from tests.support.hubproc import HUBKEEPER
+
+    config = write_config(svcdir, name=f"{TEST_ACCOUNT_PREFIX}-badsvc", extra="""\
+services:
+  - name: rstudio
+    url: http://192.0.2.7:8787
+    gate_port: 8788
+""")
+    lines = config.read_text().splitlines()
+    url_line = lines.index("    url: http://192.0.2.7:8787") + 1
+    result = subprocess.run([HUBKEEPER, "--config", str(config), "up"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert (f"{config}:{url_line}:10: services[0].url: 'http://192.0.2.7:8787' must be "
+            "http://127.0.0.1:<port>") in result.stderr
+    assert not (svcdir / "state").exists()
+
+    (gate_port,) = free_ports(1)
+    config.write_text(config.read_text().replace("http://192.0.2.7:8787",
+                                                 "http://127.0.0.1:8787")
+                      .replace("gate_port: 8788", f"gate_port: {gate_port}"))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", gate_port))
+        squatter.listen()
+        result = subprocess.run([HUBKEEPER, "--config", str(config), "up"],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert (f"{config}:{url_line + 1}:16: services[0].gate_port: port {gate_port} on "
+            "127.0.0.1 is in use by another program") in result.stderr
+    assert not (svcdir / "state").exists()

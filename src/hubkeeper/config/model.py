@@ -528,8 +528,9 @@ class HubService(Section):
     url: Annotated[str, AfterValidator(check_local_url)] | None = Field(
         None,
         description="Where it listens, on this machine: http://127.0.0.1:<port>. The proxy "
-        "sends /services/<name>/ there (with hub_login: through the login gate, which "
-        "passes the path below /services/<name>/ on, e.g. /services/rstudio/x -> <url>/x).",
+        "sends /services/<name>/ there: with hub_login through the login gate, which passes "
+        "on the path below /services/<name>/ (/services/rstudio/x -> <url>/x); without, "
+        "the whole path, as JupyterHub services expect.",
     )
     command: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,

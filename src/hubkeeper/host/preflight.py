@@ -90,6 +90,11 @@ def port_problems(loaded: LoadedSpec, paths: StatePaths) -> list[Problem]:
     if not _pid_alive(paths.proxy_pid):
         ports += [(("hub", "port"), spec.hub.ip, spec.hub.port),
                   (("proxy", "api_port"), "127.0.0.1", spec.proxy.api_port)]
+    # A login gate listens on its gate_port (the services the gate passes to may well run
+    # already: an external one must).
+    ports += [(("services", index, "gate_port"), "127.0.0.1", service.gate_port)
+              for index, service in enumerate(spec.services)
+              if service.hub_login and service.gate_port]
     return [
         loaded.problem(loc, f"port {port} on {ip} is in use by another program; choose a "
                             "free port or stop that program")
@@ -198,6 +203,23 @@ def environment_problems(loaded: LoadedSpec, roster: Roster,
     return problems
 
 
+def service_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:
+    """services: their groups are roster groups (or groups GitHub teams fill at login)."""
+    spec = loaded.spec
+    groups = set(roster.groups)
+    if spec.auth.kind == "github":
+        groups |= set(spec.auth.github.teams_to_groups.values())
+    problems = []
+    for index, service in enumerate(spec.services):
+        for position, group in enumerate(service.groups):
+            if group not in groups:
+                known = ", ".join(sorted(groups)) or "none"
+                problems.append(loaded.problem(
+                    ("services", index, "groups", position),
+                    f"{group!r} is not a roster group (roster groups: {known})"))
+    return problems
+
+
 def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
                        starting: bool) -> list[Problem]:
     """Everything hub.yaml needs of this machine (`check`); `starting` adds what only a hub
@@ -207,6 +229,7 @@ def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: Sta
         problems += port_problems(loaded, paths)
     problems += hook_problems(loaded, mode, paths)
     problems += environment_problems(loaded, roster, paths if starting else None)
+    problems += service_problems(loaded, roster)
     if mode == "system":
         problems += account_problems(roster)
     return problems
