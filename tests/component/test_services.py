@@ -189,13 +189,16 @@ services:
         "  allowed: [student1, student2]\n  groups: {rusers: [student1]}\n"))
     with external_upstream(script, ext_port, svcdir / "ext.pid"):
         hub = hubs.start(config)
-        _check_anonymous(hub)
+        _check_anonymous(hub, ext_gate)
         _check_allowed_user(hub, proxy)
         _check_refusals(hub)
         _check_managed_child(hub, app_pid_file)
         _check_plain(hub)
         gates = _gate_pids(ext_gate, app_gate)
         assert len(gates) == 2, gates
+        if proxy == "node":  # once is enough: this waits for the hub's next poll
+            _check_restart_together(hub, app_pid_file, app_gate)
+            gates = _gate_pids(ext_gate, app_gate)
         child = int(app_pid_file.read_text())
         hub.stop(signal.SIGTERM)
         assert hub.proc.returncode == 0, hub.log()
@@ -205,7 +208,19 @@ services:
         assert _answers(ext_port)
 
 
-def _check_anonymous(hub: RunningHub) -> None:
+def _check_anonymous(hub: RunningHub, gate_port: int) -> None:
+    # The proxy keeps its connections to the gate open: refusals and redirects must not
+    # close them (a closed one fails the proxy's next request with 503).
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", gate_port, timeout=30)
+    for method, body, status in [("GET", None, 302), ("POST", b"x", 403), ("GET", None, 302)]:
+        connection.request(method, "/services/ext/a", body=body)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == status
+    connection.close()
+
     async def run() -> None:
         async with aiohttp.ClientSession() as session:
             async with session.get(hub.url + "services/ext/a", allow_redirects=False) as first:
@@ -241,6 +256,10 @@ def _check_allowed_user(hub: RunningHub, proxy: str) -> None:
             session = user.session
             async with session.get(hub.url + "services/ext/") as response:
                 assert response.status == 200
+            # The gate's login cookie is its own: only sent below /services/ext/.
+            (login,) = [c for c in session.cookie_jar if c.key == "service-ext"]
+            assert login["path"] == "/services/ext/"
+            assert login["httponly"]
             upload = os.urandom(5 << 20)
             async with session.put(hub.url + "services/ext/upload", data=upload) as response:
                 answer = await response.json()
@@ -289,6 +308,25 @@ def _check_managed_child(hub: RunningHub, pid_file: Path) -> None:
     assert env["HUBKEEPER_SERVICE_PREFIX"] == "/services/app/"
     assert not [key for key in env if key.startswith("JUPYTERHUB_")]  # no hub credentials
     assert _pid_alive(int(pid_file.read_text()))
+
+
+def _check_restart_together(hub: RunningHub, pid_file: Path, gate_port: int) -> None:
+    """The command dies: its gate stops too, and the hub starts both again."""
+    child = int(pid_file.read_text())
+    (gate,) = _gate_pids(gate_port)
+    os.kill(child, signal.SIGKILL)
+    assert wait_gone([gate], deadline=15) == []
+    end = time.monotonic() + 120  # JupyterHub polls its services every 30 s or so
+    while time.monotonic() < end:
+        again = _gate_pids(gate_port)
+        if again and again != [gate] and pid_file.exists() and \
+                int(pid_file.read_text()) != child and _pid_alive(int(pid_file.read_text())):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the hub did not start the gate and its command again")
+    status, _, body = asyncio.run(visit(hub, "student1", "services/app/again"))
+    assert status == 200 and json.loads(body)["path"] == "/again", body
 
 
 def _check_plain(hub: RunningHub) -> None:

@@ -191,6 +191,8 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
         self._upstream_ws: websocket.WebSocketClientConnection | None = None
         self._pump: asyncio.Task[None] | None = None
         self._gone = asyncio.Event()  # the browser closed the connection
+        self._refused: Refused | None = None
+        self._login_url: str | None = None
 
     # ----- who may pass
     def _is_websocket(self) -> bool:
@@ -201,14 +203,28 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
         is replaced by `cross_site`, made in `prepare` before the login is looked at."""
 
     async def prepare(self) -> None:  # type: ignore[override]
+        # A refusal or a redirect is only answered in the method, after the request has
+        # been read: tornado drops the connection (without saying so) when a streamed
+        # request is answered in prepare, and the proxy's next request on it then fails.
+        try:
+            self._login_url = await self._admit()
+        except Refused as refused:
+            self._refused = refused
+            return
+        if self._login_url or self._is_websocket():
+            return
+        self.request.connection.set_max_body_size(MAX_BODY)  # type: ignore[union-attr]
+        self._upstream = asyncio.ensure_future(self._fetch())
+
+    async def _admit(self) -> str | None:
+        """Let the user in (current_user), or the hub's login URL, or raise Refused."""
         why = cross_site(self.request)
         if why:
             raise Refused(403, why)
         user = await self.hub_auth.get_user(self, sync=False)
         if user is None:
             if self.request.method in ("GET", "HEAD") and not self._is_websocket():
-                self.redirect(self.get_login_url())  # the hub's OAuth, then its login page
-                return
+                return self.get_login_url()  # the hub's OAuth, then its login page
             raise Refused(403, f"log in to the hub first to use {self.config.name}")
         try:
             self.check_hub_user(user)  # the token's access:services!service=<name> scope
@@ -219,10 +235,20 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
             log.info("%s: refused %s: %s", self.config.name, user.get("name"), why)
             raise Refused(403, why)
         self.current_user = user
-        if self._is_websocket():
-            return
-        self.request.connection.set_max_body_size(MAX_BODY)  # type: ignore[union-attr]
-        self._upstream = asyncio.ensure_future(self._fetch())
+        return None
+
+    def _turned_away(self) -> bool:
+        """Answer a request `prepare` did not let through; True when it is answered."""
+        if self._refused is not None:
+            raise self._refused
+        if self._login_url:
+            self.redirect(self._login_url)
+            return True
+        return False
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, Refused):  # a refusal is in the access log already
+            super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -319,6 +345,8 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
 
     async def _answer(self, *args: Any) -> None:
         """After the whole request body arrived: wait for the upstream's answer, finish."""
+        if self._turned_away():
+            return
         if self._body is not None:
             await self._body.put(None)
         assert self._upstream is not None
@@ -346,6 +374,8 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
 
     # ----- WebSockets: a connection to the upstream first, then the browser's handshake
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self._turned_away():
+            return
         if not self._is_websocket():
             await self._answer()
             return
