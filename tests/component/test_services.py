@@ -26,9 +26,10 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from hubkeeper.config import load
 from tests.conftest import TEST_ACCOUNT_PREFIX
 from tests.support.hubproc import RunningHub, free_ports, write_config
-from tests.support.procs import wait_gone
+from tests.support.procs import proxy_pids, wait_gone
 from tests.support.simuser import SimUser
 
 pytestmark = pytest.mark.component
@@ -156,7 +157,12 @@ async def ws_echo(hub: RunningHub, name: str, path: str, *,
             if binary:
                 await ws.send_bytes(b"abc")
                 echoes.append(await asyncio.wait_for(ws.receive_bytes(), 30))
-            return ws.protocol, echoes
+            protocol = ws.protocol
+        # A page on another site cannot open the service's WebSocket with the user's cookie.
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await user.session.ws_connect(ws_url, origin="https://evil.example")
+        assert refused.value.status == 403
+        return protocol, echoes
 
 
 @pytest.mark.parametrize("proxy", ["node", "python"])
@@ -165,6 +171,7 @@ def test_services_behind_the_gate_and_plain(svcdir: Path, hubs, proxy: str) -> N
     script.write_text(UPSTREAM)
     ext_port, ext_gate, app_port, app_gate, plain_port = free_ports(5)
     app_pid_file = svcdir / "app.pid"
+    plain_pid_file = svcdir / "plain.pid"
     config = write_config(svcdir, name=f"{TEST_ACCOUNT_PREFIX}-services", auth="dummy",
                           proxy=proxy, admins=("instructor",),
                           allowed=("student1", "student2"), extra=f"""\
@@ -181,7 +188,7 @@ services:
   - name: plain
     hub_login: false
     url: http://127.0.0.1:{plain_port}
-    command: [{sys.executable}, {script}, "{plain_port}"]
+    command: [{sys.executable}, {script}, "{plain_port}", {plain_pid_file}]
 """)
     # write_config writes users:; the group goes there.
     config.write_text(config.read_text().replace(
@@ -200,10 +207,24 @@ services:
             _check_restart_together(hub, app_pid_file, app_gate)
             gates = _gate_pids(ext_gate, app_gate)
         child = int(app_pid_file.read_text())
-        hub.stop(signal.SIGTERM)
-        assert hub.proc.returncode == 0, hub.log()
-        # The hub stopped the gates, and the gate its child.
-        assert wait_gone([*gates, child], deadline=15) == []
+        plain = int(plain_pid_file.read_text())
+        if proxy == "node":
+            hub.stop(signal.SIGTERM)
+            assert hub.proc.returncode == 0, hub.log()
+            # The hub stopped the gates, and the gate its child.
+            assert wait_gone([*gates, child, plain], deadline=15) == []
+        else:
+            # The hub killed outright (no clean-up of its own): the gates, the gate's command
+            # and the plain service go with it all the same.
+            proxies = proxy_pids(load(config).spec.proxy.api_port)
+            os.kill(hub.hub_pid(), signal.SIGKILL)
+            left = wait_gone([*gates, child, plain], deadline=15)
+            hub.stop()
+            for pid in [*proxies, *left]:  # the killed hub's proxy is left over: ours to stop
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            assert left == []
+            assert wait_gone(proxies, deadline=15) == []
         # The external upstream is not the gate's: it still runs.
         assert _answers(ext_port)
 
@@ -266,6 +287,15 @@ def _check_allowed_user(hub: RunningHub, proxy: str) -> None:
                 assert (answer["method"], answer["size"]) == ("PUT", len(upload))
                 assert answer["sha256"] == hashlib.sha256(upload).hexdigest()
                 assert response.cookies["upstream"]["path"] == "/services/ext/"
+            # The Python proxy (tornado's standard methods) answers 405 to WebDAV's itself.
+            for method in ("DELETE", "PROPFIND") if proxy == "node" else ("DELETE",):
+                async with session.request(method, hub.url + "services/ext/any",
+                                           headers={"Sec-Fetch-Site": "same-origin"}) as response:
+                    assert (await response.json())["method"] == method
+            async with session.post(hub.url + "services/ext/any", data=b"x", headers={
+                    "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}) as response:
+                assert response.status == 403
+                assert "from another site" in await response.text()
             async with session.get(hub.url + "services/ext/big") as response:
                 data = await response.read()
                 assert len(data) == 128 * 65536

@@ -112,7 +112,8 @@ def test_gate_for_hub_login_and_as_is_without() -> None:
     assert "--" not in files["command"]  # external: no child
     assert "oauth_client_allowed_scopes" not in files  # no groups: nothing to read
     assert grades == {"name": "grades", "url": "http://127.0.0.1:9100",
-                      "command": ["/srv/grades/run", "--port=9100"],
+                      "command": ["setpriv", "--pdeathsig", "TERM", "--",
+                                  "/srv/grades/run", "--port=9100"],
                       "environment": {"GRADES_DB": "/srv/grades/db"},
                       "oauth_no_confirm": True, "display": True}
     assert nightly["display"] is False and "url" not in nightly

@@ -26,6 +26,7 @@ from hubkeeper.hub.runtime import Runtime
 GATE_MODULE = "hubkeeper.hub.gate"
 # What the gate's tokens may read of the user who logs in through it: their own groups.
 GATE_OAUTH_SCOPES = ["read:users:groups!user"]
+DIE_WITH_HUB = ("setpriv", "--pdeathsig", "TERM", "--")  # util-linux, as for snapshot's rsync
 
 
 def update_extra_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -68,7 +69,10 @@ def service_entry(service: HubService, runtime: Runtime) -> dict[str, Any]:
         if service.url:
             entry["url"] = service.url
         if service.command:
-            entry["command"] = list(service.command)
+            # JupyterHub starts it in a session of its own and stops it only when it stops
+            # cleanly: the kernel's SIGTERM when the hub dies keeps a killed hub's service
+            # from holding its port against the next one.
+            entry["command"] = [*DIE_WITH_HUB, *service.command]
         if service.environment:
             entry["environment"] = dict(service.environment)
         entry["display"] = bool(service.url)
