@@ -17,7 +17,7 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.host.preflight import service_problems
 from hubkeeper.host.statedir import Secrets, StatePaths
 from hubkeeper.hub.gate import GateUsageError, child_environment, read_config
-from hubkeeper.hub.gate_proxy import (
+from hubkeeper.hub.gate_rules import (
     GateConfig,
     cross_site,
     refusal,

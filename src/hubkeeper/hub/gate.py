@@ -31,7 +31,8 @@ from tornado import httpclient, web
 from tornado.httpserver import HTTPServer
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-from hubkeeper.hub.gate_proxy import MAX_BODY, GateConfig, GateHandler, log_request
+from hubkeeper.hub.gate_proxy import MAX_BODY, GateHandler, log_request
+from hubkeeper.hub.gate_rules import GateConfig
 
 log = logging.getLogger("hubkeeper.gate")
 
