@@ -367,8 +367,9 @@ def test_culling_is_on_by_default_and_never_deletes_users() -> None:
     c = rendered(COURSE)
     (culler,) = [s for s in c.JupyterHub.services if s["name"] == "idle-culler"]
     assert culler["command"] == [
-        "/opt/hk/bin/python", "-m", "jupyterhub_idle_culler", "--timeout=3600",
-        "--cull-every=600", "--cull-users=False", "--remove-named-servers=False"]
+        "setpriv", "--pdeathsig", "TERM", "--", "/opt/hk/bin/python", "-m",
+        "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=600", "--cull-users=False",
+        "--remove-named-servers=False"]
     (role,) = [r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler"]
     assert role["services"] == ["idle-culler"]
     assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers",

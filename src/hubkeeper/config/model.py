@@ -18,6 +18,7 @@ from hubkeeper.config.types import (
     GITHUB_TEAM_PATTERN,
     HUB_NAME_PATTERN,
     SCHEMA_VERSION,
+    SERVICE_NAME_PATTERN,
     UNIT_NAME_PATTERN,
     USERNAME_PATTERN,
     Duration,
@@ -28,6 +29,7 @@ from hubkeeper.config.types import (
     Username,
     check_callback_url,
     check_ip_address,
+    check_local_url,
     check_public_url,
     check_url_prefix,
 )
@@ -514,23 +516,28 @@ class LimitsSection(Limit):
     )
 
 
-ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$",
+ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN,
                                    description="Lower-case letters, digits and '-'.")]
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$",
+                                  description="An HTTP header name: letters, digits, '-'.")]
 
 
 class HubService(Section):
     """A JupyterHub service reachable at /services/<name>/ behind the hub's login."""
 
     name: ServiceName = Field(description="Its name; its address is <hub>/services/<name>/.")
-    url: str | None = Field(
-        None, pattern=r"^http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}/?$",
+    url: Annotated[str, AfterValidator(check_local_url)] | None = Field(
+        None,
         description="Where it listens, on this machine: http://127.0.0.1:<port>. The proxy "
-        "sends /services/<name>/ there.",
+        "sends /services/<name>/ there: with hub_login through the login gate, which passes "
+        "on the path below /services/<name>/ (/services/rstudio/x -> <url>/x); without, "
+        "the whole path, as JupyterHub services expect.",
     )
     command: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         description="A command the hub starts and restarts with itself (a managed service); "
-        "empty: something else runs it (an external service).",
+        "empty: something else runs it (an external service). With hub_login the login gate "
+        "runs it as its child: they start, stop and are restarted together.",
     )
     environment: dict[str, str] = Field(
         default_factory=dict, description="Extra environment variables of the command.")
@@ -539,6 +546,18 @@ class HubService(Section):
         description="Put hubkeeper's login gate in front of it: only users logged in to the "
         "hub who may use it reach it (for services like RStudio that know nothing of "
         "JupyterHub). false: the service checks logins itself (JupyterHub OAuth).",
+    )
+    gate_port: Port | None = Field(
+        None,
+        description="hub_login only, and required there: the port on 127.0.0.1 the login "
+        "gate listens on. The proxy sends /services/<name>/ to the gate, the gate sends what "
+        "it lets through to url.",
+    )
+    user_header: HeaderName = Field(
+        "X-Hubkeeper-User",
+        description="hub_login only: the request header in which the gate tells the service "
+        "who the user is (any copy sent by the browser is removed first). E.g. "
+        "X-RStudio-Username for RStudio Workbench's proxied authentication.",
     )
     groups: list[GroupName] = Field(
         default_factory=list,
@@ -618,17 +637,11 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
     problems += _environment_problems(spec)
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
-    ports = {"hub.port": spec.hub.port, "hub.api_port": spec.hub.api_port,
-             "proxy.api_port": spec.proxy.api_port}
-    if spec.hub.url:
-        ports["nginx.http_port"] = spec.nginx.http_port
-        ports["hub.url"] = https_port(spec)
     seen: dict[int, str] = {}
-    for name, port in ports.items():
+    for where, port in _ports(spec):
         if port in seen:
-            where = tuple(name.split("."))
             problems.append((where, f"port {port} is already used by {seen[port]}"))
-        seen.setdefault(port, name)
+        seen.setdefault(port, _field_label(where))
     for key in ("admins", "allowed"):
         names: list[str] = getattr(spec.users, key)
         first: dict[str, int] = {}
@@ -653,6 +666,32 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
             )
         )
     return problems
+
+
+def _ports(spec: HubSpec) -> list[tuple[tuple[str | int, ...], int]]:
+    """Every port hub.yaml names on this machine, with where it is named."""
+    ports: list[tuple[tuple[str | int, ...], int]] = [
+        (("hub", "port"), spec.hub.port), (("hub", "api_port"), spec.hub.api_port),
+        (("proxy", "api_port"), spec.proxy.api_port)]
+    if spec.hub.url:
+        ports += [(("nginx", "http_port"), spec.nginx.http_port),
+                  (("hub", "url"), https_port(spec))]
+    for index, service in enumerate(spec.services):
+        if service.url:
+            port = urllib.parse.urlsplit(service.url).port
+            assert port is not None  # check_local_url
+            ports.append((("services", index, "url"), port))
+        if service.gate_port and service.hub_login:
+            ports.append((("services", index, "gate_port"), service.gate_port))
+    return ports
+
+
+def _field_label(where: tuple[str | int, ...]) -> str:
+    """('services', 0, 'url') -> 'services[0].url', as problems name fields."""
+    label = ""
+    for part in where:
+        label += f"[{part}]" if isinstance(part, int) else (f".{part}" if label else part)
+    return label
 
 
 def default_environment(spec: HubSpec) -> str | None:
@@ -829,6 +868,14 @@ def _operation_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]
             problems.append((("services", index),
                              "hub_login needs url: the address the login gate passes "
                              "requests to (http://127.0.0.1:<port>)"))
+        if service.hub_login and not service.gate_port:
+            problems.append((("services", index),
+                             "hub_login needs gate_port: the port on 127.0.0.1 the login "
+                             "gate listens on (a free port, not url's)"))
+        for key in ("gate_port", "user_header"):
+            if not service.hub_login and key in service.model_fields_set:
+                problems.append((("services", index, key),
+                                 "only used with hub_login: true (the login gate); remove it"))
         if not service.command and not service.url:
             problems.append((("services", index),
                              "give command (the hub runs it), url (it runs elsewhere on "

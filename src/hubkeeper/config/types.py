@@ -27,6 +27,7 @@ GITHUB_ORG_OR_TEAM_PATTERN = rf"^{_GITHUB_ORG}(:{_GITHUB_SLUG})?$"
 GITHUB_TEAM_PATTERN = rf"^{_GITHUB_ORG}:{_GITHUB_SLUG}$"
 ENVIRONMENT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 UNIT_NAME_PATTERN = r"^[A-Za-z0-9:_.@%-]+\.(service|target)$"
+SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
 
 PATTERN_WORDS = {
     USERNAME_PATTERN: "a lower-case Linux user name: a letter or '_', then up to 31 of "
@@ -41,6 +42,8 @@ PATTERN_WORDS = {
     "and : _ . @ % -), e.g. notify-admin@%n.service",
     ENVIRONMENT_NAME_PATTERN: "a lower-case slug: a letter, then up to 39 of a-z 0-9 '_' "
     "'-' (it becomes a folder name in every home)",
+    SERVICE_NAME_PATTERN: "a letter, then up to 31 of a-z 0-9 '-' (it becomes the path "
+    "/services/<name>/)",
 }
 
 Username = Annotated[
@@ -106,6 +109,25 @@ def check_public_url(value: str) -> str:
         raise ValueError(f"{value!r} has a port that is not a number from 1 to 65535") from None
     if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", parts.hostname):
         raise ValueError(f"{value!r}: {parts.hostname!r} is not a DNS name, {example}")
+    return value
+
+
+def check_local_url(value: str) -> str:
+    """A service's address: plain http on this machine's loopback, a port, no path. Anything
+    else would send users' requests (and the login gate's user header) off the machine."""
+    example = "e.g. http://127.0.0.1:8787"
+    parts = urllib.parse.urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if (parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1")
+            or parts.username or parts.password or parts.query or parts.fragment
+            or parts.path not in ("", "/")):
+        raise ValueError(f"{value!r} must be http://127.0.0.1:<port> (a service on this "
+                         f"machine, no path), {example}")
+    if not port:
+        raise ValueError(f"{value!r} needs a port from 1 to 65535, {example}")
     return value
 
 

@@ -92,6 +92,11 @@ def port_problems(loaded: LoadedSpec, paths: StatePaths) -> list[Problem]:
     if not _pid_alive(paths.proxy_pid):
         ports += [(("hub", "port"), spec.hub.ip, spec.hub.port),
                   (("proxy", "api_port"), "127.0.0.1", spec.proxy.api_port)]
+    # A login gate listens on its gate_port (the services the gate passes to may well run
+    # already: an external one must).
+    ports += [(("services", index, "gate_port"), "127.0.0.1", service.gate_port)
+              for index, service in enumerate(spec.services)
+              if service.hub_login and service.gate_port]
     return [
         loaded.problem(loc, f"port {port} on {ip} is in use by another program; choose a "
                             "free port or stop that program")
@@ -201,14 +206,18 @@ def environment_problems(loaded: LoadedSpec, roster: Roster,
 
 
 def group_reference_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:
-    """limits.groups and services[].groups name roster groups (a typo would silently give
-    its members the hub-wide limits, or lock everyone out of a service)."""
+    """limits.groups and services[].groups name roster groups, or groups GitHub teams fill at
+    login (a typo would silently give its members the hub-wide limits, or lock everyone out
+    of a service)."""
+    spec = loaded.spec
     groups = set(roster.groups)
+    if spec.auth.kind == "github":
+        groups |= set(spec.auth.github.teams_to_groups.values())
     known = ", ".join(sorted(groups)) or "none"
     problems = [loaded.problem(("limits", "groups", name),
                                f"{name!r} is not a roster group (roster groups: {known})")
-                for name in loaded.spec.limits.groups if name not in groups]
-    for index, service in enumerate(loaded.spec.services):
+                for name in spec.limits.groups if name not in groups]
+    for index, service in enumerate(spec.services):
         problems += [loaded.problem(("services", index, "groups", position),
                                     f"{group!r} is not a roster group (roster groups: {known})")
                      for position, group in enumerate(service.groups) if group not in groups]

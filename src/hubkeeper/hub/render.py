@@ -15,6 +15,7 @@ from hubkeeper.config.model import Hook, HubSpec, default_environment
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub.runtime import Runtime, auth_kind
+from hubkeeper.hub.services import DIE_WITH_HUB, update_extra_services
 
 SPAWNER_CLASS = "hubkeeper.hub.spawner.LocalSpawner"
 SERVICE_NAME = "hubkeeper"
@@ -45,6 +46,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_services(c, spec, runtime)
     update_culling(c, spec, runtime)
     update_limits(c, spec, runtime)
+    update_extra_services(c, spec, runtime)
     update_groups(c, spec, runtime)
     return c
 
@@ -245,7 +247,9 @@ def update_culling(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     culling = spec.culling
     if not culling.enabled:
         return
-    command = [runtime.python, "-m", "jupyterhub_idle_culler",
+    # It dies with the hub: a killed hub must not leave a culler behind (the next one starts
+    # its own).
+    command = [*DIE_WITH_HUB, runtime.python, "-m", "jupyterhub_idle_culler",
                f"--timeout={int(culling.idle)}", f"--cull-every={int(culling.every)}",
                "--cull-users=False", "--remove-named-servers=False"]
     if culling.max_age:
