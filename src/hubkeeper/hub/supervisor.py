@@ -155,7 +155,10 @@ class Supervisor:
                 hub_up = hub_up or _is_ready(hub_api)
                 if hub_up and _is_ready(url):
                     ready = True
-                    self.on_ready(url)
+                    # In a thread: what follows readiness (the roster's sync) makes requests
+                    # that may take a while, and Ctrl-C or SIGTERM must be honoured at once.
+                    threading.Thread(target=self.on_ready, args=(url,), daemon=True,
+                                     name="on-ready").start()
                 elif time.monotonic() - started > READY_DEADLINE:
                     self._stop_hub(proc)
                     raise HubkeeperError(
