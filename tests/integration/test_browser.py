@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import require
+from tests.support.browser import SPAWN_TIMEOUT_MS, STEP_TIMEOUT_MS, chromium_page
 from tests.support.hubproc import RunningHub, write_config
 
 if TYPE_CHECKING:
@@ -23,59 +23,15 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 USER = "student1"
-SPAWN_TIMEOUT_MS = 120_000  # login -> server spawned -> JupyterLab loaded and drawn
-STEP_TIMEOUT_MS = 30_000  # any other wait: generous, the machine may be busy with other hubs
 SCREENSHOT = "browser-jupyterlab-launcher.png"
 
 
 @pytest.fixture
 def page(request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Page]:
-    """A fresh page in a fresh Chromium; the browser is closed whatever happens.
-
-    On failure a screenshot of the page as it was is kept in the artifacts directory.
-    """
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    require(sync_playwright is not None, "the playwright Python package")
-    require(CHROMIUM.exists(), "Debian's chromium at /usr/bin/chromium")
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(STEP_TIMEOUT_MS)
-            try:
-                page = context.new_page()
-                yield page
-                report = getattr(request.node, "rep_call", None)
-                if report is not None and report.failed:
-                    _failure_screenshot(page, artifacts / f"browser-failed-{request.node.name}.png")
-            finally:
-                context.close()
-        finally:
-            browser.close()
-
-
-def _failure_screenshot(page: Page, path: Path) -> None:
-    try:
-        page.screenshot(path=str(path), full_page=True)
-        print(f"\nbrowser screenshot at failure: {path} (page {page.url})")
-    except Exception as exc:  # the page may be gone; the test's own error matters more
-        print(f"\nno screenshot at failure: {exc}")
+    """A fresh page in a fresh Chromium (tests/support/browser.py)."""
+    with chromium_page(request, artifacts) as fresh:
+        yield fresh
 
 
 def _start_hub(workdir: Path, hubs: Any) -> RunningHub:

@@ -1,7 +1,8 @@
 """hub.url through a real nginx: `hubkeeper apply` writes the site, nginx checks and serves it.
 
-Each test runs its own nginx (a main configuration in a temporary directory, with its own pid
-file, logs and `include <dir>/conf.d/*.conf`) on free ports, with a self-signed certificate
+Each test runs its own nginx (the `nginx` fixture of tests/integration/conftest.py: a main
+configuration in a temporary directory, with its own pid file, logs and
+`include <dir>/conf.d/*.conf`) on free ports, with a self-signed certificate
 made by openssl. Only Let's Encrypt is played by a stand-in (certbot_standin.py): it cannot be
 reached from here.
 """
@@ -16,20 +17,18 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from hubkeeper.host.nginxctl import served_certificate
-from tests.conftest import TEST_ACCOUNT_PREFIX, _failed, require, require_root
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.conftest import TEST_ACCOUNT_PREFIX
+from tests.support.hubproc import free_ports
+from tests.support.nginxsite import Nginx, files_tls, hub_yaml, hubkeeper, self_signed
 from tests.support.simuser import SimUser
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -39,132 +38,9 @@ PASSWORD = "Correct-Horse-7"
 STANDIN = Path(__file__).parent / "certbot_standin.py"
 
 
-@dataclass
-class Nginx:
-    dir: Path
-    main: Path
-    conf_dir: Path
-    http_port: int
-    https_port: int
-
-    @property
-    def pid_file(self) -> Path:
-        return self.dir / "nginx.pid"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGQUIT)
-        end = time.monotonic() + 15
-        while time.monotonic() < end and self.pid() is not None:
-            time.sleep(0.1)
-        if self.pid() is not None:
-            os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def place(request: pytest.FixtureRequest):
-    """A temporary directory named with the test prefix, that nginx's workers can read."""
-    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-nginx-"))
-    path.chmod(0o755)
-    yield path
-    if _failed(request):
-        print(f"\nkept for diagnosis: {path}")
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def nginx(place: Path, request: pytest.FixtureRequest):
-    """An nginx main configuration of our own; the nginx that apply starts is stopped after."""
-    require_root()
-    require(shutil.which("nginx", path=os.environ["PATH"] + ":/usr/sbin") is not None,
-            "nginx is not installed (./run installs it)")
-    conf_dir = place / "conf.d"
-    conf_dir.mkdir()
-    main = place / "nginx.conf"
-    main.write_text(f"""\
-pid {place}/nginx.pid;
-error_log {place}/error.log;
-worker_processes 1;
-events {{ worker_connections 256; }}
-http {{
-    access_log {place}/access.log;
-    client_body_temp_path {place}/tmp-body;
-    proxy_temp_path {place}/tmp-proxy;
-    fastcgi_temp_path {place}/tmp-fastcgi;
-    uwsgi_temp_path {place}/tmp-uwsgi;
-    scgi_temp_path {place}/tmp-scgi;
-    include {conf_dir}/*.conf;
-}}
-""")
-    http_port, https_port = free_ports(2)
-    server = Nginx(place, main, conf_dir, http_port, https_port)
-    yield server
-    if _failed(request) and (place / "error.log").exists():
-        print(f"\n===== nginx error.log\n{(place / 'error.log').read_text()[-5000:]}")
-    server.stop()
-
-
-def self_signed(directory: Path, host: str, *, name: str = "cert", bits: int = 2048,
-                days: int = 30) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", f"rsa:{bits}", "-nodes",
-                    "-days", str(days), "-subj", f"/CN={host}",
-                    "-addext", f"subjectAltName=DNS:{host}",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    key.chmod(0o600)
-    return cert, key
-
-
 def fingerprint(cert: Path) -> str:
     der = ssl.PEM_cert_to_DER_cert(cert.read_text())
     return hashlib.sha256(der).hexdigest()
-
-
-def files_tls(cert: Path, key: Path) -> str:
-    return f"tls:\n  certificate: {cert}\n  key: {key}\n"
-
-
-def hub_yaml(place: Path, server: Nginx, *, name: str, tls: str, host: str = "localhost",
-             mode: str = "personal", auth: str = "shared-password",
-             users: str = "  allowed: [student1]\n", nginx_extra: str = "",
-             with_url: bool = True) -> Path:
-    port, api_port, proxy_port = free_ports(3)
-    url = f"  url: https://{host}:{server.https_port}/\n" if with_url else ""
-    web = (tls + f"nginx:\n  conf_dir: {server.conf_dir}\n  main_config: {server.main}\n"
-           f"  http_port: {server.http_port}\n{nginx_extra}") if with_url else ""
-    config = place / "hub.yaml"
-    config.write_text(f"""\
-hub:
-  name: {name}
-  ip: 127.0.0.1
-  port: {port}
-  api_port: {api_port}
-  state_dir: state
-  mode: {mode}
-{url}proxy:
-  api_port: {proxy_port}
-auth:
-  kind: {auth}
-users:
-{users}{web}""")
-    return config
-
-
-def hubkeeper(config: Path, *args: str, env: dict[str, str] | None = None
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **(env or {})})
 
 
 def eventually(condition, deadline: float = 15.0) -> bool:
