@@ -274,9 +274,13 @@ def test_a_running_hub_then_a_killed_one_and_a_secret_made_0644(workdir: Path, m
     # file nor stop its proxy, which stays behind.
     paths = StatePaths(workdir / "state")
     hub_pid = hub.hub_pid()
+    api_port = load(config).spec.hub.api_port
+    assert wait_until(lambda: _cullers_of(api_port), 30), "no idle culler runs"
     os.kill(hub_pid, signal.SIGKILL)
     hub.proc.wait(timeout=60)
     assert wait_until(lambda: running_hub(paths) is None, 30)
+    # The hub's managed service (the idle culler) dies with it; the proxy does not.
+    assert wait_until(lambda: not _cullers_of(api_port), 30), _cullers_of(api_port)
     orphan = orphan_proxy(paths, _proxy_api_port(config))
     assert orphan is not None, "the proxy of a killed hub stays running"
     try:
@@ -303,6 +307,20 @@ def test_a_running_hub_then_a_killed_one_and_a_secret_made_0644(workdir: Path, m
     assert [(c["command"], c["before"], c["after"]) for c in body["changes"]] == [
         (f"chmod 0600 {secret}", "0644", "0600")]
     assert mode(secret) == 0o600
+
+
+def _cullers_of(api_port: int) -> list[int]:
+    """The idle cullers talking to the hub API on api_port."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if b"jupyterhub_idle_culler" in command and f":{api_port}/".encode() in environ:
+            found.append(int(entry.name))
+    return found
 
 
 def _proxy_api_port(config: Path) -> int:
