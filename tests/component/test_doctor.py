@@ -199,7 +199,7 @@ def test_an_account_hubkeeper_did_not_create_is_reported_and_never_touched(
     assert code == 1
     [reported] = found(body, "journal", "problem", stranger)
     assert "hubkeeper did not create it" in reported["explanation"]
-    assert "`hubkeeper adopt`" in reported["explanation"]
+    assert "put it back from a snapshot" in reported["explanation"]
     [home_note] = found(body, "homes", subject=str(home))
     assert home_note["status"] == "warning"
     assert home_note["fix"]["safe"] is False

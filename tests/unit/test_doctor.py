@@ -153,7 +153,7 @@ def test_the_journal_against_the_machine(tmp_path: Path) -> None:
     [lab] = by_subject["lab"]
     assert lab.status == "problem" and "has gid 3000" in lab.explanation
     [bob] = by_subject["bob"]  # on the roster, exists, not in the journal
-    assert bob.status == "problem" and "`hubkeeper adopt`" in bob.explanation
+    assert bob.status == "problem" and "put it back from a snapshot" in bob.explanation
     assert all(f.fix is None for fs in by_subject.values() for f in fs), "never repaired"
 
 

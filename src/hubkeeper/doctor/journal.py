@@ -126,9 +126,9 @@ def _roster_names(ctx: Context, journal: Journal) -> list[Finding]:
             f"The account {member.account} (uid {account.uid}) exists on this machine but "
             f"hubkeeper did not create it (it is not in the journal), though the roster "
             f"names {member.name}. hubkeeper never manages an account it did not create, so "
-            "`hubkeeper apply` stops on this name and doctor leaves it alone. If it is this "
-            "user's own account (say the journal was lost), take it over with `hubkeeper "
-            "adopt`; otherwise give the roster user another name.")))
+            "`hubkeeper apply` stops on this name and doctor leaves it alone. If the journal "
+            "was lost, put it back from a snapshot (its hub/state/journal.json); otherwise "
+            "give the roster user another name, or remove the account if nobody needs it.")))
     accounts = {member.account for member in ctx.roster.members}
     for group in ctx.roster.groups:
         linux = ctx.roster.prefix + group
