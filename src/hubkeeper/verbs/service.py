@@ -25,14 +25,13 @@ from hubkeeper.host.installed import (
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.statedir import (
-    HubLock,
-    StatePaths,
     check_not_retired,
     ensure_layout,
     state_paths,
 )
 from hubkeeper.host.systemd import SystemdHost, render_unit, unit_name, unit_path, unsafe_for_unit
 from hubkeeper.hub.runtime import resolve_mode
+from hubkeeper.lifecycle.removal import running_hub
 from hubkeeper.roster import build_roster
 from hubkeeper.verbs.apply import apply_lock
 
@@ -127,16 +126,6 @@ def _path_problems(loaded: LoadedSpec, executable: Path) -> list[Problem]:
     return problems
 
 
-def hub_pid(paths: StatePaths) -> int | None:
-    """The pid of the `hubkeeper up` holding this state dir's hub lock; None: no hub runs."""
-    lock = HubLock(paths)
-    try:
-        lock.check_free()
-    except HubkeeperError:
-        return lock.holder() or 0
-    return None
-
-
 def _expected(loaded: LoadedSpec) -> bytes | None:
     try:
         return render_unit(loaded.spec, loaded.path, hubkeeper_executable()).encode()
@@ -168,7 +157,7 @@ def install(config: Path, host: SystemdHost | None = None) -> ServiceInstall:
     content = render_unit(spec, loaded.path, executable).encode()
 
     _check_installable(Journal.load(paths.journal), path)
-    running = hub_pid(paths)
+    running = running_hub(paths)
     if host.booted and running is not None and not host.runs_in_unit(running, name):
         raise HubkeeperError(
             f"a hub of {paths.root} already runs outside systemd (pid {running or '?'}, "
@@ -299,7 +288,7 @@ def service_state(loaded: LoadedSpec, host: SystemdHost | None = None) -> Servic
         enabled = host.query("is-enabled", name)
     return ServiceState(hub=spec.hub.name, unit=name, path=str(path), file=file,
                         detail=detail, systemd=host.booted, pid1=host.pid1, active=active,
-                        enabled=enabled, hub_pid=hub_pid(paths))
+                        enabled=enabled, hub_pid=running_hub(paths))
 
 
 def status(config: Path, host: SystemdHost | None = None) -> ServiceState:
