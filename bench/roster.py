@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -281,33 +282,55 @@ def _zombie_cpu(pid: int) -> dict[str, float]:
             "children_cpu": round((fields[2] + fields[3]) / CLOCK_TICKS, 2)}
 
 
-def timed(command: list[str], workdir: Path, label: str, self_label: str,
-          quiet_wait: float) -> dict[str, Any]:
-    """Run `command` once, after a quiet machine, and measure it."""
-    quiet = quiet_machine(quiet_wait) if quiet_wait > 0 else None
-    out, err = workdir / f"{label}.stdout", workdir / f"{label}.stderr"
-    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+@dataclass
+class Measured:
+    """One command run to its end (or killed at the deadline: `code` None)."""
+
+    code: int | None
+    wall: float
+    user: float  # CPU of the command and everything it waited for (RUSAGE_CHILDREN)
+    system: float
+    own: dict[str, float]  # the command's own CPU, and its children's (empty when killed)
+    sampler: Sampler
+
+
+def measured_run(command: list[str], cwd: Path, env: dict[str, str], out: Path, err: Path,
+                 self_label: str, deadline: float) -> Measured:
+    """Run `command` in its own session, output to `out` and `err`, sampling what runs; a
+    command still running at `deadline` (or on Ctrl-C) is killed with its whole tree."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         began = time.monotonic()
-        child = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=stdout,
+        child = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout,
                                  stderr=stderr, env=env, start_new_session=True)
         pidfd = os.pidfd_open(child.pid)
         try:
             with Sampler(child.pid, self_label) as sampler:
-                ready, _, _ = select.select([pidfd], [], [], RUN_DEADLINE)
+                ready, _, _ = select.select([pidfd], [], [], deadline)
                 wall = time.monotonic() - began
-            if not ready:
-                raise BenchError(f"{label}: still running after {RUN_DEADLINE:.0f} s; killed")
-            own = _zombie_cpu(child.pid)
-            code = child.wait(timeout=30)
+            own = _zombie_cpu(child.pid) if ready else {}
+            code = child.wait(timeout=30) if ready else None
         finally:
             os.close(pidfd)
             if child.poll() is None:  # a deadline or Ctrl-C: its own session, only its tree
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait(timeout=30)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    return Measured(code, wall, after.ru_utime - before.ru_utime,
+                    after.ru_stime - before.ru_stime, own, sampler)
+
+
+def timed(command: list[str], workdir: Path, label: str, self_label: str,
+          quiet_wait: float) -> dict[str, Any]:
+    """Run `command` once, after a quiet machine, and measure it."""
+    quiet = quiet_machine(quiet_wait) if quiet_wait > 0 else None
+    out, err = workdir / f"{label}.stdout", workdir / f"{label}.stderr"
+    run = measured_run(command, workdir, {**os.environ, "LC_ALL": "C.UTF-8"}, out, err,
+                       self_label, RUN_DEADLINE)
+    if run.code is None:
+        raise BenchError(f"{label}: still running after {RUN_DEADLINE:.0f} s; killed")
+    code, wall, user, system, own, sampler = (run.code, run.wall, run.user, run.system,
+                                              run.own, run.sampler)
     samples = sum(sampler.running.values()) or 1
     stdout_text, stderr_text = out.read_text(errors="replace"), err.read_text(errors="replace")
     error_lines = [line for line in stderr_text.splitlines() if line.strip()]

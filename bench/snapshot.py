@@ -40,10 +40,7 @@ import json
 import math
 import os
 import random
-import resource
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -67,7 +64,7 @@ from bench.common import (  # noqa: E402
     unwind_on_sigterm,
     write_json,
 )
-from bench.roster import Sampler, quiet_machine  # noqa: E402  (standard library only)
+from bench.roster import measured_run, quiet_machine  # noqa: E402  (standard library only)
 
 HUBKEEPER = Path(sys.executable).parent / "hubkeeper"
 PREFIX = "hkb"  # the work directory and every user of this benchmark start with it
@@ -180,13 +177,6 @@ def drop_caches() -> bool:
     return True
 
 
-def _zombie_cpu(pid: int) -> float:
-    """The CPU seconds of an exited, not yet reaped child itself (without its children)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = [int(v) for v in text[text.rindex(")") + 2:].split()[11:13]]
-    return round(sum(fields) / CLOCK_TICKS, 2)
-
-
 def machine_counters() -> dict[str, float]:
     """Whole-machine counters: CPU time stolen by the hypervisor and spent waiting for I/O
     (seconds, all CPUs), and MiB read and written on every disk (whoever did it)."""
@@ -212,30 +202,14 @@ def run_step(command: list[str], cwd: Path, label: str, logs: Path) -> dict[str,
     """Run one command to its end and measure it: wall, CPU of it and all it waited for
     (getrusage(RUSAGE_CHILDREN) delta), what ran (sampled), other processes' CPU."""
     out, err = logs / f"{label}.stdout", logs / f"{label}.stderr"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine_before = machine_counters()
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        began = time.monotonic()
-        child = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout,
-                                 stderr=stderr, env={**os.environ, "LC_ALL": "C.UTF-8"},
-                                 start_new_session=True)
-        pidfd = os.pidfd_open(child.pid)
-        try:
-            with Sampler(child.pid, _self_label(command)) as sampler:
-                ready, _, _ = select.select([pidfd], [], [], RUN_DEADLINE)
-                wall = time.monotonic() - began
-            if not ready:
-                raise BenchError(f"{label}: still running after {RUN_DEADLINE:.0f} s; killed")
-            own = _zombie_cpu(child.pid)
-            code = child.wait(timeout=30)
-        finally:
-            os.close(pidfd)
-            if child.poll() is None:  # a deadline or Ctrl-C: its own session, only its tree
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait(timeout=30)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = measured_run(command, cwd, {**os.environ, "LC_ALL": "C.UTF-8"}, out, err,
+                       _self_label(command), RUN_DEADLINE)
+    if run.code is None:
+        raise BenchError(f"{label}: still running after {RUN_DEADLINE:.0f} s; killed")
     machine_delta = {k: round(v - machine_before[k], 2) for k, v in machine_counters().items()}
-    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    code, wall, user, system, sampler = run.code, run.wall, run.user, run.system, run.sampler
+    own = run.own["own_cpu"]
     samples = sum(sampler.running.values()) or 1
     foreign = sampler.foreign_ticks / CLOCK_TICKS
     errors = [line for line in err.read_text(errors="replace").splitlines() if line.strip()]
