@@ -33,8 +33,13 @@ def free_ports(count: int) -> list[int]:
 def write_config(directory: Path, *, name: str = "hktest", mode: str = "personal",
                  auth: str = "shared-password", admins: tuple[str, ...] = ("instructor",),
                  allowed: tuple[str, ...] = ("student1", "student2"), proxy: str = "python",
-                 extra: str = "") -> Path:
+                 extra: str = "", hub_extra: str = "", users: str | None = None) -> Path:
+    """directory/hub.yaml on free loopback ports. `hub_extra`: more lines of the hub section
+    (indented); `users`: the users section's body instead of `admins` and `allowed`;
+    `extra`: more sections at the end."""
     port, api_port, proxy_port = free_ports(3)
+    if users is None:
+        users = f"  admins: [{', '.join(admins)}]\n  allowed: [{', '.join(allowed)}]\n"
     text = f"""\
 version: 1
 hub:
@@ -44,12 +49,10 @@ hub:
   api_port: {api_port}
   state_dir: state
   mode: {mode}
-auth:
+{hub_extra}auth:
   kind: {auth}
 users:
-  admins: [{", ".join(admins)}]
-  allowed: [{", ".join(allowed)}]
-proxy:
+{users}proxy:
   kind: {proxy}
   api_port: {proxy_port}
 {extra}"""

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import HUBKEEPER, free_ports, write_config
 
 
 @dataclass
@@ -92,26 +92,11 @@ def hub_yaml(place: Path, server: Nginx, *, name: str, tls: str, host: str = "lo
              mode: str = "personal", auth: str = "shared-password",
              users: str = "  allowed: [student1]\n", nginx_extra: str = "",
              with_url: bool = True) -> Path:
-    port, api_port, proxy_port = free_ports(3)
     url = f"  url: https://{host}:{server.https_port}/\n" if with_url else ""
     web = (tls + f"nginx:\n  conf_dir: {server.conf_dir}\n  main_config: {server.main}\n"
            f"  http_port: {server.http_port}\n{nginx_extra}") if with_url else ""
-    config = place / "hub.yaml"
-    config.write_text(f"""\
-hub:
-  name: {name}
-  ip: 127.0.0.1
-  port: {port}
-  api_port: {api_port}
-  state_dir: state
-  mode: {mode}
-{url}proxy:
-  api_port: {proxy_port}
-auth:
-  kind: {auth}
-users:
-{users}{web}""")
-    return config
+    return write_config(place, name=name, mode=mode, auth=auth, users=users, hub_extra=url,
+                        extra=web)
 
 
 def hubkeeper(config: Path, *args: str, env: dict[str, str] | None = None
