@@ -83,15 +83,15 @@ def test_shared_password_auth_sets_both_passwords() -> None:
 def test_system_mode_spawner() -> None:
     c = rendered(COURSE)
     assert c.JupyterHub.spawner_class == "hubkeeper.hub.spawner.LocalSpawner"
-    assert c.LocalSpawner.personal is False
+    assert c.HubkeeperSpawner.personal is False
     assert c.Spawner.cmd == ["/opt/hk/bin/jupyterhub-singleuser"]
     assert "args" not in c.Spawner
 
 
 def test_personal_mode_spawner_as_root_allows_root_server() -> None:
     c = rendered("users: {allowed: [ann]}", "personal", as_root=True)
-    assert c.LocalSpawner.personal is True
-    assert c.LocalSpawner.home_root == "/var/lib/hubkeeper/course/users"
+    assert c.HubkeeperSpawner.personal is True
+    assert c.HubkeeperSpawner.home_root == "/var/lib/hubkeeper/course/users"
     assert c.Spawner.args == ["--ServerApp.allow_root=True"]
 
 
@@ -268,7 +268,7 @@ def test_roster_users_groups_and_locks() -> None:
 
 def test_account_prefix_reaches_spawner_and_pam() -> None:
     c = rendered(ROSTER)
-    assert c.LocalSpawner.account_prefix == "jupyter-"
+    assert c.HubkeeperSpawner.account_prefix == "jupyter-"
     assert c.PAMAuthenticator.account_prefix == "jupyter-"
 
 
@@ -295,35 +295,35 @@ data: {min_free: 500M}
 
 def test_hooks_reach_the_spawner_as_absolute_paths_and_seconds() -> None:
     c = rendered(HOOKS)
-    assert c.LocalSpawner.hooks_as_root == [
+    assert c.HubkeeperSpawner.hooks_as_root == [
         {"script": "/srv/course/hooks/prepare.sh", "name": "hooks/prepare.sh", "timeout": 90.0},
         {"script": "/opt/hooks/quota", "name": "/opt/hooks/quota", "timeout": 30.0},
     ]
-    assert c.LocalSpawner.hooks_as_user == [
+    assert c.HubkeeperSpawner.hooks_as_user == [
         {"script": "/srv/course/hooks/links.sh", "name": "./hooks/../hooks/links.sh",
          "timeout": 2.0}]
-    assert c.LocalSpawner.hooks_on_failure == "warn"
-    assert c.LocalSpawner.hook_log_dir == "/var/lib/hubkeeper/course/logs/hooks"
-    assert c.LocalSpawner.hub_name == "hub"
-    assert c.LocalSpawner.min_free_bytes == 500 * 1024**2
+    assert c.HubkeeperSpawner.hooks_on_failure == "warn"
+    assert c.HubkeeperSpawner.hook_log_dir == "/var/lib/hubkeeper/course/logs/hooks"
+    assert c.HubkeeperSpawner.hub_name == "hub"
+    assert c.HubkeeperSpawner.min_free_bytes == 500 * 1024**2
     # JupyterHub's start deadline covers the hooks too: 60 s for the server plus theirs.
     assert c.Spawner.start_timeout == 60 + 90 + 30 + 2
 
 
 def test_no_hooks_keeps_jupyterhubs_start_timeout_and_the_default_disk_guard() -> None:
     c = rendered("users: {allowed: [ann]}")
-    assert c.LocalSpawner.hooks_as_root == []
-    assert c.LocalSpawner.hooks_as_user == []
-    assert c.LocalSpawner.hooks_on_failure == "fail"
+    assert c.HubkeeperSpawner.hooks_as_root == []
+    assert c.HubkeeperSpawner.hooks_as_user == []
+    assert c.HubkeeperSpawner.hooks_on_failure == "fail"
     assert "start_timeout" not in c.Spawner
-    assert c.LocalSpawner.min_free_bytes == 1024**3
+    assert c.HubkeeperSpawner.min_free_bytes == 1024**3
 
 
 def test_hook_log_dir_is_relative_to_hub_yaml() -> None:
     c = rendered("users: {allowed: [ann]}\nhooks: {log_dir: private/hooklogs}\n"
                  "data: {min_free: 0}")
-    assert c.LocalSpawner.hook_log_dir == "/srv/course/private/hooklogs"
-    assert c.LocalSpawner.min_free_bytes == 0
+    assert c.HubkeeperSpawner.hook_log_dir == "/srv/course/private/hooklogs"
+    assert c.HubkeeperSpawner.min_free_bytes == 0
 
 
 def test_the_spawner_accepts_the_rendered_hook_config() -> None:
@@ -345,8 +345,8 @@ environments:
   stats: {packages: [toolz], groups: [lab], home_template: templates/stats}
 """
     c = rendered(text)
-    assert c.LocalSpawner.default_environment == "base"
-    assert c.LocalSpawner.environments == {
+    assert c.HubkeeperSpawner.default_environment == "base"
+    assert c.HubkeeperSpawner.environments == {
         "base": {"path": "/var/lib/hubkeeper/course/envs/base",
                  "groups": [], "home_template": ""},
         "stats": {"path": "/var/lib/hubkeeper/course/envs/stats",
@@ -356,10 +356,10 @@ environments:
 
 def test_a_single_environment_is_the_default_and_none_means_hubkeepers_venv() -> None:
     c = rendered(COURSE + "environments: {only: {packages: [tabulate]}}\n")
-    assert c.LocalSpawner.default_environment == "only"
+    assert c.HubkeeperSpawner.default_environment == "only"
     c = rendered(COURSE)
-    assert c.LocalSpawner.environments == {}
-    assert c.LocalSpawner.default_environment == ""
+    assert c.HubkeeperSpawner.environments == {}
+    assert c.HubkeeperSpawner.default_environment == ""
     assert c.Spawner.cmd == ["/opt/hk/bin/jupyterhub-singleuser"]
 
 
@@ -395,6 +395,6 @@ def test_culling_off_renders_no_culler() -> None:
 
 def test_limits_reach_the_spawner_per_hub_and_per_group() -> None:
     c = rendered(COURSE + "limits: {memory: 2G, cpu: 1, groups: {tas: {memory: 4G}}}\n")
-    assert c.LocalSpawner.limits == {"memory": 2 * 1024**3, "cpu": 1.0}
-    assert c.LocalSpawner.group_limits == {"tas": {"memory": 4 * 1024**3, "cpu": None}}
-    assert "limits" not in rendered(COURSE).LocalSpawner
+    assert c.HubkeeperSpawner.limits == {"memory": 2 * 1024**3, "cpu": 1.0}
+    assert c.HubkeeperSpawner.group_limits == {"tas": {"memory": 4 * 1024**3, "cpu": None}}
+    assert "limits" not in rendered(COURSE).HubkeeperSpawner

@@ -336,8 +336,31 @@ EnvironmentName = Annotated[
 ]
 
 
+IMAGE_REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$"
+
+
+class ImageBuild(Section):
+    """An image `hubkeeper env build` builds on the local Docker engine (backend: docker)."""
+
+    context: str = Field(
+        description="The build directory (relative to hub.yaml or absolute). Its content is "
+        "the image's identity: a changed file means a new image tag.")
+    dockerfile: str = Field(
+        "Dockerfile", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        description="The Dockerfile's name inside context.")
+    args: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict, description="Build arguments (ARG in the Dockerfile).")
+    trust_host_ca: bool = Field(
+        False,
+        description="Give the build this machine's CA bundle (/etc/ssl/certs/"
+        "ca-certificates.crt): pip, curl and git in RUN steps then trust it. Needed behind a "
+        "proxy that intercepts TLS; the bundle is public, and no certificate is changed on "
+        "the host.")
+
+
 class Environment(Section):
-    """A Python environment servers and kernels run from (see docs/environments.md)."""
+    """The environment servers and kernels run from: a Python venv on the local backend, an
+    image on the docker backend (see docs/environments.md)."""
 
     packages: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
@@ -365,6 +388,21 @@ class Environment(Section):
         False,
         description="The environment a user gets when they do not choose one. Exactly one "
         "environment has it when there are several; a single environment is the default.",
+    )
+    image: Annotated[str, Field(pattern=IMAGE_REFERENCE_PATTERN)] | None = Field(
+        None,
+        description="backend docker: an image on the local engine (e.g. "
+        "jupyter/scipy-notebook:2024-05-27) with jupyterhub-singleuser on its PATH. "
+        "`env build` pulls it when missing and records its id; servers start that id "
+        "until the next `env build`/`rebuild`.",
+    )
+    build: ImageBuild | None = Field(
+        None, description="backend docker: build the image from a Dockerfile instead.")
+    starter_files: AbsolutePath | None = Field(
+        None,
+        description="backend docker: a directory inside the image (e.g. /home/jovyan) "
+        "copied into ~/<environment>/ at every start, as the user; only files the user "
+        "does not have yet are copied.",
     )
 
 
@@ -575,8 +613,12 @@ class HubSpec(Section):
     proxy: ProxySection = Field(default_factory=ProxySection, description="The public proxy.")
     auth: AuthSection = Field(default_factory=AuthSection, description="How users log in.")
     users: UsersSection = Field(default_factory=UsersSection, description="Who may log in.")
-    backend: Literal["local"] = Field(
-        "local", description="Where user servers run. local: processes on this machine."
+    backend: Literal["local", "docker"] = Field(
+        "local",
+        description="Where user servers run. local: processes of the users' accounts on "
+        "this machine, from Python environments. docker: containers on this machine's "
+        "Docker engine, from images, still as the users' accounts (uid, gid, groups) with "
+        "their homes mounted (needs root).",
     )
     hooks: HooksSection = Field(
         default_factory=HooksSection,
@@ -705,9 +747,10 @@ def default_environment(spec: HubSpec) -> str | None:
 
 
 def _environment_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
-    """Exactly one default among several environments. (Groups and files are checked
-    against the roster and the disk in host/preflight.py.)"""
-    problems: list[tuple[tuple[str | int, ...], str]] = []
+    """Exactly one default among several environments; each environment has what its
+    backend starts servers from. (Groups and files are checked against the roster and the
+    disk in host/preflight.py.)"""
+    problems = _backend_environment_problems(spec)
     marked = [name for name, env in spec.environments.items() if env.default]
     for name in marked[1:]:
         problems.append(
@@ -721,6 +764,40 @@ def _environment_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], st
              f"with several environments ({names}) one needs 'default: true': the one "
              "users get when they do not choose")
         )
+    return problems
+
+
+def _backend_environment_problems(
+        spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if spec.backend == "local":
+        for name, env in spec.environments.items():
+            for key in ("image", "build", "starter_files"):
+                if getattr(env, key) is not None:
+                    problems.append((("environments", name, key),
+                                     "only used with backend: docker (servers in containers); "
+                                     "remove it, or set backend: docker"))
+        return problems
+    if spec.hub.mode == "personal":
+        problems.append((("backend",), "docker runs servers as the users' Linux accounts, "
+                         "which needs hub.mode system (root); use backend: local with "
+                         "hub.mode personal"))
+    if not spec.environments:
+        problems.append((("environments",), "backend docker starts servers from images: "
+                         "declare at least one environment with image: or build:"))
+    for name, env in spec.environments.items():
+        if env.image is None and env.build is None:
+            problems.append((("environments", name),
+                             "needs image: (an image on this engine) or build: (a directory "
+                             "with a Dockerfile) on backend docker"))
+        if env.image is not None and env.build is not None:
+            problems.append((("environments", name, "build"),
+                             "image and build exclude each other: keep one"))
+        for key in ("packages", "requirements"):
+            if getattr(env, key):
+                problems.append((("environments", name, key),
+                                 "not used on backend docker: install them in the image "
+                                 "(RUN pip install ... in its Dockerfile)"))
     return problems
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host import images
 from hubkeeper.host.statedir import StatePaths
 
 LOCK_FILE = "requirements.lock"  # `pip freeze` of the build; written last: the build is whole
@@ -207,8 +208,14 @@ def make_envs_dir(paths: StatePaths) -> None:
 
 def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,
                progress: Callable[[str], None]) -> tuple[str, bool, str | None]:
+    """Build NAME if its content changed (`force`: anew); returns (the build or image tag,
+    whether one was made, what was current before)."""
     source = env_source(loaded, name)
     directory = paths.envs / name
+    if loaded.spec.backend == "docker":
+        with env_lock(directory):
+            return images.build_image(images.engine(), loaded, directory, name, force,
+                                      progress)
     with env_lock(directory):
         os.chmod(directory, 0o755)
         digest = content_hash(source)
@@ -228,5 +235,7 @@ def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,
 
 def needs_build(loaded: LoadedSpec, paths: StatePaths, name: str) -> bool:
     """Whether NAME's current build is missing or was made from other content."""
+    if loaded.spec.backend == "docker":
+        return images.needs_image(loaded, paths.envs / name, name)
     current = current_build(paths.envs / name)
     return current is None or current.split("-")[0] != content_hash(env_source(loaded, name))

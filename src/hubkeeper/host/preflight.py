@@ -198,7 +198,15 @@ def environment_problems(loaded: LoadedSpec, roster: Roster,
             if not path.is_dir():
                 problems.append(loaded.problem(("environments", name, "home_template"),
                                                f"no such directory: {path}"))
-        if state is not None and not (state.envs / name / "current").exists():
+        if env.build is not None:
+            context = config_relative(loaded.directory, env.build.context)
+            if not (context / env.build.dockerfile).is_file():
+                problems.append(loaded.problem(
+                    ("environments", name, "build", "context"),
+                    f"no {env.build.dockerfile} in {context}"))
+        built = (state.envs / name / ("image.json" if loaded.spec.backend == "docker"
+                                       else "current")) if state is not None else None
+        if built is not None and not built.exists():
             problems.append(loaded.problem(
                 ("environments", name),
                 f"environment {name!r} is not built yet; run `hubkeeper env build {name}`"))

@@ -82,7 +82,8 @@ def open_log(directory: str, user: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
-def _note(fd: int, text: str) -> None:
+def note(fd: int, text: str) -> None:
+    """A dated line of hubkeeper's own in the hook log."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     os.write(fd, f"--- {stamp} {text}\n".encode())
 
@@ -94,7 +95,7 @@ def _kill_group(pgid: int) -> None:
 
 async def run_hook(hook: HookScript, identity: Identity, log_fd: int) -> HookOutcome:
     """Run `hook` as `identity` with its deadline; its output is appended to `log_fd`."""
-    _note(log_fd, f"{hook.phase} {hook.name} (timeout {format_duration(hook.timeout)})")
+    note(log_fd, f"{hook.phase} {hook.name} (timeout {format_duration(hook.timeout)})")
     began = time.monotonic()
     kwargs: dict = {}
     if identity.uid is not None:
@@ -110,7 +111,7 @@ async def run_hook(hook: HookScript, identity: Identity, log_fd: int) -> HookOut
     except OSError as exc:
         outcome = HookOutcome(hook, None, time.monotonic() - began,
                               error=exc.strerror or str(exc))
-        _note(log_fd, f"{hook.name} {outcome.describe()}")
+        note(log_fd, f"{hook.name} {outcome.describe()}")
         return outcome
     timed_out = False
     try:
@@ -123,5 +124,5 @@ async def run_hook(hook: HookScript, identity: Identity, log_fd: int) -> HookOut
         _kill_group(proc.pid)
         raise
     outcome = HookOutcome(hook, proc.returncode, time.monotonic() - began, timed_out)
-    _note(log_fd, f"{hook.name} {outcome.describe()} in {outcome.seconds:.1f}s")
+    note(log_fd, f"{hook.name} {outcome.describe()} in {outcome.seconds:.1f}s")
     return outcome

@@ -17,7 +17,10 @@ from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub.runtime import Runtime, auth_kind
 from hubkeeper.hub.services import DIE_WITH_HUB, update_extra_services
 
-SPAWNER_CLASS = "hubkeeper.hub.spawner.LocalSpawner"
+SPAWNER_CLASSES = {
+    "local": "hubkeeper.hub.spawner.LocalSpawner",
+    "docker": "hubkeeper.hub.container.ContainerSpawner",
+}
 SERVICE_NAME = "hubkeeper"
 # What `hubkeeper status` reads; nothing more (least privilege).
 SERVICE_SCOPES = [
@@ -145,13 +148,13 @@ def manages_groups(spec: HubSpec) -> bool:
 
 
 def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    c.JupyterHub.spawner_class = SPAWNER_CLASS
+    c.JupyterHub.spawner_class = SPAWNER_CLASSES[spec.backend]
     c.Spawner.cmd = list(runtime.singleuser_command)
     c.Spawner.default_url = "/lab"
-    c.LocalSpawner.personal = runtime.mode == "personal"
-    c.LocalSpawner.account_prefix = spec.users.account_prefix
+    c.HubkeeperSpawner.personal = runtime.mode == "personal"
+    c.HubkeeperSpawner.account_prefix = spec.users.account_prefix
     if runtime.mode == "personal":
-        c.LocalSpawner.home_root = str(runtime.state.users)
+        c.HubkeeperSpawner.home_root = str(runtime.state.users)
         if runtime.as_root:
             # Only reachable on loopback (checked in resolve_mode); Jupyter refuses root otherwise.
             c.Spawner.args = ["--ServerApp.allow_root=True"]
@@ -175,12 +178,12 @@ def _hooks(hooks: list[Hook], runtime: Runtime) -> list[dict[str, Any]]:
 
 def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     hooks = spec.hooks
-    c.LocalSpawner.hooks_as_root = _hooks(hooks.as_root, runtime)
-    c.LocalSpawner.hooks_as_user = _hooks(hooks.as_user, runtime)
-    c.LocalSpawner.hooks_on_failure = hooks.on_failure
-    c.LocalSpawner.hook_log_dir = (_config_path(runtime, hooks.log_dir) if hooks.log_dir
+    c.HubkeeperSpawner.hooks_as_root = _hooks(hooks.as_root, runtime)
+    c.HubkeeperSpawner.hooks_as_user = _hooks(hooks.as_user, runtime)
+    c.HubkeeperSpawner.hooks_on_failure = hooks.on_failure
+    c.HubkeeperSpawner.hook_log_dir = (_config_path(runtime, hooks.log_dir) if hooks.log_dir
                                    else str(runtime.state.hook_logs))
-    c.LocalSpawner.hub_name = spec.hub.name
+    c.HubkeeperSpawner.hub_name = spec.hub.name
     total = sum(hook.timeout for hook in hooks.as_root + hooks.as_user)
     if total:
         # JupyterHub's deadline covers the whole start, hooks included: give them their time.
@@ -188,22 +191,28 @@ def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 
 def update_data(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    c.LocalSpawner.min_free_bytes = spec.data.min_free
+    c.HubkeeperSpawner.min_free_bytes = spec.data.min_free
+    if spec.backend == "docker":
+        # Mounted into each container; on the local backend they are simply on the host.
+        c.ContainerSpawner.shared_data = [shared.path for shared in spec.data.shared]
+        c.ContainerSpawner.group_folders = [{"path": folder.path, "group": folder.group}
+                                            for folder in spec.data.group_folders]
 
 
 def update_environments(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     """Each environment's folder of builds: a start resolves its `current` link, so
     `env build`/`rebuild` reach new servers without a hub restart."""
-    c.LocalSpawner.environments = {
+    c.HubkeeperSpawner.environments = {
         name: {
             "path": str(runtime.state.envs / name),
             "groups": list(env.groups),
             "home_template": (_config_path(runtime, env.home_template)
                               if env.home_template else ""),
+            **({"starter_files": env.starter_files} if env.starter_files else {}),
         }
         for name, env in spec.environments.items()
     }
-    c.LocalSpawner.default_environment = default_environment(spec) or ""
+    c.HubkeeperSpawner.default_environment = default_environment(spec) or ""
 
 
 def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -271,8 +280,8 @@ def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     limits = spec.limits
     if limits.memory is None and limits.cpu is None and not limits.groups:
         return
-    c.LocalSpawner.limits = {"memory": limits.memory, "cpu": limits.cpu}
-    c.LocalSpawner.group_limits = {name: {"memory": group.memory, "cpu": group.cpu}
+    c.HubkeeperSpawner.limits = {"memory": limits.memory, "cpu": limits.cpu}
+    c.HubkeeperSpawner.group_limits = {name: {"memory": group.memory, "cpu": group.cpu}
                                    for name, group in limits.groups.items()}
 
 

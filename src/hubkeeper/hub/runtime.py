@@ -34,6 +34,12 @@ def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
             f"{loaded.path}: hub.mode 'system' runs servers as Linux accounts and needs root",
             hint="run as root, or set hub.mode: personal to try hubkeeper as yourself",
         )
+    if spec.backend == "docker" and mode != "system":
+        raise HubkeeperError(
+            f"{loaded.path}: backend 'docker' runs servers as the users' Linux accounts, "
+            "which needs system mode",
+            hint="run as root (the Docker engine needs it too), or use backend: local",
+        )
     if auth_kind(spec, mode) == "pam" and mode != "system":
         raise HubkeeperError(
             f"{loaded.path}: auth.kind 'pam' logs in Linux accounts, which needs system mode",

@@ -25,11 +25,19 @@ from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException
 from traitlets import Bool, Dict, Enum, Integer, List, Unicode, default
+from traitlets.config import LoggingConfigurable
 
 from hubkeeper.config.types import format_size
 from hubkeeper.host import cgroups
 from hubkeeper.host.files import free_bytes
-from hubkeeper.hub.hooks import SAFE_PATH, HookScript, Identity, open_log, run_hook
+from hubkeeper.hub.hooks import (
+    SAFE_PATH,
+    HookOutcome,
+    HookScript,
+    Identity,
+    open_log,
+    run_hook,
+)
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
 
@@ -45,7 +53,18 @@ class SpawnRefused(SpawnException):
         self.jupyterhub_message = message
 
 
-class LocalSpawner(LocalProcessSpawner):
+class HubkeeperSpawner(LoggingConfigurable):
+    """What hubkeeper adds to every backend's spawner: accounts and homes, the disk guard,
+    environments chosen and checked, hook settings, limits per group. A backend's spawner
+    derives from this and, after it, from JupyterHub's spawner for its engine (this class is
+    configurable, so render.py sets the shared part as c.HubkeeperSpawner)."""
+
+    # Spawner's, for the type checker: this class is only ever mixed into a Spawner.
+    user: Any
+    user_options: Any
+    orm_spawner: Any
+    db: Any
+
     personal = Bool(
         False,
         config=True,
@@ -217,21 +236,6 @@ class LocalSpawner(LocalProcessSpawner):
             self.orm_spawner.user_options = {}
             self.db.commit()
 
-    def environment_python(self, name: str) -> str:
-        """The interpreter of the environment's current build, with `current` resolved now:
-        the server and its kernels keep their build (sys.prefix) when a rebuild switches
-        `current` later."""
-        current = os.path.join(self.environments[name]["path"], "current")
-        build = os.path.realpath(current)
-        python = os.path.join(build, "bin", "python")
-        if not os.path.exists(python):
-            raise SpawnRefused(
-                f"Your server was not started: the environment {name!r} is not ready. Tell "
-                "your instructor.", reason="environment",
-                log_message=f"{self.user.name}: {current} does not exist; run `hubkeeper env "
-                f"build {name}`")
-        return python
-
     async def seed_environment_folder(self, name: str) -> str:
         """~/<name>/ exists (0700, the user's) and holds every file of the home template
         the user does not have yet. Copied by a process running as the user: it cannot be
@@ -263,7 +267,16 @@ class LocalSpawner(LocalProcessSpawner):
                 f"failed: {output.decode(errors='replace')[-2000:]}")
         return folder
 
-    def _hook_env(self, home: str, user: str, user_home: str, shell: str) -> dict[str, str]:
+    def limits_for_user(self) -> cgroups.Limits:
+        """This user's limits: the hub's, or the largest of their groups' where set."""
+        def limits(value: dict[str, Any]) -> cgroups.Limits:
+            return cgroups.Limits(value.get("memory"), value.get("cpu"))
+
+        groups = [limits(self.group_limits[group.name]) for group in self.user.groups
+                  if group.name in self.group_limits]
+        return cgroups.merged(limits(self.limits), groups)
+
+    def hook_env(self, home: str, user: str, user_home: str, shell: str) -> dict[str, str]:
         groups = " ".join(sorted(group.name for group in self.user.groups))
         return {
             "PATH": SAFE_PATH, "LANG": os.environ.get("LANG", "C.UTF-8"),
@@ -276,19 +289,6 @@ class LocalSpawner(LocalProcessSpawner):
             "HUBKEEPER_HUB": self.hub_name,
         }
 
-    def hook_identity(self, phase: str) -> Identity:
-        home = self.home_dir()
-        me = pwd.getpwuid(os.geteuid())
-        if phase == "as_root" or self.personal:
-            # as_root runs as the hub's account; so does everything in personal mode.
-            if phase == "as_root":
-                return Identity(self._hook_env(home, me.pw_name, me.pw_dir, me.pw_shell), "/")
-            return Identity(self._hook_env(home, me.pw_name, home, "/bin/bash"), home)
-        account = pwd.getpwnam(self.account)
-        groups = tuple(os.getgrouplist(account.pw_name, account.pw_gid))
-        env = self._hook_env(home, account.pw_name, account.pw_dir, account.pw_shell)
-        return Identity(env, home, account.pw_uid, account.pw_gid, groups)
-
     async def run_hooks(self) -> None:
         """hooks.as_root then hooks.as_user, in order; refuse the start if one fails and
         hooks.on_failure is fail."""
@@ -299,11 +299,10 @@ class LocalSpawner(LocalProcessSpawner):
         log_path = os.path.join(self.hook_log_dir, f"{self.user.name}.log")
         try:
             for phase, hooks in phases:
-                identity = self.hook_identity(phase)
                 for entry in hooks:
                     hook = HookScript(script=entry["script"], name=entry["name"],
                                       timeout=float(entry["timeout"]), phase=phase)
-                    outcome = await run_hook(hook, identity, log_fd)
+                    outcome = await self.run_hook(hook, log_fd)
                     if outcome.ok:
                         continue
                     what = f"start-up script {hook.name} ({phase}) {outcome.describe()}"
@@ -319,8 +318,47 @@ class LocalSpawner(LocalProcessSpawner):
         finally:
             os.close(log_fd)
 
+    async def run_hook(self, hook: HookScript, log_fd: int) -> HookOutcome:
+        """Run one start-up script as its phase says; the backend knows where."""
+        raise NotImplementedError
+
     environment_name = ""  # the environment of the current start (HUBKEEPER_ENVIRONMENT)
     environment_folder = ""  # ~/<environment>/: the server's cwd and notebook dir
+
+
+class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
+    """The local backend: the server is a process of the user's account on this machine."""
+
+    def environment_python(self, name: str) -> str:
+        """The interpreter of the environment's current build, with `current` resolved now:
+        the server and its kernels keep their build (sys.prefix) when a rebuild switches
+        `current` later."""
+        current = os.path.join(self.environments[name]["path"], "current")
+        build = os.path.realpath(current)
+        python = os.path.join(build, "bin", "python")
+        if not os.path.exists(python):
+            raise SpawnRefused(
+                f"Your server was not started: the environment {name!r} is not ready. Tell "
+                "your instructor.", reason="environment",
+                log_message=f"{self.user.name}: {current} does not exist; run `hubkeeper env "
+                f"build {name}`")
+        return python
+
+    def hook_identity(self, phase: str) -> Identity:
+        home = self.home_dir()
+        me = pwd.getpwuid(os.geteuid())
+        if phase == "as_root" or self.personal:
+            # as_root runs as the hub's account; so does everything in personal mode.
+            if phase == "as_root":
+                return Identity(self.hook_env(home, me.pw_name, me.pw_dir, me.pw_shell), "/")
+            return Identity(self.hook_env(home, me.pw_name, home, "/bin/bash"), home)
+        account = pwd.getpwnam(self.account)
+        groups = tuple(os.getgrouplist(account.pw_name, account.pw_gid))
+        env = self.hook_env(home, account.pw_name, account.pw_dir, account.pw_shell)
+        return Identity(env, home, account.pw_uid, account.pw_gid, groups)
+
+    async def run_hook(self, hook: HookScript, log_fd: int) -> HookOutcome:
+        return await run_hook(hook, self.hook_identity(hook.phase), log_fd)
 
     async def start(self):  # type: ignore[override]
         try:
@@ -352,14 +390,6 @@ class LocalSpawner(LocalProcessSpawner):
         if LocalSpawner._enforcer is None:
             LocalSpawner._enforcer = cgroups.detect()
         return LocalSpawner._enforcer
-
-    def limits_for_user(self) -> cgroups.Limits:
-        def limits(value: dict[str, Any]) -> cgroups.Limits:
-            return cgroups.Limits(value.get("memory"), value.get("cpu"))
-
-        groups = [limits(self.group_limits[group.name]) for group in self.user.groups
-                  if group.name in self.group_limits]
-        return cgroups.merged(limits(self.limits), groups)
 
     def prepare_limits(self) -> None:
         """Put this start's limits in place; the server joins them in its preexec."""
