@@ -66,3 +66,25 @@ def base_image() -> str:
                                  timeout=300, check=True)
             docker("import", "-", BASE_IMAGE, input=tar.stdout, timeout=300)
         return BASE_IMAGE
+
+
+def notebook_context(directory: Path, *extra: str) -> Path:
+    """A build directory for a notebook image on the base image: Debian's Python, a venv with
+    this hub's jupyterhub and jupyterlab versions (jupyterhub-singleuser on PATH), then the
+    `extra` Dockerfile lines. The common part is the same text everywhere, so the engine's
+    layer cache builds it once per engine (about a minute) and later builds take seconds."""
+    from importlib.metadata import version
+
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"FROM {base_image()}",
+        "RUN apt-get update && apt-get install -y --no-install-recommends python3-venv "
+        "&& rm -rf /var/lib/apt/lists/*",
+        "RUN python3 -m venv /opt/env && /opt/env/bin/pip install --no-cache-dir "
+        f"--progress-bar off jupyterhub=={version('jupyterhub')} "
+        f"jupyterlab=={version('jupyterlab')}",
+        "ENV PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        *extra,
+    ]
+    (directory / "Dockerfile").write_text("\n".join(lines) + "\n")
+    return directory
