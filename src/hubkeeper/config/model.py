@@ -7,6 +7,7 @@ module is pure data.
 from __future__ import annotations
 
 import ipaddress
+import re
 import urllib.parse
 from typing import Annotated, Literal
 
@@ -336,7 +337,23 @@ EnvironmentName = Annotated[
 ]
 
 
-IMAGE_REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$"
+IMAGE_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                             r"(@sha256:[a-f0-9]{64})?$")
+
+
+def _image_reference(value: str) -> str:
+    if len(value) > 255 or not IMAGE_REFERENCE.match(value):
+        raise ValueError(f"{value!r} is not an image reference; write it as docker does, "
+                         "e.g. jupyter/scipy-notebook:2024-05-27 or "
+                         "registry.example.org/course/python:1.2")
+    return value
+
+
+def _file_name(value: str) -> str:
+    if "/" in value or value in (".", "..") or not value:
+        raise ValueError(f"{value!r} must be a file name inside context, e.g. "
+                         "Dockerfile.course")
+    return value
 
 
 class ImageBuild(Section):
@@ -345,8 +362,8 @@ class ImageBuild(Section):
     context: str = Field(
         description="The build directory (relative to hub.yaml or absolute). Its content is "
         "the image's identity: a changed file means a new image tag.")
-    dockerfile: str = Field(
-        "Dockerfile", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+    dockerfile: Annotated[str, AfterValidator(_file_name)] = Field(
+        "Dockerfile",
         description="The Dockerfile's name inside context.")
     args: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
         default_factory=dict, description="Build arguments (ARG in the Dockerfile).")
@@ -389,7 +406,7 @@ class Environment(Section):
         description="The environment a user gets when they do not choose one. Exactly one "
         "environment has it when there are several; a single environment is the default.",
     )
-    image: Annotated[str, Field(pattern=IMAGE_REFERENCE_PATTERN)] | None = Field(
+    image: Annotated[str, AfterValidator(_image_reference)] | None = Field(
         None,
         description="backend docker: an image on the local engine (e.g. "
         "jupyter/scipy-notebook:2024-05-27) with jupyterhub-singleuser on its PATH. "

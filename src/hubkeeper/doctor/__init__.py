@@ -7,6 +7,7 @@ takes the `Context` and returns `Finding`s (see findings.py). A fix a check offe
 
 from __future__ import annotations
 
+from hubkeeper.doctor.containers import container_checks
 from hubkeeper.doctor.data import data_checks
 from hubkeeper.doctor.disk import disk_checks
 from hubkeeper.doctor.findings import Check, Context, Finding, Fix
@@ -24,6 +25,7 @@ CHECKS: tuple[Check, ...] = (
     Check("disk", "Free disk space", disk_checks),
     Check("tls", "The certificate of hub.url", tls_checks),
     Check("service", "The systemd service", service_checks),
+    Check("containers", "The Docker engine and the environments' images", container_checks),
 )
 
 __all__ = ["CHECKS", "Check", "Context", "Finding", "Fix"]

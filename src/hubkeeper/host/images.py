@@ -79,8 +79,10 @@ def engine() -> Any:
         client = docker.APIClient(version="auto", timeout=BUILD_TIMEOUT,
                                   **docker.utils.kwargs_from_env())
     except docker.errors.DockerException as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        reason = str(exc).split(": ", 1)[-1][:200]
         raise HubkeeperError(
-            f"the Docker engine does not answer ({exc})",
+            f"the Docker engine at {where} does not answer ({reason})",
             hint="start it (dockerd, or `systemctl start docker`) and try again") from None
     return client
 
@@ -258,3 +260,28 @@ def needs_image(loaded: LoadedSpec, directory: Path, name: str) -> bool:
     assert env.build is not None
     return record.source != context_hash(config_relative(loaded.directory, env.build.context),
                                          env.build)
+
+
+def discard(directory: Path, hub: str) -> str | None:
+    """retire: remove the hub's leftover containers (a killed hub's) and every image the
+    record names (current and previous). Returns what could not be removed, or None."""
+    record = ImageRecord.read(directory)
+    if record is None:
+        return None
+    import docker
+
+    left: list[str] = []
+    try:
+        client = engine()
+        for container in client.containers(all=True, filters={"label": f"hubkeeper.hub={hub}"}):
+            client.remove_container(container["Id"], force=True)
+        for image in (record.id, *record.previous):
+            try:
+                client.remove_image(image, force=False)
+            except docker.errors.ImageNotFound:
+                continue
+            except docker.errors.APIError as exc:
+                left.append(f"{image[:19]} ({exc.explanation or exc})")
+    except (HubkeeperError, docker.errors.DockerException) as exc:
+        return f"the Docker engine did not answer ({exc}); remove {record.tag} by hand"
+    return "; ".join(left) or None

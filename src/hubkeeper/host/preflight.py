@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import Problem
+from hubkeeper.errors import HubkeeperError, Problem
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.site import site_problems
 from hubkeeper.host.statedir import StatePaths
@@ -232,6 +232,25 @@ def group_reference_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem
     return problems
 
 
+def engine_problems(loaded: LoadedSpec) -> list[Problem]:
+    """backend docker: the local Docker engine answers."""
+    if loaded.spec.backend != "docker":
+        return []
+    import docker
+
+    from hubkeeper.host import images
+
+    try:
+        images.engine().version()
+    except HubkeeperError as exc:
+        reason = str(exc)
+    except docker.errors.DockerException as exc:
+        reason = f"the Docker engine does not answer ({exc})"
+    else:
+        return []
+    return [loaded.problem(("backend",), f"{reason}; start dockerd (`systemctl start docker`)")]
+
+
 def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
                        starting: bool) -> list[Problem]:
     """Everything hub.yaml needs of this machine (`check`): with hub.url also nginx and the
@@ -243,6 +262,7 @@ def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: Sta
     problems += hook_problems(loaded, mode, paths)
     problems += environment_problems(loaded, roster, paths if starting else None)
     problems += group_reference_problems(loaded, roster)
+    problems += engine_problems(loaded)
     if loaded.spec.hub.url and not starting:  # the hub itself runs without nginx
         problems += site_problems(loaded, Journal.load(paths.journal))
     if mode == "system":

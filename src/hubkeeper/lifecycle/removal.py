@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host import images
 from hubkeeper.host.journal import AccountRecord, Journal
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.host.statedir import HubLock, StatePaths
@@ -364,8 +365,12 @@ class Remover:
                   if env.is_dir() and not env.is_symlink()]
         for done, env in enumerate(builds, 1):
             self.progress(done, len(builds), f"remove environment {env.name}")
-            _remove_tree(env)
-            self.note(Item("environment", env.name, str(env)))
+            # backend docker: its images (and a killed hub's containers) go first; the
+            # environment is reported as kept when the engine cannot remove them.
+            problem = images.discard(env, self.record["hub"])
+            if problem is None:
+                _remove_tree(env)
+            self.note(Item("environment", env.name, str(env), problem))
             self.flush()
 
     def state(self) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.model import default_environment
 from hubkeeper.errors import HubkeeperError, InvalidInput
-from hubkeeper.host import envs
+from hubkeeper.host import envs, images
 from hubkeeper.host.preflight import environment_problems
 from hubkeeper.host.statedir import StatePaths, state_paths
 from hubkeeper.roster import build_roster
@@ -38,8 +38,9 @@ class EnvInfo:
     path: str  # <state>/envs/<name>
     current: str | None  # the build new servers use
     up_to_date: bool  # current was built from hub.yaml's present content
-    builds: tuple[str, ...]  # every finished build, oldest first (old ones may be in use)
-    locked: tuple[str, ...]  # current's `pip freeze`
+    builds: tuple[str, ...]  # every finished build (docker: image id), oldest first; old
+    # ones may be in use by running servers
+    locked: tuple[str, ...]  # current's `pip freeze` (docker: empty, the image has it)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,14 @@ def list_envs(config: Path) -> EnvListResult:
     rows = []
     for name, env in loaded.spec.environments.items():
         directory = paths.envs / name
+        if loaded.spec.backend == "docker":
+            record = images.ImageRecord.read(directory)
+            rows.append(EnvInfo(
+                name, name == default, tuple(env.groups), str(directory),
+                f"{record.tag} ({record.id[7:19]})" if record else None,
+                not images.needs_image(loaded, directory, name),
+                tuple(record.previous) + (record.id,) if record else (), ()))
+            continue
         current = envs.current_build(directory)
         locked: tuple[str, ...] = ()
         if current and (directory / current / envs.LOCK_FILE).is_file():
