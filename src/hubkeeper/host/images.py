@@ -263,25 +263,30 @@ def needs_image(loaded: LoadedSpec, directory: Path, name: str) -> bool:
 
 
 def discard(directory: Path, hub: str) -> str | None:
-    """retire: remove the hub's leftover containers (a killed hub's) and every image the
-    record names (current and previous). Returns what could not be removed, or None."""
-    record = ImageRecord.read(directory)
-    if record is None:
+    """retire: remove the hub's leftover containers (a killed hub's) and the tags of every
+    image hubkeeper built for this environment (hubkeeper/<hub>-<name>:*); the engine deletes
+    an image with its last tag. A pulled `image:` is left: other hubs or people may use it.
+    Returns what could not be removed, or None."""
+    if ImageRecord.read(directory) is None:
         return None
     import docker
 
+    repository = image_repository(hub, directory.name)
     left: list[str] = []
     try:
         client = engine()
         for container in client.containers(all=True, filters={"label": f"hubkeeper.hub={hub}"}):
             client.remove_container(container["Id"], force=True)
-        for image in (record.id, *record.previous):
-            try:
-                client.remove_image(image, force=False)
-            except docker.errors.ImageNotFound:
-                continue
-            except docker.errors.APIError as exc:
-                left.append(f"{image[:19]} ({exc.explanation or exc})")
+        for image in client.images(name=repository):
+            for tag in image.get("RepoTags") or []:
+                if not tag.startswith(repository + ":"):
+                    continue
+                try:
+                    client.remove_image(tag)
+                except docker.errors.ImageNotFound:
+                    continue
+                except docker.errors.APIError as exc:
+                    left.append(f"{tag} ({exc.explanation or exc})")
     except (HubkeeperError, docker.errors.DockerException) as exc:
-        return f"the Docker engine did not answer ({exc}); remove {record.tag} by hand"
+        return f"the Docker engine did not answer ({exc}); remove {repository}:* by hand"
     return "; ".join(left) or None

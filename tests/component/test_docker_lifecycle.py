@@ -1,0 +1,127 @@
+"""backend docker through a hub's life: apply builds the image, a killed hub's container is
+taken over by the next hub with nothing lost, doctor reports containers of a stopped hub,
+snapshot and retire work unchanged and retire also removes the images. Real dockerd, real
+accounts, real hubs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_ACCOUNT_PREFIX as P
+from tests.conftest import require_root
+from tests.support.docker import docker, notebook_context, require_engine
+from tests.support.hubproc import HUBKEEPER, write_config
+from tests.support.simuser import SimUser
+
+pytestmark = [pytest.mark.component, pytest.mark.root]
+
+HUB = f"{P}-dlife"
+USER = f"{P}dl1"
+
+
+def hk(config: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def containers() -> list[str]:
+    listed = docker("ps", "-aq", "--no-trunc", "--filter", f"label=hubkeeper.hub={HUB}")
+    return listed.stdout.decode().split()
+
+
+@pytest.fixture
+def engine(clean_accounts):
+    require_root()
+    require_engine()
+
+    def remove() -> None:
+        for container in containers():
+            docker("rm", "-f", container, check=False)
+        images = docker("images", "-q", f"hubkeeper/{HUB}-*", check=False).stdout.split()
+        for image in set(images):
+            docker("rmi", "-f", image.decode(), check=False)
+        subprocess.run(["rm", "-rf", f"/home/{USER}"], check=False)
+
+    remove()
+    yield
+    remove()
+
+
+async def _write_and_read(url: str, password: str, write: bool) -> tuple[str, str]:
+    """Log in, start the server unless it runs, optionally write work.txt; return the file's
+    content as the kernel reads it and the kernel's parent pid (the server, inside)."""
+    async with SimUser(url, USER, password) as user:
+        await user.login()
+        if not (await user.model()).get("servers", {}).get(""):
+            await user.start_server()
+        await user.open_server()
+        if write:
+            await user.run_code("open('work.txt', 'w').write('week 1 notes\\n')")
+        content = await user.run_code("open('work.txt').read()")
+        return content, await user.run_code("__import__('os').getppid()")
+
+
+def test_a_docker_hub_survives_a_kill_and_retires_cleanly(workdir: Path, engine, hubs) -> None:
+    notebook_context(workdir / "image")
+    config = write_config(workdir, name=HUB, mode="system", admins=(), allowed=(USER,), extra=(
+        "backend: docker\n"
+        "environments:\n  py: {build: {context: image, trust_host_ca: true}}\n"
+        "archive: {dir: archives}\n"
+        "snapshots: {targets: [snaps]}\n"))
+
+    applied = ok(hk(config, "apply"))  # accounts and the image, one command
+    record = json.loads((workdir / "state" / "envs" / "py" / "image.json").read_text())
+    assert record["tag"].startswith(f"hubkeeper/{HUB}-py:")
+    assert "build-environment py" in applied.stdout
+
+    hub = hubs.start(config)
+    content, _ = asyncio.run(_write_and_read(hub.url, hub.password, write=True))
+    assert content == "'week 1 notes\\n'"
+    (first,) = containers()
+
+    # The hub killed (kill -9; `up` sees it die and exits): it cannot stop the container,
+    # which lives on with the user's server.
+    os.kill(hub.hub_pid(), signal.SIGKILL)
+    hub.proc.wait(timeout=30)
+    assert containers() == [first]
+    assert docker("inspect", "-f", "{{.State.Running}}", first).stdout.strip() == b"true"
+    doctor = hk(config, "doctor", "--json")
+    left = [f for f in json.loads(doctor.stdout)["findings"]
+            if f["check"] == "containers" and f["subject"] == "containers"]
+    assert [f["status"] for f in left] == ["warning"], doctor.stdout
+    assert f"hubkeeper.{HUB}.{USER}" in left[0]["explanation"]
+
+    # The next hub takes the running server over: same container, same file.
+    hub = hubs.start(config)
+    content, _ = asyncio.run(_write_and_read(hub.url, hub.password, write=False))
+    assert content == "'week 1 notes\\n'"
+    assert containers() == [first]
+    hub.stop()
+    assert containers() == []  # a clean stop removes it; the file is on the host
+    assert (Path(f"/home/{USER}") / "py" / "work.txt").read_text() == "week 1 notes\n"
+
+    ok(hk(config, "snapshot"))
+    saved = [path for path in (workdir / "snaps").rglob("work.txt") if USER in str(path)]
+    assert [path.read_text() for path in saved] == ["week 1 notes\n"]
+
+    ok(hk(config, "archive"))
+    retired = json.loads(ok(hk(config, "retire", "--yes", "--json")).stdout)
+    assert retired["status"] == "retired"
+    (environment,) = [i for i in retired["items"] if i["kind"] == "environment"]
+    assert environment["name"] == "py" and not environment.get("refused"), environment
+    assert docker("image", "inspect", record["tag"], check=False).returncode != 0
+    assert not docker("images", "-q", f"hubkeeper/{HUB}-py").stdout.strip()
+    assert subprocess.run(["id", USER], capture_output=True).returncode != 0
+    assert not os.path.lexists(f"/home/{USER}")
