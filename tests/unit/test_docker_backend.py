@@ -166,3 +166,34 @@ def test_a_docker_hub_without_an_engine_is_refused_by_check(tmp_path: Path, monk
     loaded = LoadedSpec(parse(DOCKER), tmp_path / "hub.yaml")
     (problem,) = engine_problems(loaded)
     assert "backend" in str(problem) and f"unix://{tmp_path}/no.sock" in str(problem)
+
+
+@pytest.mark.parametrize("example", ["plasma", "growth"])
+def test_the_seed_set_ups_are_expressed_in_hub_yaml(example: str, tmp_path: Path) -> None:
+    """Seeds 001 (Plasma) and 003 (GROWTH) as examples/: they load, every file they name
+    exists, and they render containers with the seeds' mounts, seeding and hooks."""
+    import dataclasses
+
+    from hubkeeper.config import load
+    from hubkeeper.host.preflight import environment_problems, hook_problems
+    from hubkeeper.host.statedir import StatePaths
+    from hubkeeper.hub.render import render
+    from hubkeeper.roster import build_roster
+    from tests.unit.test_render import runtime
+
+    path = Path(__file__).resolve().parents[2] / "examples" / example / "hub.yaml"
+    loaded = load(path)
+    assert loaded.spec.backend == "docker"
+    assert environment_problems(loaded, build_roster(loaded)) == []
+    assert hook_problems(loaded, "system", StatePaths(tmp_path)) == []
+    c = render(loaded.spec, dataclasses.replace(
+        runtime(DOCKER), roster=build_roster(loaded), config_dir=path.parent))
+    assert c.JupyterHub.spawner_class.endswith("ContainerSpawner")
+    if example == "plasma":
+        assert c.ContainerSpawner.shared_data == ["/srv/data"]
+        assert {env["starter_files"] for env in c.HubkeeperSpawner.environments.values()} \
+            == {"/home/jovyan"}
+    else:
+        assert [hook["script"] for hook in c.HubkeeperSpawner.hooks_as_root] == [
+            str(path.parent / "start" / "as-root.sh")]
+        assert c.HubkeeperSpawner.group_limits["instructors"]["memory"] == 8 * 1024**3
