@@ -18,7 +18,8 @@ A start: the home and ~/<environment>/ are prepared on the host (as on the local
 the container starts and waits; then, by `docker exec`, the account gets a passwd entry,
 the image's starter files are copied into ~/<environment>/ (as the user, nothing
 overwritten), hooks.as_root run as root and hooks.as_user as the user; only then does the
-server start. Stopping removes the container; the user's files live on the host.
+server start. Stopping removes the container, and so does the first poll() that finds it
+ended; the user's files live on the host.
 """
 
 from __future__ import annotations
@@ -283,7 +284,8 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
         return outcome
 
     async def discard_container(self) -> None:
-        """A start that failed after the container was made: remove it (no data in it)."""
+        """Remove the container of a start that failed after it was made, or of a server
+        that ended (no data in it)."""
         with contextlib.suppress(Exception):
             await self.docker("remove_container", self.container_id, force=True)
         self.object_id = ""
@@ -296,4 +298,8 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
                 self.log.warning("%s: container %s ended (%s); its last output:\n%s",
                                  self.user.name, self.object_name, status,
                                  tail.decode(errors="replace"))
+            # JupyterHub calls stop() only for a server still running: the container of one
+            # that ended goes now (its output is logged), not at the user's next start, and
+            # does not outlive the hub's shutdown.
+            await self.discard_container()
         return status
