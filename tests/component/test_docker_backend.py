@@ -418,8 +418,8 @@ def kill_server(container: str) -> None:
 
 BAD = [  # (case, hub.yaml after its hub: line, the error as printed)
     ("docker without environments", "backend: docker\nusers: {allowed: [a]}\n",
-     "hub.yaml:1:1: environments: backend docker starts servers from images: declare at "
-     "least one environment with image: or build:"),
+     "hub.yaml:2:10: backend: docker starts servers from images: declare at least one "
+     "environment with image: or build: under environments"),
     ("neither image nor build", "backend: docker\nusers: {allowed: [a]}\nenvironments:\n"
      "  py: {starter_files: /opt/starter}\n",
      "hub.yaml:5:7: environments.py: needs image: (an image on this engine) or build:"),

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.component, pytest.mark.root]
 
 HUB = f"{P}-dlife"
 USER = f"{P}dl1"
+CACHE_TAG = "hubkeeper-test-cache:notebook"
 
 
 def hk(config: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -49,9 +50,10 @@ def engine(clean_accounts):
     def remove() -> None:
         for container in containers():
             docker("rm", "-f", container, check=False)
-        images = docker("images", "-q", f"hubkeeper/{HUB}-*", check=False).stdout.split()
-        for image in set(images):
-            docker("rmi", "-f", image.decode(), check=False)
+        tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"hubkeeper/{HUB}-*",
+                      check=False).stdout.split()
+        for tag in tags:  # by tag: the image may have other names (CACHE_TAG)
+            docker("rmi", "--no-prune", tag.decode(), check=False)
         subprocess.run(["rm", "-rf", f"/home/{USER}"], check=False)
 
     remove()
@@ -84,6 +86,9 @@ def test_a_docker_hub_survives_a_kill_and_retires_cleanly(workdir: Path, engine,
     applied = ok(hk(config, "apply"))  # accounts and the image, one command
     record = json.loads((workdir / "state" / "envs" / "py" / "image.json").read_text())
     assert record["tag"].startswith(f"hubkeeper/{HUB}-py:")
+    # Another name for the same image keeps its layers (the engine's build cache for the
+    # other docker tests) when retire removes the hub's tag.
+    docker("tag", record["id"], CACHE_TAG)
     assert "build-environment py" in applied.stdout
 
     hub = hubs.start(config)
@@ -123,5 +128,8 @@ def test_a_docker_hub_survives_a_kill_and_retires_cleanly(workdir: Path, engine,
     assert environment["name"] == "py" and not environment.get("refused"), environment
     assert docker("image", "inspect", record["tag"], check=False).returncode != 0
     assert not docker("images", "-q", f"hubkeeper/{HUB}-py").stdout.strip()
+    # Only the hub's tag went: the image itself, also named otherwise, is left alone.
+    assert docker("image", "inspect", "-f", "{{.Id}}", CACHE_TAG).stdout.decode().strip() \
+        == record["id"]
     assert subprocess.run(["id", USER], capture_output=True).returncode != 0
     assert not os.path.lexists(f"/home/{USER}")

@@ -51,8 +51,8 @@ def test_a_docker_hub_renders_the_container_spawner() -> None:
 
 @pytest.mark.parametrize("body, expected", [
     ("backend: docker\nusers: {allowed: [a]}\n",
-     "hub.yaml:1:1: environments: backend docker starts servers from images: declare at "
-     "least one environment with image: or build:"),
+     "hub.yaml:1:10: backend: docker starts servers from images: declare at least one "
+     "environment with image: or build: under environments"),
     ("backend: docker\nusers: {allowed: [a]}\nenvironments:\n  py: {groups: []}\n",
      "hub.yaml:4:7: environments.py: needs image: (an image on this engine) or build: (a "
      "directory with a Dockerfile) on backend docker"),

@@ -551,7 +551,9 @@ class CullingSection(Section):
 class Limit(Section):
     memory: Size | None = Field(
         None, description="Most memory a user's server and its kernels may use (2G); above "
-        "it the kernel that asked is killed.")
+        "it the largest of their processes is killed, usually the kernel that asked. The "
+        "JupyterLab server itself needs about 150M: below 512M it may be the largest, and "
+        "the whole server stops.")
     cpu: float | None = Field(
         None, gt=0, le=1024,
         description="Most CPUs a user's server may use at once (0.5, 1, 2).")
@@ -800,8 +802,8 @@ def _backend_environment_problems(
                          "which needs hub.mode system (root); use backend: local with "
                          "hub.mode personal"))
     if not spec.environments:
-        problems.append((("environments",), "backend docker starts servers from images: "
-                         "declare at least one environment with image: or build:"))
+        problems.append((("backend",), "docker starts servers from images: declare at "
+                         "least one environment with image: or build: under environments"))
     for name, env in spec.environments.items():
         if env.image is None and env.build is None:
             problems.append((("environments", name),
