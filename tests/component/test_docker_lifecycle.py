@@ -133,3 +133,33 @@ def test_a_docker_hub_survives_a_kill_and_retires_cleanly(workdir: Path, engine,
         == record["id"]
     assert subprocess.run(["id", USER], capture_output=True).returncode != 0
     assert not os.path.lexists(f"/home/{USER}")
+
+
+def test_a_failed_build_changes_nothing_servers_start(workdir: Path, engine) -> None:
+    """A build that fails says why (the engine's last lines) and leaves image.json as it
+    was: servers keep starting the image they had."""
+    from tests.support.docker import base_image
+
+    context = workdir / "image"
+    context.mkdir()
+    dockerfile = context / "Dockerfile"
+    dockerfile.write_text(f"FROM {base_image()}\nRUN echo broken step >&2; exit 3\n")
+    config = write_config(workdir, name=HUB, mode="system", admins=(), allowed=(USER,), extra=(
+        "backend: docker\nenvironments:\n  py: {build: {context: image}}\n"))
+    record = workdir / "state" / "envs" / "py" / "image.json"
+
+    failed = hk(config, "env", "build")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "building the image of environment 'py' failed" in failed.stderr
+    assert "broken step" in failed.stderr and "returned a non-zero code: 3" in failed.stderr
+    assert not record.exists()
+
+    dockerfile.write_text(f"FROM {base_image()}\nRUN echo v1 > /version\n")
+    ok(hk(config, "env", "build"))
+    good = json.loads(record.read_text())
+    dockerfile.write_text(f"FROM {base_image()}\nRUN exit 4\n")
+    assert hk(config, "env", "build").returncode == 1
+    assert json.loads(record.read_text()) == good
+    listed = json.loads(ok(hk(config, "env", "list", "--json")).stdout)
+    (row,) = listed["environments"]
+    assert row["current"].startswith(good["tag"]) and row["up_to_date"] is False
