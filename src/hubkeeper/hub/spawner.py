@@ -318,16 +318,24 @@ class HubkeeperSpawner(LoggingConfigurable):
         finally:
             os.close(log_fd)
 
-    async def run_hook(self, hook: HookScript, log_fd: int) -> HookOutcome:
-        """Run one start-up script as its phase says; the backend knows where."""
-        raise NotImplementedError
-
-    environment_name = ""  # the environment of the current start (HUBKEEPER_ENVIRONMENT)
-    environment_folder = ""  # ~/<environment>/: the server's cwd and notebook dir
-
-
-class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
-    """The local backend: the server is a process of the user's account on this machine."""
+    async def prepare_host_start(self) -> str | None:
+        """The part of a start done on the hub's filesystem by the backends whose servers
+        run an environment's venv (local, slurm): the environment chosen and checked, the
+        disk guard, the home, ~/<environment>/ seeded. Returns the environment's python, or
+        None when there are no environments (hubkeeper's own venv serves)."""
+        try:
+            name = self.chosen_environment()
+        except SpawnRefused:
+            self.forget_user_options()
+            raise
+        self.check_free_space()
+        self.ensure_home()
+        self.environment_name, self.environment_folder = name or "", ""
+        if not name:
+            return None
+        python = self.environment_python(name)
+        self.environment_folder = await self.seed_environment_folder(name)
+        return python
 
     def environment_python(self, name: str) -> str:
         """The interpreter of the environment's current build, with `current` resolved now:
@@ -358,20 +366,30 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
         return Identity(env, home, account.pw_uid, account.pw_gid, groups)
 
     async def run_hook(self, hook: HookScript, log_fd: int) -> HookOutcome:
+        """Run one start-up script as its phase says, on the hub's machine (a backend whose
+        servers run elsewhere, like docker's containers, overrides this)."""
         return await run_hook(hook, self.hook_identity(hook.phase), log_fd)
 
+    def environment_jupyter_paths(self) -> dict[str, str]:
+        """The server runs the environment's python, whose sys.prefix is the build: point
+        Jupyter at hubkeeper's venv (this process's prefix) for the server extensions'
+        config (JupyterLab), the lab assets and the data files."""
+        if not self.environment_name:
+            return {}
+        return {"JUPYTER_CONFIG_PATH": os.path.join(sys.prefix, "etc", "jupyter"),
+                "JUPYTER_PATH": os.path.join(sys.prefix, "share", "jupyter"),
+                "JUPYTERLAB_DIR": os.path.join(sys.prefix, "share", "jupyter", "lab")}
+
+    environment_name = ""  # the environment of the current start (HUBKEEPER_ENVIRONMENT)
+    environment_folder = ""  # ~/<environment>/: the server's cwd and notebook dir
+
+
+class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
+    """The local backend: the server is a process of the user's account on this machine."""
+
     async def start(self):  # type: ignore[override]
-        try:
-            name = self.chosen_environment()
-        except SpawnRefused:
-            self.forget_user_options()
-            raise
-        self.check_free_space()
-        self.ensure_home()
-        self.environment_name, self.environment_folder = name or "", ""
-        if name:
-            python = self.environment_python(name)
-            self.environment_folder = await self.seed_environment_folder(name)
+        python = await self.prepare_host_start()
+        if python:
             self.cmd = [python, "-m", "jupyterhub.singleuser"]
             self.notebook_dir = self.environment_folder
         await self.run_hooks()
@@ -459,13 +477,7 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
-        if self.environment_name:
-            # The server runs the environment's python, whose sys.prefix is the build: point
-            # Jupyter at hubkeeper's venv (this process's prefix) for the server extensions'
-            # config (JupyterLab), the lab assets and the data files.
-            env["JUPYTER_CONFIG_PATH"] = os.path.join(sys.prefix, "etc", "jupyter")
-            env["JUPYTER_PATH"] = os.path.join(sys.prefix, "share", "jupyter")
-            env["JUPYTERLAB_DIR"] = os.path.join(sys.prefix, "share", "jupyter", "lab")
+        env.update(self.environment_jupyter_paths())
         return env
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
