@@ -20,6 +20,7 @@ from hubkeeper.config.types import (
     HUB_NAME_PATTERN,
     SCHEMA_VERSION,
     SERVICE_NAME_PATTERN,
+    SLURM_PARTITION_PATTERN,
     UNIT_NAME_PATTERN,
     USERNAME_PATTERN,
     Duration,
@@ -573,6 +574,86 @@ class LimitsSection(Limit):
     )
 
 
+# --- backend: slurm -----------------------------------------------------------------------
+
+SLURM_OPTION = re.compile(r"^--([a-z][a-z0-9-]*)(=\S+)?$")
+# sbatch options hubkeeper writes itself, and the hub.yaml field that decides each. sbatch
+# also takes any unambiguous abbreviation (--part=), so a prefix of one of these is refused too.
+SLURM_OWN_OPTIONS = {
+    "partition": "slurm.partition", "time": "slurm.time",
+    "mem": "limits.memory", "mem-per-cpu": "limits.memory", "mem-per-gpu": "limits.memory",
+    "cpus-per-task": "limits.cpu", "gres": "slurm.groups.<group>.gpus",
+    "gpus": "slurm.groups.<group>.gpus", "gpus-per-node": "slurm.groups.<group>.gpus",
+    "output": "hubkeeper", "error": "hubkeeper", "chdir": "hubkeeper",
+    "export": "hubkeeper", "job-name": "hubkeeper", "uid": "hubkeeper", "gid": "hubkeeper",
+    "get-user-env": "hubkeeper", "wrap": "hubkeeper", "parsable": "hubkeeper",
+}
+
+
+def _slurm_option(value: str) -> str:
+    match = SLURM_OPTION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not an sbatch option: write one long option per item, "
+                         "'--name' or '--name=value' without spaces, e.g. --account=physics "
+                         "or --qos=interactive")
+    name = match.group(1)
+    for own, field in SLURM_OWN_OPTIONS.items():
+        if own.startswith(name):
+            where = ("hubkeeper writes it itself" if field == "hubkeeper"
+                     else f"set {field} instead")
+            raise ValueError(f"{value!r}: --{own} is not an extra option, {where}")
+    return value
+
+
+SlurmName = Annotated[str, Field(pattern=SLURM_PARTITION_PATTERN,
+                                 description="A Slurm partition name (or several, "
+                                 "comma-separated: the job starts in whichever is first).")]
+SlurmOption = Annotated[str, AfterValidator(_slurm_option)]
+
+
+class SlurmGroup(Section):
+    """What one roster group's members get from Slurm, replacing the hub-wide values."""
+
+    partition: SlurmName | None = Field(
+        None, description="Their servers' partition. A user in several groups gets the "
+        "partition of the first of their groups listed under slurm.groups.")
+    gpus: int = Field(0, ge=0, le=64, description="GPUs per server (--gres=gpu:N); 0: none.")
+    time: Period = Field(
+        0, description="Their servers' time limit (8h, 2d); the largest of a user's groups "
+        "wins. 0: the hub's slurm.time.")
+
+
+class SlurmSection(Section):
+    """backend slurm: servers run as Slurm jobs of the users' accounts (batchspawner)."""
+
+    partition: SlurmName | None = Field(
+        None, description="The partition servers run in. Empty: the cluster's default "
+        "partition.")
+    time: Period = Field(
+        0,
+        description="Time limit of a server's job (8h, 1d; written for sbatch as "
+        "D-HH:MM:SS). When it is reached Slurm ends the server; the user's files stay. "
+        "0: the partition's default limit.")
+    extra_options: list[SlurmOption] = Field(
+        default_factory=list,
+        description="More sbatch options for every server's job, each '--name=value' (e.g. "
+        "--account=physics, --qos=interactive, --constraint=skylake). Memory and CPUs come "
+        "from limits:, partition, time and GPUs from this section.")
+    queue_timeout: Duration = Field(
+        "5m", validate_default=True,
+        description="How long a start may wait for its job to leave the queue (30s, 5m, "
+        "1h). Meanwhile the user sees Slurm's reason and the job's place in the queue; at "
+        "the deadline the job is cancelled and the user is told why it did not run.")
+    hub_ip: Annotated[str, AfterValidator(check_ip_address)] = Field(
+        "127.0.0.1",
+        description="The address of this machine the compute nodes reach the hub's API on "
+        "(hub.api_port). 127.0.0.1 only works when servers run on the hub's own machine "
+        "(a one-node cluster).")
+    groups: dict[GroupName, SlurmGroup] = Field(
+        default_factory=dict,
+        description="Per roster group: partition, GPUs, time limit.")
+
+
 ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN,
                                    description="Lower-case letters, digits and '-'.")]
 HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$",
@@ -632,12 +713,14 @@ class HubSpec(Section):
     proxy: ProxySection = Field(default_factory=ProxySection, description="The public proxy.")
     auth: AuthSection = Field(default_factory=AuthSection, description="How users log in.")
     users: UsersSection = Field(default_factory=UsersSection, description="Who may log in.")
-    backend: Literal["local", "docker"] = Field(
+    backend: Literal["local", "docker", "slurm"] = Field(
         "local",
         description="Where user servers run. local: processes of the users' accounts on "
         "this machine, from Python environments. docker: containers on this machine's "
         "Docker engine, from images, still as the users' accounts (uid, gid, groups) with "
-        "their homes mounted (needs root).",
+        "their homes mounted (needs root). slurm: jobs on a Slurm cluster through "
+        "batchspawner, as the users' accounts, from the same environments as local (the "
+        "nodes share the filesystem; needs root). See docs/backends.md.",
     )
     hooks: HooksSection = Field(
         default_factory=HooksSection,
@@ -670,6 +753,9 @@ class HubSpec(Section):
     services: list[HubService] = Field(
         default_factory=list,
         description="Extra web services (RStudio, a dashboard) at /services/<name>/.")
+    slurm: SlurmSection = Field(
+        default_factory=SlurmSection,
+        description="backend slurm: partition, time limit, sbatch options, per group.")
 
 
 
@@ -698,6 +784,7 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
     problems += _environment_problems(spec)
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
+    problems += _slurm_problems(spec)
     seen: dict[int, str] = {}
     for where, port in _ports(spec):
         if port in seen:
@@ -789,7 +876,7 @@ def _environment_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], st
 def _backend_environment_problems(
         spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    if spec.backend == "local":
+    if spec.backend in ("local", "slurm"):  # slurm runs the local backend's venvs
         for name, env in spec.environments.items():
             for key in ("image", "build", "starter_files"):
                 if getattr(env, key) is not None:
@@ -980,3 +1067,17 @@ def _operation_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]
             problems.append((("services", index, "groups"),
                              "only used with hub_login: true (the login gate checks groups)"))
     return problems
+
+
+def _slurm_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """The slurm section belongs to backend slurm, which runs jobs as the users' accounts."""
+    if spec.backend != "slurm":
+        if "slurm" in spec.model_fields_set:
+            return [(("slurm",), f"only used with backend: slurm, not {spec.backend!r}; "
+                     "remove it, or set backend: slurm")]
+        return []
+    if spec.hub.mode == "personal":
+        return [(("backend",), "slurm runs servers as jobs of the users' Linux accounts, "
+                 "which needs hub.mode system (root); use backend: local with hub.mode "
+                 "personal")]
+    return []

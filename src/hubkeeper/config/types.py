@@ -28,6 +28,7 @@ GITHUB_TEAM_PATTERN = rf"^{_GITHUB_ORG}:{_GITHUB_SLUG}$"
 ENVIRONMENT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 UNIT_NAME_PATTERN = r"^[A-Za-z0-9:_.@%-]+\.(service|target)$"
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+SLURM_PARTITION_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*$"
 
 PATTERN_WORDS = {
     USERNAME_PATTERN: "a lower-case Linux user name: a letter or '_', then up to 31 of "
@@ -44,6 +45,8 @@ PATTERN_WORDS = {
     "'-' (it becomes a folder name in every home)",
     SERVICE_NAME_PATTERN: "a letter, then up to 31 of a-z 0-9 '-' (it becomes the path "
     "/services/<name>/)",
+    SLURM_PARTITION_PATTERN: "a Slurm partition name (letters, digits, '_', '.', '-'), or "
+    "several separated by commas, e.g. debug or gpu,gpu-long",
 }
 
 Username = Annotated[

@@ -6,8 +6,10 @@ import contextlib
 import errno
 import os
 import pwd
+import shutil
 import socket
 import stat
+import subprocess
 from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
@@ -16,6 +18,7 @@ from hubkeeper.errors import HubkeeperError, Problem
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.site import site_problems
 from hubkeeper.host.statedir import StatePaths
+from hubkeeper.hub.slurm_job import RUNUSER
 from hubkeeper.roster import Roster
 
 
@@ -229,6 +232,10 @@ def group_reference_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem
         problems += [loaded.problem(("services", index, "groups", position),
                                     f"{group!r} is not a roster group (roster groups: {known})")
                      for position, group in enumerate(service.groups) if group not in groups]
+    if spec.backend == "slurm":
+        problems += [loaded.problem(("slurm", "groups", name),
+                                    f"{name!r} is not a roster group (roster groups: {known})")
+                     for name in spec.slurm.groups if name not in groups]
     return problems
 
 
@@ -251,6 +258,44 @@ def engine_problems(loaded: LoadedSpec) -> list[Problem]:
     return [loaded.problem(("backend",), f"{reason}; start dockerd (`systemctl start docker`)")]
 
 
+SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo")
+
+
+def scheduler_problems(loaded: LoadedSpec) -> list[Problem]:
+    """backend slurm: the commands are here, the controller answers, the partitions hub.yaml
+    names exist."""
+    spec = loaded.spec
+    if spec.backend != "slurm":
+        return []
+    missing = [name for name in SLURM_COMMANDS if shutil.which(name) is None]
+    if not os.path.exists(RUNUSER):
+        missing.append(RUNUSER)
+    if missing:
+        return [loaded.problem(("backend",), f"{', '.join(missing)} not found: this machine "
+                               "must be able to submit Slurm jobs (Debian: apt-get install "
+                               "slurm-client, and util-linux for runuser)")]
+    try:
+        listed = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True,
+                                timeout=30, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        listed = None
+    if listed is None or listed.returncode != 0:
+        why = "did not answer within 30 s" if listed is None else listed.stderr.strip()
+        return [loaded.problem(("backend",), f"the Slurm controller does not answer (sinfo: "
+                               f"{why[-300:]}); check slurm.conf and that slurmctld runs")]
+    partitions = set(listed.stdout.split())
+    named = [(("slurm", "partition"), spec.slurm.partition)]
+    named += [(("slurm", "groups", group, "partition"), values.partition)
+              for group, values in spec.slurm.groups.items()]
+    problems = []
+    for where, value in named:
+        for partition in (value or "").split(","):
+            if partition and partition not in partitions:
+                problems.append(loaded.problem(where, f"Slurm has no partition {partition!r} "
+                                               f"(it has: {', '.join(sorted(partitions))})"))
+    return problems
+
+
 def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
                        starting: bool) -> list[Problem]:
     """Everything hub.yaml needs of this machine (`check`): with hub.url also nginx and the
@@ -263,6 +308,7 @@ def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: Sta
     problems += environment_problems(loaded, roster, paths if starting else None)
     problems += group_reference_problems(loaded, roster)
     problems += engine_problems(loaded)
+    problems += scheduler_problems(loaded)
     if loaded.spec.hub.url and not starting:  # the hub itself runs without nginx
         problems += site_problems(loaded, Journal.load(paths.journal))
     if mode == "system":

@@ -20,6 +20,7 @@ from hubkeeper.hub.services import DIE_WITH_HUB, update_extra_services
 SPAWNER_CLASSES = {
     "local": "hubkeeper.hub.spawner.LocalSpawner",
     "docker": "hubkeeper.hub.container.ContainerSpawner",
+    "slurm": "hubkeeper.hub.slurm.SlurmJobSpawner",
 }
 SERVICE_NAME = "hubkeeper"
 # What `hubkeeper status` reads; nothing more (least privilege).
@@ -51,6 +52,8 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_limits(c, spec, runtime)
     update_extra_services(c, spec, runtime)
     update_groups(c, spec, runtime)
+    update_slurm(c, spec, runtime)
+    update_start_timeout(c, spec, runtime)
     return c
 
 
@@ -64,7 +67,10 @@ def public_url(spec: HubSpec) -> str:
 def update_hub(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     host = spec.hub.ip if ":" not in spec.hub.ip else f"[{spec.hub.ip}]"
     c.JupyterHub.bind_url = f"http://{host}:{spec.hub.port}{spec.hub.base_url}"
-    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{spec.hub.api_port}"
+    # Servers call home here: on this machine, or from a Slurm cluster's nodes.
+    api_ip = spec.slurm.hub_ip if spec.backend == "slurm" else "127.0.0.1"
+    api_host = api_ip if ":" not in api_ip else f"[{api_ip}]"
+    c.JupyterHub.hub_bind_url = f"http://{api_host}:{spec.hub.api_port}"
     c.JupyterHub.db_url = f"sqlite:///{runtime.state.database}"
     c.JupyterHub.cookie_secret_file = runtime.secrets.cookie_secret_file
     c.JupyterHub.pid_file = str(runtime.state.hub_pid)
@@ -184,9 +190,16 @@ def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.HubkeeperSpawner.hook_log_dir = (_config_path(runtime, hooks.log_dir) if hooks.log_dir
                                    else str(runtime.state.hook_logs))
     c.HubkeeperSpawner.hub_name = spec.hub.name
+
+
+def update_start_timeout(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """JupyterHub's deadline covers the whole start: give the hooks and, on Slurm, the wait
+    in the queue their time on top of the server's own."""
+    hooks = spec.hooks
     total = sum(hook.timeout for hook in hooks.as_root + hooks.as_user)
+    if spec.backend == "slurm":
+        total += spec.slurm.queue_timeout
     if total:
-        # JupyterHub's deadline covers the whole start, hooks included: give them their time.
         c.Spawner.start_timeout = SERVER_START_SECONDS + int(total + 0.999)
 
 
@@ -283,6 +296,22 @@ def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.HubkeeperSpawner.limits = {"memory": limits.memory, "cpu": limits.cpu}
     c.HubkeeperSpawner.group_limits = {name: {"memory": group.memory, "cpu": group.cpu}
                                    for name, group in limits.groups.items()}
+
+
+def update_slurm(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """backend slurm: what every server's job asks of Slurm; memory and CPUs come from
+    limits: (update_limits), as on the other backends."""
+    if spec.backend != "slurm":
+        return
+    slurm = spec.slurm
+    c.SlurmJobSpawner.slurm_partition = slurm.partition or ""
+    c.SlurmJobSpawner.slurm_time = slurm.time
+    c.SlurmJobSpawner.slurm_extra_options = list(slurm.extra_options)
+    c.SlurmJobSpawner.slurm_groups = {
+        name: {"partition": group.partition or "", "gpus": group.gpus,
+               "time": group.time}
+        for name, group in slurm.groups.items()}
+    c.SlurmJobSpawner.queue_timeout = slurm.queue_timeout
 
 
 def as_plain(config: Config) -> dict[str, Any]:

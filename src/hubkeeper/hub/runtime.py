@@ -40,6 +40,12 @@ def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
             "which needs system mode",
             hint="run as root (the Docker engine needs it too), or use backend: local",
         )
+    if spec.backend == "slurm" and mode != "system":
+        raise HubkeeperError(
+            f"{loaded.path}: backend 'slurm' submits servers as jobs of the users' Linux "
+            "accounts, which needs system mode",
+            hint="run the hub as root on a machine that can submit jobs, or use backend: local",
+        )
     if auth_kind(spec, mode) == "pam" and mode != "system":
         raise HubkeeperError(
             f"{loaded.path}: auth.kind 'pam' logs in Linux accounts, which needs system mode",
