@@ -3,7 +3,8 @@
     .venv/bin/python bench/hubbench.py [--quick] [--out bench/results/latest.json]
 
 Needs root: every target runs in system mode, so servers run as real Linux accounts
-(hkb01..hkb30, created here and deleted again at the end). Everything listens on 127.0.0.1.
+(hkb01..hkb30, or --prefix P: P01..P30; created here and deleted again at the end).
+Everything listens on 127.0.0.1.
 
 For each target, in one run:
   warm-up   one journey (login, spawn, open /lab, 1+1, stop) that is not counted, so the
@@ -70,6 +71,8 @@ ACCOUNT_PREFIX = "hkb"
 ACCOUNT_PATTERN = re.compile(rf"^{ACCOUNT_PREFIX}\d+$")
 ACCOUNTS = tuple(f"{ACCOUNT_PREFIX}{i:02d}" for i in range(1, 31))
 WARMUP_USER = ACCOUNTS[-1]
+WORKDIR_PREFIX = "hubbench"  # hub state in /tmp/<this>-<target>-*
+PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 SKEL = Path("/etc/skel")
 
 STORM_WINDOW = 10.0  # seconds over which storm arrivals are spread
@@ -83,6 +86,20 @@ PROCESS_EXIT_DEADLINE = 20.0
 
 class BenchError(Exception):
     """A precondition is not met; the message says how to fix it."""
+
+
+def use_prefix(prefix: str) -> None:
+    """Name the accounts <prefix>01..<prefix>30 and the work directories /tmp/<prefix>-*, so
+    that two runs (or a run and a test suite) on one machine do not touch each other's."""
+    global ACCOUNT_PREFIX, ACCOUNT_PATTERN, ACCOUNTS, WARMUP_USER, WORKDIR_PREFIX
+    if not PREFIX_PATTERN.match(prefix):
+        raise BenchError(f"prefix {prefix!r}: 2-10 lower-case letters and digits, starting "
+                         "with a letter (accounts are <prefix>01..<prefix>30)")
+    ACCOUNT_PREFIX = prefix
+    ACCOUNT_PATTERN = re.compile(rf"^{prefix}\d+$")
+    ACCOUNTS = tuple(f"{prefix}{i:02d}" for i in range(1, 31))
+    WARMUP_USER = ACCOUNTS[-1]
+    WORKDIR_PREFIX = prefix
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -245,6 +262,11 @@ class ForeignLoad:
     def seconds(self) -> float:
         return self.ticks / CLOCK_TICKS
 
+    def counters(self) -> dict[str, int]:
+        """More CPU tick counters a subclass keeps (name -> ticks so far); each phase
+        records how much each grew as <name>_cpu_seconds."""
+        return {}
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self._sample()
@@ -305,9 +327,14 @@ class RunningTarget:
     pids: Callable[[], dict[str, int]] = dict  # "hub"/"proxy" -> pid, for their CPU time
 
 
-def start_hubkeeper(workdir: Path, proxy: str) -> RunningTarget:
-    config = write_config(workdir, name="hubbench", mode="system", admins=(),
-                          allowed=ACCOUNTS, proxy=proxy)
+def start_hubkeeper(workdir: Path, proxy: str, name: str = "hubbench", extra: str = "",
+                    prepare: Callable[[Path], None] | None = None) -> RunningTarget:
+    """`hubkeeper up` in system mode for ACCOUNTS; `extra`: more hub.yaml sections;
+    `prepare(config)` runs before `up` (e.g. `hubkeeper env build`)."""
+    config = write_config(workdir, name=name, mode="system", admins=(), allowed=ACCOUNTS,
+                          proxy=proxy, extra=extra)
+    if prepare is not None:
+        prepare(config)
     hub = start_hub(config, deadline=HUB_START_DEADLINE)
 
     def stop() -> float:
@@ -514,7 +541,7 @@ def run_target(target: Target, n_seq: int, n_storm: int, seed: int, quiet_deadli
                foreign: ForeignLoad, keep_logs: Path | None,
                progress: Callable[[str], None]) -> dict[str, Any]:
     result: dict[str, Any] = {"label": target.label, "started": now()}
-    workdir = Path(tempfile.mkdtemp(prefix=f"hubbench-{target.key}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}-{target.key}-"))
     running: RunningTarget | None = None
     nproc = len(os.sched_getaffinity(0))
 
@@ -528,17 +555,23 @@ def run_target(target: Target, n_seq: int, n_storm: int, seed: int, quiet_deadli
         except (OSError, ValueError):
             pids = {}
         own_before = cpu_ticks(pids)
-        ticks, began = foreign.ticks, time.monotonic()
+        counted_before = foreign.counters()
+        ticks, began, began_unix = foreign.ticks, time.monotonic(), time.time()
         outcome = run()
         wall = time.monotonic() - began
         own_after = cpu_ticks(pids)
+        counted_after = foreign.counters()
         seconds = (foreign.ticks - ticks) / CLOCK_TICKS
         result.setdefault("machine_load", {})[name] = {
             "quiet_wait": before, "loadavg_before": load, "wall": round(wall, 1),
+            "began_unix": round(began_unix, 3),
             "foreign_cpu_seconds": round(seconds, 1),
             "foreign_cpu_share": round(seconds / (wall * nproc), 3) if wall else None,
             **{f"{key}_cpu_seconds": round((own_after[key] - own_before[key]) / CLOCK_TICKS, 2)
                for key in own_before if key in own_after},
+            **{f"{key}_cpu_seconds":
+               round((counted_after[key] - counted_before[key]) / CLOCK_TICKS, 2)
+               for key in counted_before if key in counted_after},
         }
         if seconds > 0.05 * wall * nproc:
             progress(f"  note: other processes used {seconds:.0f} CPU-s during {name} "
@@ -757,6 +790,9 @@ def main(argv: list[str] | None = None) -> int:
                              "machine to stop (0: do not wait) [1800]")
     parser.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
                         help="copy each target's hub log into DIR")
+    parser.add_argument("--prefix", default=ACCOUNT_PREFIX,
+                        help="accounts <prefix>01..<prefix>30 and work directories "
+                             f"/tmp/<prefix>-* [{ACCOUNT_PREFIX}]")
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.targets.split(",") if k.strip()]
     unknown = set(keys) - {t.key for t in TARGETS}
@@ -767,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
 
     unwind_on_sigterm()
     try:
+        use_prefix(args.prefix)
         preflight(selected)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
