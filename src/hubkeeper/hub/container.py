@@ -30,6 +30,7 @@ import os
 import pwd
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,11 @@ done
 SERVER_COMMAND = ["jupyterhub-singleuser"]  # on the image's PATH, as in Jupyter's images
 STEP_TIMEOUT = 120.0  # seconds for the account entry, the starter files, the go signal
 HOOK_MOUNT = "/run/hubkeeper/hooks"
+# Engine calls run in threads. DockerSpawner shares ONE thread among all users, so 20 stops
+# ran one after another (measured, bench/dockerbench.py) and a user's long hook (an exec
+# that blocks its thread) would hold every other user's start. docker-py's connection pool
+# to the engine holds 10.
+ENGINE_THREADS = 10
 
 
 class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
@@ -81,6 +87,15 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
     group_folders = List(
         Dict(), config=True,
         help="[{path, group}]: mounted read-write, at the same path, for the group's members.")
+
+    _engine_threads: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if ContainerSpawner._engine_threads is None:
+            ContainerSpawner._engine_threads = ThreadPoolExecutor(
+                ENGINE_THREADS, thread_name_prefix="docker-engine")
+        return ContainerSpawner._engine_threads
 
     @default("name_template")
     def _name_template_default(self) -> str:
