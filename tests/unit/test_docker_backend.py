@@ -197,3 +197,35 @@ def test_the_seed_set_ups_are_expressed_in_hub_yaml(example: str, tmp_path: Path
         assert [hook["script"] for hook in c.HubkeeperSpawner.hooks_as_root] == [
             str(path.parent / "start" / "as-root.sh")]
         assert c.HubkeeperSpawner.group_limits["instructors"]["memory"] == 8 * 1024**3
+
+
+def test_a_state_dir_others_cannot_traverse_is_refused_with_venv_environments() -> None:
+    """Found by the benchmark: under a 0700 parent every start failed with a bare 500.
+    (Not in pytest's tmp_path: /tmp/pytest-of-root itself is 0700.)"""
+    import shutil
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="hktest-", dir="/var/tmp"))
+    try:
+        _traversal(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path)
+
+
+def _traversal(tmp_path: Path) -> None:
+    from hubkeeper.config.loader import LoadedSpec
+    from hubkeeper.host.preflight import traversal_problems
+    from hubkeeper.host.statedir import StatePaths
+
+    parent = tmp_path / "private"
+    (parent / "state").mkdir(parents=True)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(parent, 0o700)
+    text = "auth: {kind: pam}\nusers: {allowed: [ann]}\nenvironments:\n  py: {}\n"
+    loaded = LoadedSpec(parse(text), tmp_path / "hub.yaml")
+    paths = StatePaths(parent / "state")
+    (problem,) = traversal_problems(loaded, "system", paths)
+    assert "hub.state_dir" in str(problem) and f"chmod o+x {parent}" in str(problem)
+    assert traversal_problems(loaded, "personal", paths) == []  # servers run as the hub
+    os.chmod(parent, 0o711)
+    assert traversal_problems(loaded, "system", paths) == []

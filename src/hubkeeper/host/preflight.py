@@ -296,6 +296,26 @@ def scheduler_problems(loaded: LoadedSpec) -> list[Problem]:
     return problems
 
 
+def traversal_problems(loaded: LoadedSpec, mode: str, paths: StatePaths) -> list[Problem]:
+    """System mode with venv environments: servers run as the users' accounts and execute
+    <state>/envs/<name>/current/bin/python, so every folder above it must let others in
+    (a 0700 parent gave every start a bare HTTP 500)."""
+    if mode != "system" or not loaded.spec.environments or loaded.spec.backend == "docker":
+        return []
+    for folder in [paths.envs, *paths.envs.parents]:
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            continue  # made by `env build` (0755)
+        if not info.st_mode & 0o001:
+            return [loaded.problem(
+                ("hub", "state_dir"),
+                f"the users' servers run the environments under {paths.envs}, but "
+                f"{folder} (mode {stat.S_IMODE(info.st_mode):04o}) does not let other "
+                f"accounts through; `chmod o+x {folder}`, or put hub.state_dir elsewhere")]
+    return []
+
+
 def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
                        starting: bool) -> list[Problem]:
     """Everything hub.yaml needs of this machine (`check`): with hub.url also nginx and the
@@ -308,6 +328,7 @@ def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: Sta
     problems += environment_problems(loaded, roster, paths if starting else None)
     problems += group_reference_problems(loaded, roster)
     problems += engine_problems(loaded)
+    problems += traversal_problems(loaded, mode, paths)
     problems += scheduler_problems(loaded)
     if loaded.spec.hub.url and not starting:  # the hub itself runs without nginx
         problems += site_problems(loaded, Journal.load(paths.journal))
