@@ -33,7 +33,7 @@ GROUP = f"{P}tas"
 DATA = Path(f"/srv/{P}-data")
 PROJECTS = Path(f"/srv/{P}-projects")
 FOLDER = PROJECTS / "lab"
-CHECKS = ["hub", "state", "homes", "data", "journal", "disk", "tls", "service"]
+CHECKS = ["hub", "state", "homes", "data", "journal", "disk", "tls", "service", "containers"]
 
 
 @pytest.fixture
