@@ -135,8 +135,8 @@ def test_the_batch_script_golden() -> None:
         job_name="hubkeeper-course-ann", output="/home/ann/.hubkeeper-slurm.log",
         folder="/home/ann/python", export=["PATH", "JUPYTERHUB_API_TOKEN", "HOME"],
         options=request.sbatch_options(),
-        command=["/var/lib/hubkeeper/course/envs/python/abc/bin/python", "-m",
-                 "hubkeeper.hub.slurm_server", "--SingleUserNotebookApp.x=it's"])
+        command=["/var/lib/hubkeeper/course/envs/python/abc/bin/python", "-P",
+                 "/opt/hubkeeper/hub/slurm_server.py", "--SingleUserNotebookApp.x=it's"])
     golden("slurm-batch-script.sh", script)
 
 

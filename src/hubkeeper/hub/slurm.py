@@ -6,7 +6,7 @@ hooks.as_user, as on the local backend (HubkeeperSpawner.prepare_host_start, run
 the job is submitted as the account (`runuser -u <account> -- sbatch`: sudo is not needed),
 asking for the partition, time limit and GPUs of slurm: (per group) and the memory and CPUs
 of limits: (per group); see hub/slurm_job.py for the request and the script. The job runs
-`<environment>/current/bin/python -m hubkeeper.hub.slurm_server` in ~/<environment>/, which
+`<environment>/current/bin/python -P .../hubkeeper/hub/slurm_server.py` in ~/<environment>/, which
 tells the hub its port and becomes jupyterhub.singleuser.
 
 While the job waits, the user's progress page shows Slurm's reason and its place in the
@@ -42,7 +42,10 @@ from hubkeeper.hub.slurm_job import (
     parse_status,
     pending_message,
 )
+from hubkeeper.hub import slurm_server
 from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
+
+SERVER_WRAPPER = os.path.abspath(slurm_server.__file__)
 
 QUERY_TIMEOUT = 30.0  # seconds for one squeue
 
@@ -122,8 +125,10 @@ class SlurmJobSpawner(HubkeeperSpawner, SlurmSpawner):
             self.queue_deadline = None
 
     def cmd_formatted_for_batch(self) -> str:
-        return shlex.join([self.job_python, "-m", "hubkeeper.hub.slurm_server",
-                           *self.get_args()])
+        # By path, not `-m`: the environment's python need not import hubkeeper (an
+        # editable install is only on hubkeeper's own path); -P keeps the script's folder
+        # off sys.path. The file is on the filesystem the nodes share, like the state dir.
+        return shlex.join([self.job_python, "-P", SERVER_WRAPPER, *self.get_args()])
 
     async def _get_batch_script(self, **subvars: Any) -> str:
         account = pwd.getpwnam(self.account)

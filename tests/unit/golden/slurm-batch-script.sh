@@ -13,4 +13,4 @@
 #SBATCH --gres=gpu:1
 #SBATCH --account=physics
 
-exec /var/lib/hubkeeper/course/envs/python/abc/bin/python -m hubkeeper.hub.slurm_server '--SingleUserNotebookApp.x=it'"'"'s'
+exec /var/lib/hubkeeper/course/envs/python/abc/bin/python -P /opt/hubkeeper/hub/slurm_server.py '--SingleUserNotebookApp.x=it'"'"'s'
