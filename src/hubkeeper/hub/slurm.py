@@ -30,6 +30,7 @@ from batchspawner import JobStatus, SlurmSpawner
 from traitlets import Dict, Float, List, Unicode, default
 
 from hubkeeper.config.types import format_duration
+from hubkeeper.hub import slurm_server
 from hubkeeper.hub.slurm_job import (
     JOB_LOG,
     QUERY_FORMAT,
@@ -42,7 +43,6 @@ from hubkeeper.hub.slurm_job import (
     parse_status,
     pending_message,
 )
-from hubkeeper.hub import slurm_server
 from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
 
 SERVER_WRAPPER = os.path.abspath(slurm_server.__file__)
