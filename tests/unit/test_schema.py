@@ -72,7 +72,8 @@ INVALID = [
      "hub.yaml:2:9: auth.kind: must be one of 'shared-password', 'pam', 'dummy', 'native' "
      "or 'github'; got 'ldap'"),
     ("unknown backend", "backend: nomad\nusers: {allowed: [a]}\n",
-     "hub.yaml:1:10: backend: must be one of 'local', 'docker' or 'slurm'; got 'nomad'"),
+     "hub.yaml:1:10: backend: must be one of 'local', 'docker', 'slurm' or 'kubernetes'; "
+     "got 'nomad'"),
     ("unknown mode", "hub:\n  mode: root\nusers: {allowed: [a]}\n",
      "hub.yaml:2:9: hub.mode: must be one of 'auto', 'system' or 'personal'; got 'root'"),
     ("user name with capital", "users:\n  allowed:\n    - ada\n    - Bob\n",

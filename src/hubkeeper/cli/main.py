@@ -40,6 +40,7 @@ from hubkeeper.verbs.tls import tls_status
 from hubkeeper.verbs.up import up
 from hubkeeper.verbs.usage import usage
 from hubkeeper.verbs.users import add_user, list_users, set_locked
+from hubkeeper.verbs.z2jh import export_z2jh
 
 INTERNAL_ERROR = 70
 
@@ -472,28 +473,48 @@ def archive_verify_command(ctx: click.Context, directory: Path, quiet: bool,
 
 @cli.command("export")
 @click.argument("user")
-@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path), default=".",
-              show_default=True, help="Write the zip in DIR.")
+@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the zip in DIR.  [default: .]")
 @click.option("--from", "from_archive", type=click.Path(file_okay=False, path_type=Path),
               metavar="ARCHIVE_DIR", help="Take the files from this archive (checked against "
               "its MANIFEST.json) instead of the live home.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="z2jh: write the values to FILE (0644) [default: standard "
+              "output].")
+@click.option("--secrets", "secrets_output", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="z2jh: also write the shared passwords or the GitHub app's "
+              "keys from the state dir to FILE (0600).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @config_option
 @json_option
 @click.pass_obj
-def export_command(obj: Context, user: str, to: Path, from_archive: Path | None, quiet: bool,
+def export_command(obj: Context, user: str, to: Path | None, from_archive: Path | None,
+                   output: Path | None, secrets_output: Path | None, quiet: bool,
                    config: Path | None, as_json: bool) -> None:
     """Give USER their own work as a zip: <DIR>/<user>-<hub>-<time>.zip (0600). Symlinks and
     special files are left out and listed.
+
+    `export z2jh` instead writes hub.yaml as values for the Zero to JupyterHub Helm chart
+    (Kubernetes; docs/kubernetes.md). No user is called z2jh.
 
     \b
     Examples:
       hubkeeper export alice --to /tmp/zips
       hubkeeper export alice --from /var/backups/hubkeeper/phys101-20250601T120000
+      hubkeeper export z2jh -o values.yaml --secrets secrets.yaml
     """
+    if user == "z2jh":
+        for name, value in (("--to", to), ("--from", from_archive)):
+            if value is not None:
+                raise click.UsageError(f"{name} is for a user's zip, not for z2jh")
+        emit(export_z2jh(obj.config_path(config), output, secrets_output), as_json, obj.out)
+        return
+    for name, value in (("--output", output), ("--secrets", secrets_output)):
+        if value is not None:
+            raise click.UsageError(f"{name} is for `export z2jh`, not for a user's zip")
     with progress_bar(quiet or as_json) as progress:
-        result = export(None if from_archive else obj.config_path(config), user, to,
-                        from_archive, progress)
+        result = export(None if from_archive else obj.config_path(config), user,
+                        to or Path("."), from_archive, progress)
     emit(result, as_json, obj.out)
 
 

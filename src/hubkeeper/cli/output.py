@@ -39,6 +39,7 @@ from hubkeeper.verbs.tls import TlsStatusResult
 from hubkeeper.verbs.up import Banner, UpResult
 from hubkeeper.verbs.usage import UsageResult
 from hubkeeper.verbs.users import UsersChange, UsersList
+from hubkeeper.verbs.z2jh import Z2jhResult
 
 
 def to_json(result: Any) -> str:
@@ -70,9 +71,11 @@ def text(result: Any, console: Console) -> None:
 
 @text.register
 def _(result: CheckResult, console: Console) -> None:
+    where = (f"{result.mode} mode, {result.backend} backend" if result.backend != "kubernetes"
+             else "kubernetes backend (runs on a cluster: `hubkeeper export z2jh`)")
     console.print(
-        f"{result.config}: valid. Hub '{result.hub}', {result.mode} mode, {result.backend} "
-        f"backend, {result.auth} login, {result.users} users ({result.admins} admins).",
+        f"{result.config}: valid. Hub '{result.hub}', {where}, {result.auth} login, "
+        f"{result.users} users ({result.admins} admins).",
         highlight=False,
     )
 
@@ -380,6 +383,22 @@ def _(result: ExportResult, console: Console) -> None:
              f"  {result.files} files, {format_size(result.bytes)}, of {result.user} on hub "
              f"'{result.hub}' from {result.source}"]
     lines += [f"  left out: {item}" for item in result.skipped]
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
+@text.register
+def _(result: Z2jhResult, console: Console) -> None:
+    if result.values == "-":  # the values themselves, for a pipe or a redirect
+        console.file.write(result.text)
+        return
+    lines = [f"wrote {result.values}: Zero to JupyterHub {result.chart_version} values for "
+             f"hub '{result.hub}', {result.users} users, environments "
+             f"{', '.join(result.environments)}"]
+    if result.secrets:
+        lines.append(f"wrote {result.secrets} (0600): the passwords and keys; keep it private")
+    lines.append(f"  helm upgrade --install {result.hub} jupyterhub/jupyterhub --version "
+                 f"{result.chart_version} --namespace {result.hub} --create-namespace "
+                 f"-f {result.values}" + (f" -f {result.secrets}" if result.secrets else ""))
     console.print("\n".join(lines), highlight=False, markup=False)
 
 

@@ -654,6 +654,67 @@ class SlurmSection(Section):
         description="Per roster group: partition, GPUs, time limit.")
 
 
+# --- backend: kubernetes ------------------------------------------------------------------
+
+# The Zero to JupyterHub chart release `export z2jh` writes for (its schema is in the tests).
+Z2JH_CHART_VERSION = "4.4.0"  # appVersion 5.5.0: JupyterHub 5.5, KubeSpawner 7.1
+KUBERNETES_NAME = r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$"  # an object name (RFC 1123)
+ClaimName = Annotated[str, Field(pattern=KUBERNETES_NAME,
+                                 description="A PersistentVolumeClaim name in the hub's "
+                                 "namespace.")]
+
+
+class KubernetesSection(Section):
+    """What only a Kubernetes cluster needs: `hubkeeper export z2jh` turns hub.yaml into
+    values for the Zero to JupyterHub chart (see docs/kubernetes.md). Read with any backend,
+    so a single-machine hub.yaml can be exported for its move to a cluster."""
+
+    chart_version: str = Field(
+        Z2JH_CHART_VERSION, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$",
+        description="The Zero to JupyterHub chart release to install (helm --version); it "
+        "decides the hub's JupyterHub version. The export is checked against "
+        f"{Z2JH_CHART_VERSION}'s schema.")
+    hub_image: Annotated[str, AfterValidator(_image_reference)] | None = Field(
+        None,
+        description="A hub image of your own (name:tag), e.g. one with another "
+        "authenticator installed. Empty: the chart's own.")
+    home_size: Size = Field(
+        "10G", validate_default=True,
+        description="Each user's home volume (a PersistentVolumeClaim per user).")
+    storage_class: str | None = Field(
+        None, pattern=KUBERNETES_NAME,
+        description="The StorageClass of the home volumes. Empty: the cluster's default. "
+        "Use one with reclaimPolicy: Retain, so that a deleted claim does not delete the "
+        "disk under it (docs/kubernetes.md).")
+    home_mount: AbsolutePath = Field(
+        "/home/jovyan",
+        description="Where the home volume is mounted: the image user's home.")
+    uid: int = Field(1000, ge=1, le=2**31 - 1,
+                     description="The user id servers run as (the image's user; not root).")
+    fs_gid: int = Field(100, ge=0, le=2**31 - 1,
+                        description="The group id that owns the home volume's files.")
+    memory_guarantee: float = Field(
+        1.0, gt=0, le=1,
+        description="The share of limits.memory each server is guaranteed (its memory "
+        "request). 1: no overcommit, so no server is killed because others grew; lower "
+        "packs more servers on a node.")
+    cpu_guarantee: float = Field(
+        0.1, gt=0, le=1,
+        description="The share of limits.cpu each server is guaranteed (its CPU request). "
+        "Notebooks are idle most of the time, so a small share fits a class on few nodes.")
+    placeholders: int | None = Field(
+        None, ge=0, le=10000,
+        description="Placeholder pods that keep room for this many servers, so that a "
+        "class logging in at once does not wait for new nodes (z2jh#987). Empty: one per "
+        "roster user (not admins, not locked); lower it between classes with helm "
+        "--set scheduling.userPlaceholder.replicas=N.")
+    data_claims: dict[AbsolutePath, ClaimName] = Field(
+        default_factory=dict,
+        description="data.shared and data.group_folders path -> the PersistentVolumeClaim "
+        "that holds it on the cluster (shared data: ReadOnlyMany; group folders: "
+        "ReadWriteMany). Default claim name: <hub.name>-<last part of the path>.")
+
+
 ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN,
                                    description="Lower-case letters, digits and '-'.")]
 HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$",
@@ -713,14 +774,16 @@ class HubSpec(Section):
     proxy: ProxySection = Field(default_factory=ProxySection, description="The public proxy.")
     auth: AuthSection = Field(default_factory=AuthSection, description="How users log in.")
     users: UsersSection = Field(default_factory=UsersSection, description="Who may log in.")
-    backend: Literal["local", "docker", "slurm"] = Field(
+    backend: Literal["local", "docker", "slurm", "kubernetes"] = Field(
         "local",
         description="Where user servers run. local: processes of the users' accounts on "
         "this machine, from Python environments. docker: containers on this machine's "
         "Docker engine, from images, still as the users' accounts (uid, gid, groups) with "
         "their homes mounted (needs root). slurm: jobs on a Slurm cluster through "
         "batchspawner, as the users' accounts, from the same environments as local (the "
-        "nodes share the filesystem; needs root). See docs/backends.md.",
+        "nodes share the filesystem; needs root). kubernetes: a cluster runs the hub from the "
+        "Zero to JupyterHub chart; `hubkeeper export z2jh` writes its values (`up` does not "
+        "run it here). See docs/backends.md.",
     )
     hooks: HooksSection = Field(
         default_factory=HooksSection,
@@ -756,6 +819,9 @@ class HubSpec(Section):
     slurm: SlurmSection = Field(
         default_factory=SlurmSection,
         description="backend slurm: partition, time limit, sbatch options, per group.")
+    kubernetes: KubernetesSection = Field(
+        default_factory=KubernetesSection,
+        description="backend kubernetes (and `export z2jh`): storage, images, placeholders.")
 
 
 
@@ -785,6 +851,8 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
     problems += _slurm_problems(spec)
+    if spec.backend == "kubernetes":
+        problems += kubernetes_problems(spec)
     seen: dict[int, str] = {}
     for where, port in _ports(spec):
         if port in seen:
@@ -876,6 +944,8 @@ def _environment_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], st
 def _backend_environment_problems(
         spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    if spec.backend == "kubernetes":
+        return []  # kubernetes_problems
     if spec.backend in ("local", "slurm"):  # slurm runs the local backend's venvs
         for name, env in spec.environments.items():
             for key in ("image", "build", "starter_files"):
@@ -1081,3 +1151,51 @@ def _slurm_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
                  "which needs hub.mode system (root); use backend: local with hub.mode "
                  "personal")]
     return []
+
+
+# What the cluster cannot take from hub.yaml, with what to write instead.
+KUBERNETES_AUTH = ("shared-password", "native", "github")
+
+
+def kubernetes_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """What keeps hub.yaml from running on Kubernetes: things of this machine (Linux
+    passwords, local builds, host folders, commands the hub runs). `check` reports them for
+    backend kubernetes; `export z2jh` for any backend."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    kinds = ", ".join(KUBERNETES_AUTH)
+    if spec.auth.kind not in KUBERNETES_AUTH:
+        why = {None: "the default login (pam or shared-password) depends on this machine",
+               "pam": "pam checks this machine's Linux passwords, which the cluster's hub "
+                      "cannot see",
+               "dummy": "dummy accepts any password, and a cluster's hub is public"}
+        problems.append((("auth", "kind"), f"{why[spec.auth.kind]}; on Kubernetes choose "
+                         f"one of {kinds}"))
+    if spec.hub.mode == "personal":
+        problems.append((("hub", "mode"), "personal runs every server as one account of "
+                         "this machine; on Kubernetes each user gets a pod: remove it"))
+    if spec.users.account_prefix:
+        problems.append((("users", "account_prefix"), "there are no Linux accounts on the "
+                         "cluster; remove it"))
+    if not spec.environments:
+        problems.append((("environments",), "a cluster starts servers from images: declare "
+                         "at least one environment with image: (pushed to a registry the "
+                         "cluster pulls from)"))
+    for name, env in spec.environments.items():
+        if env.image is None:
+            problems.append((("environments", name), "needs image: an image in a registry "
+                             "the cluster pulls from, with jupyterhub-singleuser on its PATH "
+                             "(for backend local: build one with its packages and push it)"))
+        for key, instead in (("build", "build and push it, then give image:"),
+                             ("packages", "install them in the image"),
+                             ("requirements", "install them in the image"),
+                             ("home_template", "put the files in the image and give "
+                              "starter_files:")):
+            if getattr(env, key):
+                problems.append((("environments", name, key),
+                                 f"not possible on a cluster (it is on this machine): "
+                                 f"{instead}"))
+    for index, service in enumerate(spec.services):
+        problems.append((("services", index), f"services are programs of this machine; on "
+                         f"Kubernetes run {service.name!r} as its own Deployment and "
+                         "remove it here"))
+    return problems

@@ -27,6 +27,13 @@ Mode = Literal["system", "personal"]
 def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
     """hub.mode with `auto` resolved, checked against who we are."""
     spec = loaded.spec
+    if spec.backend == "kubernetes":
+        raise HubkeeperError(
+            f"{loaded.path}: backend 'kubernetes' runs the hub on a cluster, from the Zero to "
+            "JupyterHub chart, not on this machine",
+            hint="hubkeeper export z2jh -o values.yaml, then helm upgrade --install "
+            "(docs/kubernetes.md)",
+        )
     auto: Mode = "system" if is_root else "personal"
     mode: Mode = auto if spec.hub.mode == "auto" else spec.hub.mode
     if mode == "system" and not is_root:

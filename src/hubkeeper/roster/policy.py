@@ -19,6 +19,7 @@ RESERVED = frozenset({
     "staff", "users", "shadow", "disk", "kmem", "tty", "dialout", "cdrom", "floppy", "audio",
     "video", "plugdev", "netdev", "input", "render", "kvm", "sgx", "tape", "voice", "fax", "src",
     "utmp", "sasl", "lpadmin", "crontab",
+    "z2jh",  # `hubkeeper export z2jh` writes the Kubernetes values, not a user's zip
 })
 
 

@@ -1,0 +1,119 @@
+"""`hubkeeper export z2jh`: hub.yaml as values for the Zero to JupyterHub Helm chart.
+
+Writes one values file (no secrets, 0644) and, when asked, a secrets file (0600) from the
+state dir's passwords and the GitHub app's keys. Reads hub.yaml, the roster and the hook
+scripts; changes nothing else. export/z2jh.py makes the values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper import __version__
+from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.model import kubernetes_problems
+from hubkeeper.config.types import config_relative
+from hubkeeper.errors import HubkeeperError, InvalidInput
+from hubkeeper.export.z2jh import dump, z2jh_secrets, z2jh_values
+from hubkeeper.host.files import write_atomic
+from hubkeeper.host.statedir import (
+    GITHUB_APP_HOW,
+    read_operator_secret,
+    read_secret,
+    state_paths,
+)
+from hubkeeper.roster import build_roster
+
+
+@dataclass(frozen=True)
+class Z2jhResult:
+    config: str
+    hub: str
+    values: str  # the file written, or "-" for standard output
+    secrets: str | None
+    chart_version: str
+    users: int
+    environments: tuple[str, ...]
+    text: str  # the values, for standard output
+
+
+def export_z2jh(config: Path, output: Path | None,
+                secrets_output: Path | None = None) -> Z2jhResult:
+    """Write the values for hub.yaml at `config` to `output` (None: only return them)."""
+    loaded = load(config)
+    spec = loaded.spec
+    problems = [loaded.problem(where, message) for where, message in kubernetes_problems(spec)]
+    roster = build_roster(loaded)
+    scripts: dict[str, str] = {}
+    for phase in ("as_root", "as_user"):
+        for index, hook in enumerate(getattr(spec.hooks, phase)):
+            path = config_relative(loaded.directory, hook.script)
+            try:
+                scripts[hook.script] = path.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                problems.append(loaded.problem(("hooks", phase, index, "script"),
+                                               f"cannot read {path}: {reason}; the export "
+                                               "puts the script's text in the values"))
+    if problems:
+        raise InvalidInput(problems, hint="docs/kubernetes.md: what a cluster takes from "
+                           "hub.yaml")
+    targets = [_target(path) for path in (output, secrets_output) if path is not None]
+    if len(targets) == 2 and targets[0] == targets[1]:
+        raise HubkeeperError("the values and the secrets would be the same file",
+                             hint="-o values.yaml --secrets secrets.yaml")
+    secrets_text = _secrets(loaded) if secrets_output else None
+    text = dump(z2jh_values(spec, roster, scripts, f"hubkeeper {__version__}"))
+    if output is not None:
+        write_atomic(output.absolute(), text.encode(), 0o644)
+    if secrets_output is not None and secrets_text is not None:
+        write_atomic(secrets_output.absolute(), secrets_text.encode(), 0o600)
+    return Z2jhResult(
+        config=str(loaded.path), hub=spec.hub.name,
+        values=str(output) if output is not None else "-",
+        secrets=str(secrets_output) if secrets_output is not None else None,
+        chart_version=spec.kubernetes.chart_version,
+        users=len(roster.active), environments=tuple(spec.environments), text=text)
+
+
+def _secrets(loaded: LoadedSpec) -> str:
+    """The secrets file's text, from this machine's state dir (read before anything is
+    written, so a missing secret leaves no half export)."""
+    spec = loaded.spec
+    auth = spec.auth
+    if auth.kind == "native":
+        raise HubkeeperError("auth.kind native keeps its passwords in the hub's database; "
+                             "there is no secrets file to write",
+                             hint="leave out --secrets; users sign up again on the cluster, "
+                             "or move the database (docs/kubernetes.md)")
+    paths = state_paths(loaded, os.geteuid() == 0)
+    found: dict[str, str] = {}
+    if auth.kind == "shared-password":
+        for name, given in (("shared-password", auth.password_file),
+                            ("admin-password", auth.admin_password_file)):
+            if given:
+                path = config_relative(loaded.directory, given)
+                try:
+                    found[name] = path.read_text().strip()
+                except OSError as exc:
+                    raise HubkeeperError(f"cannot read {path}: {exc.strerror}") from None
+            else:
+                found[name] = read_secret(paths, name)
+    else:
+        for name, what in (("github-client-id", "the GitHub OAuth app's Client ID"),
+                           ("github-client-secret", "a client secret of the GitHub OAuth "
+                            "app")):
+            found[name] = read_operator_secret(paths, name, what, GITHUB_APP_HOW)
+    return dump(z2jh_secrets(spec, found))
+
+
+def _target(path: Path) -> Path:
+    """Where a file goes, refused before anything is written."""
+    path = path.absolute()
+    if path.is_dir():
+        raise HubkeeperError(f"{path} is a folder", hint="give a file name, e.g. values.yaml")
+    if not path.parent.is_dir():
+        raise HubkeeperError(f"{path.parent} does not exist; nothing was written")
+    return path
