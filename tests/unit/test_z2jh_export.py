@@ -307,6 +307,9 @@ def test_up_and_apply_refuse_a_kubernetes_hub(tmp_path: Path) -> None:
     config.write_text(CLUSTER_BASE.replace("hub: {name: k8s}", "hub: {name: k8s, state_dir: "
                                            f"{tmp_path / 'state'}}}")
                       + "environments:\n  py: {image: x/py:1}\n")
+    result = hubkeeper("-c", str(config), "check")
+    assert result.returncode == 0, result.stderr
+    assert "kubernetes backend" in result.stdout and "export z2jh" in result.stdout
     for verb in ("up", "apply"):
         result = hubkeeper("-c", str(config), verb)
         assert result.returncode == 1, result.stderr
