@@ -49,7 +49,8 @@ def proxy_pids(api_port: int) -> list[int]:
         except OSError:
             continue
         text = b" ".join(cmdline)
-        if b"configurable-http-proxy" in text and str(api_port).encode() in text:
+        proxy = b"configurable-http-proxy" in text or b"hubkeeper.hub.proxy" in text
+        if proxy and str(api_port).encode() in text:
             found.append(pid)
     return found
 

@@ -307,15 +307,15 @@ def test_hooks_reach_the_spawner_as_absolute_paths_and_seconds() -> None:
     assert c.HubkeeperSpawner.hub_name == "hub"
     assert c.HubkeeperSpawner.min_free_bytes == 500 * 1024**2
     # JupyterHub's start deadline covers the hooks too: 60 s for the server plus theirs.
-    assert c.Spawner.start_timeout == 60 + 90 + 30 + 2
+    assert c.Spawner.start_timeout == 60 + 900 + 90 + 30 + 2  # the line, the hooks, the server
 
 
-def test_no_hooks_keeps_jupyterhubs_start_timeout_and_the_default_disk_guard() -> None:
+def test_without_hooks_the_start_timeout_is_the_line_and_the_server() -> None:
     c = rendered("users: {allowed: [ann]}")
     assert c.HubkeeperSpawner.hooks_as_root == []
     assert c.HubkeeperSpawner.hooks_as_user == []
     assert c.HubkeeperSpawner.hooks_on_failure == "fail"
-    assert "start_timeout" not in c.Spawner
+    assert c.Spawner.start_timeout == 60 + 900  # starts.queue_timeout, then the server
     assert c.HubkeeperSpawner.min_free_bytes == 1024**3
 
 

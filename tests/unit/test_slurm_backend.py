@@ -68,7 +68,7 @@ def test_other_backends_render_no_slurm_settings() -> None:
     c = rendered("hub: {api_port: 9081}\nauth: {kind: pam}\nusers: {allowed: [ann]}\n")
     assert "SlurmJobSpawner" not in c
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:9081"
-    assert "start_timeout" not in c.Spawner
+    assert c.Spawner.start_timeout == 60 + 900  # hubkeeper's line, not a Slurm queue
 
 
 @pytest.mark.parametrize("body, expected", [

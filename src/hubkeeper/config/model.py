@@ -549,6 +549,22 @@ class CullingSection(Section):
     )
 
 
+class StartsSection(Section):
+    """Admission control: how many servers start at once, the others waiting in line (see
+    docs/operations.md, "Class starts")."""
+
+    at_once: Literal["auto"] | Annotated[int, Field(ge=0, le=1000)] = Field(
+        "auto",
+        description="Server starts at the same time; the others wait in line and see their "
+        "place. auto: one per CPU of this machine (fewer when memory is short): a start is "
+        "about 3 CPU-seconds, so more at once only makes each one slower. 0: no limit "
+        "(JupyterHub's own behaviour: under a login storm starts time out).")
+    queue_timeout: Duration = Field(
+        "15m", validate_default=True,
+        description="How long a start may wait in line (30s, 5m, 1h) before the user is "
+        "told to try again. A start's own timeouts count from when it leaves the line.")
+
+
 class Limit(Section):
     memory: Size | None = Field(
         None, description="Most memory a user's server and its kernels may use (2G); above "
@@ -813,6 +829,9 @@ class HubSpec(Section):
         default_factory=CullingSection, description="Stopping idle servers.")
     limits: LimitsSection = Field(
         default_factory=LimitsSection, description="Memory and CPU per user's server.")
+    starts: StartsSection = Field(
+        default_factory=StartsSection,
+        description="Server starts at once, and how long the others may wait in line.")
     services: list[HubService] = Field(
         default_factory=list,
         description="Extra web services (RStudio, a dashboard) at /services/<name>/.")

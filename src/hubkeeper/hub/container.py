@@ -164,6 +164,12 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
         return f"{HOOK_MOUNT}/{phase}-{index}-{os.path.basename(entry['script'])}"
 
     async def start(self):  # type: ignore[override]
+        async with self.admitted():
+            started = await self.start_container()
+            await self.wait_answering(*started)
+        return started
+
+    async def start_container(self) -> tuple[str, int]:
         try:
             self.refuse_user_image()
             name = self.chosen_environment()

@@ -53,6 +53,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_extra_services(c, spec, runtime)
     update_groups(c, spec, runtime)
     update_slurm(c, spec, runtime)
+    update_starts(c, spec, runtime)
     update_start_timeout(c, spec, runtime)
     return c
 
@@ -192,13 +193,37 @@ def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.HubkeeperSpawner.hub_name = spec.hub.name
 
 
+def admission_on(spec: HubSpec) -> bool:
+    """Whether starts wait in hubkeeper's line (slurm: the scheduler's queue decides)."""
+    return spec.backend != "slurm" and spec.starts.at_once != 0
+
+
+def update_starts(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """Admission control: the spawner's line, and JupyterHub's own limits out of its way."""
+    if not admission_on(spec):
+        c.HubkeeperSpawner.starts_at_once = 0
+        return
+    at_once = spec.starts.at_once
+    c.HubkeeperSpawner.starts_at_once = -1 if at_once == "auto" else at_once
+    c.HubkeeperSpawner.starts_queue_timeout = spec.starts.queue_timeout
+    # JupyterHub answers 429 "too many users" above its own limit: the line replaces it.
+    c.JupyterHub.concurrent_spawn_limit = 0
+    # Send a start to the progress page at once instead of holding its request for 10 s: a
+    # held request is one of the proxy's connections, and a class holds many.
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 1}
+    # The server's own start counts from when it leaves the line.
+    c.Spawner.http_timeout = SERVER_START_SECONDS
+
+
 def update_start_timeout(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    """JupyterHub's deadline covers the whole start: give the hooks and, on Slurm, the wait
-    in the queue their time on top of the server's own."""
+    """JupyterHub's deadline covers the whole start: give the hooks and the wait in line
+    (hubkeeper's, or Slurm's queue) their time on top of the server's own."""
     hooks = spec.hooks
     total = sum(hook.timeout for hook in hooks.as_root + hooks.as_user)
     if spec.backend == "slurm":
         total += spec.slurm.queue_timeout
+    elif admission_on(spec):
+        total += spec.starts.queue_timeout
     if total:
         c.Spawner.start_timeout = SERVER_START_SECONDS + int(total + 0.999)
 

@@ -85,8 +85,8 @@ def find_proxy(loaded: LoadedSpec) -> list[str]:
     venv_bin = Path(sys.executable).parent
     if proxy.kind == "python":
         candidate = venv_bin / "configurable-http-proxy"
-        if candidate.exists():
-            return [str(candidate)]
+        if candidate.exists():  # run through hubkeeper.hub.proxy: no cap of 10 requests
+            return [sys.executable, "-m", "hubkeeper.hub.proxy"]
         raise HubkeeperError(
             "the Python configurable-http-proxy is not installed next to hubkeeper",
             hint="pip install configurable-http-proxy (it is a hubkeeper dependency)",

@@ -15,21 +15,25 @@ on the spawn page and in the REST API; the hooks' output goes only to the root-o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import os
 import pwd
 import stat
 import sys
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar
 
 from jupyterhub.spawner import LocalProcessSpawner, SpawnException
-from traitlets import Bool, Dict, Enum, Integer, List, Unicode, default
+from tornado.httpclient import AsyncHTTPClient
+from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from hubkeeper.config.types import format_size
 from hubkeeper.host import cgroups
 from hubkeeper.host.files import free_bytes
+from hubkeeper.hub.admission import Admission, QueueTimeout, Ticket, auto_at_once
 from hubkeeper.hub.hooks import (
     SAFE_PATH,
     HookOutcome,
@@ -121,7 +125,107 @@ class HubkeeperSpawner(LoggingConfigurable):
         "groups gets the largest of each.",
     )
 
+    starts_at_once = Integer(
+        -1, config=True,
+        help="Server starts at once (admission control); the others wait in line. -1: one "
+        "per CPU, fewer when memory is short; 0: no limit.",
+    )
+    starts_queue_timeout = Float(
+        900.0, config=True,
+        help="Seconds a start may wait in line before it is refused (0: no limit).",
+    )
+
     _enforcer: cgroups.Enforcer | None = None  # detected once per hub process
+    _admission: ClassVar[Admission | None] = None  # one queue per hub process
+    _ticket: Ticket | None = None  # this start's place while it waits or runs
+
+    # --- admission control --------------------------------------------------------------
+
+    def admission(self) -> Admission | None:
+        """The hub's one queue of starts (None: no limit)."""
+        if self.starts_at_once == 0:
+            return None
+        if HubkeeperSpawner._admission is None:
+            at_once = self.starts_at_once if self.starts_at_once > 0 else auto_at_once()
+            HubkeeperSpawner._admission = Admission(at_once)
+            self.log.info("server starts: %d at a time, the others wait in line", at_once)
+        return HubkeeperSpawner._admission
+
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold a start slot for the body (wait for one first). The body should end when the
+        server answers, so that a slot is what a start really costs."""
+        admission = self.admission()
+        if admission is None:
+            yield
+            return
+        ticket = self._ticket = admission.join(self.user.name)
+        try:
+            async with admission.slot(ticket, self.starts_queue_timeout):
+                assert ticket.started is not None
+                self.log.info("%s: start admitted after %.1f s in line (%d at a time)",
+                              self.user.name, ticket.started - ticket.arrived,
+                              admission.at_once)
+                try:
+                    yield
+                finally:
+                    self.log.info("%s: start slot freed after %.1f s", self.user.name,
+                                  admission.clock() - ticket.started)
+        except QueueTimeout:
+            seconds = int(self.starts_queue_timeout)
+            waited = f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
+            raise SpawnRefused(
+                f"Your server was not started: the hub was busy starting other servers for "
+                f"{waited}. Please try again in a few minutes.", reason="queue",
+                status_code=503,
+                log_message=f"{self.user.name}: waited {self.starts_queue_timeout:.0f} s "
+                "(starts.queue_timeout) for a start slot") from None
+        finally:
+            self._ticket = None
+
+    async def progress(self):  # type: ignore[override]
+        """While the start waits in line: its place and an estimate, on the spawn page."""
+        shown = None
+        while (ticket := self._ticket) is not None and not ticket.admitted.is_set():
+            admission = self.admission()
+            assert admission is not None
+            place, estimate = admission.place(ticket), admission.estimate(ticket)
+            about = f", about {max(1, round(estimate))} s" if estimate else ""
+            message = (f"The hub is starting other servers first: you are number {place} in "
+                       f"line{about}.")
+            if message != shown:
+                yield {"progress": 5, "message": message}
+                shown = message
+            await asyncio.sleep(1)
+        async for event in super().progress():  # type: ignore[misc]
+            yield event
+
+    async def wait_answering(self, ip: str, port: int) -> None:
+        """Until the new server answers HTTP (any status), within http_timeout of now: a
+        dead server or a deadline raises, and JupyterHub reports the failed start."""
+        url = f"http://{ip or '127.0.0.1'}:{port}{self.server.base_url}api"
+        client = AsyncHTTPClient()
+        deadline = time.monotonic() + self.http_timeout  # type: ignore[attr-defined]
+        delay = 0.05
+        while True:
+            status = await self.poll()  # type: ignore[attr-defined]
+            if status is not None:
+                raise SpawnRefused(
+                    "Your server stopped while it was starting. Tell your instructor.",
+                    reason="exited", log_message=f"{self.user.name}: server exited with "
+                    f"status {status} before it answered")
+            try:
+                await client.fetch(url, request_timeout=5, raise_error=False)
+                return
+            except Exception:  # not listening yet
+                pass
+            if time.monotonic() > deadline:
+                raise SpawnRefused(
+                    "Your server did not start in time. Please try again.", reason="timeout",
+                    log_message=f"{self.user.name}: server did not answer {url} within "
+                    f"{self.http_timeout} s of its start")  # type: ignore[attr-defined]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     @property
     def account(self) -> str:
@@ -388,14 +492,16 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
     """The local backend: the server is a process of the user's account on this machine."""
 
     async def start(self):  # type: ignore[override]
-        python = await self.prepare_host_start()
-        if python:
-            self.cmd = [python, "-m", "jupyterhub.singleuser"]
-            self.notebook_dir = self.environment_folder
-        await self.run_hooks()
-        self.prepare_limits()
-        started = await super().start()
-        await self.enter_scope()
+        async with self.admitted():
+            python = await self.prepare_host_start()
+            if python:
+                self.cmd = [python, "-m", "jupyterhub.singleuser"]
+                self.notebook_dir = self.environment_folder
+            await self.run_hooks()
+            self.prepare_limits()
+            started = await super().start()
+            await self.enter_scope()
+            await self.wait_answering(*started)
         return started
 
     # --- limits -------------------------------------------------------------------------
