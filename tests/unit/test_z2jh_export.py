@@ -175,7 +175,9 @@ def test_no_environment_for_the_users_groups_is_refused(tmp_path: Path,
     from tornado.web import HTTPError
 
     config = tmp_path / "hub.yaml"
-    config.write_text(CLUSTER_BASE + "environments:\n  gpu: {image: x/gpu:1, groups: [lab]}\n")
+    config.write_text(CLUSTER_BASE.replace("admins: [prof]}", "admins: [prof], groups: "
+                                           "{lab: [prof]}}")
+                      + "environments:\n  gpu: {image: x/gpu:1, groups: [lab]}\n")
     values = exported(config)
     with pytest.raises(HTTPError) as refused:
         offered(values, [])
@@ -271,6 +273,9 @@ backend: kubernetes
     ("services: [{name: dash, url: 'http://127.0.0.1:9000', hub_login: false}]\n",
      "services[0]", "its own Deployment"),
     ("users: {allowed: [cara], account_prefix: jupyter-}\n", "users.account_prefix", "remove"),
+    ("limits: {groups: {tas: {memory: 4G}}}\n", "limits.groups.tas", "not a roster group"),
+    ("data: {group_folders: [{path: /srv/lab, group: lab}]}\n", "data.group_folders[0].group",
+     "not a roster group"),
 ])
 def test_what_a_cluster_cannot_take_is_refused(tmp_path: Path, hub_yaml: str, field: str,
                                                words: str) -> None:

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.model import kubernetes_problems
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, Problem
 from hubkeeper.host.journal import Journal
@@ -236,6 +237,23 @@ def group_reference_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem
         problems += [loaded.problem(("slurm", "groups", name),
                                     f"{name!r} is not a roster group (roster groups: {known})")
                      for name in spec.slurm.groups if name not in groups]
+    return problems
+
+
+def cluster_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:
+    """What `check` and `export z2jh` ask of a hub.yaml for Kubernetes: nothing of this
+    machine, only what the cluster cannot take and groups that are not roster groups."""
+    spec = loaded.spec
+    problems = [loaded.problem(where, message) for where, message in kubernetes_problems(spec)]
+    problems += environment_problems(loaded, roster)
+    problems += group_reference_problems(loaded, roster)
+    groups = set(roster.groups)
+    known = ", ".join(sorted(groups)) or "none"
+    problems += [loaded.problem(("data", "group_folders", index, "group"),
+                                f"{folder.group!r} is not a roster group (roster groups: "
+                                f"{known})")
+                 for index, folder in enumerate(spec.data.group_folders)
+                 if folder.group not in groups]
     return problems
 
 

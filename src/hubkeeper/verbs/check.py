@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hubkeeper.config.loader import load
 from hubkeeper.errors import InvalidInput
-from hubkeeper.host.preflight import preflight_problems
+from hubkeeper.host.preflight import cluster_problems, preflight_problems
 from hubkeeper.host.statedir import state_paths
 from hubkeeper.hub.runtime import auth_kind, resolve_mode
 from hubkeeper.roster import build_roster
@@ -31,6 +31,9 @@ def check(config: Path) -> CheckResult:
     spec = loaded.spec
     if spec.backend == "kubernetes":
         # Nothing of it runs here: hub.yaml and the roster are all there is to check.
+        problems = cluster_problems(loaded, roster)
+        if problems:
+            raise InvalidInput(problems)
         return CheckResult(config=str(loaded.path), hub=spec.hub.name, mode="cluster",
                            backend=spec.backend, auth=spec.auth.kind or "",
                            users=len(roster.members),

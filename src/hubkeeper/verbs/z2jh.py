@@ -13,11 +13,11 @@ from pathlib import Path
 
 from hubkeeper import __version__
 from hubkeeper.config.loader import LoadedSpec, load
-from hubkeeper.config.model import kubernetes_problems
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.export.z2jh import dump, z2jh_secrets, z2jh_values
 from hubkeeper.host.files import write_atomic
+from hubkeeper.host.preflight import cluster_problems
 from hubkeeper.host.statedir import (
     GITHUB_APP_HOW,
     read_operator_secret,
@@ -44,8 +44,8 @@ def export_z2jh(config: Path, output: Path | None,
     """Write the values for hub.yaml at `config` to `output` (None: only return them)."""
     loaded = load(config)
     spec = loaded.spec
-    problems = [loaded.problem(where, message) for where, message in kubernetes_problems(spec)]
     roster = build_roster(loaded)
+    problems = cluster_problems(loaded, roster)
     scripts: dict[str, str] = {}
     for phase in ("as_root", "as_user"):
         for index, hook in enumerate(getattr(spec.hooks, phase)):
