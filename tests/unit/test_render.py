@@ -106,7 +106,7 @@ def test_service_token_has_least_scopes() -> None:
     role = c.JupyterHub.load_roles[0]
     assert role["services"] == ["hubkeeper"]
     assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers",
-                                   "admin:users", "admin:groups", "servers"}
+                                   "admin:users", "admin:groups", "servers", "users:activity"}
     assert "admin:servers" not in role["scopes"] and "admin:auth_state" not in role["scopes"]
 
 

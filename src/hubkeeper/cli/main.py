@@ -27,6 +27,7 @@ from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
 from hubkeeper.verbs.export import export
 from hubkeeper.verbs.init import init
 from hubkeeper.verbs.plan import plan
+from hubkeeper.verbs.prewarm import prewarm
 from hubkeeper.verbs.render import render_config
 from hubkeeper.verbs.restore import restore
 from hubkeeper.verbs.retire import retire
@@ -280,14 +281,50 @@ def usage_command(obj: Context, config: Path | None, as_json: bool) -> None:
 @cli.command("capacity")
 @click.option("--concurrent", type=click.IntRange(min=1), default=None, metavar="N",
               help="Servers running at once (default: the whole roster, as at a class start).")
+@click.option("--group", "group", default=None, metavar="GROUP",
+              help="Count only this roster group's members, all running at once (a class, "
+              "e.g. after `hubkeeper prewarm --group GROUP`).")
 @config_option
 @json_option
 @click.pass_context
-def capacity_command(ctx: click.Context, concurrent: int | None, config: Path | None,
-                     as_json: bool) -> None:
+def capacity_command(ctx: click.Context, concurrent: int | None, group: str | None,
+                     config: Path | None, as_json: bool) -> None:
     """Do this machine's memory and CPUs suffice for the roster's limits? Exit 1 when not."""
     obj: Context = ctx.obj
-    result = capacity(obj.config_path(config), concurrent)
+    result = capacity(obj.config_path(config), concurrent, group)
+    emit(result, as_json, obj.out)
+    if not result.ok:
+        ctx.exit(1)
+
+
+@cli.command("prewarm")
+@click.option("--group", "groups", multiple=True, metavar="GROUP",
+              help="Start the servers of this roster group's members (repeatable).")
+@click.option("--user", "users", multiple=True, metavar="USER",
+              help="Start this user's server (repeatable).")
+@click.option("--at", "at", metavar="HH:MM", default=None,
+              help="Wait until this time today, then start them.")
+@click.option("--until", "until", metavar="HH:MM", default=None,
+              help="Keep them from idle culling until this time today (the end of the "
+              "class); the command runs until then.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until every server is ready (or failed).")
+@config_option
+@json_option
+@click.pass_context
+def prewarm_command(ctx: click.Context, groups: tuple[str, ...], users: tuple[str, ...],
+                    at: str | None, until: str | None, wait: bool, config: Path | None,
+                    as_json: bool) -> None:
+    """Start servers before a class, so that login is instant. Starts wait in the hub's line
+    like logins. Exit 1 when a server did not start.
+
+    \b
+    Examples:
+      hubkeeper prewarm --group students
+      hubkeeper prewarm --group students --at 09:55 --until 11:00
+    """
+    obj: Context = ctx.obj
+    result = prewarm(obj.config_path(config), groups, users, at, until, wait)
     emit(result, as_json, obj.out)
     if not result.ok:
         ctx.exit(1)

@@ -25,6 +25,7 @@ from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
 from hubkeeper.verbs.export import ExportResult
 from hubkeeper.verbs.init import InitResult
 from hubkeeper.verbs.plan import PlanResult
+from hubkeeper.verbs.prewarm import PrewarmResult
 from hubkeeper.verbs.render import RenderResult
 from hubkeeper.verbs.retire import RetireResult
 from hubkeeper.verbs.service import (
@@ -52,7 +53,7 @@ def to_json(result: Any) -> str:
         body["exit_code"] = result.exit_code
         body["counts"] = {status: result.count(status) for status in
                           ("ok", "warning", "problem")}
-    if isinstance(result, TlsStatusResult):
+    if isinstance(result, (TlsStatusResult, PrewarmResult)):
         body["ok"] = result.ok
     return json.dumps(body, indent=2, sort_keys=True)
 
@@ -387,6 +388,18 @@ def _(result: ExportResult, console: Console) -> None:
 
 
 @text.register
+def _(result: PrewarmResult, console: Console) -> None:
+    lines = [f"hub '{result.hub}': {len(result.users)} users; started "
+             f"{len(result.started)}, already running {len(result.already)}"
+             + (f", ready {len(result.ready)} after {result.seconds:.1f} s" if result.waited
+                else " (not waiting for them)")]
+    lines += [f"  {name}: NOT started: {why}" for name, why in result.failed]
+    if result.until:
+        lines.append(f"  kept from idle culling until {result.until}")
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
+@text.register
 def _(result: Z2jhResult, console: Console) -> None:
     if result.values == "-":  # the values themselves, for a pipe or a redirect
         console.file.write(result.text)
@@ -473,7 +486,9 @@ def _(result: CapacityResult, console: Console) -> None:
     def verdict(ok: bool | None) -> str:
         return {True: "enough", False: "NOT ENOUGH", None: "cannot tell"}[ok]
 
-    console.print(f"{result.concurrent} servers at once (roster: {result.roster}); the "
+    who = (f"group {result.group}: {result.roster} members" if result.group
+           else f"roster: {result.roster}")
+    console.print(f"{result.concurrent} servers at once ({who}); the "
                   "sizing rule of The Littlest JupyterHub:", highlight=False)
     no_memory = sum(1 for value in result.memory_per_user if value is None)
     if result.memory_needed is None:
@@ -490,6 +505,10 @@ def _(result: CapacityResult, console: Console) -> None:
     else:
         console.print(f"  CPUs:   {verdict(result.cpu_ok)}: needs {result.cpu_needed:g} "
                       f"(their limits + 20%), this machine has {result.cpus}", highlight=False)
+    fits = "fit" if result.idle_memory <= result.memory_total else "do NOT fit"
+    console.print(f"  started and idle (prewarmed, before anyone runs code) they {fits}: "
+                  f"{format_size(result.idle_memory)} of {format_size(result.memory_total)}",
+                  highlight=False)
     console.print(f"  limits are {result.enforcement}", highlight=False)
 _DOCTOR_MARKS = {"ok": "ok", "warning": "WARNING", "problem": "PROBLEM"}
 DOCTOR_OK_LISTED = 5  # more ok findings in one check are counted, not listed (--json lists)

@@ -565,6 +565,27 @@ class StartsSection(Section):
         "told to try again. A start's own timeouts count from when it leaves the line.")
 
 
+CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+ClockTime = Annotated[str, Field(pattern=CLOCK_TIME,
+                                 description="A local time of day, HH:MM (24 h).")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class ClassWindow(Section):
+    """A class: its group's servers are started before it and kept from idle culling
+    until it ends (see docs/operations.md, "Class starts")."""
+
+    group: GroupName = Field(description="The roster group that has the class.")
+    days: list[Weekday] = Field(
+        default_factory=list, description="Days of the week (mon ... sun). Empty: every day.")
+    start: ClockTime = Field(
+        description="When the hub starts the group's servers (local time), e.g. 09:55 for a "
+        "class at 10:00: a few minutes before, so that everyone's server is ready.")
+    end: ClockTime = Field(
+        description="When the class ends: until then idle culling leaves the started "
+        "servers alone; after it, culling.idle applies as always.")
+
+
 class Limit(Section):
     memory: Size | None = Field(
         None, description="Most memory a user's server and its kernels may use (2G); above "
@@ -832,6 +853,10 @@ class HubSpec(Section):
     starts: StartsSection = Field(
         default_factory=StartsSection,
         description="Server starts at once, and how long the others may wait in line.")
+    schedule: list[ClassWindow] = Field(
+        default_factory=list,
+        description="Classes: each group's servers are started before its class "
+        "(`hubkeeper prewarm` on a timetable) and kept until the class ends.")
     services: list[HubService] = Field(
         default_factory=list,
         description="Extra web services (RStudio, a dashboard) at /services/<name>/.")
@@ -870,6 +895,17 @@ def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
     problems += _slurm_problems(spec)
+    for index, window in enumerate(spec.schedule):
+        if window.end <= window.start:
+            problems.append((("schedule", index, "end"),
+                             f"{window.end} is not after start {window.start}: a class "
+                             "ends on the day it starts"))
+        seen_days = set()
+        for position, day in enumerate(window.days):
+            if day in seen_days:
+                problems.append((("schedule", index, "days", position),
+                                 f"{day} is listed twice"))
+            seen_days.add(day)
     if spec.backend == "kubernetes":
         problems += kubernetes_problems(spec)
     seen: dict[int, str] = {}
@@ -1059,7 +1095,7 @@ def _auth_kind_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]
     return problems
 
 
-RESERVED_SERVICES = ("hubkeeper", "idle-culler")
+RESERVED_SERVICES = ("hubkeeper", "idle-culler", "hubkeeper-schedule")
 
 
 def https_port(spec: HubSpec) -> int:

@@ -233,6 +233,10 @@ def group_reference_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem
         problems += [loaded.problem(("services", index, "groups", position),
                                     f"{group!r} is not a roster group (roster groups: {known})")
                      for position, group in enumerate(service.groups) if group not in groups]
+    problems += [loaded.problem(("schedule", index, "group"),
+                                f"{window.group!r} is not a roster group (roster groups: "
+                                f"{known})")
+                 for index, window in enumerate(spec.schedule) if window.group not in groups]
     if spec.backend == "slurm":
         problems += [loaded.problem(("slurm", "groups", name),
                                     f"{name!r} is not a roster group (roster groups: {known})")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from traitlets.config import Config
 from hubkeeper.config.model import Hook, HubSpec, default_environment
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.hub.prewarm import keepalive_every
 from hubkeeper.hub.runtime import Runtime, auth_kind
 from hubkeeper.hub.services import DIE_WITH_HUB, update_extra_services
 
@@ -27,6 +29,7 @@ SERVICE_NAME = "hubkeeper"
 SERVICE_SCOPES = [
     "read:hub", "list:users", "read:users", "read:servers",  # status
     "admin:users", "admin:groups", "servers",  # apply: the roster, while the hub runs
+    "users:activity",  # prewarm --until: started servers kept from idle culling
 ]
 
 AUTHENTICATORS = {
@@ -54,6 +57,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_groups(c, spec, runtime)
     update_slurm(c, spec, runtime)
     update_starts(c, spec, runtime)
+    update_schedule(c, spec, runtime)
     update_start_timeout(c, spec, runtime)
     return c
 
@@ -213,6 +217,37 @@ def update_starts(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 1}
     # The server's own start counts from when it leaves the line.
     c.Spawner.http_timeout = SERVER_START_SECONDS
+
+
+SCHEDULE_NAME = "hubkeeper-schedule"
+# What the schedule service needs to start servers and keep them active, nothing more.
+SCHEDULE_SCOPES = ["list:users", "read:users", "read:servers", "servers", "users:activity"]
+
+
+def update_schedule(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """schedule: a service that starts each class's servers and keeps them until its end."""
+    if not spec.schedule:
+        return
+    active = {member.name for member in runtime.roster.active}
+    windows = [{"group": window.group, "days": list(window.days), "start": window.start,
+                "end": window.end,
+                "users": [name for name in runtime.roster.group_members(window.group)
+                          if name in active]}
+               for window in spec.schedule]
+    idle = spec.culling.idle if spec.culling.enabled else 0
+    c.JupyterHub.services.append({
+        "name": SCHEDULE_NAME,
+        "command": [*DIE_WITH_HUB, runtime.python, "-m", "hubkeeper.hub.prewarm"],
+        "environment": {"HUBKEEPER_SCHEDULE": json.dumps(windows),
+                        "HUBKEEPER_KEEPALIVE": str(keepalive_every(idle))},
+    })
+    c.JupyterHub.load_roles.append({
+        "name": SCHEDULE_NAME,
+        "description": "start each class's servers before it and keep them until its end "
+                       "(schedule in hub.yaml)",
+        "scopes": list(SCHEDULE_SCOPES),
+        "services": [SCHEDULE_NAME],
+    })
 
 
 def update_start_timeout(c: Config, spec: HubSpec, runtime: Runtime) -> None:
