@@ -85,8 +85,12 @@ class SimUser:
         url = self.base + f"hub/api/users/{self.name}/server"
         async with self.session.post(url, json=body or {},
                                      headers=self._hub_headers()) as response:
-            if response.status not in (201, 202):
-                raise SimUserError(f"start: HTTP {response.status} {await response.text()}")
+            text = await response.text()
+            # Already running (started for them before they came, e.g. `hubkeeper prewarm`):
+            # a browser is sent straight to it.
+            running = response.status == 400 and "is already running" in text
+            if response.status not in (201, 202) and not running:
+                raise SimUserError(f"start: HTTP {response.status} {text}")
         await self.wait_ready(deadline - (time.monotonic() - began))
         self.timings.spawn = time.monotonic() - began
 

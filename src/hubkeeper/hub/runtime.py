@@ -21,6 +21,9 @@ from hubkeeper.host.journal import Journal
 from hubkeeper.host.statedir import Secrets, StatePaths, read_secrets, state_paths
 from hubkeeper.roster import Roster, build_roster
 
+# Servers start through this script (by path, with -P): see hub/singleuser.py.
+SINGLEUSER = str(Path(__file__).resolve().with_name("singleuser.py"))
+
 Mode = Literal["system", "personal"]
 
 
@@ -146,7 +149,7 @@ class Runtime:
             state=paths,
             secrets=found,
             proxy_command=tuple(find_proxy(loaded)),
-            singleuser_command=(str(Path(sys.executable).parent / "jupyterhub-singleuser"),),
+            singleuser_command=(sys.executable, "-P", SINGLEUSER),
             as_root=is_root,
             roster=roster,
             removed=removed,

@@ -7,7 +7,7 @@ the job is submitted as the account (`runuser -u <account> -- sbatch`: sudo is n
 asking for the partition, time limit and GPUs of slurm: (per group) and the memory and CPUs
 of limits: (per group); see hub/slurm_job.py for the request and the script. The job runs
 `<environment>/current/bin/python -P .../hubkeeper/hub/slurm_server.py` in ~/<environment>/, which
-tells the hub its port and becomes jupyterhub.singleuser.
+tells the hub its port and becomes the single-user server (hub/singleuser.py).
 
 While the job waits, the user's progress page shows Slurm's reason and its place in the
 queue; after slurm.queue_timeout the job is cancelled and the user told why it did not run.

@@ -7,7 +7,7 @@ personal mode: every server runs as the hub's own account, in <home_root>/<user>
 Before the server: the environment is chosen and checked (a user may only start one their
 groups allow, also through the REST API), the disk guard (data.min_free), ~/<environment>/
 seeded from its home template, then the start-up hooks (hooks.as_root, then hooks.as_user),
-see hub/hooks.py. The server runs `<environment>/current/bin/python -m jupyterhub.singleuser`
+see hub/hooks.py. The server runs `<environment>/current/bin/python -P hub/singleuser.py`
 in ~/<environment>/. A refusal is a SpawnRefused: the user sees its message
 on the spawn page and in the REST API; the hooks' output goes only to the root-only log.
 """
@@ -42,6 +42,7 @@ from hubkeeper.hub.hooks import (
     open_log,
     run_hook,
 )
+from hubkeeper.hub.runtime import SINGLEUSER
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
 
@@ -495,7 +496,7 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
         async with self.admitted():
             python = await self.prepare_host_start()
             if python:
-                self.cmd = [python, "-m", "jupyterhub.singleuser"]
+                self.cmd = [python, "-P", SINGLEUSER]
                 self.notebook_dir = self.environment_folder
             await self.run_hooks()
             self.prepare_limits()
