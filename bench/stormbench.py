@@ -217,7 +217,7 @@ def print_report(report: dict[str, Any]) -> None:
                           f"{warm['seconds']} s" if warm else "")
         if "error" in result:
             table.add_row(key, "", "", f"ERROR {result['error']}"[:60])
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
