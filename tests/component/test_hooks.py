@@ -182,9 +182,11 @@ def test_a_hanging_hook_is_killed_at_its_timeout_with_its_whole_process_group(
     hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
                                   allowed=(ann,), extra=hooks_yaml(as_user=[hang],
                                                                    timeout="2s")))
-    error, _, elapsed = asyncio.run(failed_start(hub.url, ann))
+    error, events, elapsed = asyncio.run(failed_start(hub.url, ann))
+    # The start fails after the spawn request was answered (JupyterHub sends it to the
+    # progress page after 1 s), so the user reads why on the progress page.
     assert "hooks/hang.sh (as_user) did not finish within its timeout of 2s and was " \
-        "stopped" in error
+        "stopped" in events, (error, events)
     assert elapsed < 10, elapsed
     pids = [int(pid) for pid in (out / "pid").read_text().split()]
     assert len(pids) == 2

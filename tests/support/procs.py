@@ -23,7 +23,8 @@ def _pids() -> list[int]:
 def server_pids(api_port: int) -> dict[int, str]:
     """pid -> hub user name, for single-user servers that call home to this hub's API port.
 
-    Only the server process itself (jupyterhub-singleuser), not the kernels it starts.
+    Only the server process itself (jupyterhub-singleuser, or hubkeeper's start script
+    hub/singleuser.py), not the kernels it starts.
     """
     found = {}
     needle = f"127.0.0.1:{api_port}/"
@@ -35,7 +36,8 @@ def server_pids(api_port: int) -> dict[int, str]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"jupyterhub-singleuser" in cmdline:
+        if any(mark in cmdline for mark in (b"jupyterhub-singleuser", b"jupyterhub.singleuser",
+                                            b"hubkeeper/hub/singleuser.py")):
             found[pid] = env.get("JUPYTERHUB_USER", "?")
     return found
 
