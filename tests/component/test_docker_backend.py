@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.hub.container import SERVER_SCRIPT
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
 from tests.support.docker import BASE_IMAGE, docker, notebook_context, require_engine
 from tests.support.hubproc import HUBKEEPER, free_ports
@@ -155,6 +156,7 @@ run = lambda *argv: subprocess.check_output(argv, text=True).strip()
 json.dumps({'uid': run('id', '-u'), 'gid': run('id', '-g'), 'name': run('id', '-un'),
             'groups': run('id', '-G').split(), 'home': home, 'cwd': os.getcwd(),
             'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd'),
+            'server': open(f'/proc/{os.getppid()}/cmdline').read().split('\\0'),
             'pid1': open('/proc/1/comm').read().strip(),
             'marker': open('/etc/hk-marker').read()})
 """
@@ -251,6 +253,8 @@ environments:
         assert seen["pid1"] == "docker-init"  # in a container, not on the host
         assert seen["home"] == str(home)
         assert seen["cwd"] == seen["server_cwd"] == str(home / "py")
+        # the image's python runs hubkeeper's server script (the cheaper start)
+        assert "python" in seen["server"][0] and seen["server"][1] == SERVER_SCRIPT, seen
         made = home / "py" / "from-kernel.txt"
         assert made.read_text() == "written in the container\n"
         assert (made.stat().st_uid, made.stat().st_gid) == (account.pw_uid, account.pw_gid)

@@ -13,7 +13,7 @@ import pytest
 from hubkeeper.config import parse
 from hubkeeper.config.model import ImageBuild
 from hubkeeper.host import images
-from hubkeeper.hub.container import ContainerSpawner
+from hubkeeper.hub.container import ContainerSpawner, wait_then_serve
 from hubkeeper.hub.spawner import SpawnRefused
 from tests.unit.test_render import rendered
 from tests.unit.test_schema import problems_of
@@ -229,3 +229,46 @@ def _traversal(tmp_path: Path) -> None:
     assert traversal_problems(loaded, "personal", paths) == []  # servers run as the hub
     os.chmod(parent, 0o711)
     assert traversal_problems(loaded, "system", paths) == []
+
+
+@pytest.mark.parametrize("first_line, through_hubkeeper", [
+    ("#!{python}", True),
+    ("#!/usr/bin/env python3", True),
+    ("#!/bin/sh", False),
+])
+def test_the_container_starts_a_python_server_through_hubkeeper_s_script(
+        tmp_path: Path, first_line: str, through_hubkeeper: bool) -> None:
+    """The script PID 1's child runs, on the host's /bin/sh: it waits for the go-file, enters
+    the folder, and starts the image's server command through singleuser.py with the python
+    that command names, or the command itself when it is not a Python script."""
+    import subprocess
+    import sys
+
+    bin_dir, folder = tmp_path / "bin", tmp_path / "folder"
+    bin_dir.mkdir()
+    folder.mkdir()
+    server = bin_dir / "jupyterhub-singleuser"
+    body = ("import os, sys\nprint('stock', *sys.argv[1:], os.getcwd())\n"
+            if through_hubkeeper else 'echo stock "$@" "$PWD"\n')
+    server.write_text(first_line.format(python=sys.executable) + "\n" + body)
+    server.chmod(0o755)
+    script = tmp_path / "server" / "singleuser.py"
+    script.parent.mkdir()
+    script.write_text("import os, sys\nprint('hubkeeper', *sys.argv, os.getcwd())\n")
+    go = tmp_path / "go"
+    shell = wait_then_serve(str(go), str(script))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "HUBKEEPER_FOLDER": str(folder)}
+    argv = ["/bin/sh", "-c", shell, "hubkeeper-start", "jupyterhub-singleuser", "--port=9"]
+    waiting = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    with pytest.raises(subprocess.TimeoutExpired):
+        waiting.wait(0.3)  # no go-file yet: the server has not started
+    go.touch()
+    out, _ = waiting.communicate(timeout=10)
+    if through_hubkeeper:
+        assert out.split() == ["hubkeeper", str(script), "--port=9", str(folder)]
+    else:
+        assert out.split() == ["stock", "--port=9", str(folder)]
+    script.unlink()  # not mounted (or unreadable): the image's command as it is
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["stock", "--port=9", str(folder)]
