@@ -269,14 +269,16 @@ def plot(report: dict[str, Any], path: Path) -> None:
 # ----------------------------------------------------------------------------- main
 
 
-def targets(selected: list[str], logs: Path) -> dict[str, Any]:
-    """key -> a function that starts its hub in a work directory."""
+def targets(selected: list[str], logs: Path) -> tuple[dict[str, Any], Any]:
+    """key -> a function that starts its hub in a work directory; and the docker target's
+    preparation (its recorder of engine events is closed at the end), or None."""
     starts: dict[str, Any] = {
         STOCK: hb.start_stock,
         HUBKEEPER_TARGET: lambda d: hb.start_hubkeeper(d, "python",
                                                        name=f"{hb.ACCOUNT_PREFIX}-hub"),
         PREWARM: lambda d: hb.start_hubkeeper(d, "python", name=f"{hb.ACCOUNT_PREFIX}-warm"),
     }
+    prepared = None
     if DOCKER in selected:
         from bench import dockerbench as db
 
@@ -284,7 +286,7 @@ def targets(selected: list[str], logs: Path) -> dict[str, Any]:
         starts[DOCKER] = lambda d: hb.start_hubkeeper(
             d, "python", name=db.hub_name(db.DOCKER_TARGET), extra=db.DOCKER_EXTRA,
             prepare=lambda config: prepared.env_build(db.DOCKER_TARGET, config))
-    return {key: starts[key] for key in selected}
+    return {key: starts[key] for key in selected}, prepared
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,10 +344,11 @@ def main(argv: list[str] | None = None) -> int:
                        "percentiles": "linear interpolation, over students with a result"},
         "targets": {},
     }
+    starts, prepared = targets(selected, logs)
     try:
         hb.create_accounts(hb.ACCOUNTS)
         progress(f"accounts {hb.ACCOUNTS[0]}..{hb.ACCOUNTS[-1]} ready")
-        for key, start in targets(selected, logs).items():
+        for key, start in starts.items():
             report["targets"][key] = run_target(
                 key, start, docker_sizes if key == DOCKER else sizes, args.seed,
                 args.window_per_student)
@@ -355,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         progress("interrupted; cleaning up")
         report["interrupted"] = True
     finally:
+        if prepared is not None and prepared.events is not None:
+            prepared.events.close()  # the `docker events` it started
         if DOCKER in selected:
             from bench import dockerbench as db
 
