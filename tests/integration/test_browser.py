@@ -125,3 +125,37 @@ def test_wrong_password_stays_on_login_page(workdir: Path, hubs: Any, page: Page
     user = _hub_api(hub, f"users/{USER}")
     assert user["servers"] == {} and user["pending"] is None, user
     assert not (hub.state / "users" / USER).exists()
+
+
+def test_a_waiting_student_sees_their_place_in_line(workdir: Path, hubs: Any, artifacts: Path,
+                                                    page: Page) -> None:
+    """One start at a time, and student2's is slow (its hook sleeps): student1, logging in
+    meanwhile, is sent to the spawn page, which shows their place in line, and then gets
+    JupyterLab once student2's server is up."""
+    from playwright.sync_api import expect
+
+    hook = workdir / "slow.sh"
+    hook.write_text('#!/bin/sh\n[ "$HUBKEEPER_USER" != student2 ] || sleep 8\n')
+    hook.chmod(0o755)
+    hub = hubs.start(write_config(
+        workdir, mode="personal", auth="shared-password", allowed=(USER, "student2"),
+        extra="starts: {at_once: 1}\nculling: {enabled: false}\n"
+              "hooks: {as_root: [{script: slow.sh, timeout: 60s}]}\n"))
+    request = urllib.request.Request(
+        hub.url + "hub/api/users/student2/server", data=b"{}", method="POST",
+        headers={"Authorization": f"token {hub.secret('service-token')}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status in (201, 202), response.status
+
+    status = _submit_login(page, hub, hub.password)
+    assert status == 302, f"the login POST answered {status}, not a redirect"
+    message = page.locator("#progress-message")
+    expect(message).to_contain_text("you are number 1 in line", timeout=STEP_TIMEOUT_MS)
+    assert urlsplit(page.url).path == f"/hub/spawn-pending/{USER}", page.url
+    page.screenshot(path=str(artifacts / "browser-spawn-page-in-line.png"))
+
+    expect(page.locator(".jp-Launcher")).to_be_visible(timeout=SPAWN_TIMEOUT_MS)
+    assert urlsplit(page.url).path.startswith(f"/user/{USER}/lab"), page.url
+    assert _hub_api(hub, "users/student2")["servers"][""]["ready"]
+    log = hub.log()
+    assert log.index("student2: start admitted") < log.index(f"{USER}: start admitted"), log
