@@ -166,20 +166,27 @@ def test_kill_9_at_twenty_moments_never_breaks_latest(workdir: Path, hubs,
     assert hk(config, "snapshot").returncode == 0
     duration = time.monotonic() - started
     rng = random.Random(5)
-    killed = 0
-    for moment in range(20):
-        changed = Path("/home") / f"{PREFIX}0{moment % 6 + 1}" / "notebooks" / "week3.ipynb"
+    killed = attempts = 0
+    # Twenty runs killed part-way. The machine's speed varies, so a run that finished before
+    # its kill does not count, and the kills that follow come sooner.
+    while killed < 20:
+        attempts += 1
+        assert attempts <= 60, f"only {killed} of {attempts} runs were killed part-way"
+        changed = Path("/home") / f"{PREFIX}0{attempts % 6 + 1}" / "notebooks" / "week3.ipynb"
         changed.write_bytes(os.urandom(4000))
         proc = subprocess.Popen([HUBKEEPER, "--config", str(config), "snapshot", "-q"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         time.sleep(rng.uniform(0.05, duration * 1.05))
         os.killpg(proc.pid, signal.SIGKILL)
-        killed += proc.wait() == -signal.SIGKILL
+        if proc.wait() == -signal.SIGKILL:
+            killed += 1
+        else:
+            assert proc.returncode == 0, f"run {attempts} exited {proc.returncode}"
+            duration *= 0.8
         latest = latest_name(target)
-        assert latest is not None, f"moment {moment}: no latest"
-        assert verify_snapshot(target / latest) == [], f"moment {moment}"
-    assert killed >= 15, "most runs should have been killed part-way"
+        assert latest is not None, f"run {attempts}: no latest"
+        assert verify_snapshot(target / latest) == [], f"run {attempts}"
     final = hk(config, "snapshot", "--json")
     assert final.returncode == 0, final.stdout + final.stderr
     leftovers = [p.name for p in target.iterdir() if p.name.startswith(".")]
