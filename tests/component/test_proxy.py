@@ -10,11 +10,12 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -44,22 +45,17 @@ class Proxy:
         raise AssertionError("no VmHWM")
 
 
-@pytest.fixture
-def ports() -> Iterator[list[int]]:
-    yield free_ports(3)
-
-
-def start_proxy(port: int, api_port: int, target: str) -> Proxy:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hubkeeper.hub.proxy", "--ip", "127.0.0.1", "--port", str(port),
-         "--api-ip", "127.0.0.1", "--api-port", str(api_port), "--default-target", target],
-        env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": TOKEN},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    import socket
-
+def start_proxy(port: int, api_port: int, target: str, log: Path) -> Proxy:
+    with open(log, "wb") as sink:  # a file, not a pipe nobody reads: the proxy never blocks
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hubkeeper.hub.proxy", "--ip", "127.0.0.1", "--port",
+             str(port), "--api-ip", "127.0.0.1", "--api-port", str(api_port),
+             "--default-target", target],
+            env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": TOKEN},
+            stdout=sink, stderr=subprocess.STDOUT)
     end = time.monotonic() + 30
     while time.monotonic() < end:
-        assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
+        assert proc.poll() is None, log.read_text(errors="replace")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return Proxy(proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}")
@@ -126,8 +122,8 @@ def upstream(first_chunk_seen: asyncio.Event, body: bytes) -> web.Application:
     return app
 
 
-def test_responses_are_relayed_as_they_arrive_whole_and_unchanged(ports: list[int]) -> None:
-    port, api_port, target_port = ports
+def test_responses_are_relayed_as_they_arrive_whole_and_unchanged(tmp_path: Path) -> None:
+    port, api_port, target_port = free_ports(3)
     body = os.urandom(BIG)
 
     async def run() -> None:
@@ -135,7 +131,8 @@ def test_responses_are_relayed_as_they_arrive_whole_and_unchanged(ports: list[in
         runner = web.AppRunner(upstream(first_chunk_seen, body))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", target_port).start()
-        proxy = start_proxy(port, api_port, f"http://127.0.0.1:{target_port}")
+        proxy = start_proxy(port, api_port, f"http://127.0.0.1:{target_port}",
+                            tmp_path / "proxy.log")
         try:
             timeout = aiohttp.ClientTimeout(total=120)
             async with aiohttp.ClientSession(timeout=timeout) as session:

@@ -74,22 +74,20 @@ class StreamingProxyHandler(ProxyHandler):
         url = await self.get_target_url(path)
         if url is None:
             return
+        failure: BaseException | None
         try:
             response = await AsyncHTTPClient().fetch(self._get_proxy_request(url),
                                                      raise_error=False)
-        except Exception as err:
+            failure = response.error if response.code == 599 else None  # e.g. a timeout
+        except Exception as err:  # refused, reset, closed mid-body
+            failure = err
+        if failure is not None:
             if self._relaying:  # part of the body is sent: the client must see it cut
                 self.request.connection.close()  # type: ignore[union-attr]
-                return
-            await self.handle_proxy_error(503, err)
-            return
-        if response.code == 599 and self._relaying:  # the target broke off mid-body
-            self.request.connection.close()  # type: ignore[union-attr]
+            else:  # no answer at all: the proxy's own error page
+                await self.handle_proxy_error(503, failure)
             return
         if not self._relaying:
-            if response.code == 599:  # no answer at all: the proxy's own error page
-                await self.handle_proxy_error(503, response.error)
-                return
             self._relay_head(response.code)  # no body (204, 304, an empty 200, HEAD)
         self.finish()
 
