@@ -13,7 +13,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+)
 
 from hubkeeper.config.model import HubSpec, semantic_problems
 from hubkeeper.config.types import PATTERN_WORDS
@@ -79,9 +85,17 @@ def parse(text: str, filename: str = "hub.yaml") -> HubSpec:
     return _parse(text, filename)[0]
 
 
+# hub.yaml's deepest field is five levels down; a document far deeper than that is not a
+# hub.yaml, and would exhaust the recursion of the YAML composer and of validation.
+MAX_DEPTH = 32
+# Values after aliases are expanded: a few lines of anchors can stand for billions of values.
+MAX_VALUES = 100_000
+
+
 def _parse(text: str, filename: str) -> tuple[HubSpec, CommentedMap]:
     yaml = YAML(typ="rt")
     try:
+        _check_shape(yaml, text, filename)
         document = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -91,6 +105,8 @@ def _parse(text: str, filename: str) -> tuple[HubSpec, CommentedMap]:
         raise InvalidInput(
             [Problem(filename, line, column, "", f"not valid YAML: {reason}")]
         ) from None
+    except YAMLError as exc:  # e.g. the reader's "unacceptable character": no mark
+        raise InvalidInput([_unmarked_problem(filename, text, exc)]) from None
     if document is None:
         document = CommentedMap()
     if not isinstance(document, CommentedMap):
@@ -115,6 +131,65 @@ def _parse(text: str, filename: str) -> tuple[HubSpec, CommentedMap]:
     if problems:
         raise InvalidInput(_sorted(problems), hint=_HINT)
     return spec, document
+
+
+def _check_shape(yaml: YAML, text: str, filename: str) -> None:
+    """Refuse, at its line, a document nested deeper than MAX_DEPTH or whose aliases expand
+    to more than MAX_VALUES values, before anything recursive reads it. The YAML event stream
+    is produced without recursion, so this pass is safe on any input."""
+    counts: list[int] = [0]  # values inside each open collection, aliases expanded
+    anchors: list[str | None] = []
+    sizes: dict[str, int] = {}
+    for event in yaml.parse(text):
+        if isinstance(event, CollectionStartEvent):
+            counts.append(0)
+            anchors.append(event.anchor)
+            if len(anchors) > MAX_DEPTH:
+                raise InvalidInput([_event_problem(
+                    filename, event, f"nested more than {MAX_DEPTH} levels deep; hub.yaml's "
+                    "sections are at most a few levels deep")])
+            continue
+        if isinstance(event, CollectionEndEvent):
+            size = counts.pop() + 1
+            anchor = anchors.pop()
+        elif isinstance(event, AliasEvent):
+            size, anchor = sizes.get(event.anchor, 1), None
+        elif isinstance(event, NodeEvent):  # a scalar
+            size, anchor = 1, event.anchor
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = size
+        counts[-1] += size
+        if counts[-1] > MAX_VALUES:
+            raise InvalidInput([_event_problem(
+                filename, event, f"with its aliases (*name) expanded, the document holds "
+                f"more than {MAX_VALUES} values; write the values out instead")])
+
+
+def _event_problem(filename: str, event: NodeEvent | CollectionEndEvent,
+                   message: str) -> Problem:
+    mark = event.start_mark
+    return Problem(filename, mark.line + 1 if mark else None,
+                   mark.column + 1 if mark else None, "", message)
+
+
+def _unmarked_problem(filename: str, text: str, exc: YAMLError) -> Problem:
+    """A YAML error without a mark (the reader's): its position turned into a line."""
+    position = getattr(exc, "position", None)
+    character = getattr(exc, "character", None)
+    if isinstance(position, int):
+        before = text[:position]
+        line, column = before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+    else:
+        line = column = None
+    if isinstance(character, int):
+        what = (f"the control character U+{character:04X}" if character < 32 or
+                0x7F <= character < 0xA0 else f"the character U+{character:04X}")
+        message = f"not valid YAML: {what} is not allowed in YAML text; remove it"
+    else:
+        message = f"not valid YAML: {exc}"
+    return Problem(filename, line, column, "", message)
 
 
 _HINT = "see docs/reference.md for every field, or `hubkeeper init` for a commented example"
