@@ -211,6 +211,30 @@ def test_the_hub_sends_no_proxy_token_to_a_student_holding_the_proxys_ports(
     assert_no_secret(log, workdir / "state")
 
 
+def test_a_proxy_restarted_onto_a_students_ports_gets_no_token(workdir: Path, students,
+                                                               hubs) -> None:
+    """The proxy of a running hub dies (a crash: root kills it here); a student takes its
+    API and public ports at once. JupyterHub notices, starts a proxy (which cannot bind)
+    and restores its routes through the API port: the check refuses the student's
+    listener, and the hub's log names the account."""
+    student = students.make("rst")
+    config = write_config(workdir, name=f"{TEST_ACCOUNT_PREFIX}-listen", auth="dummy")
+    spec = load(config).spec
+    hub = hubs.start(config)
+    log = workdir / "heard.log"
+    go = workdir / "go"
+    recorder(student, [spec.proxy.api_port, spec.hub.port], log, str(go))
+    go.touch()
+    os.kill(hub.proxy_pid(), signal.SIGKILL)
+    wait_for(lambda: heard(log).count(b"LISTENING") == 2, "the student holds both ports")
+    refused = f"held by account {student.name}"
+    wait_for(lambda: refused in _hub_log(workdir) or b"/api/routes" in heard(log),
+             "the hub turning to the student's proxy API port", deadline=60)
+    time.sleep(0.5)  # whatever was sent is in the log
+    assert_no_secret(log, workdir / "state")
+    assert refused in _hub_log(workdir)
+
+
 def _hub_log(workdir: Path) -> str:
     path = workdir / "state" / "logs" / "hub.log"
     return path.read_text(errors="replace") if path.exists() else ""
