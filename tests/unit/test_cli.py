@@ -79,10 +79,10 @@ def test_unknown_option_is_a_usage_error() -> None:
 
 def test_status_of_a_hub_that_is_not_running(tmp_path: Path) -> None:
     config = tmp_path / "hub.yaml"
-    config.write_text("hub: {port: 1, state_dir: state, mode: personal}\n"
+    config.write_text("hub: {port: 1, api_port: 2, state_dir: state, mode: personal}\n"
                       "users: {allowed: [a]}\n")
     (tmp_path / "state" / "secrets").mkdir(parents=True)
-    (tmp_path / "state" / "secrets" / "service-token").write_text("x")
+    (tmp_path / "state" / "secrets" / "status-token").write_text("x")
     result = run("--config", str(config), "status", "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["reachable"] is False

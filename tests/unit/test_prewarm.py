@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.hub.api import ApiError
 from hubkeeper.hub.prewarm import in_window, keepalive_every, run_schedule
 from tests.unit.test_cli import HUBKEEPER
 from tests.unit.test_render import rendered
@@ -40,7 +40,7 @@ class FakeHub:
         self.calls.append((method, path))
         name = path.split("/")[2]
         if name not in self.servers:
-            raise HubkeeperError(f"the hub answered 404 to {method} {path}")
+            raise ApiError(404, f"the hub answered 404 to {method} {path}")
         if method == "POST" and path.endswith("/server"):
             self.servers[name] = True
             return None

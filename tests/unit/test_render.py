@@ -20,7 +20,7 @@ STATE = StatePaths(Path("/var/lib/hubkeeper/course"))
 SECRETS = Secrets(cookie_secret_file="/var/lib/hubkeeper/course/secrets/cookie-secret",
                   proxy_token="PROXY", service_token="SERVICE", shared_password="USERPW",
                   admin_password="ADMINPW", github_client_id="GHID",
-                  github_client_secret="GHSECRET")
+                  github_client_secret="GHSECRET", status_token="STATUS")
 
 
 def runtime(text: str, mode: str = "system", as_root: bool = True,
@@ -108,6 +108,18 @@ def test_service_token_has_least_scopes() -> None:
     assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers",
                                    "admin:users", "admin:groups", "servers", "users:activity"}
     assert "admin:servers" not in role["scopes"] and "admin:auth_state" not in role["scopes"]
+
+
+def test_status_has_a_token_that_changes_nothing() -> None:
+    c = rendered(COURSE)
+    assert c.JupyterHub.services[1] == {"name": "hubkeeper-status", "api_token": "STATUS"}
+    role = c.JupyterHub.load_roles[1]
+    assert role["services"] == ["hubkeeper-status"]
+    assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers"}
+
+
+def test_the_hub_checks_who_holds_the_proxy_api_before_sending_its_token() -> None:
+    assert rendered(COURSE).JupyterHub.proxy_class == "hubkeeper.hub.chp.CheckedProxy"
 
 
 def test_jupyterhub_accepts_the_rendered_config() -> None:
@@ -390,7 +402,7 @@ def test_short_culling_reports_activity_more_often_and_max_age_is_passed() -> No
 
 def test_culling_off_renders_no_culler() -> None:
     c = rendered(COURSE + "culling: {enabled: false}\n")
-    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper", "hubkeeper-status"]
 
 
 def test_limits_reach_the_spawner_per_hub_and_per_group() -> None:

@@ -1095,7 +1095,7 @@ def _auth_kind_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]
     return problems
 
 
-RESERVED_SERVICES = ("hubkeeper", "idle-culler", "hubkeeper-schedule")
+RESERVED_SERVICES = ("hubkeeper", "hubkeeper-status", "idle-culler", "hubkeeper-schedule")
 
 
 def https_port(spec: HubSpec) -> int:

@@ -4,33 +4,31 @@ the proxy's API answer, and what did a killed hub leave behind (pid files, a pro
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from hubkeeper.doctor.findings import Context, Finding
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.peer import ListenerRefused
 from hubkeeper.host.statedir import read_secret
+from hubkeeper.hub.api import HubUnreachable, fetch, hub_api_url
 from hubkeeper.hub.render import public_url
 from hubkeeper.lifecycle.removal import alive, orphan_proxy, running_hub
 
 CHECK = "hub"
 PROBE_TIMEOUT = 5.0  # seconds per request; a hub that takes longer is reported as stuck
-# Straight to 127.0.0.1, whatever http_proxy says.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def probe(url: str, token: str | None = None) -> tuple[int | None, str]:
-    """(HTTP status, body) of a GET, or (None, why it got no answer)."""
+def probe(url: str, what: str, token: str | None = None) -> tuple[int | None, str]:
+    """(HTTP status, body) of a GET, or (None, why it got no answer). Straight to the
+    address (never an http_proxy), and only to a listener of root or the hub's account:
+    a stranger on the port is the answer ("held by account ...")."""
     headers = {"Authorization": f"token {token}"} if token else {}
     try:
-        with _OPENER.open(urllib.request.Request(url, headers=headers),
-                          timeout=PROBE_TIMEOUT) as response:
-            return response.status, response.read(1 << 20).decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, str(getattr(exc, "reason", None) or exc)
+        answer = fetch(url, what=what, headers=headers, timeout=PROBE_TIMEOUT)
+    except (HubUnreachable, ListenerRefused) as exc:
+        return None, str(exc)
+    body = answer.body.decode(errors="replace") if answer.status < 400 else ""
+    return answer.status, body
 
 
 def _pid_in(path: Path) -> int | None:
@@ -53,8 +51,8 @@ def hub_checks(ctx: Context) -> list[Finding]:
     who = f"`hubkeeper up` (pid {holder})" if holder else "a `hubkeeper up`"
     log_file = paths.logs / "hub.log"
     findings = []
-    hub_api = f"http://127.0.0.1:{spec.hub.api_port}{spec.hub.base_url}hub/api/"
-    status, body = probe(hub_api)
+    hub_api = hub_api_url(spec) + "hub/api/"
+    status, body = probe(hub_api, "the hub's API")
     if status == 200:
         try:
             version = json.loads(body).get("version", "?")
@@ -71,7 +69,7 @@ def hub_checks(ctx: Context) -> list[Finding]:
         if (pid := _pid_in(paths.hub_pid)) is not None and not alive(pid):
             findings.append(_stale(paths.hub_pid, pid, "the hub", problem=True))
     public = public_url(spec) + "hub/api/"
-    status, body = probe(public)
+    status, body = probe(public, "the hub's proxy")
     if status == 200:
         findings.append(Finding(CHECK, "ok", public, (
             f"The proxy passes users' requests: {public} answers.")))
@@ -92,7 +90,7 @@ def _proxy_api(ctx: Context, log_file: Path) -> Finding:
         token: str | None = read_secret(ctx.paths, "proxy-token")
     except HubkeeperError:
         token = None  # not ours to read: that the port answers at all is still worth knowing
-    status, body = probe(url, token)
+    status, body = probe(url, "the hub's proxy (its API)", token)
     if status == 200 or (status is not None and token is None):
         try:
             routes = f", with {len(json.loads(body))} routes" if status == 200 else ""

@@ -3,7 +3,8 @@
     <state>/VERSION             {"schema": 1, "created_by": "hubkeeper 0.1.0"}
     <state>/jupyterhub.sqlite   the hub database
     <state>/journal.json        every account, group and folder hubkeeper created (journal.py)
-    <state>/secrets/            0700; cookie-secret, proxy-token, service-token,
+    <state>/secrets/            0700; cookie-secret, proxy-token, service-token (apply,
+                                prewarm), status-token (read-only: status),
                                 shared-password, admin-password (each 0600); with auth.kind
                                 github also github-client-id, github-client-secret (written
                                 by the operator, never generated)
@@ -33,8 +34,8 @@ from hubkeeper.host.locks import PidLock
 
 STATE_SCHEMA = 1
 
-SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "shared-password",
-                "admin-password")
+SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "status-token",
+                "shared-password", "admin-password")
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,14 @@ class Secrets:
     admin_password: str
     github_client_id: str = ""  # only read with auth.kind github
     github_client_secret: str = ""
+    status_token: str = ""  # the read-only token of `hubkeeper status`
 
     @classmethod
     def redacted(cls, paths: StatePaths) -> Secrets:
         hidden = "<redacted>"
         return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden,
-                   github_client_id=hidden, github_client_secret=hidden)
+                   github_client_id=hidden, github_client_secret=hidden,
+                   status_token=hidden)
 
 
 def _generate(name: str) -> bytes:
@@ -259,6 +262,7 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
         cookie_secret_file=str(paths.secret("cookie-secret")),
         proxy_token=read_secret(paths, "proxy-token"),
         service_token=read_secret(paths, "service-token"),
+        status_token=read_secret(paths, "status-token"),
         shared_password=from_file(password_file, "shared-password"),
         admin_password=from_file(admin_password_file, "admin-password"),
         github_client_id=read_operator_secret(

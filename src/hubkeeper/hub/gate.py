@@ -31,6 +31,7 @@ from tornado import httpclient, web
 from tornado.httpserver import HTTPServer
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
+from hubkeeper.hub.gate_firewall import FirewallError, PortGuard
 from hubkeeper.hub.gate_proxy import MAX_BODY, GateHandler, log_request
 from hubkeeper.hub.gate_rules import GateConfig
 
@@ -154,8 +155,31 @@ def make_app(config: GateConfig, auth: HubOAuth,
 
 
 async def serve(config: GateConfig) -> int:
-    """Run until SIGTERM/SIGINT (the hub stopping us) or until the child exits."""
+    """Run until SIGTERM/SIGINT (the hub stopping us) or until the child exits; the
+    service's port is closed to other accounts than ours for as long (gate_firewall.py)."""
     _die_with_parent()
+    guard = None
+    if os.geteuid() == 0:
+        guard = PortGuard.for_upstream(config.name, config.upstream, os.geteuid())
+        try:
+            guard.close()
+        except FirewallError as exc:
+            log.error("%s: %s; the service is not offered: any account could send it a "
+                      "user header of its choice", config.name, exc)
+            return 2
+    else:
+        log.warning("%s: not root (personal mode): every hub user's server runs as this "
+                    "account, so %s cannot be closed to them; the service must not trust "
+                    "%s from anyone it cannot tell apart", config.name, config.upstream,
+                    config.user_header)
+    try:
+        return await _serve(config)
+    finally:
+        if guard is not None:
+            guard.open()
+
+
+async def _serve(config: GateConfig) -> int:
     auth = HubOAuth.instance(cache_max_age=AUTH_CACHE_SECONDS)
     client = SimpleAsyncHTTPClient(force_instance=True, max_clients=1024,
                                    max_body_size=MAX_BODY, max_buffer_size=MAX_BODY)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.hub.api import HubAPI, HubUnreachable
+from hubkeeper.host.peer import ListenerRefused
+from hubkeeper.hub.api import ApiError, HubAPI, HubUnreachable
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 START_DEADLINE = 1800.0  # seconds a prewarm waits for its servers (a whole class, in line)
@@ -74,7 +74,7 @@ def start_servers(api: HubAPI, names: Iterable[str], outcome: Outcome) -> None:
                 continue
             api.call("POST", f"{_path(name)}/server", {})
             outcome.started.append(name)
-        except HubkeeperError as exc:
+        except ApiError as exc:  # this user (a refused listener stops it all)
             outcome.failed.append((name, str(exc)))
 
 
@@ -88,7 +88,7 @@ def wait_ready(api: HubAPI, names: list[str], outcome: Outcome, deadline: float,
         for name in list(waiting):
             try:
                 model = api.call("GET", _path(name))
-            except HubkeeperError as exc:
+            except ApiError as exc:
                 outcome.failed.append((name, str(exc)))
                 waiting.remove(name)
                 continue
@@ -118,7 +118,7 @@ def keep_active(api: HubAPI, names: Iterable[str], now: datetime | None = None) 
             api.call("POST", f"{_path(name)}/activity",
                      {"last_activity": text, "servers": {"": {"last_activity": text}}})
             kept += 1
-        except HubkeeperError:
+        except ApiError:
             continue  # the user was removed meanwhile
     return kept
 
@@ -137,6 +137,8 @@ def run_schedule(api: HubAPI, windows: list[dict[str, Any]], every: float,
             _schedule_round(api, windows, now(), prewarmed)
         except HubUnreachable as exc:  # the hub restarts; try again next round
             print(f"schedule: the hub does not answer: {exc}", file=sys.stderr, flush=True)
+        except ListenerRefused as exc:  # someone holds the hub's port: nothing was sent
+            print(f"schedule: {exc}", file=sys.stderr, flush=True)
         sleep(every)
         if rounds is not None:
             rounds -= 1

@@ -15,6 +15,7 @@ from traitlets.config import Config
 from hubkeeper.config.model import Hook, HubSpec, default_environment
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.hub.api import hub_api_ip
 from hubkeeper.hub.prewarm import keepalive_every
 from hubkeeper.hub.runtime import Runtime, auth_kind
 from hubkeeper.hub.services import DIE_WITH_HUB, update_extra_services
@@ -25,12 +26,16 @@ SPAWNER_CLASSES = {
     "slurm": "hubkeeper.hub.slurm.SlurmJobSpawner",
 }
 SERVICE_NAME = "hubkeeper"
-# What `hubkeeper status` reads; nothing more (least privilege).
+# What `apply` and `prewarm` need of the running hub; nothing more (least privilege).
 SERVICE_SCOPES = [
-    "read:hub", "list:users", "read:users", "read:servers",  # status
+    "read:hub", "list:users", "read:users", "read:servers",  # what is there
     "admin:users", "admin:groups", "servers",  # apply: the roster, while the hub runs
     "users:activity",  # prewarm --until: started servers kept from idle culling
 ]
+STATUS_SERVICE_NAME = "hubkeeper-status"
+# What `hubkeeper status` reads: a token that can change nothing, for the verb run most often.
+STATUS_SCOPES = ["read:hub", "list:users", "read:users", "read:servers"]
+PROXY_CLASS = "hubkeeper.hub.chp.CheckedProxy"
 
 AUTHENTICATORS = {
     "shared-password": "jupyterhub.authenticators.shared.SharedPasswordAuthenticator",
@@ -72,8 +77,7 @@ def public_url(spec: HubSpec) -> str:
 def update_hub(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     host = spec.hub.ip if ":" not in spec.hub.ip else f"[{spec.hub.ip}]"
     c.JupyterHub.bind_url = f"http://{host}:{spec.hub.port}{spec.hub.base_url}"
-    # Servers call home here: on this machine, or from a Slurm cluster's nodes.
-    api_ip = spec.slurm.hub_ip if spec.backend == "slurm" else "127.0.0.1"
+    api_ip = hub_api_ip(spec)
     api_host = api_ip if ":" not in api_ip else f"[{api_ip}]"
     c.JupyterHub.hub_bind_url = f"http://{api_host}:{spec.hub.api_port}"
     c.JupyterHub.db_url = f"sqlite:///{runtime.state.database}"
@@ -85,6 +89,9 @@ def update_hub(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 
 def update_proxy(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    # JupyterHub's proxy class, with its token sent only to a proxy run by root or the hub's
+    # account (hub/chp.py); the settings stay ConfigurableHTTPProxy's.
+    c.JupyterHub.proxy_class = PROXY_CLASS
     c.ConfigurableHTTPProxy.should_start = True
     c.ConfigurableHTTPProxy.command = list(runtime.proxy_command)
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{spec.proxy.api_port}"
@@ -302,14 +309,23 @@ def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 
 def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    c.JupyterHub.services = [{"name": SERVICE_NAME, "api_token": runtime.secrets.service_token}]
+    c.JupyterHub.services = [
+        {"name": SERVICE_NAME, "api_token": runtime.secrets.service_token},
+        {"name": STATUS_SERVICE_NAME, "api_token": runtime.secrets.status_token},
+    ]
     c.JupyterHub.load_roles = [
         {
-            "name": f"{SERVICE_NAME}-status",
-            "description": "what `hubkeeper status` reads and `apply` changes",
+            "name": f"{SERVICE_NAME}-status",  # the name older hubs have in their database
+            "description": "what `apply` and `prewarm` read and change",
             "scopes": list(SERVICE_SCOPES),
             "services": [SERVICE_NAME],
-        }
+        },
+        {
+            "name": f"{STATUS_SERVICE_NAME}-read",
+            "description": "what `hubkeeper status` reads; it changes nothing",
+            "scopes": list(STATUS_SCOPES),
+            "services": [STATUS_SERVICE_NAME],
+        },
     ]
 
 

@@ -29,7 +29,7 @@ from hubkeeper.host.preflight import environment_problems
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.host.statedir import StatePaths, read_secret
 from hubkeeper.host.users import HostUsers, observe
-from hubkeeper.hub.api import HubAPI, HubUnreachable
+from hubkeeper.hub.api import HubAPI, HubUnreachable, hub_api_url
 from hubkeeper.plan.data import data_problems, data_specs, plan_data
 from hubkeeper.plan.users import (
     Action,
@@ -126,10 +126,9 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
         token = None
     hub = None
     if token:
-        # The hub's own address, not the proxy's: the roster reaches the hub even while
-        # the proxy is busy (a class logging in) or behind nginx.
-        spec = loaded.spec
-        api = HubAPI(f"http://127.0.0.1:{spec.hub.api_port}{spec.hub.base_url}", token)
+        # The hub's own address, not the proxy's (hub_api_url); a listener that is not the
+        # hub's account's is refused before the token is sent (ListenerRefused).
+        api = HubAPI(hub_api_url(loaded.spec), token)
         hub = hub_state(api)
     if hub is None:
         api = None

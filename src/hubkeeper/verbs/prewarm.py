@@ -18,7 +18,7 @@ from pathlib import Path
 from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host.statedir import read_secret, state_paths
-from hubkeeper.hub.api import HubAPI, HubUnreachable
+from hubkeeper.hub.api import HubAPI, HubUnreachable, hub_api_url
 from hubkeeper.hub.prewarm import (
     START_DEADLINE,
     Outcome,
@@ -108,8 +108,7 @@ def prewarm(config: Path, groups: tuple[str, ...] = (), users: tuple[str, ...] =
     names = sorted({name for group in groups for name in roster.group_members(group)
                     if name in active} | set(users))
     paths = state_paths(loaded, os.geteuid() == 0)
-    api = HubAPI(f"http://127.0.0.1:{spec.hub.api_port}{spec.hub.base_url}",
-                 read_secret(paths, "service-token"))
+    api = HubAPI(hub_api_url(spec), read_secret(paths, "service-token"))
     if begin is not None:
         sleep((begin - moment).total_seconds())
     began = time.monotonic()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +11,10 @@ from typing import Any
 from hubkeeper import __version__
 from hubkeeper.config.loader import load
 from hubkeeper.host.statedir import read_secret, state_paths
+from hubkeeper.hub.api import ApiError, HubAPI, HubUnreachable, hub_api_url
 from hubkeeper.hub.render import public_url
+
+STATUS_TIMEOUT = 10.0  # seconds per step: a hub slower than that is reported unreachable
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,6 @@ class StatusResult:
         return sum(1 for user in self.users if user.server == "running")
 
 
-def _get(url: str, token: str) -> Any:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
 def _server_state(user: dict[str, Any]) -> str | None:
     server = (user.get("servers") or {}).get("")
     if server is None:
@@ -61,15 +55,21 @@ def status(config: Path) -> StatusResult:
     loaded = load(config)
     paths = state_paths(loaded, os.geteuid() == 0)
     url = public_url(loaded.spec)
-    api = url + "hub/api"
-    token = read_secret(paths, "service-token")
+    # The read-only token, to the hub's own port: it is checked to be the hub's (root's or
+    # our account's) before the token is sent (hub/api.py); a stranger there is an error.
+    api = HubAPI(hub_api_url(loaded.spec), read_secret(paths, "status-token"),
+                 timeout=STATUS_TIMEOUT)
     try:
-        info = _get(api + "/info", token)
-        users = _get(api + "/users", token)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        return StatusResult(url, False, f"{reason}", __version__, None,
+        info = api.call("GET", "/info")
+        users = api.users()
+    except HubUnreachable as exc:
+        return StatusResult(url, False, f"{exc}", __version__, None,
                             sys.version.split()[0], None, None, ())
+    except ApiError as exc:
+        if exc.status == 403:
+            exc.hint = ("a hub started by an older hubkeeper does not know the status token "
+                        "yet: restart it (`hubkeeper up`)")
+        raise
     return StatusResult(
         url=url,
         reachable=True,
