@@ -134,7 +134,8 @@ def _(result: ApplyResult, console: Console) -> None:
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
     if result.credentials:
-        console.print(f"generated passwords are in {result.credentials} (mode 0600): hand "
+        console.print(f"generated passwords (and native sign-up's invite codes) are in "
+                      f"{result.credentials} (mode 0600): hand "
                       "them out, then delete the file", highlight=False, markup=False)
 
 
