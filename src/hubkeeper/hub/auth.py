@@ -149,6 +149,10 @@ class NativeSignUpHandler(_NativeSignUpHandler):
         refused = _signup_refusal.get()
         if user is None and refused:
             return "alert-danger", refused
+        if user is not None and user.is_authorized:
+            # Upstream says "sent to the admin" to a roster user approved by their code.
+            return "alert-success", ("The signup was successful! You can now go to the home "
+                                     "page and log in to the system.")
         return super().get_result_message(user, *args)
 
     async def render_template(self, name, **ns):  # type: ignore[override]
