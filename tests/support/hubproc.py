@@ -152,7 +152,7 @@ def start_hub(config: Path, deadline: float = 120.0, env: dict[str, str] | None 
     raise AssertionError(f"hub not up within {deadline} s:\n{hub.log()}")
 
 
-def journal_accounts(config: Path, *accounts: str, prefix: str = "") -> None:
+def journaled(config: Path, *accounts: str, prefix: str = "") -> Path:
     """Record existing test accounts (made by the `accounts` fixture with useradd) in the
     hub's journal as hubkeeper's, the way `hubkeeper adopt` records the accounts it takes
     over: in system mode a hub user runs only as an account the journal holds. The hub user
@@ -169,6 +169,7 @@ def journal_accounts(config: Path, *accounts: str, prefix: str = "") -> None:
             account=account, user=account.removeprefix(prefix), state="created",
             uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir)
     journal.save()
+    return config
 
 
 def apply_accounts(config: Path, password: str | None = None,
