@@ -26,7 +26,7 @@ def _sign_up(hub_url: str, name: str, password: str, code: str = "") -> str:
 
     with requests.Session() as session:
         page = session.get(hub_url + "hub/signup")
-        assert 'name="invite_code"' in page.text  # hubkeeper's field, added to the form
+        assert "invite_code_input" in page.text  # hubkeeper's field, added to the form
         token = _form_token(session, hub_url + "hub/signup")
         page = session.post(hub_url + "hub/signup", data={
             "_xsrf": token, "username": name, "signup_password": password,
