@@ -109,3 +109,34 @@ def test_a_journal_others_can_write_binds_nobody(tmp_path: Path) -> None:
     os.chmod(path, 0o666)
     with pytest.raises(identity.Unbound, match="not writable by others"):
         identity.journal_account(path, "ann")
+
+
+# --- the hub's own files that let someone in: invite codes, GitHub ids --------------------
+
+
+def test_invite_codes_and_github_ids_are_trusted_only_from_the_hub_s_own_file(
+        tmp_path: Path) -> None:
+    from hubkeeper.hub import github_ids, invites
+
+    codes = tmp_path / invites.FILE_NAME
+    invites.save(codes, {"ann": invites.digest("the-code")})
+    assert codes.stat().st_mode & 0o777 == 0o600
+    invites.check(str(codes), "ann", "the-code")
+    with pytest.raises(invites.Refused, match="not theirs"):
+        invites.check(str(codes), "ann", "the-cod")
+    ids = tmp_path / github_ids.FILE_NAME
+    assert github_ids.bind(str(ids), "ann", 7) is True
+    assert github_ids.bind(str(ids), "ann", 7) is False
+    with pytest.raises(github_ids.Mismatch, match="bound to GitHub user id 7"):
+        github_ids.bind(str(ids), "ann", 8)
+    for path in (codes, ids):  # writable by others: whoever wrote it could let anyone in
+        os.chmod(path, 0o620)
+    with pytest.raises(invites.Refused, match="not writable by others"):
+        invites.check(str(codes), "ann", "the-code")
+    with pytest.raises(github_ids.Mismatch, match="not writable by others"):
+        github_ids.bind(str(ids), "ann", 7)
+    os.chmod(ids, 0o600)
+    os.rename(ids, tmp_path / "real.json")
+    ids.symlink_to(tmp_path / "real.json")  # not followed
+    with pytest.raises(github_ids.Mismatch, match="cannot be read"):
+        github_ids.bind(str(ids), "ann", 7)

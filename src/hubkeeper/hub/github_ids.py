@@ -9,14 +9,10 @@ login bind again.
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 from pathlib import Path
 
-from hubkeeper.host.files import write_atomic
+from hubkeeper.hub.userfile import load_users, save_users
 
-SCHEMA = 1
 FILE_NAME = "github-ids.json"
 
 
@@ -25,20 +21,7 @@ class Mismatch(Exception):
 
 
 def load(path: Path) -> dict[str, int]:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return {}
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if info.st_uid != os.geteuid() or info.st_mode & 0o022 or not stat.S_ISREG(
-                info.st_mode):
-            raise Mismatch(f"{path} must be a regular file of the hub's account, not "
-                           "writable by others; no login is bound until it is")
-        body = json.loads(handle.read(16 * 1024 * 1024))
-    if body.get("schema") != SCHEMA or not isinstance(body.get("users"), dict):
-        raise Mismatch(f"{path}: unknown layout (schema {body.get('schema')!r})")
-    return {str(name): int(value) for name, value in body["users"].items()}
+    return {str(name): int(value) for name, value in load_users(path, 16 << 20).items()}
 
 
 def bind(path: str, user: str, github_id: int) -> bool:
@@ -60,6 +43,5 @@ def bind(path: str, user: str, github_id: int) -> bool:
                        f"re-registered login); remove the line from {path} only if the "
                        "person really changed GitHub accounts")
     ids[user] = github_id
-    body = {"schema": SCHEMA, "users": dict(sorted(ids.items()))}
-    write_atomic(file, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
+    save_users(file, ids)
     return True

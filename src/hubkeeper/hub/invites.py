@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import os
 import secrets
-import stat
 from pathlib import Path
 
-from hubkeeper.host.files import write_atomic
+from hubkeeper.hub.userfile import load_users, save_users
 
-SCHEMA = 1
 FILE_NAME = "invite-codes.json"
 
 
@@ -37,25 +33,11 @@ def new_code() -> str:
 
 def load(path: Path) -> dict[str, str]:
     """hub user -> SHA-256 of their code; {} when none was issued yet."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return {}
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if info.st_uid != os.geteuid() or info.st_mode & 0o022 or not stat.S_ISREG(
-                info.st_mode):
-            raise Refused(f"{path} must be a regular file of the hub's account, not "
-                          "writable by others")
-        body = json.loads(handle.read(4 * 1024 * 1024))
-    if body.get("schema") != SCHEMA or not isinstance(body.get("users"), dict):
-        raise Refused(f"{path}: unknown layout (schema {body.get('schema')!r})")
-    return {str(name): str(value) for name, value in body["users"].items()}
+    return {str(name): str(value) for name, value in load_users(path, 4 << 20).items()}
 
 
 def save(path: Path, codes: dict[str, str]) -> None:
-    body = {"schema": SCHEMA, "users": dict(sorted(codes.items()))}
-    write_atomic(path, (json.dumps(body, indent=1) + "\n").encode(), mode=0o600)
+    save_users(path, codes)
 
 
 def check(path: str, user: str, code: str) -> None:

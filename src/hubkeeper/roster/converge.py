@@ -167,7 +167,7 @@ def _new_invites(roster: Roster, codes_file: Path) -> dict[str, str]:
     """auth.kind native: a fresh invite code for each active roster user who has none."""
     try:
         known = invites.load(codes_file)
-    except (OSError, ValueError, invites.Refused) as exc:
+    except (OSError, ValueError) as exc:
         raise HubkeeperError(f"the invite codes {codes_file} cannot be read: {exc}",
                              hint="it must be a 0600 file of this account; move it away and "
                              "`hubkeeper apply` issues new codes to everyone") from None
