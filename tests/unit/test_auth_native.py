@@ -187,3 +187,35 @@ def test_bad_sign_ups_are_refused(db, name: str, password: str) -> None:
 
 
 # --- in a running hub: nativeauthenticator 1.3's pages on JupyterHub 6 ------------------
+
+
+def test_users_credentials_issues_a_new_code_that_replaces_the_lost_one(tmp_path: Path) -> None:
+    import csv
+
+    from hubkeeper.errors import HubkeeperError
+    from hubkeeper.verbs.users import credentials
+
+    (tmp_path / "lab").mkdir()
+    config = tmp_path / "lab" / "hub.yaml"
+    config.write_text("hub: {name: lab, mode: personal, state_dir: state}\n" + HUB[HUB.index(
+        "auth:"):])
+    codes_file = str(tmp_path / "lab" / "state" / "secrets" / invites.FILE_NAME)
+
+    def codes(result) -> dict[str, str]:
+        with open(result.file, newline="") as handle:
+            return {row["username"]: row["invite_code"] for row in csv.DictReader(handle)}
+
+    first = credentials(config, ())  # everyone active without a code: prof and ann
+    assert first.users == ("ann", "prof")
+    assert (Path(first.file).stat().st_mode & 0o777) == 0o600
+    lost = codes(first)["ann"]
+    invites.check(codes_file, "ann", lost)
+    assert credentials(config, ()).file is None  # nobody is missing one now
+    again = credentials(config, ("ann",))
+    assert again.users == ("ann",) and again.file != first.file
+    invites.check(codes_file, "ann", codes(again)["ann"])
+    with pytest.raises(invites.Refused):
+        invites.check(codes_file, "ann", lost)  # the lost code is void
+    invites.check(codes_file, "prof", codes(first)["prof"])  # the others keep theirs
+    with pytest.raises(HubkeeperError, match="not active on the roster: cy"):
+        credentials(config, ("cy",))  # locked

@@ -175,6 +175,38 @@ def _new_invites(roster: Roster, codes_file: Path) -> dict[str, str]:
             if member.name not in known}
 
 
+def issue_invites(loaded: LoadedSpec, roster: Roster, paths: StatePaths,
+                  names: tuple[str, ...]) -> tuple[Path | None, tuple[str, ...]]:
+    """auth.kind native: new invite codes for `names` (replacing theirs), or for every active
+    roster user without one when `names` is empty. Returns the credentials file and who got
+    a code. A name already signed up gains nothing from a new code: its sign-up is done."""
+    if loaded.spec.auth.kind != "native":
+        raise HubkeeperError("invite codes are for native sign-up; this hub's auth.kind is "
+                             f"{loaded.spec.auth.kind or 'the default'!r}",
+                             hint="with pam the credentials are Linux passwords (apply)")
+    active = {member.name for member in roster.active}
+    unknown = [name for name in names if name not in active]
+    if unknown:
+        raise HubkeeperError(f"not active on the roster: {', '.join(unknown)}",
+                             hint="`hubkeeper users list` shows who is (locked users get "
+                             "no code)")
+    codes_file = paths.secret(invites.FILE_NAME)
+    issued = ({name: invites.new_code() for name in names} if names
+              else _new_invites(roster, codes_file))
+    if not issued:
+        return None, ()
+    credentials = _write_credentials(paths, {}, issued)
+    _save_invites(codes_file, issued)
+    return credentials, tuple(sorted(issued))
+
+
+def _save_invites(codes_file: Path, issued: dict[str, str]) -> None:
+    """Only the codes' hashes go where the hub reads them; a new code replaces the old."""
+    known = invites.load(codes_file)
+    invites.save(codes_file, {**known, **{user: invites.digest(code)
+                                          for user, code in issued.items()}})
+
+
 def _write_credentials(paths: StatePaths, passwords: dict[str, str],
                        codes: dict[str, str]) -> Path:
     """The 0600 CSV for the instructor: username, password (generated Linux password) and,
@@ -258,9 +290,7 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
     if generated or issued:  # written before they count: the instructor never loses one
         credentials = _write_credentials(prepared.paths, generated, issued)
     if issued:
-        known = invites.load(codes_file)
-        invites.save(codes_file, {**known, **{user: invites.digest(code)
-                                              for user, code in issued.items()}})
+        _save_invites(codes_file, issued)
     for start in range(0, len(passwords), PASSWORD_BATCH):
         batch = passwords[start:start + PASSWORD_BATCH]
         tools.set_passwords({a.subject: chosen[a.subject] for a in batch})
