@@ -239,8 +239,9 @@ class UsersSection(Section):
     )
     allow_all: bool = Field(
         False,
-        description="Let anyone the authenticator accepts log in (e.g. every Linux account "
-        "with pam). Off by default: list users instead.",
+        description="Let anyone the authenticator accepts log in (e.g. every GitHub member "
+        "of auth.github.organizations). In system mode a login still needs an account "
+        "hubkeeper made (or adopted) for that user. Off by default: list users instead.",
     )
 
 
