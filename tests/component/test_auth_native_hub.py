@@ -21,15 +21,28 @@ def _form_token(session, url: str) -> str:
     return match.group(1)
 
 
-def _sign_up(hub_url: str, name: str, password: str) -> None:
+def _sign_up(hub_url: str, name: str, password: str, code: str = "") -> str:
     import requests
 
     with requests.Session() as session:
+        page = session.get(hub_url + "hub/signup")
+        assert "invite_code_input" in page.text  # hubkeeper's field, added to the form
         token = _form_token(session, hub_url + "hub/signup")
         page = session.post(hub_url + "hub/signup", data={
             "_xsrf": token, "username": name, "signup_password": password,
-            "signup_password_confirmation": password})
+            "signup_password_confirmation": password, "invite_code": code})
         assert page.status_code == 200, page.text[:500]
+        return page.text
+
+
+def _invite_codes(workdir: Path) -> dict[str, str]:
+    import csv
+
+    codes = {}
+    for path in (workdir / "state" / "credentials").glob("*.csv"):
+        with open(path, newline="") as handle:
+            codes.update({row["username"]: row["invite_code"] for row in csv.DictReader(handle)})
+    return codes
 
 
 def _log_in(hub_url: str, name: str, password: str):
@@ -43,11 +56,21 @@ def _log_in(hub_url: str, name: str, password: str):
 
 
 def test_sign_up_approval_and_login_in_a_running_hub(hubs, workdir: Path) -> None:
-    from tests.support.hubproc import write_config
+    import subprocess
 
-    hub = hubs.start(write_config(workdir, auth="native", admins=("prof",), allowed=("ann",)))
-    _sign_up(hub.url, "prof", STRONG)
-    _sign_up(hub.url, "newbie", STRONG)
+    from tests.support.hubproc import HUBKEEPER, write_config
+
+    config = write_config(workdir, auth="native", admins=("prof",), allowed=("ann",))
+    applied = subprocess.run([HUBKEEPER, "--config", str(config), "apply"],
+                             capture_output=True, text=True, timeout=120)
+    assert "invite codes" in applied.stdout, applied.stdout + applied.stderr
+    codes = _invite_codes(workdir)
+    assert set(codes) == {"prof", "ann"}
+    hub = hubs.start(config)
+    # A roster name (here the admin's) is not the first comer's: it needs its invite code.
+    assert "signing up as prof needs the invite code" in _sign_up(hub.url, "prof", STRONG)
+    assert "The signup was successful" in _sign_up(hub.url, "prof", STRONG, codes["prof"])
+    _sign_up(hub.url, "newbie", STRONG)  # not on the roster: waits for an admin
 
     _, page = _log_in(hub.url, "newbie", STRONG)
     assert page.status_code == 200  # the form again (JupyterHub 6 removed statsd: was a 500)

@@ -25,7 +25,7 @@ import pytest
 from hubkeeper.hub.container import SERVER_SCRIPT
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
 from tests.support.docker import BASE_IMAGE, docker, notebook_context, require_engine
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import HUBKEEPER, free_ports, journaled
 from tests.support.simuser import SimUser
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -353,7 +353,7 @@ environments:
     again = hk(config, "env", "build")
     assert again.returncode == 0, again.stderr
     assert record(config) == first  # same content: nothing built, nothing recorded
-    hub = hubs.start(config)
+    hub = hubs.start(journaled(config, cy, dee))  # accounts made outside hubkeeper, adopted
 
     # 6. A start that names an image, or an environment that does not exist, is refused and
     # makes no container; a plain start afterwards works.

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.component, pytest.mark.root]
 
 HUB = f"{P}-dlife"
 USER = f"{P}dl1"
+PASSWORD = "Correct-Horse-7"
 CACHE_TAG = "hubkeeper-test-cache:notebook"
 
 
@@ -77,13 +78,16 @@ async def _write_and_read(url: str, password: str, write: bool) -> tuple[str, st
 
 def test_a_docker_hub_survives_a_kill_and_retires_cleanly(workdir: Path, engine, hubs) -> None:
     notebook_context(workdir / "image")
-    config = write_config(workdir, name=HUB, mode="system", admins=(), allowed=(USER,), extra=(
+    config = write_config(workdir, name=HUB, mode="system", auth="pam", admins=(),
+                          allowed=(USER,), extra=(
         "backend: docker\n"
         "environments:\n  py: {build: {context: image, trust_host_ca: true}}\n"
         "archive: {dir: archives}\n"
         "snapshots: {targets: [snaps]}\n"))
 
     applied = ok(hk(config, "apply"))  # accounts and the image, one command
+    # system mode logs in Linux accounts (shared-password is refused there)
+    subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
     record = json.loads((workdir / "state" / "envs" / "py" / "image.json").read_text())
     assert record["tag"].startswith(f"hubkeeper/{HUB}-py:")
     # Another name for the same image keeps its layers (the engine's build cache for the
@@ -92,7 +96,7 @@ def test_a_docker_hub_survives_a_kill_and_retires_cleanly(workdir: Path, engine,
     assert "build-environment py" in applied.stdout
 
     hub = hubs.start(config)
-    content, _ = asyncio.run(_write_and_read(hub.url, hub.password, write=True))
+    content, _ = asyncio.run(_write_and_read(hub.url, PASSWORD, write=True))
     assert content == "'week 1 notes\\n'"
     (first,) = containers()
 
@@ -110,7 +114,7 @@ def test_a_docker_hub_survives_a_kill_and_retires_cleanly(workdir: Path, engine,
 
     # The next hub takes the running server over: same container, same file.
     hub = hubs.start(config)
-    content, _ = asyncio.run(_write_and_read(hub.url, hub.password, write=False))
+    content, _ = asyncio.run(_write_and_read(hub.url, PASSWORD, write=False))
     assert content == "'week 1 notes\\n'"
     assert containers() == [first]
     hub.stop()
@@ -144,7 +148,8 @@ def test_a_failed_build_changes_nothing_servers_start(workdir: Path, engine) -> 
     context.mkdir()
     dockerfile = context / "Dockerfile"
     dockerfile.write_text(f"FROM {base_image()}\nRUN echo broken step >&2; exit 3\n")
-    config = write_config(workdir, name=HUB, mode="system", admins=(), allowed=(USER,), extra=(
+    config = write_config(workdir, name=HUB, mode="system", auth="pam", admins=(),
+                          allowed=(USER,), extra=(
         "backend: docker\nenvironments:\n  py: {build: {context: image}}\n"))
     record = workdir / "state" / "envs" / "py" / "image.json"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hubproc import HUBKEEPER, write_config
+from tests.support.hubproc import HUBKEEPER, journaled, write_config
 from tests.support.simuser import SimUser
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -124,7 +124,7 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     first_fun = (envs / "fun" / "current").resolve()
     assert oct(first_fun.stat().st_mode & 0o777) == "0o755"
 
-    hub = hubs.start(config)
+    hub = hubs.start(journaled(config, ann, bo))  # accounts made outside hubkeeper, adopted
     # The form lists only what the user may use; one allowed environment: no form.
     page = asyncio.run(spawn_page(hub.url, ann))
     assert 'value="tables"' in page and 'value="fun"' in page

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hubproc import HUBKEEPER, write_config
+from tests.support.hubproc import HUBKEEPER, journaled, write_config
 from tests.support.procs import wait_gone
 from tests.support.simuser import SimUser, SimUserError, run_once
 
@@ -109,7 +109,7 @@ def test_hooks_run_in_order_as_root_then_as_the_user_with_the_variables(
                           extra=hooks_yaml([first, second], [mine]))
     config.write_text(config.read_text().replace(
         "users:\n", "users:\n  groups: {hktestg: [hktest1], hktesth: [hktest1]}\n"))
-    hub = hubs.start(config)
+    hub = hubs.start(journaled(config, ann))
 
     assert asyncio.run(run_as(hub.url, ann, "import os; os.getuid()")) == \
         str(pwd.getpwnam(ann).pw_uid)
@@ -146,8 +146,9 @@ def test_failing_hook_stops_the_start_and_names_the_script_not_its_output(
     ok = script(workdir / "hooks" / "ok.sh", f"touch {out}/ok-ran\n")
     bad = script(workdir / "hooks" / "fail.sh", "echo SECRET-TOKEN-123\nexit 3\n")
     never = script(workdir / "hooks" / "after.sh", f"touch {out}/after-ran\n")
-    hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
-                                  allowed=(ann,), extra=hooks_yaml([ok], [bad, never])))
+    hub = hubs.start(journaled(write_config(workdir, mode="system", auth="pam", admins=(),
+                                            allowed=(ann,),
+                                            extra=hooks_yaml([ok], [bad, never])), ann))
 
     error, events, _ = asyncio.run(failed_start(hub.url, ann))
     assert "HTTP 500" in error
@@ -165,8 +166,9 @@ def test_with_warn_a_failing_hook_is_logged_and_the_server_starts(workdir: Path,
                                                                   accounts) -> None:
     ann = accounts("hktest1", password=PASSWORD)
     bad = script(workdir / "hooks" / "fail.sh", "exit 7\n")
-    hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
-                                  allowed=(ann,), extra=hooks_yaml([bad], on_failure="warn")))
+    hub = hubs.start(journaled(write_config(workdir, mode="system", auth="pam", admins=(),
+                                            allowed=(ann,),
+                                            extra=hooks_yaml([bad], on_failure="warn")), ann))
     assert asyncio.run(run_as(hub.url, ann, "6*7")) == "42"
     assert "hooks/fail.sh (as_root) failed with exit status 7; the server starts anyway" \
         in hub_log(hub)
@@ -179,9 +181,9 @@ def test_a_hanging_hook_is_killed_at_its_timeout_with_its_whole_process_group(
     # The shell forks `sleep`: both must go. The child's pid is reported too.
     hang = script(workdir / "hooks" / "hang.sh",
                   f"echo $$ > {out}/pid\nsleep 600 &\necho $! >> {out}/pid\nwait\n")
-    hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
-                                  allowed=(ann,), extra=hooks_yaml(as_user=[hang],
-                                                                   timeout="2s")))
+    hub = hubs.start(journaled(write_config(workdir, mode="system", auth="pam", admins=(),
+                                            allowed=(ann,), extra=hooks_yaml(
+                                                as_user=[hang], timeout="2s")), ann))
     error, events, elapsed = asyncio.run(failed_start(hub.url, ann))
     # The start fails after the spawn request was answered (JupyterHub sends it to the
     # progress page after 1 s), so the user reads why on the progress page.
@@ -207,8 +209,9 @@ def test_disk_guard_refuses_the_start_when_too_little_is_free(workdir: Path, hub
         os.chmod(home, 0o700)
         subprocess.run(["usermod", "--home", str(home), ann], check=True)
         (home / "big").write_bytes(b"\0" * (1536 * 1024))  # 1.5 MiB of the 2 MiB
-        hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
-                                      allowed=(ann,), extra="data:\n  min_free: 1M\n"))
+        hub = hubs.start(journaled(write_config(workdir, mode="system", auth="pam", admins=(),
+                                                allowed=(ann,),
+                                                extra="data:\n  min_free: 1M\n"), ann))
         error, events, _ = asyncio.run(failed_start(hub.url, ann))
         assert "HTTP 507" in error
         assert "the disk holding your home has" in error

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.conftest import require_root
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import HUBKEEPER, free_ports, journaled
 from tests.support.simuser import SimUser
 from tests.support.slurm import SlurmCluster, start_cluster
 
@@ -247,6 +247,7 @@ slurm:
   queue_timeout: 20s
   groups: {{{P}slow: {{partition: {cluster.down_partition}}}}}
 """)
+    journaled(config, big, slow, fine)  # accounts made outside hubkeeper, adopted
     hub = hubs.start(config, env=cluster.env)
 
     async def refused() -> tuple[int, str]:

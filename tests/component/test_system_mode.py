@@ -1,5 +1,5 @@
-"""System mode as root: hub users are real Linux accounts, logged in with PAM, servers run
-under their uids, homes are private."""
+"""System mode as root: hub users are real Linux accounts (made and journaled by `hubkeeper
+apply`), logged in with PAM, servers run under their uids, homes are private."""
 
 from __future__ import annotations
 
@@ -7,18 +7,21 @@ import asyncio
 import os
 import pwd
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from hubkeeper.config import load
-from tests.support.hubproc import write_config
+from tests.conftest import TEST_ACCOUNT_PREFIX
+from tests.support.hubproc import apply_accounts, write_config
 from tests.support.procs import server_pids, uid_of
 from tests.support.simuser import SimUser, run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
 PASSWORD = "Correct-Horse-7"
+ANN, BOB = f"{TEST_ACCOUNT_PREFIX}1", f"{TEST_ACCOUNT_PREFIX}2"
 
 
 async def run_as(url: str, name: str, code: str) -> str:
@@ -26,11 +29,12 @@ async def run_as(url: str, name: str, code: str) -> str:
 
 
 def test_servers_run_as_the_users_accounts_with_private_homes(workdir: Path, hubs,
-                                                              accounts) -> None:
-    ann = accounts("hktest1", home=False, password=PASSWORD)
-    bob = accounts("hktest2", home=True, password=PASSWORD)
-    os.chmod(f"/home/{bob}", 0o755)  # an existing home others can read: reported, not changed
+                                                              clean_accounts) -> None:
+    ann, bob = ANN, BOB
     config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann, bob))
+    apply_accounts(config, PASSWORD, (ann, bob))
+    subprocess.run(["rm", "-rf", "--", pwd.getpwnam(ann).pw_dir], check=True)  # home lost
+    os.chmod(f"/home/{bob}", 0o755)  # an existing home others can read: reported, not changed
     hub = hubs.start(config)
     api_port = load(config).spec.hub.api_port
 
@@ -56,21 +60,22 @@ def test_servers_run_as_the_users_accounts_with_private_homes(workdir: Path, hub
     assert f"{bob}: home /home/{bob} has mode 755, so other users can read it" in hub.log()
 
 
-def test_ann_cannot_read_a_private_home(workdir: Path, hubs, accounts) -> None:
-    ann = accounts("hktest1", password=PASSWORD)
-    bob = accounts("hktest2", password=PASSWORD)
-    hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
-                                  allowed=(ann, bob)))
+def test_ann_cannot_read_a_private_home(workdir: Path, hubs, clean_accounts) -> None:
+    ann, bob = ANN, BOB
+    config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann, bob))
+    apply_accounts(config, PASSWORD, (ann, bob))
+    hub = hubs.start(config)
     asyncio.run(run_as(hub.url, bob, "open('secret.txt', 'w').write('s')"))
     probe = (f"import os\ntry:\n    os.listdir('/home/{bob}')\n    r = 'readable'\n"
              "except PermissionError:\n    r = 'denied'\nr")
     assert asyncio.run(run_as(hub.url, ann, probe)) == "'denied'"
 
 
-def test_wrong_pam_password_is_refused(workdir: Path, hubs, accounts) -> None:
-    ann = accounts("hktest1", password=PASSWORD)
-    hub = hubs.start(write_config(workdir, mode="system", auth="pam", admins=(),
-                                  allowed=(ann,)))
+def test_wrong_pam_password_is_refused(workdir: Path, hubs, clean_accounts) -> None:
+    ann = ANN
+    config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann,))
+    apply_accounts(config, PASSWORD, (ann,))
+    hub = hubs.start(config)
 
     async def attempt() -> None:
         async with SimUser(hub.url, ann, "wrong-password") as user:
@@ -82,9 +87,7 @@ def test_wrong_pam_password_is_refused(workdir: Path, hubs, accounts) -> None:
 
 
 def test_missing_account_is_an_error_before_anything_changes(workdir: Path,
-                                                             accounts) -> None:
-    import subprocess
-
+                                                             clean_accounts) -> None:
     from tests.support.hubproc import HUBKEEPER
 
     config = write_config(workdir, mode="system", auth="pam", admins=(),
@@ -97,12 +100,14 @@ def test_missing_account_is_an_error_before_anything_changes(workdir: Path,
     assert not (workdir / "state").exists()
 
 
-def test_account_prefix_logs_in_the_prefixed_account(workdir: Path, hubs, accounts) -> None:
-    """users.account_prefix: hub user 'ann' is Linux account 'hktestp-ann' (PAM and uid)."""
-    account = accounts("hktestp-ann", password=PASSWORD)
+def test_account_prefix_logs_in_the_prefixed_account(workdir: Path, hubs,
+                                                     clean_accounts) -> None:
+    """users.account_prefix: hub user 'ann' is Linux account '<prefix>p-ann' (PAM and uid)."""
+    account = f"{TEST_ACCOUNT_PREFIX}p-ann"
     config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=("ann",))
-    config.write_text(config.read_text().replace("users:\n", "users:\n  account_prefix: "
-                                                             "hktestp-\n"))
+    config.write_text(config.read_text().replace(
+        "users:\n", f"users:\n  account_prefix: {TEST_ACCOUNT_PREFIX}p-\n"))
+    apply_accounts(config, PASSWORD, (account,))
     hub = hubs.start(config)
     uid = pwd.getpwnam(account).pw_uid
     assert asyncio.run(run_as(hub.url, "ann", "import os; os.getuid()")) == str(uid)

@@ -150,3 +150,36 @@ def start_hub(config: Path, deadline: float = 120.0, env: dict[str, str] | None 
         time.sleep(0.2)
     hub.stop(signal.SIGKILL)
     raise AssertionError(f"hub not up within {deadline} s:\n{hub.log()}")
+
+
+def journaled(config: Path, *accounts: str, prefix: str = "") -> Path:
+    """Record existing test accounts (made by the `accounts` fixture with useradd) in the
+    hub's journal as hubkeeper's, the way `hubkeeper adopt` records the accounts it takes
+    over: in system mode a hub user runs only as an account the journal holds. The hub user
+    is the account without `prefix` (users.account_prefix)."""
+    import pwd
+
+    from hubkeeper.host.journal import AccountRecord, Journal
+    from hubkeeper.host.statedir import state_paths
+
+    journal = Journal.load(state_paths(load(config), True).journal)
+    for account in accounts:
+        entry = pwd.getpwnam(account)
+        journal.accounts[account] = AccountRecord(
+            account=account, user=account.removeprefix(prefix), state="created",
+            uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir)
+    journal.save()
+    return config
+
+
+def apply_accounts(config: Path, password: str | None = None,
+                   accounts: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`hubkeeper apply`: the roster's accounts made (and journaled) by hubkeeper itself;
+    then `accounts` get `password` (chpasswd), so tests need not read the credentials."""
+    done = subprocess.run([HUBKEEPER, "--config", str(config), "apply"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    if password and accounts:
+        subprocess.run(["chpasswd"], input="".join(f"{name}:{password}\n" for name in accounts),
+                       text=True, check=True)
+    return done

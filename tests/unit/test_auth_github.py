@@ -73,8 +73,10 @@ TEAM_NAMES = {"tas": "Teaching Assistants", "students": "Students 2025", "chess"
 class FakeGitHub:
     """Canned replies of github.com and api.github.com for the people above."""
 
-    def __init__(self, people: dict[str, list[tuple[str, str]]]) -> None:
+    def __init__(self, people: dict[str, list[tuple[str, str]]],
+                 ids: dict[str, int] | None = None) -> None:
         self.people = people
+        self.ids = ids or {}  # login -> GitHub user id; default 1000 + len(login)
 
     def login_of(self, request: HTTPRequest) -> str:
         scheme, _, token = request.headers["Authorization"].partition(" ")
@@ -97,8 +99,8 @@ class FakeGitHub:
         assert url.netloc == "api.github.com", request.url
         login = self.login_of(request)
         if url.path == "/user":
-            return 200, {"login": login, "id": 1000 + len(login), "name": login.title(),
-                         "email": f"{login.lower()}@example.org"}, {}
+            return 200, {"login": login, "id": self.ids.get(login, 1000 + len(login)),
+                         "name": login.title(), "email": f"{login.lower()}@example.org"}, {}
         if url.path == "/user/teams":
             teams = [{"name": TEAM_NAMES[slug], "slug": slug, "organization": {"login": org}}
                      for org, slug in self.people[login]]
@@ -160,20 +162,33 @@ SECRETS = Secrets(cookie_secret_file="/state/secrets/cookie-secret", proxy_token
                   github_client_id=CLIENT_ID, github_client_secret=CLIENT_SECRET)
 
 
+STATE = StatePaths(Path("/nonexistent/state"))
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path: Path) -> StatePaths:
+    """The hub's state dir, where the authenticator binds logins to GitHub ids."""
+    global STATE
+    STATE = StatePaths(tmp_path / "state")
+    STATE.root.mkdir()
+    return STATE
+
+
 def rendered(text: str = HUB, secrets: Secrets = SECRETS):
     spec = parse(text)
     roster = build_roster(LoadedSpec(spec, Path("/srv/physics/hub.yaml")))
-    runtime = Runtime(mode="personal", state=StatePaths(Path("/state")), secrets=secrets,
+    runtime = Runtime(mode="personal", state=STATE, secrets=secrets,
                       proxy_command=("configurable-http-proxy",),
                       singleuser_command=("jupyterhub-singleuser",), as_root=False,
                       roster=roster)
     return render(spec, runtime)
 
 
-def log_in(login: str, text: str = HUB) -> dict | None:
+def log_in(login: str, text: str = HUB,
+           authenticator: GitHubTeamsAuthenticator | None = None) -> dict | None:
     """The outer API JupyterHub calls from /hub/oauth_callback: authenticate, normalise,
     blocked and allowed checks, admin status, groups."""
-    authenticator = StubbedGitHubAuthenticator(config=rendered(text))
+    authenticator = authenticator or StubbedGitHubAuthenticator(config=rendered(text))
     return asyncio.run(authenticator.get_authenticated_user(CallbackHandler(login), None))
 
 
@@ -243,6 +258,7 @@ def test_authenticator_takes_the_rendered_values() -> None:
                                              "physics-dept:tas": "tas"}
     assert authenticator.roster_groups == {"prof": ["lecturers"], "dana": ["lecturers"]}
     assert authenticator.admin_users == {"prof"}
+    assert authenticator.github_ids_file == str(STATE.root / "github-ids.json")
 
 
 def test_jupyterhub_accepts_the_rendered_config() -> None:

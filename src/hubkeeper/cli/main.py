@@ -40,7 +40,7 @@ from hubkeeper.verbs.status import status
 from hubkeeper.verbs.tls import tls_status
 from hubkeeper.verbs.up import up
 from hubkeeper.verbs.usage import usage
-from hubkeeper.verbs.users import add_user, list_users, set_locked
+from hubkeeper.verbs.users import add_user, credentials, list_users, set_locked
 from hubkeeper.verbs.z2jh import export_z2jh
 
 INTERNAL_ERROR = 70
@@ -190,6 +190,18 @@ def _lock_command(locked: bool):
         emit(result, as_json, obj.out)
 
     return command
+
+
+@users_group.command("credentials")
+@click.argument("names", nargs=-1)
+@config_option
+@json_option
+@click.pass_obj
+def users_credentials_command(obj: Context, names: tuple[str, ...], config: Path | None,
+                              as_json: bool) -> None:
+    """native login: new invite codes for NAMES (replacing theirs), or for every roster user
+    without one; written to a 0600 CSV in the state dir."""
+    emit(credentials(obj.config_path(config), names), as_json, obj.out)
 
 
 users_group.command("lock", help="Lock NAME (users.locked): no login, server stopped, files "

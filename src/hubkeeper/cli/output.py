@@ -39,7 +39,7 @@ from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.tls import TlsStatusResult
 from hubkeeper.verbs.up import Banner, UpResult
 from hubkeeper.verbs.usage import UsageResult
-from hubkeeper.verbs.users import UsersChange, UsersList
+from hubkeeper.verbs.users import Credentials, UsersChange, UsersList
 from hubkeeper.verbs.z2jh import Z2jhResult
 
 
@@ -134,7 +134,8 @@ def _(result: ApplyResult, console: Console) -> None:
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
     if result.credentials:
-        console.print(f"generated passwords are in {result.credentials} (mode 0600): hand "
+        console.print(f"generated passwords (and native sign-up's invite codes) are in "
+                      f"{result.credentials} (mode 0600): hand "
                       "them out, then delete the file", highlight=False, markup=False)
 
 
@@ -155,6 +156,16 @@ def _(result: UsersChange, console: Console) -> None:
     console.print(f"hub.yaml: {result.change}", highlight=False)
     if result.applied is not None:
         text(result.applied, console)
+
+
+@text.register
+def _(result: Credentials, console: Console) -> None:
+    if result.file is None:
+        console.print("every active roster user has an invite code already", highlight=False)
+        return
+    console.print(f"new invite codes for {', '.join(result.users)} are in {result.file} "
+                  "(mode 0600): hand them out, then delete the file", highlight=False,
+                  markup=False)
 
 
 @text.register

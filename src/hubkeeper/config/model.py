@@ -129,12 +129,15 @@ class AuthSection(Section):
         None,
         description="Default: pam in system mode, shared-password in personal mode. "
         "shared-password: one password for every allowed user (demos, "
-        "workshops); it is generated into the state dir, never written here. pam: Linux "
-        "passwords (system mode, root). dummy: any password is accepted; only allowed when "
-        "hub.ip is a loopback address (tests). native: people sign up at <hub>/hub/signup "
-        "and choose a password; an admin approves each sign-up at <hub>/hub/authorize "
-        "(roster users and admins are approved on sign-up, so admins should sign up first). "
-        "github: log in with GitHub (see auth.github).",
+        "workshops; personal mode only, since everyone who knows it can log in as anyone); "
+        "it is generated into the state dir, never written here. pam: Linux "
+        "passwords (system mode, root). dummy: any password is accepted; only allowed in "
+        "personal mode when hub.ip is a loopback address (tests). native: people sign up at "
+        "<hub>/hub/signup and choose a password; a roster name (users and admins) signs up "
+        "only with the invite code `hubkeeper apply` issues for it (credentials file), "
+        "anyone else waits for an admin's approval at <hub>/hub/authorize. "
+        "github: log in with GitHub (see auth.github); each login is bound to the GitHub "
+        "user id of its first login.",
     )
     password_file: str | None = Field(
         None,
@@ -150,7 +153,8 @@ class AuthSection(Section):
     open_signup: bool = Field(
         False,
         description="native only: whoever signs up may log in at once, without an admin's "
-        "approval. Off by default.",
+        "approval. Personal mode only (in system mode a hub user is a Linux account). Off "
+        "by default.",
     )
     minimum_password_length: int = Field(
         8, ge=1, le=1024,
@@ -235,8 +239,9 @@ class UsersSection(Section):
     )
     allow_all: bool = Field(
         False,
-        description="Let anyone the authenticator accepts log in (e.g. every Linux account "
-        "with pam). Off by default: list users instead.",
+        description="Let anyone the authenticator accepts log in (e.g. every GitHub member "
+        "of auth.github.organizations). In system mode a login still needs an account "
+        "hubkeeper made (or adopted) for that user. Off by default: list users instead.",
     )
 
 
@@ -869,10 +874,38 @@ class HubSpec(Section):
 
 
 
+def system_auth_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Logins that let one person become another, refused in system mode (hub users are
+    Linux accounts there). Checked at load for hub.mode: system, and by resolve_mode for
+    `auto` run as root."""
+    auth = spec.auth
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if auth.kind == "shared-password":
+        problems.append((("auth", "kind"),
+                         "'shared-password' gives every user the one password, so in system "
+                         "mode anyone could log in as anyone and get their Linux account; "
+                         "use 'pam' (Linux passwords), 'native' or 'github', or hub.mode: "
+                         "personal"))
+    elif auth.kind == "dummy":
+        problems.append((("auth", "kind"),
+                         "'dummy' accepts any password, so in system mode anyone could log "
+                         "in as anyone and get their Linux account; use 'pam' (Linux "
+                         "passwords), 'native' or 'github', or hub.mode: personal"))
+    elif auth.kind == "native" and auth.open_signup:
+        problems.append((("auth", "open_signup"),
+                         "in system mode a hub user runs as a Linux account, so sign-ups "
+                         "cannot be open; remove open_signup (roster users sign up with "
+                         "their invite code, others wait for an admin's approval)"))
+    return problems
+
+
 def semantic_problems(spec: HubSpec) -> list[tuple[tuple[str | int, ...], str]]:
     """Rules that span several fields. Returns (field path, message) pairs; empty when fine."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    if spec.auth.kind == "dummy" and not ipaddress.ip_address(spec.hub.ip).is_loopback:
+    if spec.hub.mode == "system":
+        problems += system_auth_problems(spec)
+    if (spec.auth.kind == "dummy" and spec.hub.mode != "system"
+            and not ipaddress.ip_address(spec.hub.ip).is_loopback):
         problems.append(
             (
                 ("auth", "kind"),

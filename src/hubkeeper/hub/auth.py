@@ -1,18 +1,68 @@
-"""Authenticators hubkeeper configures, where JupyterHub's own need a small addition."""
+"""Authenticators hubkeeper configures, where JupyterHub's own need a small addition.
+
+Each of hubkeeper's authenticators refuses, in system mode, a login whose hub user has no
+account in hubkeeper's journal (`HubkeeperAuthenticator`); the spawner refuses its start
+too (hub/identity.py). Native sign-up of a roster name needs that user's invite code
+(hub/invites.py); a GitHub login stays bound to the GitHub user id that first used it
+(hub/github_ids.py).
+"""
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 
 from jupyterhub.auth import PAMAuthenticator as _PAMAuthenticator
 from jupyterhub.handlers import BaseHandler
 from nativeauthenticator import NativeAuthenticator as _NativeAuthenticator
 from nativeauthenticator.handlers import LoginHandler as _NativeLoginHandler
+from nativeauthenticator.handlers import SignUpHandler as _NativeSignUpHandler
 from oauthenticator.github import GitHubOAuthenticator
+from tornado import web
 from traitlets import Dict, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+from hubkeeper.hub import github_ids, invites
+from hubkeeper.hub.identity import Unbound, journal_account
 
 
-class PAMAuthenticator(_PAMAuthenticator):
+def refusal(status: int, message: str) -> web.HTTPError:
+    """An error page with `message` (a plain sentence) for the user; details are logged."""
+    error = web.HTTPError(status, message)
+    error.jupyterhub_message = message  # type: ignore[attr-defined]
+    return error
+
+
+class HubkeeperAuthenticator(LoggingConfigurable):
+    """What every hubkeeper authenticator adds (mixed in before JupyterHub's class, set as
+    c.HubkeeperAuthenticator): in system mode, only a hub user with an account in
+    hubkeeper's journal may log in. The spawner checks again at each start."""
+
+    journal_path = Unicode(
+        "", config=True,
+        help="system mode: hubkeeper's journal; a login whose hub user has no account in it "
+        "is refused. Empty (personal mode): no such check.",
+    )
+
+    async def get_authenticated_user(self, handler, data):  # type: ignore[no-untyped-def]
+        model = await super().get_authenticated_user(handler, data)  # type: ignore[misc]
+        if model is not None:
+            await self.check_identity(model)
+        return model
+
+    async def check_identity(self, model: dict) -> None:
+        """Raise an HTTP error when the authenticated user must not be let in."""
+        if not self.journal_path:
+            return
+        try:
+            journal_account(self.journal_path, model["name"])
+        except Unbound as exc:
+            self.log.warning("login of %s refused: %s", model["name"], exc)
+            raise refusal(403, f"You cannot log in as {model['name']}: there is no account "
+                          "for this user on this hub. Tell your instructor.") from None
+
+
+class PAMAuthenticator(HubkeeperAuthenticator, _PAMAuthenticator):
     """PAM, for hubs whose Linux accounts carry users.account_prefix (e.g. 'jupyter-ann' for
     the hub user 'ann'): the password is checked for the account, the hub sees the user."""
 
@@ -73,15 +123,61 @@ class NativeLoginHandler(_NativeLoginHandler):
         return super().render_template(name, **ns)
 
 
-class NativeAuthenticator(_NativeAuthenticator):
+# The invite code of the sign-up being handled, and why create_user refused it: set by
+# NativeSignUpHandler around nativeauthenticator's post(), per request (asyncio task).
+_invite_code: contextvars.ContextVar[str] = contextvars.ContextVar("invite_code", default="")
+_signup_refusal: contextvars.ContextVar[str] = contextvars.ContextVar("signup_refusal",
+                                                                      default="")
+
+
+class NativeSignUpHandler(_NativeSignUpHandler):
+    """/hub/signup with an invite code: a roster name (a user or an admin) is only signed
+    up with the one-time code `hubkeeper apply` issued for it, so the first comer cannot
+    take it. The page gets the field from hubkeeper-signup.html."""
+
+    async def post(self):  # type: ignore[override]
+        code = self.get_body_argument("invite_code", "", strip=True)
+        code_token = _invite_code.set(code)
+        refusal_token = _signup_refusal.set("")
+        try:
+            await super().post()
+        finally:
+            _invite_code.reset(code_token)
+            _signup_refusal.reset(refusal_token)
+
+    def get_result_message(self, user, *args):  # type: ignore[override]
+        refused = _signup_refusal.get()
+        if user is None and refused:
+            return "alert-danger", refused
+        if user is not None and user.is_authorized:
+            # Upstream says "sent to the admin" to a roster user approved by their code.
+            return "alert-success", ("The signup was successful! You can now go to the home "
+                                     "page and log in to the system.")
+        return super().get_result_message(user, *args)
+
+    async def render_template(self, name, **ns):  # type: ignore[override]
+        if name == "signup.html":
+            name = "hubkeeper-signup.html"  # nativeauthenticator's page plus the code field
+        return await super().render_template(name, **ns)
+
+
+class NativeAuthenticator(HubkeeperAuthenticator, _NativeAuthenticator):
     """nativeauthenticator (sign-up, then an admin's approval), fitted to JupyterHub 6.
 
     JupyterHub 5 made `check_allowed` refuse everyone outside `allowed_users` unless
     `allow_all`; nativeauthenticator 1.3 still counts on the older default. Here a user whose
-    sign-up was approved (or pre-approved: roster users and admins) is allowed too, so the
-    roster can stay in `allowed_users` and `users.allow_all` keeps its meaning. Its login
-    handler is replaced by `NativeLoginHandler`.
+    sign-up was approved (or pre-approved: roster users and admins, who sign up with their
+    invite code) is allowed too, so the roster can stay in `allowed_users` and
+    `users.allow_all` keeps its meaning. Its login and sign-up handlers are replaced by
+    `NativeLoginHandler` and `NativeSignUpHandler`.
     """
+
+    invite_codes_file = Unicode(
+        "", config=True,
+        help="The hashes of the roster users' invite codes (written by `hubkeeper apply`); "
+        "signing up as a roster name needs its code. Empty: no roster name can be signed "
+        "up.",
+    )
 
     def check_allowed(self, username, authentication=None):  # type: ignore[override]
         if super().check_allowed(username, authentication):
@@ -89,8 +185,26 @@ class NativeAuthenticator(_NativeAuthenticator):
         info = self.get_user(username)
         return bool(info is not None and info.is_authorized)
 
+    def create_user(self, username, password, invite_code=None, **kwargs):  # type: ignore[override]
+        """nativeauthenticator's sign-up, refused for a roster name without its invite
+        code (the sign-up page's, unless given here)."""
+        name = self.normalize_username(username)
+        if name in self.allowed_users or name in self.admin_users:
+            code = _invite_code.get() if invite_code is None else invite_code
+            try:
+                invites.check(self.invite_codes_file, name, code)
+            except invites.Refused as exc:
+                self.log.warning("sign-up as %s refused: %s", name, exc)
+                _signup_refusal.set(
+                    f"{name} is on this hub's class list: signing up as {name} needs the "
+                    "invite code your instructor gave you. Check it and try again.")
+                return None
+        return super().create_user(username, password, **kwargs)
+
     def get_handlers(self, app):  # type: ignore[override]
-        return [(path, NativeLoginHandler if handler is _NativeLoginHandler else handler)
+        replaced = {_NativeLoginHandler: NativeLoginHandler,
+                    _NativeSignUpHandler: NativeSignUpHandler}
+        return [(path, replaced.get(handler, handler))
                 for path, handler in super().get_handlers(app)]
 
 
@@ -99,8 +213,14 @@ def _team_key(org: str, slug: str) -> tuple[str, str]:
     return org.lower(), slug.lower()
 
 
-class GitHubTeamsAuthenticator(GitHubOAuthenticator):
-    """GitHub login where membership in GitHub teams becomes membership in hub groups.
+class GitHubTeamsAuthenticator(HubkeeperAuthenticator, GitHubOAuthenticator):
+    """GitHub login where membership in GitHub teams becomes membership in hub groups, and
+    each login is bound to the GitHub user id that first used it on this hub.
+
+    GitHub logins can be renamed and then registered by someone else; the numeric id stays
+    with the person. The first login of a name records (login -> id) in `github_ids_file`;
+    a later login of that name with another id is refused, so the hub user (its files, its
+    account, its admin role) does not pass to the new owner of the name.
 
     With `manage_groups`, JupyterHub sets a user's groups at each login to the `groups` of the
     auth model, which oauthenticator fills from `get_user_groups(auth_state)`; here that is
@@ -117,6 +237,34 @@ class GitHubTeamsAuthenticator(GitHubOAuthenticator):
         key_trait=Unicode(), value_trait=List(Unicode()), config=True,
         help="Hub user -> hub groups the user keeps whatever their teams (the roster's).",
     )
+    github_ids_file = Unicode(
+        "", config=True,
+        help="Where each hub user's GitHub user id is recorded at their first login (JSON, "
+        "written atomically, 0600). Empty: logins are not bound (never rendered so).",
+    )
+
+    async def check_identity(self, model: dict) -> None:
+        await super().check_identity(model)  # system mode: an account of hubkeeper's first
+        name = model["name"]
+        user = (model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
+        github_id = user.get("id")
+        if not self.github_ids_file:
+            self.log.warning("%s: GitHub logins are not bound to ids (github_ids_file unset)",
+                             name)
+        elif not isinstance(github_id, int):
+            self.log.warning("login of %s refused: GitHub gave no numeric user id", name)
+            raise refusal(403, "GitHub did not say who you are; please try again.")
+        else:
+            try:
+                first = github_ids.bind(self.github_ids_file, name, github_id)
+            except github_ids.Mismatch as exc:
+                self.log.warning("login of %s refused: %s", name, exc)
+                raise refusal(
+                    403, f"You cannot log in as {name}: this hub's user {name} belongs to "
+                    "another GitHub account (the name was renamed or re-registered on "
+                    "GitHub). Tell your instructor.") from None
+            if first:
+                self.log.info("%s: bound to GitHub user id %d", name, github_id)
 
     async def get_user_groups(self, auth_state: dict) -> set[str]:  # type: ignore[override]
         login = self.normalize_username(auth_state[self.user_auth_state_key]["login"])

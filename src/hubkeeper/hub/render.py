@@ -15,6 +15,7 @@ from traitlets.config import Config
 from hubkeeper.config.model import Hook, HubSpec, default_environment
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.hub import github_ids, invites
 from hubkeeper.hub.api import hub_api_ip
 from hubkeeper.hub.prewarm import keepalive_every
 from hubkeeper.hub.runtime import Runtime, auth_kind
@@ -108,6 +109,9 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.Authenticator.blocked_users = {m.name for m in roster.members if m.locked} | set(
         runtime.removed)
     c.Authenticator.allow_all = spec.users.allow_all
+    if runtime.mode == "system" and kind in ("pam", "native", "github"):
+        # A login whose hub user has no account of hubkeeper's is refused (and its start).
+        c.HubkeeperAuthenticator.journal_path = str(runtime.state.journal)
     if kind == "pam":
         c.PAMAuthenticator.account_prefix = spec.users.account_prefix
     if kind == "shared-password":
@@ -121,8 +125,11 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         c.NativeAuthenticator.ask_email_on_signup = auth.ask_email_on_signup
         # Sign-ups get the roster's name rules (they may become Linux accounts).
         c.NativeAuthenticator.username_pattern = USERNAME_PATTERN
-        # Its page.html adds "Authorize Users" (admins) and "Change Password" to the menu.
-        c.JupyterHub.template_paths = [native_templates()]
+        # A roster name signs up only with the invite code `apply` issued for it.
+        c.NativeAuthenticator.invite_codes_file = str(runtime.state.secret(invites.FILE_NAME))
+        # Its page.html adds "Authorize Users" (admins) and "Change Password" to the menu;
+        # hubkeeper's sign-up page adds the invite code to its sign-up page.
+        c.JupyterHub.template_paths = [HUBKEEPER_TEMPLATES, native_templates()]
     if kind == "github":
         github = spec.auth.github
         c.GitHubOAuthenticator.client_id = runtime.secrets.github_client_id
@@ -134,6 +141,9 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         c.GitHubOAuthenticator.scope = ["read:org"] if needs_org else []
         # Whoever leaves the organisation is refused at their next login.
         c.GitHubOAuthenticator.allow_existing_users = False
+        # A login stays with the GitHub user id of its first login (renamed logins).
+        c.GitHubTeamsAuthenticator.github_ids_file = str(runtime.state.root
+                                                         / github_ids.FILE_NAME)
         if github.teams_to_groups:
             clash = sorted(set(github.teams_to_groups.values()) & set(roster.groups))
             if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
@@ -149,6 +159,9 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             c.GitHubTeamsAuthenticator.roster_groups = {
                 member.name: sorted(member.groups) for member in roster.active if member.groups
             }
+
+
+HUBKEEPER_TEMPLATES = str(Path(__file__).resolve().with_name("templates"))
 
 
 def native_templates() -> str:
@@ -171,6 +184,10 @@ def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.Spawner.default_url = "/lab"
     c.HubkeeperSpawner.personal = runtime.mode == "personal"
     c.HubkeeperSpawner.account_prefix = spec.users.account_prefix
+    if runtime.mode == "system":
+        # A server runs only as the account the journal records for its user, read at
+        # each start (so `apply` reaches a running hub).
+        c.HubkeeperSpawner.journal_path = str(runtime.state.journal)
     if runtime.mode == "personal":
         c.HubkeeperSpawner.home_root = str(runtime.state.users)
         if runtime.as_root:

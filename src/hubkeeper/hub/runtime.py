@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import HubSpec
+from hubkeeper.config.model import HubSpec, system_auth_problems
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.statedir import Secrets, StatePaths, read_secrets, state_paths
 from hubkeeper.roster import Roster, build_roster
@@ -39,6 +39,12 @@ def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
         )
     auto: Mode = "system" if is_root else "personal"
     mode: Mode = auto if spec.hub.mode == "auto" else spec.hub.mode
+    if mode == "system" and spec.hub.mode == "auto":
+        # hub.mode: system is refused at load already; `auto` becomes system only here.
+        problems = [loaded.problem(loc, f"{message} (hub.mode 'auto' is system mode as "
+                                   "root)") for loc, message in system_auth_problems(spec)]
+        if problems:
+            raise InvalidInput(problems, hint="docs/users.md says how each login works")
     if mode == "system" and not is_root:
         raise HubkeeperError(
             f"{loaded.path}: hub.mode 'system' runs servers as Linux accounts and needs root",

@@ -42,6 +42,7 @@ from hubkeeper.hub.hooks import (
     open_log,
     run_hook,
 )
+from hubkeeper.hub.identity import Unbound, journal_account
 from hubkeeper.hub.runtime import SINGLEUSER
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
@@ -80,7 +81,14 @@ class HubkeeperSpawner(LoggingConfigurable):
         "", config=True, help="personal mode: the directory holding each user's directory."
     )
     account_prefix = Unicode(
-        "", config=True, help="system mode: Linux account = account_prefix + hub user name."
+        "", config=True, help="users.account_prefix. System mode takes each user's account "
+        "from the journal (journal_path), never from this prefix and the name."
+    )
+    journal_path = Unicode(
+        "", config=True,
+        help="system mode: hubkeeper's journal. A hub user's server runs only as the account "
+        "the journal records for that user (created or adopted by hubkeeper); a user "
+        "without one is refused.",
     )
 
     hooks_as_root = List(
@@ -230,7 +238,17 @@ class HubkeeperSpawner(LoggingConfigurable):
 
     @property
     def account(self) -> str:
-        return self.account_prefix + self.user.name
+        """The Linux account of this hub user: in system mode the one hubkeeper's journal
+        records for it, never one found by name (see hub/identity.py)."""
+        if self.personal:
+            return self.account_prefix + self.user.name
+        try:
+            return journal_account(self.journal_path, self.user.name).account
+        except Unbound as exc:
+            raise SpawnRefused(
+                "Your server was not started: your hub user has no account on this "
+                "machine. Tell your instructor.", reason="account", status_code=403,
+                log_message=f"{self.user.name}: refused: {exc}") from None
 
     def home_dir(self) -> str:
         if self.personal:
@@ -428,6 +446,8 @@ class HubkeeperSpawner(LoggingConfigurable):
         run an environment's venv (local, slurm): the environment chosen and checked, the
         disk guard, the home, ~/<environment>/ seeded. Returns the environment's python, or
         None when there are no environments (hubkeeper's own venv serves)."""
+        if not self.personal:
+            self.log.info("%s: runs as account %s (journal)", self.user.name, self.account)
         try:
             name = self.chosen_environment()
         except SpawnRefused:

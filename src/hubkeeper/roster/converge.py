@@ -29,6 +29,7 @@ from hubkeeper.host.preflight import environment_problems
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.host.statedir import StatePaths, read_secret
 from hubkeeper.host.users import HostUsers, observe
+from hubkeeper.hub import invites
 from hubkeeper.hub.api import HubAPI, HubUnreachable, hub_api_url
 from hubkeeper.plan.data import data_problems, data_specs, plan_data
 from hubkeeper.plan.users import (
@@ -139,18 +140,86 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
                     UsersPlan(ordered(actions), tuple(notes)))
 
 
-def sync_hub(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths) -> int:
-    """Only the hub's side (users, admins, groups), e.g. right after the hub started."""
+def sync_hub(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths
+             ) -> tuple[int, Path | None]:
+    """Only the hub's side (users, admins, groups, native's invite codes), e.g. right after
+    the hub started. Returns the changes made and the credentials file written, if any."""
     prepared = prepare(loaded, roster, mode, paths, host_side=False)
-    execute(prepared, lambda done, total, action: None)
-    return len(prepared.plan.actions)
+    credentials = execute(prepared, lambda done, total, action: None)
+    return len(prepared.plan.actions), credentials
 
 
 def _credentials_file(paths: StatePaths) -> Path:
     directory = paths.root / "credentials"
     directory.mkdir(mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
-    return directory / f"credentials-{time.strftime('%Y%m%dT%H%M%S')}.csv"
+    stamp = time.strftime('%Y%m%dT%H%M%S')
+    path = directory / f"credentials-{stamp}.csv"
+    count = 1
+    while path.exists():  # two runs in one second: never replace a file not handed out
+        count += 1
+        path = directory / f"credentials-{stamp}-{count}.csv"
+    return path
+
+
+def _new_invites(roster: Roster, codes_file: Path) -> dict[str, str]:
+    """auth.kind native: a fresh invite code for each active roster user who has none."""
+    try:
+        known = invites.load(codes_file)
+    except (OSError, ValueError) as exc:
+        raise HubkeeperError(f"the invite codes {codes_file} cannot be read: {exc}",
+                             hint="it must be a 0600 file of this account; move it away and "
+                             "`hubkeeper apply` issues new codes to everyone") from None
+    return {member.name: invites.new_code() for member in roster.active
+            if member.name not in known}
+
+
+def issue_invites(loaded: LoadedSpec, roster: Roster, paths: StatePaths,
+                  names: tuple[str, ...]) -> tuple[Path | None, tuple[str, ...]]:
+    """auth.kind native: new invite codes for `names` (replacing theirs), or for every active
+    roster user without one when `names` is empty. Returns the credentials file and who got
+    a code. A name already signed up gains nothing from a new code: its sign-up is done."""
+    if loaded.spec.auth.kind != "native":
+        raise HubkeeperError("invite codes are for native sign-up; this hub's auth.kind is "
+                             f"{loaded.spec.auth.kind or 'the default'!r}",
+                             hint="with pam the credentials are Linux passwords (apply)")
+    active = {member.name for member in roster.active}
+    unknown = [name for name in names if name not in active]
+    if unknown:
+        raise HubkeeperError(f"not active on the roster: {', '.join(unknown)}",
+                             hint="`hubkeeper users list` shows who is (locked users get "
+                             "no code)")
+    codes_file = paths.secret(invites.FILE_NAME)
+    issued = ({name: invites.new_code() for name in names} if names
+              else _new_invites(roster, codes_file))
+    if not issued:
+        return None, ()
+    credentials = _write_credentials(paths, {}, issued)
+    _save_invites(codes_file, issued)
+    return credentials, tuple(sorted(issued))
+
+
+def _save_invites(codes_file: Path, issued: dict[str, str]) -> None:
+    """Only the codes' hashes go where the hub reads them; a new code replaces the old."""
+    known = invites.load(codes_file)
+    invites.save(codes_file, {**known, **{user: invites.digest(code)
+                                          for user, code in issued.items()}})
+
+
+def _write_credentials(paths: StatePaths, passwords: dict[str, str],
+                       codes: dict[str, str]) -> Path:
+    """The 0600 CSV for the instructor: username, password (generated Linux password) and,
+    with native login, invite_code (what signing up as that name needs)."""
+    credentials = _credentials_file(paths)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["username", "password"] + (["invite_code"] if codes else [])
+    writer.writerow(header)
+    for user in sorted(set(passwords) | set(codes)):
+        row = [user, passwords.get(user, "")] + ([codes.get(user, "")] if codes else [])
+        writer.writerow(row)
+    write_atomic(credentials, out.getvalue().encode(), mode=0o600)
+    return credentials
 
 
 def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = None
@@ -207,28 +276,27 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
         journal.save()
 
     passwords = [a for a in actions if a.kind == "set-password"]
-    if passwords:
-        chosen: dict[str, str] = {}
-        generated: list[tuple[str, str]] = []
-        for action in passwords:
-            given = members[action.subject].password
-            chosen[action.subject] = given or secrets.token_urlsafe(9)
-            if not given:
-                generated.append((members[action.subject].name, chosen[action.subject]))
-        if generated:  # written before they are set: the instructor never loses one
-            credentials = _credentials_file(prepared.paths)
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(["username", "password"])
-            writer.writerows(generated)
-            write_atomic(credentials, out.getvalue().encode(), mode=0o600)
-        for start in range(0, len(passwords), PASSWORD_BATCH):
-            batch = passwords[start:start + PASSWORD_BATCH]
-            tools.set_passwords({a.subject: chosen[a.subject] for a in batch})
-            for action in batch:
-                journal.accounts[action.subject].password_set = True
-                step(action)
-            journal.save()
+    chosen: dict[str, str] = {}
+    generated: dict[str, str] = {}  # hub user -> generated password
+    for action in passwords:
+        given = members[action.subject].password
+        chosen[action.subject] = given or secrets.token_urlsafe(9)
+        if not given:
+            generated[members[action.subject].name] = chosen[action.subject]
+    codes_file = prepared.paths.secret(invites.FILE_NAME)
+    issued = (_new_invites(roster, codes_file)
+              if prepared.loaded.spec.auth.kind == "native" else {})
+    if generated or issued:  # written before they count: the instructor never loses one
+        credentials = _write_credentials(prepared.paths, generated, issued)
+    if issued:
+        _save_invites(codes_file, issued)
+    for start in range(0, len(passwords), PASSWORD_BATCH):
+        batch = passwords[start:start + PASSWORD_BATCH]
+        tools.set_passwords({a.subject: chosen[a.subject] for a in batch})
+        for action in batch:
+            journal.accounts[action.subject].password_set = True
+            step(action)
+        journal.save()
 
     api = prepared.api
     for action in actions:

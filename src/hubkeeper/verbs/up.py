@@ -97,8 +97,11 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
 
         def ready(url: str) -> None:
             try:
-                synced = sync_hub(loaded, roster, mode, paths)
+                synced, credentials = sync_hub(loaded, roster, mode, paths)
                 warnings.append(f"roster: {synced} change(s) made in the hub") if synced else None
+                if credentials:
+                    warnings.append(f"invite codes for native sign-up are in {credentials} "
+                                    "(mode 0600): hand them out, then delete the file")
             except HubkeeperError as exc:
                 warnings.append(f"the hub's users could not be put in step with the roster: "
                                 f"{exc.message}; `hubkeeper apply` retries")

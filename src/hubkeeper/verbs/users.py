@@ -1,6 +1,8 @@
-"""`hubkeeper users list | add | lock | unlock`: the roster from the command line.
+"""`hubkeeper users list | add | lock | unlock | credentials`: the roster from the command
+line.
 
 Edits go into hub.yaml (comments and order kept), are validated, then applied.
+`credentials` issues native sign-up's invite codes again (a lost code).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from hubkeeper.config.edit import edit_config, section
 from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import state_paths
+from hubkeeper.host.statedir import ensure_layout, state_paths
 from hubkeeper.host.users import observe
 from hubkeeper.plan.users import Action
 from hubkeeper.roster import build_roster
+from hubkeeper.roster.converge import issue_invites
 from hubkeeper.roster.policy import name_problem
-from hubkeeper.verbs.apply import ApplyResult, apply
+from hubkeeper.verbs.apply import ApplyResult, apply, apply_lock
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,13 @@ class UserRow:
 class UsersList:
     config: str
     users: tuple[UserRow, ...]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    config: str
+    file: str | None  # the 0600 CSV with the new codes; None: nobody needed one
+    users: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -135,3 +145,15 @@ def set_locked(config: Path, name: str, locked: bool,
 
     verb = "locked" if locked else "unlocked"
     return _change(config, f"{verb} {name}", mutate, progress, run_apply)
+
+
+def credentials(config: Path, names: tuple[str, ...]) -> Credentials:
+    """New invite codes for NAMES (theirs replaced), or for every active roster user who has
+    none; written 0600 to <state>/credentials/ like apply's."""
+    loaded = load(config)
+    roster = build_roster(loaded)
+    paths = state_paths(loaded, os.geteuid() == 0)
+    ensure_layout(paths)
+    with apply_lock(paths):  # apply writes the same files
+        written, users = issue_invites(loaded, roster, paths, names)
+    return Credentials(str(loaded.path), str(written) if written else None, users)
