@@ -95,8 +95,8 @@ class ProxySection(Section):
         description="End a request to a user's server when nothing has moved for this long "
         "(no byte from the server, none taken by the browser), so that a server that stalls "
         "frees its connections. An open WebSocket (kernels, terminals) has no idle timeout, "
-        "only its handshake; the spawn page's progress stream sends a keepalive every 8 s. "
-        "0 is off. With kind node: its --proxy-timeout (the target's socket idle).",
+        "only its handshake; the hub's and the services' routes have none. 0 is off. With "
+        "kind node: its --proxy-timeout (the target's socket idle; not WebSockets).",
     )
     max_per_route: int = Field(
         128, ge=0, le=100000,

@@ -13,14 +13,15 @@ Here (proxy_upstream.py for the request itself):
   stream shows at once, a large download is never held in memory, a client that does not
   read stops the target instead of filling the proxy.
 - **a client that goes away ends its request to the target** at once.
-- **idle timeout** (`--idle-timeout`, seconds): a request during which neither the target
-  sent a byte nor the client took one for that long is ended. Long-lived requests that are
-  alive are never cut: the hub's progress stream sends a keepalive every 8 s, and an open
-  WebSocket (kernels, terminals, JupyterLab's events) has no idle timeout once it is
-  established; only its handshake does.
+- **idle timeout** (`--idle-timeout`, seconds): a request to a user's server during which
+  neither the target sent a byte nor the client took one for that long is ended. An open
+  WebSocket (kernels, terminals, JupyterLab's events) has none once it is established;
+  only its handshake does.
 - **a cap per user server** (`--max-per-route`): requests and WebSockets in flight to one
-  user's route; the next gets a 503 at once. The hub's and the services' routes have no cap,
-  so one server can never take the room everyone's login needs.
+  user's route; the next gets a 503 at once, from the proxy itself.
+- The hub's and the services' routes (run by the operator; the spawn page's progress
+  stream is the hub's) have neither limit, so one server can never take the room
+  everyone's login needs.
 - WebSocket messages are relayed in both directions with backpressure, binary as binary.
 - the public and API ports are bound with SO_REUSEPORT, so `hubkeeper up` can hold them
   across a restart of the proxy (hub/porthold.py).
