@@ -70,6 +70,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:  # n
             os.kill(pid, signal.SIGKILL)
         line = f"killed a process left running by the tests: {pid} {command}"
         if reporter is not None:
+            reporter.ensure_newline()
             reporter.write_line(line, red=True)
         else:
             print(line)
