@@ -28,6 +28,10 @@ def require_root() -> None:
     require(os.geteuid() == 0, "needs root (real Linux accounts)")
 
 
+# Every workdir this session made: at its end, whatever still runs in one is a leak.
+SESSION_WORKDIRS: list[Path] = []
+
+
 @pytest.fixture
 def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
     """A temporary directory that any local account can traverse (servers run as users).
@@ -35,6 +39,7 @@ def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
     Kept, with its logs, when the test fails: the path is printed in the failure report.
     """
     path = Path(tempfile.mkdtemp(prefix="hktest-"))
+    SESSION_WORKDIRS.append(path)
     os.chmod(path, 0o755)
     yield path
     if _failed(request):
@@ -47,6 +52,28 @@ def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:  # noqa: ARG001
+    """Kill and name what this session's tests left running (a proxy that outlived a hub
+    killed by a test, a server, a hub): its working directory or an argument lies in one of
+    this session's workdirs. Only this session's: other runs on the machine use
+    /tmp/hktest-* too."""
+    import signal
+
+    from tests.support.procs import running_under
+
+    left = running_under(SESSION_WORKDIRS)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for pid, command in sorted(left.items()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        line = f"killed a process left running by the tests: {pid} {command}"
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(line, red=True)
+        else:
+            print(line)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

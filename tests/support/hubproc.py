@@ -33,9 +33,11 @@ def free_ports(count: int) -> list[int]:
 def write_config(directory: Path, *, name: str = "hktest", mode: str = "personal",
                  auth: str = "shared-password", admins: tuple[str, ...] = ("instructor",),
                  allowed: tuple[str, ...] = ("student1", "student2"), proxy: str = "python",
-                 extra: str = "", hub_extra: str = "", users: str | None = None) -> Path:
+                 extra: str = "", hub_extra: str = "", users: str | None = None,
+                 proxy_extra: str = "") -> Path:
     """directory/hub.yaml on free loopback ports. `hub_extra`: more lines of the hub section
-    (indented); `users`: the users section's body instead of `admins` and `allowed`;
+    (indented), `proxy_extra` of the proxy section; `users`: the users section's body
+    instead of `admins` and `allowed`;
     `extra`: more sections at the end."""
     port, api_port, proxy_port = free_ports(3)
     if users is None:
@@ -55,7 +57,7 @@ users:
 {users}proxy:
   kind: {proxy}
   api_port: {proxy_port}
-{extra}"""
+{proxy_extra}{extra}"""
     path = directory / "hub.yaml"
     path.write_text(text)
     return path

@@ -81,3 +81,35 @@ def wait_gone(pids: list[int] | set[int], deadline: float = 15.0) -> list[int]:
             return []
         time.sleep(0.1)
     return [pid for pid in pids if alive(pid)]
+
+
+def running_under(directories: list[Path]) -> dict[int, str]:
+    """pid -> command line, for processes whose working directory or any argument lies in
+    one of `directories` (a test's workdir): what a test left running. Not this process
+    nor its ancestors."""
+    roots = [str(directory) for directory in directories]
+    mine = set()
+    pid = os.getpid()
+    while pid > 1:  # this pytest and whatever started it
+        mine.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+
+    def inside(text: str) -> bool:
+        return any(text == root or text.startswith(root + "/") for root in roots)
+
+    found = {}
+    for pid in _pids():
+        if pid in mine:
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd").removesuffix(" (deleted)")
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        args = [arg.split("=", 1)[-1] for arg in argv.split("\0") if arg]
+        if inside(cwd) or any(inside(arg) for arg in args):
+            found[pid] = " ".join(args)[:200]
+    return found

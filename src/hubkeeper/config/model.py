@@ -90,6 +90,21 @@ class ProxySection(Section):
         None,
         description="Absolute path of the proxy executable, if not found automatically.",
     )
+    idle_timeout: Period = Field(
+        "5m", validate_default=True,
+        description="End a request to a user's server when nothing has moved for this long "
+        "(no byte from the server, none taken by the browser), so that a server that stalls "
+        "frees its connections. An open WebSocket (kernels, terminals) has no idle timeout, "
+        "only its handshake; the hub's and the services' routes have none. 0 is off. With "
+        "kind node: its --proxy-timeout (the target's socket idle; not WebSockets).",
+    )
+    max_per_route: int = Field(
+        128, ge=0, le=100000,
+        description="kind python: requests and WebSockets in flight to one user's server; "
+        "beyond it, 503 at once, so that one server cannot take the connections everyone "
+        "else needs. The hub's and the services' routes have no cap. A browser with "
+        "JupyterLab open holds about 6 requests and one WebSocket per kernel. 0 is off.",
+    )
 
 
 GitHubOrgOrTeam = Annotated[str, Field(pattern=GITHUB_ORG_OR_TEAM_PATTERN)]

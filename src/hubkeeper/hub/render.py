@@ -89,12 +89,30 @@ def update_hub(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.JupyterHub.cleanup_proxy = True
 
 
+PYTHON_PROXY = ("-m", "hubkeeper.hub.proxy")
+
+
+def proxy_limits(spec: HubSpec, command: tuple[str, ...]) -> list[str]:
+    """What keeps one user's server from hurting the others, in each proxy's own options:
+    hubkeeper's Python proxy takes an idle timeout and a cap per user server; the Node one
+    has only --proxy-timeout (the target socket's idle time, in ms; none on WebSockets
+    once open). Another proxy.command gets nothing: its options are unknown."""
+    proxy = spec.proxy
+    if tuple(command[1:3]) == PYTHON_PROXY:
+        return [f"--idle-timeout={proxy.idle_timeout:g}",
+                f"--max-per-route={proxy.max_per_route}"]
+    if proxy.kind == "node" and proxy.idle_timeout:
+        return [f"--proxy-timeout={int(proxy.idle_timeout * 1000)}"]
+    return []
+
+
 def update_proxy(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     # JupyterHub's proxy class, with its token sent only to a proxy run by root or the hub's
     # account (hub/chp.py); the settings stay ConfigurableHTTPProxy's.
     c.JupyterHub.proxy_class = PROXY_CLASS
     c.ConfigurableHTTPProxy.should_start = True
-    c.ConfigurableHTTPProxy.command = list(runtime.proxy_command)
+    command = tuple(runtime.proxy_command)
+    c.ConfigurableHTTPProxy.command = [*command, *proxy_limits(spec, command)]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{spec.proxy.api_port}"
     c.ConfigurableHTTPProxy.auth_token = runtime.secrets.proxy_token
     c.ConfigurableHTTPProxy.pid_file = str(runtime.state.proxy_pid)

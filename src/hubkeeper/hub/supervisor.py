@@ -26,6 +26,7 @@ import hubkeeper.hub
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.statedir import StatePaths
+from hubkeeper.hub import porthold
 from hubkeeper.hub.launch import CONFIG_ENV
 from hubkeeper.hub.render import public_url
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 JUPYTERHUB_CONFIG = Path(hubkeeper.hub.__file__).parent / "jupyterhub_config.py"
 STOP_DEADLINE = 10.0  # seconds the hub gets to stop servers and proxy before SIGKILL
 READY_DEADLINE = 120.0
+PORT_CHECK_EVERY = 2.0  # seconds between looks at who listens on the public port (node)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -79,6 +81,7 @@ class Supervisor:
         self.output = output
         self.lock_fd = lock_fd
         self._stop = threading.Event()
+        self._reported: set[int] = set()
 
     def request_stop(self, signum: int = signal.SIGTERM, frame: object = None) -> None:
         self._stop.set()
@@ -92,6 +95,7 @@ class Supervisor:
         command = [sys.executable, "-m", "jupyterhub", "-f", str(JUPYTERHUB_CONFIG)]
         previous = {s: signal.signal(s, self.request_stop)
                     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        held = self._hold_proxy_ports()
         try:
             # The hub and every server it starts write to the log file itself, never to a pipe
             # of ours: a server adopted after we are gone must not die of a broken pipe.
@@ -120,8 +124,43 @@ class Supervisor:
                 if echo.is_alive():
                     echo.join(timeout=2)
         finally:
+            held.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _hold_proxy_ports(self) -> porthold.PortHold:
+        """The proxy's public and API ports, kept for our account while we run, so that no
+        other account can take them between a proxy's death and its restart (porthold)."""
+        spec = self.loaded.spec
+        if spec.proxy.kind != "python" or spec.proxy.command:
+            # Only hubkeeper.hub.proxy listens with SO_REUSEPORT, beside the reservation.
+            log.warning("proxy.kind %s: the proxy's ports are not held while it restarts; "
+                        "the hub log names any other account that takes them",
+                        "node" if spec.proxy.kind == "node" else "python with proxy.command")
+            return porthold.PortHold([], [])
+        held = porthold.hold([(spec.hub.ip, spec.hub.port),
+                              ("127.0.0.1", spec.proxy.api_port)])
+        for address in held.refused:  # a proxy of a hub that was killed still runs: it is
+            # replaced at start, and its port is then free for the next `up` to hold
+            log.warning("could not hold %s for the proxy (in use); it is held from the "
+                        "next start", address)
+        return held
+
+    def _check_public_port(self) -> None:
+        """Say loudly, in the hub's log, if another account listens on the public port."""
+        port = self.loaded.spec.hub.port
+        me = os.geteuid()
+        for listener in porthold.listeners(port):
+            if listener.uid != me and listener.uid not in self._reported:
+                self._reported.add(listener.uid)
+                message = (f"SECURITY: uid {listener.uid} listens on the hub's public port "
+                           f"{listener.address}:{port}, not the proxy: logins sent there "
+                           f"(passwords too) reach that account. Stop its process "
+                           f"(ss -ltnp 'sport = :{port}'); use proxy.kind: python, whose "
+                           "port hubkeeper holds across proxy restarts")
+                log.error("%s", message)
+                with open(self.paths.logs / "hub.log", "a") as hub_log:
+                    hub_log.write(f"[E hubkeeper.supervisor] {message}\n")
 
     def _echo(self, log_path: Path, offset: int, done: threading.Event) -> None:
         """In the foreground, show the hub's log as it grows (like tail -f)."""
@@ -148,9 +187,14 @@ class Supervisor:
         hub_up = False
         ready = False
         started = time.monotonic()
+        watch_port = spec.proxy.kind != "python" or bool(spec.proxy.command)
+        next_port_check = started
         while proc.poll() is None:
             if self._stop.wait(0.25):
                 return self._stop_hub(proc)
+            if watch_port and time.monotonic() >= next_port_check:
+                next_port_check = time.monotonic() + PORT_CHECK_EVERY
+                self._check_public_port()
             if not ready:
                 hub_up = hub_up or _is_ready(hub_api)
                 if hub_up and _is_ready(url):
