@@ -597,12 +597,39 @@ class Limit(Section):
         description="Most CPUs a user's server may use at once (0.5, 1, 2).")
 
 
+# A JupyterLab server with four kernels (numpy imported: one BLAS thread per CPU each) and a
+# terminal ran 77 tasks on 2 CPUs; on a 64-CPU machine the same is about 330. 1024 leaves
+# room for pip, make -j and a small multiprocessing pool, and stops a fork bomb long before
+# the machine's pid_max (32768 by default) runs out for everyone else.
+DEFAULT_PIDS = 1024
+PIDS_HELP = ("Most processes and threads a user's server, its kernels and terminals may "
+             "run at once (cgroup pids.max, docker pids_limit, systemd TasksMax): a fork "
+             "bomb in one notebook stops there instead of taking every server down. A "
+             "JupyterLab server with a few kernels and a terminal uses under 100 on a small "
+             "machine, about 330 on 64 CPUs (each numpy kernel starts one thread per CPU).")
+
+
+def _pids(value: int) -> int:
+    if 0 < value < 64:
+        raise ValueError(f"{value} is too few for a JupyterLab server (one with a single "
+                         "kernel runs about 30 tasks): write at least 64, or 0 for no limit")
+    return value
+
+
 class GroupLimit(Limit):
     """The limits of one roster group's members."""
+
+    pids: int | None = Field(
+        None, ge=64, le=4_194_304, description=PIDS_HELP + " Empty: the hub-wide value.")
 
 
 class LimitsSection(Limit):
     """Per-user limits for servers: for everyone, and per roster group."""
+
+    pids: Annotated[int, AfterValidator(_pids)] = Field(
+        DEFAULT_PIDS, ge=0, le=4_194_304,
+        description=PIDS_HELP + " 0 turns the limit off (not recommended where students "
+        "have a terminal). Below 64 a server may not start at all.")
 
     groups: dict[GroupName, GroupLimit] = Field(
         default_factory=dict,
