@@ -25,7 +25,7 @@ from hubkeeper.doctor.findings import (
     mode_text,
 )
 from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.locks import PidLock
+from hubkeeper.host.locks import renew
 from hubkeeper.host.statedir import check_state_version
 
 PRIVATE = 0o077  # bits that let others in: secrets, credentials, hook logs, homes, run/,
@@ -128,13 +128,12 @@ def lock_checks(ctx: Context, check: str, path: Path) -> list[Finding]:
     mode = mode_text(info.st_mode)
 
     def replace() -> None:
-        lock = PidLock(path, f"{path} is in use", hint="run `hubkeeper doctor --fix` again "
-                       "once it is done", private_dir=path.parent.name == "run")
         now = os.lstat(path)
         if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
             raise HubkeeperError(f"{path} changed since it was checked; left as it is")
-        with lock:  # acquire replaces a lock file others could open (host/locks.py)
-            pass
+        if not renew(path):
+            raise HubkeeperError(f"{path} is in use by hubkeeper; run `hubkeeper doctor "
+                                 "--fix` again once that is done")
 
     fix = Fix(f"replace {path} by a new 0600 file", mode, "0600", True, replace)
     return [Finding(check, "problem", str(path), (

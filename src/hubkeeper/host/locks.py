@@ -181,3 +181,21 @@ class PidLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def renew(path: Path) -> bool:
+    """Replace a lock file others could open (an older hubkeeper's) by a private one, unless
+    one of ours holds it now; True if it was replaced. `up`, `apply` and `doctor --fix`."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or is_private(info):
+        return False
+    lock = PidLock(path, f"{path} is in use", hint="", private_dir=path.parent.name == "run")
+    try:
+        lock.acquire()  # replaces a world-readable file by a new inode
+    except HubkeeperError:
+        return False  # held by one of ours: replaced when that one is done
+    lock.release()
+    return True

@@ -34,7 +34,7 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.files import write_atomic
-from hubkeeper.host.locks import RUN_DIR_MODE, PidLock, private_directory
+from hubkeeper.host.locks import RUN_DIR_MODE, PidLock, private_directory, renew
 
 STATE_SCHEMA = 1
 
@@ -171,6 +171,8 @@ def ensure_layout(paths: StatePaths) -> list[str]:
         created.append(str(paths.root))
     for directory, mode in paths.layout():
         private_directory(directory, mode)  # also narrows what an older hubkeeper made
+    for lock in paths.lock_files():
+        renew(lock)  # an older hubkeeper's 0644 lock file, maybe held open by a student
     protect_database(paths)
     if not paths.version_file.exists():
         body = {"schema": STATE_SCHEMA, "created_by": f"hubkeeper {__version__}"}
