@@ -597,16 +597,17 @@ class Limit(Section):
         description="Most CPUs a user's server may use at once (0.5, 1, 2).")
 
 
-# A JupyterLab server with four kernels (numpy imported: one BLAS thread per CPU each) and a
-# terminal ran 77 tasks on 2 CPUs; on a 64-CPU machine the same is about 330. 1024 leaves
-# room for pip, make -j and a small multiprocessing pool, and stops a fork bomb long before
-# the machine's pid_max (32768 by default) runs out for everyone else.
+# A JupyterLab server with three kernels and a terminal runs 46 tasks (measured on 2 CPUs by
+# tests/attacks/test_exhaustion.py); a kernel that imports numpy adds one BLAS thread per
+# CPU, so four such kernels on a 64-CPU machine make about 300. 1024 leaves room for pip,
+# make -j and a small multiprocessing pool, and stops a fork bomb long before the machine's
+# pid_max (32768 by default) runs out for everyone else.
 DEFAULT_PIDS = 1024
 PIDS_HELP = ("Most processes and threads a user's server, its kernels and terminals may "
              "run at once (cgroup pids.max, docker pids_limit, systemd TasksMax): a fork "
              "bomb in one notebook stops there instead of taking every server down. A "
-             "JupyterLab server with a few kernels and a terminal uses under 100 on a small "
-             "machine, about 330 on 64 CPUs (each numpy kernel starts one thread per CPU).")
+             "JupyterLab server with three kernels and a terminal uses about 50; each kernel that "
+             "imports numpy adds one thread per CPU (about 300 for four on 64 CPUs).")
 
 
 def _pids(value: int) -> int:
