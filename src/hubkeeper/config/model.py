@@ -612,8 +612,9 @@ PIDS_HELP = ("Most processes and threads a user's server, its kernels and termin
 
 def _pids(value: int) -> int:
     if 0 < value < 64:
-        raise ValueError(f"{value} is too few for a JupyterLab server (one with a single "
-                         "kernel runs about 30 tasks): write at least 64, or 0 for no limit")
+        raise ValueError(f"{value} is too few for a JupyterLab server (one with a kernel "
+                         "and a terminal runs about 25 tasks): write at least 64, or 0 for "
+                         "no limit")
     return value
 
 
