@@ -7,8 +7,10 @@ Any account that can open a lock file can hold a shared flock on it and so refus
 snapshot, apply or hub start. A lock file is therefore 0600 (root's or the hub account's),
 in a 0700 folder where the folder is ours alone (`<state>/run/`). A lock file an older
 hubkeeper made 0644 may still be open in a student's process, which keeps its flock after
-the chmod: when such a file is held and none of its holders runs as us, it is replaced by a
-new file (a new inode: their descriptor then locks nothing anyone checks).
+any chmod: such a file is never used again but replaced by a new one (a new inode: their
+descriptor then locks nothing anyone checks), when it is free or held only by processes of
+other accounts (/proc/locks names the holders). One held by root or the hub's account is a
+real hubkeeper at work, and refuses as always.
 """
 
 from __future__ import annotations

@@ -40,7 +40,6 @@ STATE_SCHEMA = 1
 
 STATE_DIR_MODE = 0o711  # servers run as users and execute envs/<name>/current/bin/python
 DATABASE_MODE = 0o600
-# (folder, mode) as ensure_layout makes them; doctor checks the same table.
 SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "shared-password",
