@@ -108,18 +108,23 @@ def test_limits_put_the_server_and_its_kernels_in_a_cgroup(workdir: Path, hubs) 
         group = cgroups.UserGroup(enforcer, name, "student1")
         assert group.members(), "the server is not in its cgroup"
         if enforcer.kind == "cgroup1":
-            memory, cpu = group.directories
+            memory, cpu, *pids = group.directories
             assert int((memory / "memory.limit_in_bytes").read_text()) == 512 * 1024**2
             assert int((cpu / "cpu.cfs_quota_us").read_text()) == 50_000
         else:
             (directory,) = group.directories
+            memory = cpu = directory
+            pids = [directory] if enforcer.pids else []
             assert (directory / "memory.max").read_text().strip() == str(512 * 1024**2)
             assert (directory / "cpu.max").read_text().split()[0] == "50000"
+        for directory in pids:  # the process limit is on by default (limits.pids)
+            assert (directory / "pids.max").read_text().strip() == "1024"
 
         tas = cgroups.UserGroup(enforcer, name, "student2")
         asyncio.run(visit("student2"))
-        quota = (tas.directories[-1] / ("cpu.cfs_quota_us" if enforcer.kind == "cgroup1"
-                                         else "cpu.max")).read_text().split()[0]
+        cpu = tas.directories[1] if enforcer.kind == "cgroup1" else tas.directories[0]
+        quota = (cpu / ("cpu.cfs_quota_us" if enforcer.kind == "cgroup1"
+                        else "cpu.max")).read_text().split()[0]
         assert int(quota) == 100_000  # the group's 1 CPU replaces the hub's 0.5
 
         async def stop(user_name: str) -> None:

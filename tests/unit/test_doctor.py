@@ -268,3 +268,17 @@ def test_a_home_of_another_owner_is_reported_and_never_chowned(tmp_path: Path) -
     assert "`chown -R ann:" in finding.explanation
     assert finding.fix is not None and not finding.fix.safe and finding.fix.run is None
     assert os.lstat(home).st_uid == owner
+
+
+def test_quota_options_are_read_from_mountinfo(tmp_path: Path) -> None:
+    from hubkeeper.doctor.disk import quota_options
+
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard\n"
+        "50 27 7:0 / /home rw,relatime - ext4 /dev/loop0 rw,usrquota\n"
+        "51 27 0:50 / /srv rw shared:1 - xfs /dev/sdb rw,prjquota\n")
+    assert quota_options("/", mountinfo) == set()
+    assert quota_options("/home", mountinfo) == {"usrquota"}
+    assert quota_options("/srv", mountinfo) == {"prjquota"}
+    assert quota_options("/nowhere", mountinfo) == set()

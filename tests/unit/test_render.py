@@ -410,6 +410,10 @@ def test_culling_off_renders_no_culler() -> None:
 
 def test_limits_reach_the_spawner_per_hub_and_per_group() -> None:
     c = rendered(COURSE + "limits: {memory: 2G, cpu: 1, groups: {tas: {memory: 4G}}}\n")
-    assert c.HubkeeperSpawner.limits == {"memory": 2 * 1024**3, "cpu": 1.0}
-    assert c.HubkeeperSpawner.group_limits == {"tas": {"memory": 4 * 1024**3, "cpu": None}}
-    assert "limits" not in rendered(COURSE).HubkeeperSpawner
+    assert c.HubkeeperSpawner.limits == {"memory": 2 * 1024**3, "cpu": 1.0, "pids": 1024}
+    assert c.HubkeeperSpawner.group_limits == {"tas": {"memory": 4 * 1024**3, "cpu": None,
+                                                       "pids": None}}
+    # the process limit is on by default; 0 turns it off
+    assert rendered(COURSE).HubkeeperSpawner.limits == {"memory": None, "cpu": None,
+                                                        "pids": 1024}
+    assert rendered(COURSE + "limits: {pids: 0}\n").HubkeeperSpawner.limits["pids"] is None

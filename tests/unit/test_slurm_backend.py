@@ -61,7 +61,8 @@ def test_a_slurm_hub_renders_the_job_spawner_and_its_settings() -> None:
     # Environments are the local backend's venvs; limits are the shared ones.
     assert c.HubkeeperSpawner.environments["python"]["path"] == (
         "/var/lib/hubkeeper/course/envs/python")
-    assert c.HubkeeperSpawner.group_limits["lab"] == {"memory": 8 * 1024**3, "cpu": 2.5}
+    assert c.HubkeeperSpawner.group_limits["lab"] == {"memory": 8 * 1024**3, "cpu": 2.5,
+                                                  "pids": None}
 
 
 def test_other_backends_render_no_slurm_settings() -> None:

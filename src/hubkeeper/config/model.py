@@ -617,12 +617,41 @@ class Limit(Section):
         description="Most CPUs a user's server may use at once (0.5, 1, 2).")
 
 
+# A JupyterLab server with three kernels and a terminal runs 46 tasks (measured on 2 CPUs by
+# tests/attacks/test_exhaustion.py); a kernel that imports numpy adds one BLAS thread per
+# CPU, so four such kernels on a 64-CPU machine make about 300. 1024 leaves room for pip,
+# make -j and a small multiprocessing pool, and stops a fork bomb long before the machine's
+# pid_max (32768 by default) runs out for everyone else.
+DEFAULT_PIDS = 1024
+PIDS_HELP = ("Most processes and threads a user's server, its kernels and terminals may "
+             "run at once (cgroup pids.max, docker pids_limit, systemd TasksMax): a fork "
+             "bomb in one notebook stops there instead of taking every server down. A "
+             "JupyterLab server with three kernels and a terminal uses about 50; each kernel that "
+             "imports numpy adds one thread per CPU (about 300 for four on 64 CPUs).")
+
+
+def _pids(value: int) -> int:
+    if 0 < value < 64:
+        raise ValueError(f"{value} is too few for a JupyterLab server (one with a kernel "
+                         "and a terminal runs about 25 tasks): write at least 64, or 0 for "
+                         "no limit")
+    return value
+
+
 class GroupLimit(Limit):
     """The limits of one roster group's members."""
+
+    pids: int | None = Field(
+        None, ge=64, le=4_194_304, description=PIDS_HELP + " Empty: the hub-wide value.")
 
 
 class LimitsSection(Limit):
     """Per-user limits for servers: for everyone, and per roster group."""
+
+    pids: Annotated[int, AfterValidator(_pids)] = Field(
+        DEFAULT_PIDS, ge=0, le=4_194_304,
+        description=PIDS_HELP + " 0 turns the limit off (not recommended where students "
+        "have a terminal). Below 64 a server may not start at all.")
 
     groups: dict[GroupName, GroupLimit] = Field(
         default_factory=dict,

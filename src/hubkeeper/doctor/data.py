@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 
 from hubkeeper.doctor.findings import Context, Finding, Fix, error_text, mode_text
 from hubkeeper.doctor.permissions import group_name, owner_name
@@ -19,7 +20,6 @@ from hubkeeper.host.dirs import (
     SHARED_DIR_MODE,
     acl_entries,
     read_acl,
-    set_group_folder_acl,
 )
 from hubkeeper.host.journal import Journal
 from hubkeeper.plan.data import data_problems, data_specs
@@ -140,9 +140,21 @@ def _fix(path: str, info: os.stat_result, gid: int, mode: int, acl: bool) -> Fix
                 raise HubkeeperError(f"{path} changed since it was checked; left as it is")
             os.fchown(fd, 0, gid)
             os.fchmod(fd, mode)  # after the chown, which may clear setgid
+            if acl:
+                _setfacl_by_fd(fd, path)
         finally:
             os.close(fd)
-        if acl:
-            set_group_folder_acl(path)
 
     return Fix("; ".join(steps), before, after, True, run)
+
+
+def _setfacl_by_fd(fd: int, path: str) -> None:
+    """setfacl on the folder already opened and checked, not on its path: a folder whose
+    parent a user can write could be swapped for a link to elsewhere in between. setfacl
+    gets the descriptor and names it /proc/self/fd/N, which is that inode."""
+    result = subprocess.run(["setfacl", "-m", GROUP_FOLDER_ACL, "--", f"/proc/self/fd/{fd}"],
+                            capture_output=True, text=True, timeout=60, pass_fds=(fd,))
+    if result.returncode != 0:
+        raise HubkeeperError(f"setfacl failed on {path}: {result.stderr.strip()}",
+                             hint="install the 'acl' package, on a filesystem with POSIX "
+                             "ACLs (ext4, xfs)")

@@ -1,13 +1,50 @@
-"""Free space on the filesystems of the state dir and of the homes, against data.min_free."""
+"""Free space on the filesystems of the state dir and of the homes, against data.min_free;
+and whether user quotas keep one student from filling the homes' disk."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from hubkeeper.config.types import format_size
 from hubkeeper.doctor.findings import Context, Finding, Status
 
 CHECK = "disk"
+MOUNTINFO = Path("/proc/self/mountinfo")
+QUOTA_OPTIONS = {"usrquota", "usrjquota", "quota", "prjquota", "uquota", "pquota"}
+
+
+def quota_options(mount: str, mountinfo: Path = MOUNTINFO) -> set[str]:
+    """The quota options of the filesystem mounted at `mount` (the last mount there wins)."""
+    found: set[str] = set()
+    try:
+        lines = mountinfo.read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 10 or fields[4] != mount or "-" not in fields:
+            continue
+        tail = fields[fields.index("-") + 1:]
+        options = set(fields[5].split(",")) | set(",".join(tail[2:]).split(","))
+        found = {option.split("=")[0] for option in options} & QUOTA_OPTIONS
+    return found
+
+
+def quota_finding(mount: str, what: str, users: int) -> Finding:
+    subject = f"{mount} ({what})"
+    options = quota_options(mount)
+    if options:
+        return Finding(CHECK, "ok", subject, (
+            f"{mount} is mounted with {', '.join(sorted(options))}: the quotas you set per "
+            "account (setquota) keep one student from filling it."))
+    return Finding(CHECK, "warning", subject, (
+        f"{mount} has no user quotas, so one student can fill the disk that holds every "
+        f"home. hubkeeper's disk guard then refuses only the starts of users whose home "
+        f"holds more than a fair share (the disk's size over the hub's {users} users) and "
+        "lets the others start, but nobody can save a notebook on a full disk. To stop it "
+        "for good, put the homes on a filesystem mounted with usrquota (or prjquota) and "
+        "give each account a limit with setquota."))
 
 
 def disk_status(free: int, min_free: int) -> Status:
@@ -75,4 +112,6 @@ def disk_checks(ctx: Context) -> list[Finding]:
                     f"({need}): {effect}. Free space there (`hubkeeper usage` lists the "
                     "largest homes), or lower data.min_free in hub.yaml.")
         findings.append(Finding(CHECK, status, subject, text))
+        if ctx.mode == "system" and "homes" in holders:
+            findings.append(quota_finding(mount, what, len(ctx.roster.members)))
     return findings

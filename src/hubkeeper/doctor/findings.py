@@ -8,7 +8,6 @@ the others are commands for the operator to run by hand, with the reason in the 
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -85,27 +84,26 @@ def mode_text(mode: int) -> str:
 
 def chmod_fix(path: str, info: os.stat_result, wanted: int) -> Fix:
     """A safe chmod of `path` alone (never recursive, never through a symlink), only if it
-    is still the same file with the same mode as when it was checked."""
+    is still the same file with the same mode as when it was checked.
+
+    By descriptor: an O_PATH descriptor of the path itself (O_NOFOLLOW: a link put in its
+    place is opened as the link, and refused below), checked, then changed through
+    /proc/self/fd, which names that inode whatever the path holds by then. O_PATH needs no
+    read permission, so a 0000 file of our own is changed the same way."""
     before = stat.S_IMODE(info.st_mode)
 
     def run() -> None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
-            if exc.errno != errno.EACCES:
-                raise HubkeeperError(f"cannot open {path}: {exc.strerror}") from None
-            fd = None  # a 0000 file of our own (personal mode): checked by lstat instead
+            raise HubkeeperError(f"cannot open {path}: {exc.strerror}") from None
         try:
-            now = os.fstat(fd) if fd is not None else os.lstat(path)
+            now = os.fstat(fd)
             if ((now.st_dev, now.st_ino) != (info.st_dev, info.st_ino)
-                    or stat.S_IMODE(now.st_mode) != before):
+                    or stat.S_ISLNK(now.st_mode) or stat.S_IMODE(now.st_mode) != before):
                 raise HubkeeperError(f"{path} changed since it was checked; left as it is")
-            if fd is not None:
-                os.fchmod(fd, wanted)
-            else:
-                os.chmod(path, wanted)  # lstat above: the same inode, not a link
+            os.chmod(f"/proc/self/fd/{fd}", wanted)
         finally:
-            if fd is not None:
-                os.close(fd)
+            os.close(fd)
 
     return Fix(f"chmod {wanted:04o} {path}", f"{before:04o}", f"{wanted:04o}", True, run)

@@ -25,10 +25,14 @@ from hubkeeper.doctor.findings import (
     mode_text,
 )
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.locks import renew
 from hubkeeper.host.statedir import check_state_version
 
-PRIVATE = 0o077  # bits that let others read: secrets, credentials, hook logs, homes
-OTHERS_WRITE = 0o022  # bits that let others write: the state dir, run/, logs/, envs/
+PRIVATE = 0o077  # bits that let others in: secrets, credentials, hook logs, homes, run/,
+#                  the lock files and the database
+OTHERS_WRITE = 0o022  # bits that let others write: envs/, users/
+PASS_THROUGH = 0o066  # the state dir: others may pass through (x) to envs/, nothing more
+LOGS = 0o027  # logs/: the hub account's group may read, nobody else may enter
 
 
 def owner_name(uid: int) -> str:
@@ -81,10 +85,10 @@ def inspect(ctx: Context, check: str, path: Path, what: str, forbidden: int,
     mode = stat.S_IMODE(info.st_mode)
     if mode & forbidden:
         wanted = mode & ~forbidden
-        if forbidden == PRIVATE:
-            harm = f"other users on this machine can read {what}"
-        else:
+        if mode & forbidden & 0o022:
             harm = f"other users on this machine can change {what}"
+        else:
+            harm = f"other users on this machine can read {what}"
         findings.append(Finding(check, "problem", subject, (
             f"{path} has mode {mode_text(mode)}, so {harm}; hubkeeper makes it "
             f"{wanted:04o}. `hubkeeper doctor --fix` runs `chmod {wanted:04o} {path}` "
@@ -113,6 +117,33 @@ def _private_folder(ctx: Context, check: str, folder: Path, what: str,
     return findings
 
 
+def lock_checks(ctx: Context, check: str, path: Path) -> list[Finding]:
+    """A lock file: 0600, or a student could open it and hold a shared flock that refuses
+    root's apply, snapshot, build or hub start. An older hubkeeper's 0644 file is not
+    chmodded but replaced (a new inode): a student may hold the old one open already."""
+    findings = inspect(ctx, check, path, "a lock file", PRIVATE, directory=False)
+    info = _lstat(path)
+    if info is None or not stat.S_ISREG(info.st_mode) or not stat.S_IMODE(info.st_mode) & PRIVATE:
+        return findings
+    mode = mode_text(info.st_mode)
+
+    def replace() -> None:
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+            raise HubkeeperError(f"{path} changed since it was checked; left as it is")
+        if not renew(path):
+            raise HubkeeperError(f"{path} is in use by hubkeeper; run `hubkeeper doctor "
+                                 "--fix` again once that is done")
+
+    fix = Fix(f"replace {path} by a new 0600 file", mode, "0600", True, replace)
+    return [Finding(check, "problem", str(path), (
+        f"{path} has mode {mode}, so every account on this machine can open it and hold a "
+        "shared lock on it, which refuses root's apply, snapshot, environment build or hub "
+        "start. A chmod would not close a descriptor a student already holds: `hubkeeper "
+        "doctor --fix` replaces the file by a new 0600 one (when no hubkeeper holds it)."),
+        fix) if finding.fix and finding.fix.run else finding for finding in findings]
+
+
 def state_checks(ctx: Context) -> list[Finding]:
     """The state directory: marked as hubkeeper's, its layout's owners and modes."""
     paths = ctx.paths
@@ -126,13 +157,19 @@ def state_checks(ctx: Context) -> list[Finding]:
         check_state_version(paths)
     except HubkeeperError as exc:
         findings.append(Finding(check, "problem", str(paths.root), error_text(exc)))
-    findings += inspect(ctx, check, paths.root, "the hub's state directory", OTHERS_WRITE,
+    findings += inspect(ctx, check, paths.root, "the hub's state directory", PASS_THROUGH,
                         directory=True)
-    for folder, what in ((paths.run, "the hub's lock and pid files"),
-                         (paths.logs, "the hub's logs"),
-                         (paths.envs, "the environments every server runs"),
-                         (paths.users, "the folders of personal-mode users")):
-        findings += inspect(ctx, check, folder, what, OTHERS_WRITE, directory=True)
+    for folder, what, forbidden in (
+            (paths.run, "the hub's lock and pid files", PRIVATE),
+            (paths.logs, "the hub's logs", LOGS),
+            (paths.envs, "the environments every server runs", OTHERS_WRITE),
+            (paths.users, "the folders of personal-mode users", OTHERS_WRITE)):
+        findings += inspect(ctx, check, folder, what, forbidden, directory=True)
+    for lock in paths.lock_files():
+        findings += lock_checks(ctx, check, lock)
+    for database in paths.database_files:
+        findings += inspect(ctx, check, database, "the hub database (server ports, admins, "
+                            "native login's password hashes)", PRIVATE, directory=False)
     findings += inspect(ctx, check, paths.journal, "the journal of what hubkeeper created",
                         PRIVATE, directory=False)
     findings += _private_folder(ctx, check, paths.secrets, "the secrets folder",

@@ -1,13 +1,14 @@
-"""Memory and CPU limits for the local backend's servers, with the kernel's cgroups.
+"""Memory, CPU and process limits for the local backend's servers, with the kernel's cgroups.
 
 Where systemd runs (PID 1), the cgroup tree is systemd's: a server is moved into a transient
-scope `hubkeeper-<hub>-<user>.scope` with MemoryMax= and CPUQuota= (what SystemdSpawner gets
-from systemd-run). Where it does not, hubkeeper writes the cgroup files itself: cgroup v2
-(memory.max, cpu.max) or v1 (memory.limit_in_bytes, cpu.cfs_quota_us), in
-hubkeeper/<hub>/<user>; the server's process joins its group before it execs, as root, so
-it and every kernel it starts stay inside. Where neither works (not root, no writable
-controllers) limits are not enforced, and `detect()` says why, in words the hub logs and
-`hubkeeper capacity` prints.
+scope `hubkeeper-<hub>-<user>.scope` with MemoryMax=, CPUQuota= and TasksMax= (what
+SystemdSpawner gets from systemd-run). Where it does not, hubkeeper writes the cgroup files
+itself: cgroup v2 (memory.max, cpu.max, pids.max) or v1 (memory.limit_in_bytes,
+cpu.cfs_quota_us, pids.max in the pids hierarchy), in hubkeeper/<hub>/<user>; the
+server's process joins its group before it execs, as root, so it and every kernel it
+starts stay inside. Where neither works (not root, no writable controllers) limits are
+not enforced, and `detect()` says why, in words the hub logs and `hubkeeper capacity`
+prints.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ Kind = Literal["systemd", "cgroup2", "cgroup1", "none"]
 class Limits:
     memory: int | None = None  # bytes
     cpu: float | None = None  # CPUs
+    pids: int | None = None  # tasks (processes and threads); None or 0: no limit
 
     def __bool__(self) -> bool:
-        return self.memory is not None or self.cpu is not None
+        return self.memory is not None or self.cpu is not None or bool(self.pids)
 
 
 def merged(default: Limits, groups: list[Limits]) -> Limits:
@@ -41,7 +43,8 @@ def merged(default: Limits, groups: list[Limits]) -> Limits:
         return max(given) if given else fallback
 
     return Limits(largest([g.memory for g in groups], default.memory),
-                  largest([g.cpu for g in groups], default.cpu))
+                  largest([g.cpu for g in groups], default.cpu),
+                  largest([g.pids for g in groups], default.pids))
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Enforcer:
     kind: Kind
     root: Path = ROOT
     reason: str = ""
+    pids: bool = True  # the pids controller is there (cgroup v1 may lack it)
 
     @property
     def enforces(self) -> bool:
@@ -62,7 +66,8 @@ class Enforcer:
             "cgroup2": f"enforced with cgroup v2 under {self.root}/hubkeeper",
             "cgroup1": f"enforced with cgroup v1 under {self.root}/{{memory,cpu}}/hubkeeper",
             "none": f"NOT enforced: {self.reason}",
-        }[self.kind]
+        }[self.kind] + ("" if self.pids or self.kind == "none" else
+                        "; the process limit is NOT enforced: no pids controller")
 
 
 def _controllers(directory: Path) -> set[str]:
@@ -80,11 +85,14 @@ def detect(root: Path = ROOT, systemd_dir: Path = Path("/run/systemd/system")) -
     if systemd_dir.is_dir():
         return Enforcer("systemd", root)
     for unified in (root, root / "unified"):
-        if {"memory", "cpu"} <= _controllers(unified) and os.access(unified, os.W_OK):
-            return Enforcer("cgroup2", unified)
+        controllers = _controllers(unified)
+        if {"memory", "cpu"} <= controllers and os.access(unified, os.W_OK):
+            return Enforcer("cgroup2", unified, pids="pids" in controllers)
     v1 = [root / "memory" / "memory.limit_in_bytes", root / "cpu" / "cpu.cfs_quota_us"]
     if all(path.exists() for path in v1) and all(os.access(p.parent, os.W_OK) for p in v1):
-        return Enforcer("cgroup1", root)
+        pids = root / "pids"
+        return Enforcer("cgroup1", root, pids=(pids / "cgroup.procs").exists()
+                        and os.access(pids, os.W_OK))
     return Enforcer("none", root, f"neither systemd nor writable cgroup memory and cpu "
                     f"controllers were found under {root}")
 
@@ -103,7 +111,8 @@ class UserGroup:
         if self.enforcer.kind == "cgroup2":
             return [root / self.relative]
         if self.enforcer.kind == "cgroup1":
-            return [root / "memory" / self.relative, root / "cpu" / self.relative]
+            return [root / "memory" / self.relative, root / "cpu" / self.relative] + (
+                [root / "pids" / self.relative] if self.enforcer.pids else [])
         return []
 
     def prepare(self, limits: Limits) -> None:
@@ -116,22 +125,27 @@ class UserGroup:
             _write(directory / "memory.max", str(limits.memory) if limits.memory else "max")
             _write(directory / "cpu.max", f"{_quota(limits.cpu)} {PERIOD_US}"
                    if limits.cpu else f"max {PERIOD_US}")
+            if self.enforcer.pids:
+                _write(directory / "pids.max", _pids(limits.pids))
         elif kind == "cgroup1":
-            memory, cpu = self.directories
-            memory.mkdir(parents=True, exist_ok=True)
-            cpu.mkdir(parents=True, exist_ok=True)
+            memory, cpu, *pids = self.directories
+            for directory in self.directories:
+                directory.mkdir(parents=True, exist_ok=True)
             _write(memory / "memory.limit_in_bytes", str(limits.memory) if limits.memory else "-1")
             _write(cpu / "cpu.cfs_period_us", str(PERIOD_US))
             _write(cpu / "cpu.cfs_quota_us", str(_quota(limits.cpu)) if limits.cpu else "-1")
+            for directory in pids:
+                _write(directory / "pids.max", _pids(limits.pids))
 
     def _enable_controllers(self) -> None:
         """cgroup v2 gives a child a controller only if every parent delegates it."""
+        wanted = "+memory +cpu" + (" +pids" if self.enforcer.pids else "")
         directory = self.enforcer.root
         for part in self.relative.parts[:-1]:
-            _write(directory / "cgroup.subtree_control", "+memory +cpu")
+            _write(directory / "cgroup.subtree_control", wanted)
             directory = directory / part
             directory.mkdir(exist_ok=True)
-        _write(directory / "cgroup.subtree_control", "+memory +cpu")
+        _write(directory / "cgroup.subtree_control", wanted)
 
     def procs_files(self) -> list[str]:
         return [str(directory / "cgroup.procs") for directory in self.directories]
@@ -175,9 +189,16 @@ def scope_command(unit: str, pid: int, limits: Limits) -> list[str]:
     if limits.cpu:
         properties += ["CPUQuotaPerSecUSec", "t", str(int(limits.cpu * 1_000_000))]
         count += 1
+    if limits.pids:
+        properties += ["TasksMax", "t", str(limits.pids)]
+        count += 1
     return ["busctl", "call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
             "org.freedesktop.systemd1.Manager", "StartTransientUnit", "ssa(sv)a(sa(sv))",
             unit, "fail", str(count), *properties, "0"]
+
+
+def _pids(pids: int | None) -> str:
+    return str(pids) if pids else "max"
 
 
 def _quota(cpu: float | None) -> int:

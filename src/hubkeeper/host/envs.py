@@ -12,7 +12,6 @@ environment's packages take precedence. Old builds are kept: a running server ma
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -30,7 +29,8 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host import images
-from hubkeeper.host.statedir import StatePaths
+from hubkeeper.host.locks import PidLock
+from hubkeeper.host.statedir import STATE_DIR_MODE, StatePaths
 
 LOCK_FILE = "requirements.lock"  # `pip freeze` of the build; written last: the build is whole
 PTH_FILE = "hubkeeper-base.pth"
@@ -72,18 +72,11 @@ def env_python(build: Path) -> Path:
 
 @contextlib.contextmanager
 def env_lock(directory: Path) -> Iterator[None]:
-    """One build of an environment at a time."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise HubkeeperError(f"another build of {directory.name} is running",
-                                 hint="wait for it to finish") from None
+    """One build of an environment at a time (a 0600 lock file: host/locks.py says why)."""
+    lock = PidLock(directory / ".lock", f"another build of {directory.name} is running",
+                   hint="wait for it to finish", private_dir=False)
+    with lock:
         yield
-    finally:
-        os.close(fd)
 
 
 def _run(argv: list[str], progress: Callable[[str], None]) -> tuple[int, list[str]]:
@@ -201,9 +194,11 @@ def env_source(loaded: LoadedSpec, name: str) -> EnvSource:
 
 
 def make_envs_dir(paths: StatePaths) -> None:
-    for directory in (paths.root, paths.envs):
+    """Servers run as users and execute the venvs' python: envs/ is 0755 and the state dir
+    lets them through (0711, host/statedir.py), but not list it."""
+    for directory, mode in ((paths.root, STATE_DIR_MODE), (paths.envs, 0o755)):
         directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o755)  # servers run as users and execute the venvs' python
+        os.chmod(directory, mode)
 
 
 def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,

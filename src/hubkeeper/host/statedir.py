@@ -1,18 +1,22 @@
 """The state directory: hub database, secrets (0600), run files, logs, personal homes.
 
+    <state>/                    0711: users' servers pass through to envs/, nothing else
     <state>/VERSION             {"schema": 1, "created_by": "hubkeeper 0.1.0"}
-    <state>/jupyterhub.sqlite   the hub database
+    <state>/jupyterhub.sqlite   the hub database (0600: ports, admins, password hashes)
     <state>/journal.json        every account, group and folder hubkeeper created (journal.py)
     <state>/secrets/            0700; cookie-secret, proxy-token, service-token (apply,
                                 prewarm), status-token (read-only: status),
                                 shared-password, admin-password (each 0600); with auth.kind
                                 github also github-client-id, github-client-secret (written
                                 by the operator, never generated)
-    <state>/run/                hub.lock (held while a hub runs), jupyterhub.pid, proxy.pid
-    <state>/logs/               hub.log
+    <state>/run/                0700; hub.lock (held while a hub runs), apply.lock,
+                                snapshot.lock, archive.lock (each 0600), jupyterhub.pid,
+                                proxy.pid
+    <state>/logs/               0750; hub.log
     <state>/logs/hooks/         0700; <user>.log: output of the start-up hooks (hooks:)
     <state>/envs/<name>/        environments: one venv per build (<content-hash>/, 0755, with
-                                requirements.lock), `current` -> the build new servers use
+                                requirements.lock), `current` -> the build new servers use;
+                                .lock (0600) while one builds
     <state>/users/<name>/       personal mode: each hub user's directory (0700)
     <state>/RETIRED.json        written by `hubkeeper retire`; then no hub starts here again
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +35,13 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.files import write_atomic
-from hubkeeper.host.locks import PidLock
+from hubkeeper.host.locks import RUN_DIR_MODE, PidLock, private_directory, renew
 
 STATE_SCHEMA = 1
+
+STATE_DIR_MODE = 0o711  # servers run as users and execute envs/<name>/current/bin/python
+DATABASE_MODE = 0o600
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "status-token",
                 "shared-password", "admin-password")
@@ -49,6 +58,12 @@ class StatePaths:
     @property
     def database(self) -> Path:
         return self.root / "jupyterhub.sqlite"
+
+    @property
+    def database_files(self) -> list[Path]:
+        """The database and SQLite's side files next to it (journal, WAL)."""
+        return [self.database] + [self.root / f"jupyterhub.sqlite{suffix}"
+                                  for suffix in SQLITE_SIDE_FILES]
 
     @property
     def journal(self) -> Path:
@@ -96,6 +111,17 @@ class StatePaths:
 
     def secret(self, name: str) -> Path:
         return self.secrets / name
+
+    def layout(self) -> tuple[tuple[Path, int], ...]:
+        """Each folder of the state dir with its mode: nothing others may list or write
+        but envs/ (servers execute the venvs there) and users/ (0700 folders inside)."""
+        return ((self.root, STATE_DIR_MODE), (self.secrets, 0o700), (self.run, RUN_DIR_MODE),
+                (self.logs, 0o750), (self.users, 0o755))
+
+    def lock_files(self) -> list[Path]:
+        """Every lock file hubkeeper has made here: run/*.lock and envs/<name>/.lock."""
+        found = sorted(self.run.glob("*.lock")) if self.run.is_dir() else []
+        return found + (sorted(self.envs.glob("*/.lock")) if self.envs.is_dir() else [])
 
 
 def state_paths(loaded: LoadedSpec, is_root: bool) -> StatePaths:
@@ -145,10 +171,11 @@ def ensure_layout(paths: StatePaths) -> list[str]:
     created: list[str] = []
     if not paths.root.exists():
         created.append(str(paths.root))
-    for directory, mode in ((paths.root, 0o755), (paths.secrets, 0o700), (paths.run, 0o755),
-                            (paths.logs, 0o750), (paths.users, 0o755)):
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, mode)
+    for directory, mode in paths.layout():
+        private_directory(directory, mode)  # also narrows what an older hubkeeper made
+    for lock in paths.lock_files():
+        renew(lock)  # an older hubkeeper's 0644 lock file, maybe held open by a student
+    protect_database(paths)
     if not paths.version_file.exists():
         body = {"schema": STATE_SCHEMA, "created_by": f"hubkeeper {__version__}"}
         write_atomic(paths.version_file, (json.dumps(body) + "\n").encode())
@@ -156,6 +183,29 @@ def ensure_layout(paths: StatePaths) -> list[str]:
     else:
         check_state_version(paths)
     return created
+
+
+def protect_database(paths: StatePaths, create: bool = False) -> None:
+    """The hub database 0600 (JupyterHub would create it with its umask, 0644: every
+    account could read server ports, the admins, native login's password hashes): made
+    empty and 0600 before the hub's first start (SQLite takes an empty file for a new
+    database and gives its journal files the database's mode: `create`, by `up`), and
+    narrowed if wider (every ensure_layout: up, apply, adopt, service install)."""
+    for path in paths.database_files:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        if create and path == paths.database:
+            flags |= os.O_CREAT
+        try:
+            fd = os.open(path, flags, DATABASE_MODE)
+        except FileNotFoundError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if (stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
+                    and stat.S_IMODE(info.st_mode) != DATABASE_MODE):
+                os.fchmod(fd, DATABASE_MODE)
+        finally:
+            os.close(fd)
 
 
 def ensure_secrets(paths: StatePaths) -> list[str]:

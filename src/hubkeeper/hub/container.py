@@ -11,7 +11,7 @@ share a name; no named volumes are made). It runs:
 - on the host's network (like the local backend's processes), the server on 127.0.0.1;
 - with the home, the shared data (read-only) and the folders of the user's groups
   (read-write) mounted at their host paths, so links made by `apply` work inside;
-- under the engine's memory and CPU limits (limits:, by group), swap included;
+- under the engine's memory, CPU and process limits (limits:, by group), swap included;
 - with docker-init as PID 1, which reaps the kernels' children.
 
 A start: the home and ~/<environment>/ are prepared on the host (as on the local backend),
@@ -200,7 +200,7 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
             self.forget_user_options()
             raise
         assert name is not None  # backend docker has environments (checked in hub.yaml)
-        self.check_free_space()
+        await self.check_free_space()
         self.ensure_home()
         account = pwd.getpwnam(self.account)
         self.environment_name = name
@@ -226,6 +226,8 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
                                 "security_opt": ["no-new-privileges"], "auto_remove": False}
         if limits.memory:
             host["memswap_limit"] = limits.memory  # no swap beyond the limit
+        if limits.pids:
+            host["pids_limit"] = limits.pids  # the container's pids.max: a fork bomb stops
         self.extra_host_config = host
         started = await super().start()
         try:

@@ -401,12 +401,15 @@ def update_culling(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 
 def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """Always set: the process limit is on by default (limits.pids), so that one user's
+    fork bomb cannot stop every server on the machine."""
     limits = spec.limits
-    if limits.memory is None and limits.cpu is None and not limits.groups:
-        return
-    c.HubkeeperSpawner.limits = {"memory": limits.memory, "cpu": limits.cpu}
-    c.HubkeeperSpawner.group_limits = {name: {"memory": group.memory, "cpu": group.cpu}
-                                   for name, group in limits.groups.items()}
+    c.HubkeeperSpawner.limits = {"memory": limits.memory, "cpu": limits.cpu,
+                                 "pids": limits.pids or None}
+    if limits.groups:
+        c.HubkeeperSpawner.group_limits = {
+            name: {"memory": group.memory, "cpu": group.cpu, "pids": group.pids}
+            for name, group in limits.groups.items()}
 
 
 def update_slurm(c: Config, spec: HubSpec, runtime: Runtime) -> None:

@@ -31,7 +31,7 @@ from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from hubkeeper.config.types import format_size
-from hubkeeper.host import cgroups
+from hubkeeper.host import cgroups, homesize
 from hubkeeper.host.files import free_bytes
 from hubkeeper.hub.admission import Admission, QueueTimeout, Ticket, auto_at_once
 from hubkeeper.hub.hooks import (
@@ -126,12 +126,13 @@ class HubkeeperSpawner(LoggingConfigurable):
 
     limits = Dict(
         config=True,
-        help="Every user's server: {memory: bytes or None, cpu: CPUs or None}.",
+        help="Every user's server: {memory: bytes or None, cpu: CPUs or None, pids: tasks "
+        "or None}.",
     )
     group_limits = Dict(
         config=True,
-        help="hub group -> {memory, cpu}: replaces `limits` for its members; a user in several "
-        "groups gets the largest of each.",
+        help="hub group -> {memory, cpu, pids}: replaces `limits` for its members; a user in "
+        "several groups gets the largest of each.",
     )
 
     starts_at_once = Integer(
@@ -274,21 +275,46 @@ class HubkeeperSpawner(LoggingConfigurable):
                 self.user.name, home, mode, home,
             )
 
-    def check_free_space(self) -> None:
-        """data.min_free: refuse the start on a (nearly) full disk, and say why."""
+    async def check_free_space(self) -> None:
+        """data.min_free, judging the user who is over rather than everyone: on a disk with
+        less free space than that, the start of a user whose home holds more than their
+        fair share (the disk's size divided by the hub's users) is refused, and the others
+        start (host/homesize.py). One student filling the disk locks out only themselves."""
         if not self.min_free_bytes:
             return
-        where, free = free_bytes(self.home_dir())
+        home = self.home_dir()
+        where, free = free_bytes(home)
         if free >= self.min_free_bytes:
             return
+        users = self.hub_user_count()
+        share = homesize.fair_share(homesize.disk_size(where), users)
+        usage = await asyncio.to_thread(homesize.home_usage, home)
         have, need = format_size(free), format_size(self.min_free_bytes)
+        state = (f"{where} has {free} bytes free, less than data.min_free "
+                 f"({self.min_free_bytes} bytes); {home} holds "
+                 f"{'at least ' if not usage.complete else ''}{usage.bytes} bytes, the fair "
+                 f"share is {share} bytes (the disk's size over {users} hub users)")
+        if usage.bytes <= share:
+            self.log.warning("%s: starts although %s: under the fair share, so not the one "
+                             "who filled it (`hubkeeper usage` lists the largest homes)",
+                             self.user.name, state)
+            return
         raise SpawnRefused(
-            f"Your server was not started: the disk holding your home has {have} free, the "
-            f"hub needs {need}; tell your instructor.",
+            f"Your server was not started: the disk holding your home has {have} free (the "
+            f"hub needs {need}) and your home holds {format_size(usage.bytes)}, more than "
+            f"your fair share ({format_size(share)}). Delete or move files you do not need "
+            "(from a terminal, or ask your instructor), then start again.",
             reason="disk", status_code=507,
-            log_message=f"{self.user.name}: {where} has {free} bytes free, less than "
-            f"data.min_free ({self.min_free_bytes} bytes); free space or lower data.min_free",
-        )
+            log_message=f"{self.user.name}: over their fair share of the disk: {state}; "
+            "refused (the others still start)")
+
+    def hub_user_count(self) -> int:
+        """The hub's users (the roster, as the hub's database holds it)."""
+        if self.db is None:
+            return 1
+        from jupyterhub import orm
+
+        return max(1, self.db.query(orm.User).count())
 
     # --- environments -------------------------------------------------------------------
 
@@ -393,7 +419,7 @@ class HubkeeperSpawner(LoggingConfigurable):
     def limits_for_user(self) -> cgroups.Limits:
         """This user's limits: the hub's, or the largest of their groups' where set."""
         def limits(value: dict[str, Any]) -> cgroups.Limits:
-            return cgroups.Limits(value.get("memory"), value.get("cpu"))
+            return cgroups.Limits(value.get("memory"), value.get("cpu"), value.get("pids"))
 
         groups = [limits(self.group_limits[group.name]) for group in self.user.groups
                   if group.name in self.group_limits]
@@ -453,7 +479,7 @@ class HubkeeperSpawner(LoggingConfigurable):
         except SpawnRefused:
             self.forget_user_options()
             raise
-        self.check_free_space()
+        await self.check_free_space()
         self.ensure_home()
         self.environment_name, self.environment_folder = name or "", ""
         if not name:
@@ -530,6 +556,8 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
     user_limits = cgroups.Limits()
     user_cgroup: cgroups.UserGroup | None = None
 
+    _told = False  # the log said once that limits are not enforced here
+
     @classmethod
     def enforcer(cls) -> cgroups.Enforcer:
         if LocalSpawner._enforcer is None:
@@ -547,16 +575,21 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
         self.cpu_limit = self.user_limits.cpu
         enforcer = self.enforcer()
         if not enforcer.enforces:
-            self.log.warning("%s: limits (memory %s, cpu %s) are %s", self.user.name,
-                             self.user_limits.memory, self.user_limits.cpu,
-                             enforcer.describe())
+            chosen = self.user_limits.memory is not None or self.user_limits.cpu is not None
+            # the default process limit alone is no news in personal mode: say it once
+            level = self.log.warning if chosen or not LocalSpawner._told else self.log.debug
+            LocalSpawner._told = True
+            level("%s: limits (memory %s, cpu %s, processes %s) are %s", self.user.name,
+                  self.user_limits.memory, self.user_limits.cpu, self.user_limits.pids,
+                  enforcer.describe())
             return
         self.user_cgroup = cgroups.UserGroup(enforcer, self.hub_name or "hub", self.user.name)
         try:
             self.user_cgroup.prepare(self.user_limits)
         except OSError as exc:
             raise SpawnRefused(
-                "Your server was not started: its memory and CPU limits could not be set. "
+                "Your server was not started: its memory, CPU and process limits could not "
+                "be set. "
                 "Tell your instructor.", reason="limits",
                 log_message=f"{self.user.name}: cannot set limits in "
                 f"{self.user_cgroup.directories}: {exc}") from None

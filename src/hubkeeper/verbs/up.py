@@ -18,6 +18,7 @@ from hubkeeper.host.statedir import (
     check_not_retired,
     ensure_layout,
     ensure_secrets,
+    protect_database,
     state_paths,
 )
 from hubkeeper.hub.runtime import Runtime, auth_kind, resolve_mode
@@ -84,6 +85,7 @@ def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None)
     ensure_layout(paths)
     lock.acquire()
     try:
+        protect_database(paths, create=True)
         ensure_secrets(paths)
         runtime = Runtime.from_host(loaded)
         spec = loaded.spec

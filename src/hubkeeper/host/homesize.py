@@ -1,0 +1,93 @@
+"""How much of a disk one home holds, and each user's fair share of it (the disk guard).
+
+When a disk runs short, the disk guard (data.min_free) refuses the starts of the users
+whose home holds more than their fair share, and lets the others start: one student filling
+the disk must not lock everyone else out of their notebooks.
+
+The walk runs as root over a tree its user can change while it runs, so it goes by
+directory descriptors (openat with O_NOFOLLOW, fstatat without following): a link is
+counted as a link and never followed out of the home, and another filesystem mounted inside
+is not entered. It counts allocated blocks (a sparse file costs what it holds), each hard
+link once, and stops at a deadline with what it has counted so far (a lower bound).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+WALK_SECONDS = 10.0  # a start waits at most this long for the measure of its home
+
+
+@dataclass(frozen=True)
+class HomeUsage:
+    path: str
+    bytes: int  # allocated
+    complete: bool  # False: the deadline came first, `bytes` is a lower bound
+
+
+def home_usage(home: str, deadline_seconds: float = WALK_SECONDS) -> HomeUsage:
+    end = time.monotonic() + deadline_seconds
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    try:
+        top = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return HomeUsage(home, 0, False)
+    device = os.fstat(top).st_dev
+    stack = [top]
+    complete = True
+    try:
+        while stack:
+            fd = stack.pop()
+            try:
+                info = os.fstat(fd)
+                total += info.st_blocks * 512
+                with os.scandir(fd) as entries:
+                    for entry in entries:
+                        if time.monotonic() > end:
+                            complete = False
+                            return HomeUsage(home, total, complete)
+                        try:
+                            child = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue  # removed meanwhile
+                        if stat.S_ISDIR(child.st_mode):
+                            if child.st_dev != device:
+                                continue  # a mount inside the home: another disk
+                            try:
+                                stack.append(os.open(
+                                    entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                    | os.O_CLOEXEC, dir_fd=fd))
+                            except OSError:
+                                continue  # replaced by a link or removed meanwhile
+                            continue
+                        key = (child.st_dev, child.st_ino)
+                        if child.st_nlink > 1:
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                        total += child.st_blocks * 512
+            except OSError:
+                complete = False
+            finally:
+                os.close(fd)
+    finally:
+        for fd in stack:
+            os.close(fd)
+    return HomeUsage(home, total, complete)
+
+
+def disk_size(path: str) -> int:
+    """The size of the filesystem holding `path`, in bytes (what users may fill)."""
+    info = os.statvfs(path)
+    return info.f_blocks * info.f_frsize
+
+
+def fair_share(size: int, users: int) -> int:
+    """One user's fair share of a disk of `size` bytes shared by `users` hub users: an equal
+    part of the whole disk (not of what is left: a student who filled it must not shrink
+    everyone else's share)."""
+    return size // max(1, users)
