@@ -21,7 +21,6 @@ import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX, remove_test_accounts, require_root
 
-
 RUNUSER = "/usr/sbin/runuser"
 PYTHON = "/usr/bin/python3"  # Debian's: every account can run it
 
