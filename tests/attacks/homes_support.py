@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from jupyterhub import orm
@@ -14,6 +15,45 @@ from jupyterhub import orm
 from tests.attacks.conftest import Student, Students
 from tests.conftest import TEST_ACCOUNT_PREFIX
 from tests.support.hubproc import HUBKEEPER, pam_hub
+
+# A student's loop against a walk by path of a folder that becomes theirs while root walks
+# it: as soon as one of the watched paths exists and is theirs, keep exchanging each folder
+# d000.. in it with a link to the decoy (renameat2 RENAME_EXCHANGE, atomic), so that a walk
+# that checks "not a link" and then uses the path sometimes goes into the decoy.
+# argv: decoy, ready-file, count, watched paths...
+EXCHANGER = """
+import ctypes, os, sys, time
+decoy, ready, count, watched = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+me = os.getuid()
+os.makedirs("links", exist_ok=True)  # made beforehand: no time lost once the race is on
+names = [f"d{i:03}" for i in range(count)]
+for name in names:
+    if not os.path.lexists(f"links/{name}"):
+        os.symlink(decoy, f"links/{name}")
+open(ready, "w").close()
+end = time.time() + 120
+found = None
+while found is None and time.time() < end:
+    for path in watched:
+        try:
+            if os.lstat(path).st_uid == me:
+                found = path
+        except OSError:
+            pass
+pairs = [(f"{found}/{n}".encode(), os.path.abspath(f"links/{n}").encode()) for n in names]
+while time.time() < end:
+    for one, other in pairs:
+        libc.renameat2(AT_FDCWD, one, AT_FDCWD, other, RENAME_EXCHANGE)
+"""
+
+
+def wait_for(path: Path, deadline: float = 60.0) -> None:
+    end = time.monotonic() + deadline
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.05)
 
 
 def hk(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

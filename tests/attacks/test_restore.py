@@ -6,13 +6,13 @@ account), so whatever a student plants can only steer writes the student could m
 
 from __future__ import annotations
 
+import datetime as dt
 import pwd
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.attacks.homes_support import course, decoy, fingerprint, hk
+from tests.attacks.homes_support import EXCHANGER, course, decoy, fingerprint, hk, wait_for
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -33,47 +33,6 @@ while time.time() < end:
     open(ready, "w").close()
     time.sleep(0.05)
 """
-
-# The student's loop against a walk of the set-aside folder by path (restore chowned it
-# so): as soon as that folder is theirs, keep exchanging each folder in it with a link to
-# the decoy (renameat2 RENAME_EXCHANGE, atomic), so that a walk that checks "not a link"
-# and then lists by path sometimes lists the decoy, and chowns what is in it.
-SWAP_INSIDE_ASIDE = """
-import ctypes, datetime as dt, os, sys, time
-decoy, ready, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-libc = ctypes.CDLL(None, use_errno=True)
-AT_FDCWD, RENAME_EXCHANGE = -100, 2
-me = os.getuid()
-os.makedirs("links", exist_ok=True)  # made beforehand: no time lost once the race is on
-names = [f"d{i:03}" for i in range(count)]
-for name in names:
-    if not os.path.lexists(f"links/{name}"):
-        os.symlink(decoy, f"links/{name}")
-open(ready, "w").close()
-end = time.time() + 120
-aside = None
-while aside is None and time.time() < end:
-    now = dt.datetime.now(dt.timezone.utc)
-    for ahead in range(-2, 20):
-        name = "before-restore-" + (now + dt.timedelta(seconds=ahead)).strftime(
-            "%Y%m%dT%H%M%S")
-        try:
-            if os.lstat(name).st_uid == me:
-                aside = name
-        except OSError:
-            pass
-pairs = [(f"{aside}/{n}".encode(), f"links/{n}".encode()) for n in names]
-while time.time() < end:
-    for one, other in pairs:
-        libc.renameat2(AT_FDCWD, one, AT_FDCWD, other, RENAME_EXCHANGE)
-"""
-
-
-def wait_for(path: Path, deadline: float = 60.0) -> None:
-    end = time.monotonic() + deadline
-    while not path.exists():
-        assert time.monotonic() < end, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def test_links_held_at_the_set_aside_name_never_reach_roots_folder(workdir: Path,
@@ -125,7 +84,10 @@ def test_folders_swapped_inside_the_set_aside_folder_are_never_walked(workdir: P
     target = decoy(workdir)
     before = fingerprint(target)
     ready = home / ".swapper-ready"
-    student.start(SWAP_INSIDE_ASIDE, str(target), str(ready), "400",
+    now = dt.datetime.now(dt.timezone.utc)  # the set-aside folder is named by the second
+    watched = [f"before-restore-{(now + dt.timedelta(seconds=s)):%Y%m%dT%H%M%S}"
+               for s in range(-2, 90)]
+    student.start(EXCHANGER, str(target), str(ready), "400", *watched,
                   log=workdir / "attacker.log")
     wait_for(ready)
 

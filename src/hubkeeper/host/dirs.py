@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.asuser import Identity, command_as
 
 # What apply makes; `hubkeeper doctor` checks against the same values.
 SHARED_DIR_MODE = 0o755  # root's: every user reads, none writes
@@ -42,12 +43,20 @@ def set_group_folder_acl(path: str) -> None:
 
 
 def link_in_home(account: str, name: str, target: str) -> None:
+    """The link ~/<name> -> target, made by the account itself (`ln` as the owner): root
+    never creates or chowns a name in a home, where the owner could swap it in between."""
     entry = pwd.getpwnam(account)
     link = os.path.join(entry.pw_dir, name)
     if os.path.lexists(link):
         return  # appeared since the plan: a user's file is never replaced
-    os.symlink(target, link)
-    os.lchown(link, entry.pw_uid, entry.pw_gid)
+    # -T: never "into" a folder that appeared meanwhile; ln fails if the name exists
+    result = subprocess.run(command_as(Identity.of(account), ["ln", "-s", "-T", "--", target,
+                                                              link]),
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0 and not os.path.lexists(link):
+        raise HubkeeperError(f"cannot make the link {link} -> {target} as {account}: "
+                             f"{result.stderr.strip()}",
+                             hint="check that the home exists and belongs to its account")
 
 
 def acl_entries(spec: str) -> frozenset[str]:
