@@ -61,13 +61,15 @@ def hk(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPr
                           text=True, timeout=timeout)
 
 
-def course(workdir: Path, students: Students, *suffixes: str) -> tuple[Path, list[Student]]:
-    """hub.yaml with these roster users, applied: their accounts and homes exist (0700),
-    and the hub's database exists, so `hubkeeper snapshot` runs without a hub."""
+def course(workdir: Path, students: Students, *suffixes: str,
+           more: str = "") -> tuple[Path, list[Student]]:
+    """hub.yaml with these roster users (and `more` YAML), applied: their accounts and homes
+    exist (0700), and the hub's database exists, so `hubkeeper snapshot` and `archive` run
+    without a hub."""
     names = [f"{TEST_ACCOUNT_PREFIX}{suffix}" for suffix in suffixes]
     (workdir / "class.csv").write_text("username\n" + "".join(f"{n}\n" for n in names))
     config = pam_hub(workdir, "attacked", "users:\n  roster: {csv: class.csv}\n"
-                     f"snapshots: {{targets: [{workdir / 'backup'}]}}\n")
+                     f"snapshots: {{targets: [{workdir / 'backup'}]}}\n" + more)
     applied = hk(config, "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     orm.new_session_factory(f"sqlite:///{workdir / 'state' / 'jupyterhub.sqlite'}")
