@@ -19,22 +19,44 @@ GROUP_FOLDER_ACL = "u::rwx,g::rwx,o::---,d:u::rwX,d:g::rwX,d:m::rwX,d:o::---"
 _ACL_TAGS = {"u": "user", "g": "group", "m": "mask", "o": "other"}
 
 
-def make_shared_dir(path: str) -> None:
+def _open_made_dir(path: str) -> int:
+    """`path` made (with its parents) and opened without following a link at its end:
+    owner and mode are then set on that descriptor, never by a path someone could swap."""
     Path(path).mkdir(parents=True, exist_ok=True)
-    os.chown(path, 0, 0)
-    os.chmod(path, SHARED_DIR_MODE)
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise HubkeeperError(f"{path} is not a folder of its own ({exc.strerror}); it was "
+                             "left as it is", hint="look at what is there, remove it, and "
+                             "apply again") from None
+
+
+def make_shared_dir(path: str) -> None:
+    fd = _open_made_dir(path)
+    try:
+        os.fchown(fd, 0, 0)
+        os.fchmod(fd, SHARED_DIR_MODE)
+    finally:
+        os.close(fd)
 
 
 def make_group_folder(path: str, gid: int) -> None:
-    Path(path).mkdir(parents=True, exist_ok=True)
-    os.chown(path, 0, gid)
-    os.chmod(path, GROUP_FOLDER_MODE)
-    set_group_folder_acl(path)
+    fd = _open_made_dir(path)
+    try:
+        os.fchown(fd, 0, gid)
+        os.fchmod(fd, GROUP_FOLDER_MODE)
+        set_group_folder_acl(path, fd)
+    finally:
+        os.close(fd)
 
 
-def set_group_folder_acl(path: str) -> None:
-    result = subprocess.run(["setfacl", "-m", GROUP_FOLDER_ACL, "--", path],
-                            capture_output=True, text=True, timeout=60)
+def set_group_folder_acl(path: str, fd: int | None = None) -> None:
+    """The group folder's ACL; given `fd`, on that open folder (/proc/self/fd/N in
+    setfacl, which inherits it), whatever is at `path` by then."""
+    where = f"/proc/self/fd/{fd}" if fd is not None else path
+    result = subprocess.run(["setfacl", "-m", GROUP_FOLDER_ACL, "--", where],
+                            capture_output=True, text=True, timeout=60,
+                            pass_fds=(fd,) if fd is not None else ())
     if result.returncode != 0:
         raise HubkeeperError(
             f"setfacl failed on {path}: {result.stderr.strip()}",
