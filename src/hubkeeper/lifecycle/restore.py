@@ -1,9 +1,11 @@
 """Restore from a snapshot: one user's file or home, or the whole hub onto a fresh machine.
 
 Nothing is replaced silently: rsync runs with `--backup --backup-dir`, so every file a restore
-would overwrite is first moved into `before-restore-<time>/` (in the home for a user's
-restore, beside each restored folder for `--all`), keeping its path. Files the snapshot does
-not have are left alone (no --delete): a restore adds and replaces, it never removes.
+would overwrite is first moved into `before-restore-<time>/` (in the home for a home,
+beside each root's folder for `--all`), keeping its path. Whatever goes into a home is
+written by the home's owner (rsync's receiving side runs as that account), never by root.
+Files the snapshot does not have are left alone (no --delete): a restore adds and replaces,
+it never removes.
 
 `restore --all` reads only the snapshot (hub.yaml may be gone with the machine): it
 re-creates the journal's groups and accounts with their uids, gids and password hashes from
@@ -82,13 +84,14 @@ def _clean_relative(path: str) -> str:
 
 
 def _receiver_shell(writer: Identity) -> str:
-    """rsync's -e: a "remote shell" that ignores the host and runs the receiving rsync
-    command, parsed as sshd's shell would, as `writer` (setpriv; nothing for root). The
-    sender stays root and only reads the snapshot; everything written is written by
-    `writer`, so what its owner planted in the tree (links, swapped folders, a
-    before-restore-<time> pointing at /etc) can only steer writes the owner could make."""
+    """rsync's -e: a "remote shell" that drops the host and execs the receiving rsync as
+    `writer` (setpriv; nothing when that is us). The sender stays root and only reads the
+    snapshot; everything written is written by `writer`, so what its owner planted in the
+    tree (links, swapped folders, a before-restore-<time> pointing at /etc) can only steer
+    writes the owner could make. With -s (protect args) the receiver's command line holds
+    only options: every path goes over rsync's protocol, none through a shell."""
     prefix = " ".join(command_as(writer, [])) if writer.uid != os.geteuid() else ""
-    return f"{prefix} sh -c 'shift; eval \"exec $*\"' hubkeeper-restore".strip()
+    return f"{prefix} sh -c 'shift; exec \"$@\"' hubkeeper-restore".strip()
 
 
 def rsync_back(source_root: Path, relative: str, destination: Path, aside: Path,
@@ -97,13 +100,18 @@ def rsync_back(source_root: Path, relative: str, destination: Path, aside: Path,
     it would overwrite into `aside` (same relative path). Returns (files written, files
     moved)."""
     source = f"{source_root}/./{relative}" if relative else f"{source_root}/./"
-    args = ["rsync", "-a", "-A", "-R", "--numeric-ids", "--mkpath", "--backup",
+    args = ["rsync", "-s", "-a", "-A", "-R", "--numeric-ids", "--mkpath", "--backup",
             f"--backup-dir={aside}", "--out-format=%i", "--info=backup",
             "-e", _receiver_shell(writer)]
     if chown:
         args.append(f"--chown={chown[0]}:{chown[1]}")
-    done = subprocess.run([*args, source, f"{RECEIVER}:{destination}/"], capture_output=True,
-                          text=True, timeout=RSYNC_DEADLINE)
+    try:
+        done = subprocess.run([*args, source, f"{RECEIVER}:{destination}/"],
+                              capture_output=True, text=True, timeout=RSYNC_DEADLINE)
+    except subprocess.TimeoutExpired:
+        raise HubkeeperError(f"rsync did not finish restoring into {destination} within "
+                             f"{RSYNC_DEADLINE // 3600} h", hint="what was already restored "
+                             f"stays; files that were in the way are in {aside}") from None
     if done.returncode != 0:
         raise HubkeeperError(f"rsync failed restoring {relative or 'everything'} into "
                              f"{destination} as uid {writer.uid}: "
