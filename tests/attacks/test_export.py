@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.attacks.homes_support import course, hk, wait_for
+from tests.attacks.homes_support import course, decoy, fingerprint, hk, wait_for
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -58,3 +58,18 @@ def test_export_of_a_file_that_keeps_growing_ends(workdir: Path, students) -> No
         assert archive.getinfo("growing.log").file_size == 1_000_000
         assert archive.read("notes.txt") == b"mine\n"
         assert archive.testzip() is None
+
+
+def test_export_never_writes_the_zip_through_a_students_link(workdir: Path,
+                                                             students) -> None:
+    config, (student,) = course(workdir, students, "e2")
+    target = decoy(workdir)
+    before = fingerprint(target)
+    student.run("ln", "-s", str(target), "zips")  # where the operator will put the zip
+
+    done = hk(config, "export", student.name, "--to", str(student.home / "zips"))
+
+    assert done.returncode == 1, done.stdout
+    assert f"uid {student.uid} owns a folder on the way there" in done.stderr, done.stderr
+    assert fingerprint(target) == before, "root wrote the zip into root's folder"
+

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.writer import writer_for
 from hubkeeper.lifecycle.archive import compare_member, special_kind, tar_members
 from hubkeeper.lifecycle.manifest import MANIFEST, Entry, read_manifest
 from hubkeeper.lifecycle.tarzst import TarDamage, TarZstReader, read_member
@@ -36,6 +37,12 @@ class _Zip:
     """The zip being written: `.<name>.partial` until `commit()` renames it."""
 
     def __init__(self, path: Path) -> None:
+        writer = writer_for(path.parent)  # raises for a folder others can write
+        if writer.uid != os.geteuid():
+            raise HubkeeperError(
+                f"will not write the zip into {path.parent}: uid {writer.uid} owns a folder "
+                "on the way there, and could swap it for a link while it is written",
+                hint="give --to a folder of root's (e.g. /root/zips), then hand the zip over")
         self.path = path
         self.partial = path.with_name(f".{path.name}.partial")
         fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
