@@ -4,12 +4,11 @@ every name has passed the username policy and is passed as one argument."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.homes import make_home
 
 log = logging.getLogger(__name__)
 SKELETON = Path("/etc/skel")
@@ -18,6 +17,9 @@ PASSWORD_BATCH = 100  # ~2 s of yescrypt hashing here: progress moves, no deadli
 
 
 class ShadowTools:
+    def __init__(self, skeleton: Path = SKELETON) -> None:
+        self.skeleton = skeleton  # what a new home starts with
+
     def _run(self, *args: str, stdin: str | None = None, again: str = "apply") -> None:
         log.debug("running %s", args[0] + " " + " ".join(args[1:2]))
         try:
@@ -68,14 +70,9 @@ class ShadowTools:
             self._run("chpasswd", "--encrypted", stdin=lines, again="restore --all")
 
     def create_home(self, account: str, home: str, uid: int, gid: int) -> None:
-        path = Path(home)
-        path.mkdir(mode=0o700, parents=True)
-        os.chmod(path, 0o700)
-        if SKELETON.is_dir():
-            shutil.copytree(SKELETON, path, symlinks=True, dirs_exist_ok=True)
-        for directory, dirs, files in os.walk(path):
-            for name in [directory, *(os.path.join(directory, n) for n in dirs + files)]:
-                os.lchown(name, uid, gid)
+        """The missing home of an existing account, from the skeleton: made root's, filled
+        by descriptors and handed over last (host/homes.py), never walked by path."""
+        make_home(home, uid, gid, self.skeleton)
 
     def set_passwords(self, passwords: dict[str, str]) -> None:
         """One chpasswd for many accounts; chpasswd hashes them (never stored in clear)."""

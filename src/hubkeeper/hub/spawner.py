@@ -33,6 +33,7 @@ from traitlets.config import LoggingConfigurable
 from hubkeeper.config.types import format_size
 from hubkeeper.host import cgroups, homesize
 from hubkeeper.host.files import free_bytes
+from hubkeeper.host.homes import make_private_dir
 from hubkeeper.hub.admission import Admission, QueueTimeout, Ticket, auto_at_once
 from hubkeeper.hub.hooks import (
     SAFE_PATH,
@@ -259,14 +260,16 @@ class HubkeeperSpawner(LoggingConfigurable):
     def ensure_home(self) -> None:
         """Make sure the user's home exists and say so if others can read it."""
         home = self.home_dir()
-        if not os.path.isdir(home):
-            os.makedirs(home, mode=0o700)
-            os.chmod(home, 0o700)  # makedirs' mode is filtered by the umask
-            if not self.personal:
+        if not os.path.lexists(home):
+            # made root's, handed over by fchown (host/homes.py): nothing planted is followed
+            if self.personal:
+                uid, gid = os.geteuid(), os.getegid()
+            else:
                 account = pwd.getpwnam(self.account)
-                os.chown(home, account.pw_uid, account.pw_gid)
-            self.log.info("%s: created home %s (0700)", self.user.name, home)
-            return
+                uid, gid = account.pw_uid, account.pw_gid
+            if make_private_dir(home, uid, gid):
+                self.log.info("%s: created home %s (0700)", self.user.name, home)
+                return
         mode = stat.S_IMODE(os.stat(home).st_mode)
         if mode & 0o077:
             self.log.warning(

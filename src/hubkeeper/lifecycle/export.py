@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.writer import writer_for
 from hubkeeper.lifecycle.archive import compare_member, special_kind, tar_members
 from hubkeeper.lifecycle.manifest import MANIFEST, Entry, read_manifest
 from hubkeeper.lifecycle.tarzst import TarDamage, TarZstReader, read_member
@@ -36,6 +37,12 @@ class _Zip:
     """The zip being written: `.<name>.partial` until `commit()` renames it."""
 
     def __init__(self, path: Path) -> None:
+        writer = writer_for(path.parent)  # raises for a folder others can write
+        if writer.uid != os.geteuid():
+            raise HubkeeperError(
+                f"will not write the zip into {path.parent}: uid {writer.uid} owns a folder "
+                "on the way there, and could swap it for a link while it is written",
+                hint="give --to a folder of root's (e.g. /root/zips), then hand the zip over")
         self.path = path
         self.partial = path.with_name(f".{path.name}.partial")
         fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -92,6 +99,29 @@ class _Zip:
         self.partial.unlink(missing_ok=True)
 
 
+class _Upto:
+    """A file read no further than `limit` bytes."""
+
+    def __init__(self, handle: BinaryIO, limit: int) -> None:
+        self.handle, self.left = handle, limit
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.left if size < 0 else min(size, self.left)
+        chunk = self.handle.read(want) if want else b""
+        self.left -= len(chunk)
+        return chunk
+
+
+def _changed(handle: BinaryIO, before: os.stat_result) -> str | None:
+    """How a file changed since `before` (its lstat when listed), or None."""
+    after = os.fstat(handle.fileno())
+    if after.st_size != before.st_size:
+        return f"its size changed from {before.st_size} to {after.st_size} bytes"
+    if after.st_mtime_ns != before.st_mtime_ns:
+        return "it was written to"
+    return None
+
+
 def _safe_name(path: str) -> bool:
     parts = path.split("/")
     return bool(path) and not path.startswith("/") and ".." not in parts and "" not in parts
@@ -118,7 +148,14 @@ def export_home(home: Path, target: Path, progress: Callable[[int], None]) -> Ex
                 continue
             with handle:
                 entry = found.entry(info)
-                out.add(entry, handle)
+                # at most the size it had when listed and when opened: a file that someone
+                # keeps appending to (or growing from the moment it is opened) ends there
+                entry.size = min(found.info.st_size, info.st_size)
+                out.add(entry, _Upto(handle, entry.size))
+                if changed_since := _changed(handle, found.info):
+                    out.skipped.append(f"{found.path}: {changed_since} while exporting; the "
+                                       "zip holds what was read (at most its size when "
+                                       "opened)")
             progress(out.files)
         out.skipped += [f"{p}: replaced while exporting; its contents are not in the zip"
                         for p in changed]

@@ -17,6 +17,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -188,9 +189,22 @@ def _passwd(name: str) -> pwd.struct_passwd | None:
         return None
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
+    """Remove the folder `path` and all in it, never following a link: the name is looked
+    up in its parent's descriptor, and shutil.rmtree(dir_fd=) opens it, checks it is the
+    folder it lstat'ed, and goes down by descriptors. A folder swapped for a link to a
+    root's folder (by whoever can write its parent) is refused, not followed."""
     try:
-        shutil.rmtree(os.path.realpath(path))
+        parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISDIR(os.lstat(path.name, dir_fd=parent).st_mode):
+                raise HubkeeperError(f"{path} is no longer a folder (a link or a file is "
+                                     "never followed); it was not removed",
+                                     hint="look at what replaced it, then `hubkeeper retire "
+                                     "--yes` again")
+            shutil.rmtree(path.name, dir_fd=parent)
+        finally:
+            os.close(parent)
     except OSError as exc:
         raise HubkeeperError(f"cannot remove {path}: {exc}",
                              hint="fix that, then `hubkeeper retire --yes` again continues"
@@ -285,7 +299,7 @@ class Remover:
         if home and os.path.lexists(home):
             problem = home_problem(Path(home), record.uid, keep)
             if problem is None:
-                _remove_tree(Path(home))
+                remove_tree(Path(home))
             self.note(Item("home", home, f"of {record.user}", problem))
         elif home and resumed:
             self.note(Item("home", home, f"of {record.user}"))
@@ -300,7 +314,7 @@ class Remover:
             self.progress(done, len(homes), f"remove {home}")
             problem = home_problem(home, os.geteuid(), keep)
             if problem is None:
-                _remove_tree(home)
+                remove_tree(home)
             self.note(Item("home", str(home), f"of {home.name}", problem))
             self.flush()
 
@@ -350,7 +364,7 @@ class Remover:
             if os.path.lexists(record.path):
                 problem = home_problem(Path(record.path), 0, keep)
                 if problem is None:
-                    _remove_tree(Path(record.path))
+                    remove_tree(Path(record.path))
                 self.note(Item("data", record.path, record.kind, problem))
             elif resumed:
                 self.note(Item("data", record.path, record.kind))
@@ -369,7 +383,7 @@ class Remover:
             # environment is reported as kept when the engine cannot remove them.
             problem = images.discard(env, self.record["hub"])
             if problem is None:
-                _remove_tree(env)
+                remove_tree(env)
             self.note(Item("environment", env.name, str(env), problem))
             self.flush()
 
@@ -387,7 +401,7 @@ class Remover:
                     contents.remove(entry.name + "/")
                     self.note(Item("state", str(entry), "", f"holds the mount point {mount}"))
                     continue
-                _remove_tree(entry)
+                remove_tree(entry)
             else:
                 entry.unlink()
         before = [e["detail"] for e in self.record["removed"] if e["kind"] == "state"]

@@ -1,9 +1,11 @@
 """Restore from a snapshot: one user's file or home, or the whole hub onto a fresh machine.
 
 Nothing is replaced silently: rsync runs with `--backup --backup-dir`, so every file a restore
-would overwrite is first moved into `before-restore-<time>/` (in the home for a user's
-restore, beside each restored folder for `--all`), keeping its path. Files the snapshot does
-not have are left alone (no --delete): a restore adds and replaces, it never removes.
+would overwrite is first moved into `before-restore-<time>/` (in the home for a home,
+beside each root's folder for `--all`), keeping its path. Whatever goes into a home is
+written by the home's owner (rsync's receiving side runs as that account), never by root.
+Files the snapshot does not have are left alone (no --delete): a restore adds and replaces,
+it never removes.
 
 `restore --all` reads only the snapshot (hub.yaml may be gone with the machine): it
 re-creates the journal's groups and accounts with their uids, gids and password hashes from
@@ -19,17 +21,23 @@ import grp
 import json
 import os
 import pwd
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.asuser import Identity, command_as
+from hubkeeper.host.homes import make_private_dir
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.host.statedir import HubLock, StatePaths
+from hubkeeper.host.writer import myself, writer_for
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
 from hubkeeper.lifecycle.snapshot import LATEST, NAME, latest_name
 
 ASIDE = "before-restore-"
+RECEIVER = "receiver"  # the "host" of rsync's remote shell, which ignores it
+RSYNC_DEADLINE = 6 * 3600  # seconds: a whole home of a large course on a slow disk
 
 
 @dataclass(frozen=True)
@@ -75,24 +83,45 @@ def _clean_relative(path: str) -> str:
     return "/".join(part for part in parts if part != ".")
 
 
+def _receiver_shell(writer: Identity) -> str:
+    """rsync's -e: a "remote shell" that drops the host and execs the receiving rsync as
+    `writer` (setpriv; nothing when that is us). The sender stays root and only reads the
+    snapshot; everything written is written by `writer`, so what its owner planted in the
+    tree (links, swapped folders, a before-restore-<time> pointing at /etc) can only steer
+    writes the owner could make. With -s (protect args) the receiver's command line holds
+    only options: every path goes over rsync's protocol, none through a shell."""
+    prefix = " ".join(command_as(writer, [])) if writer.uid != os.geteuid() else ""
+    return f"{prefix} sh -c 'shift; exec \"$@\"' hubkeeper-restore".strip()
+
+
 def rsync_back(source_root: Path, relative: str, destination: Path, aside: Path,
-               chown: tuple[int, int] | None = None) -> tuple[int, int]:
-    """Copy `source_root`/`relative` to `destination`/`relative`, moving whatever it would
-    overwrite into `aside` (same relative path). Returns (files written, files moved)."""
-    destination.mkdir(parents=True, exist_ok=True)
+               writer: Identity, chown: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Copy `source_root`/`relative` to `destination`/`relative` as `writer`, moving whatever
+    it would overwrite into `aside` (same relative path). Returns (files written, files
+    moved)."""
     source = f"{source_root}/./{relative}" if relative else f"{source_root}/./"
-    args = ["rsync", "-a", "-A", "-R", "--numeric-ids", "--backup", f"--backup-dir={aside}",
-            "--out-format=%i"]
+    args = ["rsync", "-s", "-a", "-A", "-R", "--numeric-ids", "--mkpath", "--backup",
+            f"--backup-dir={aside}", "--out-format=%i", "--info=backup",
+            "-e", _receiver_shell(writer)]
     if chown:
         args.append(f"--chown={chown[0]}:{chown[1]}")
-    done = subprocess.run([*args, source, f"{destination}/"], capture_output=True, text=True)
+    try:
+        done = subprocess.run([*args, source, f"{RECEIVER}:{destination}/"],
+                              capture_output=True, text=True, timeout=RSYNC_DEADLINE)
+    except subprocess.TimeoutExpired:
+        raise HubkeeperError(f"rsync did not finish restoring into {destination} within "
+                             f"{RSYNC_DEADLINE // 3600} h", hint="what was already restored "
+                             f"stays; files that were in the way are in {aside}") from None
     if done.returncode != 0:
         raise HubkeeperError(f"rsync failed restoring {relative or 'everything'} into "
-                             f"{destination}: {done.stderr.strip()[-500:]}",
+                             f"{destination} as uid {writer.uid}: "
+                             f"{done.stderr.strip()[-500:]}",
                              hint="what was already restored stays; files that were in the "
                              f"way are in {aside}")
-    written = sum(1 for line in done.stdout.splitlines() if line.startswith(">f"))
-    moved = sum(len(files) for _, _, files in os.walk(aside)) if aside.exists() else 0
+    lines = done.stdout.splitlines()
+    # the sender's itemized lines ("<f" a file sent) and the receiver's "backed up X to Y"
+    written = sum(1 for line in lines if line.startswith("<f"))
+    moved = sum(1 for line in lines if line.startswith("backed up "))
     return written, moved
 
 
@@ -129,18 +158,17 @@ def restore_user(snapshot: Path, user: str, path: str | None = None,
                              hint=f"there: {', '.join(near)}" if near else
                              "`hubkeeper snapshot list` shows other snapshots")
     if to is not None:
+        # root writes only in root's own folders; inside a home, its owner writes
         destination, owner = Path(os.path.abspath(to)), None
+        writer = writer_for(destination)
     else:
         destination, uid, gid = _current_home(header, user)
         record = header["homes"][user]
         owner = (uid, gid) if (uid, gid) != (record["uid"], record["gid"]) else None
+        make_private_dir(destination, uid, gid)  # a home that is gone: back, empty, first
+        writer = Identity.of_uid(uid, gid)
     aside = destination / f"{ASIDE}{_stamp()}"
-    written, moved = rsync_back(source_root, relative, destination, aside, owner)
-    if moved and to is None:
-        uid, gid = destination.stat().st_uid, destination.stat().st_gid
-        for directory, dirs, _ in os.walk(aside):
-            for name in [directory, *(os.path.join(directory, n) for n in dirs)]:
-                os.lchown(name, uid, gid)
+    written, moved = rsync_back(source_root, relative, destination, aside, writer, owner)
     return Restored(f"{snapshot}/homes/{user}/{relative}".rstrip("/"),
                     str(destination / relative).rstrip("/"), written, moved,
                     str(aside) if moved else None)
@@ -215,18 +243,17 @@ def restore_all(snapshot: Path) -> RestoreAllResult:
         for member in group["members"]:
             if _exists(pwd.getpwnam, member):
                 shadow.add_to_group(member, name)
-    hashes = {name: account["password_hash"] for name, account in records["accounts"].items()
-              if account.get("password_hash") and name in accounts_created}
-    shadow.set_password_hashes(hashes)
 
     stamp = _stamp()
     restored = []
     for user, record in sorted(header["homes"].items()):
         home = Path(record["path"])
-        if home.exists() and not home.is_dir():
+        if os.path.lexists(home) and not stat.S_ISDIR(os.lstat(home).st_mode):
             raise HubkeeperError(f"{home} is in the way of {user}'s home (not a directory)")
-        restored.append(_put_back(snapshot / "homes" / user, home, stamp))
+        restored.append(_put_back_home(snapshot / "homes" / user, home, record, stamp))
     for path, data in sorted(header["data"].items()):
+        # root's shared folders and group folders (many owners inside): root writes them,
+        # before any restored account can log in (passwords are set last)
         restored.append(_put_back(snapshot / data["key"], Path(path), stamp))
     hub = snapshot / "hub"
     for key, original in sorted(header["hub_files"].items()):
@@ -234,6 +261,9 @@ def restore_all(snapshot: Path) -> RestoreAllResult:
     restored.append(_put_back_file(hub / "jupyterhub.sqlite", state.database, stamp))
     for directory in (state.run, state.logs):
         directory.mkdir(parents=True, exist_ok=True)
+    hashes = {name: account["password_hash"] for name, account in records["accounts"].items()
+              if account.get("password_hash") and name in accounts_created}
+    shadow.set_password_hashes(hashes)  # last: nobody logs in while root writes
     return RestoreAllResult(str(snapshot), header["config"], tuple(groups_created),
                             tuple(accounts_created), tuple(restored))
 
@@ -246,10 +276,19 @@ def _exists(lookup, key) -> bool:  # noqa: ANN001 (pwd/grp lookups)
     return True
 
 
+def _put_back_home(source: Path, home: Path, record: dict, stamp: str) -> Restored:
+    """A whole home, written by its owner (made first, empty and theirs, when it is gone);
+    what was in the way goes to before-restore-<time> inside it, as for one user."""
+    make_private_dir(home, record["uid"], record["gid"])
+    aside = home / f"{ASIDE}{stamp}"
+    written, moved = rsync_back(source, "", home, aside, writer_for(home))
+    return Restored(str(source), str(home), written, moved, str(aside) if moved else None)
+
+
 def _put_back(source: Path, destination: Path, stamp: str) -> Restored:
-    """A whole folder, its own attributes included (rsync of source/ into destination/)."""
+    """A whole root's folder, its own attributes included (source/ into destination/)."""
     aside = destination.parent / f".{destination.name}.{ASIDE}{stamp}"
-    written, moved = rsync_back(source, "", destination, aside)
+    written, moved = rsync_back(source, "", destination, aside, myself())
     return Restored(str(source), str(destination), written, moved,
                     str(aside) if moved else None)
 
@@ -258,6 +297,6 @@ def _put_back_file(source: Path, destination: Path, stamp: str) -> Restored:
     if not source.is_file():
         return Restored(str(source), str(destination), 0, 0, None)
     aside = destination.parent / f"{ASIDE}{stamp}"
-    written, moved = rsync_back(source.parent, source.name, destination.parent, aside)
+    written, moved = rsync_back(source.parent, source.name, destination.parent, aside, myself())
     return Restored(str(source), str(destination), written, moved,
                     str(aside) if moved else None)

@@ -25,7 +25,8 @@ from hubkeeper.host.files import write_atomic
 from hubkeeper.host.installed import file_state
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.statedir import StatePaths
-from hubkeeper.lifecycle.manifest import MANIFEST, entry_for, read_manifest, walk
+from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
+from hubkeeper.lifecycle.tree import walk_tree
 
 Progress = Callable[[int, int, str], None]
 RECORD = "RETIRED.json"  # StatePaths.retired; the archive gets the same as RETIREMENT.json
@@ -122,11 +123,12 @@ def tree_problem(path: Path, owner: int | None, keep: dict[Path, str]) -> str | 
 
 
 def foreign_mount(path: Path) -> str | None:
-    """A directory under `path` on another filesystem (a mount), which rmtree would empty."""
+    """A directory under `path` on another filesystem (a mount), which rmtree would empty.
+    Walked by descriptors (lifecycle/tree.py): a folder swapped for a link is not entered."""
     device = os.lstat(path).st_dev
-    for relative, info in walk(path):
-        if info.st_dev != device:
-            return str(path / relative)
+    for found in walk_tree(path):
+        if found.info.st_dev != device:
+            return str(path / found.path)
     return None
 
 
@@ -168,14 +170,11 @@ def tree_changes(root: Path, members: list[dict], allow_missing: bool = False) -
             wanted[path] = member
     changes: list[str] = []
     seen: set[str] = set()
-    try:
-        walked = list(walk(root))
+    try:  # by descriptors: a link is read as a link, a swapped folder is not entered
+        walked = [(item.path, item.entry()) for item in walk_tree(root) if item.kind]
     except OSError as exc:
         return [f"cannot be read ({exc.strerror})"]
-    for path, info in walked:
-        found = entry_for(root, path, info)
-        if found is None:
-            continue  # sockets and fifos hold no data
+    for path, found in walked:  # sockets and fifos hold no data: not listed
         want = wanted.get(path)
         if want is None:
             changes.append(f"{path}: new since the archive")

@@ -15,6 +15,7 @@ from pathlib import Path
 from hubkeeper.config.loader import load
 from hubkeeper.host.statedir import state_paths
 from hubkeeper.hub.runtime import resolve_mode
+from hubkeeper.lifecycle.tree import walk_tree
 from hubkeeper.roster import build_roster
 
 
@@ -49,24 +50,16 @@ class Tally:
 
 
 def tally(root: str) -> Tally:
-    """Apparent bytes and entries under `root`, not following symlinks (like `du -sb`)."""
+    """Apparent bytes and entries under `root`, not following symlinks (like `du -sb`).
+
+    Walked by descriptors with O_NOFOLLOW (lifecycle/tree.py): the home's owner cannot
+    swap a folder for a link and send root's count through /, /proc or another home."""
     total = files = unreadable = 0
     seen: set[tuple[int, int]] = set()
-    pending = [root]
-    while pending:
-        directory = pending.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            unreadable += 1
-            continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
+    try:
+        for found in walk_tree(Path(root)):
+            info = found.info
             if stat.S_ISDIR(info.st_mode):
-                pending.append(entry.path)
                 continue
             if info.st_nlink > 1:
                 key = (info.st_dev, info.st_ino)
@@ -75,6 +68,8 @@ def tally(root: str) -> Tally:
                 seen.add(key)
             total += info.st_size
             files += 1
+    except OSError:
+        unreadable += 1  # the count stops at a folder that cannot be listed
     return Tally(total, files, unreadable)
 
 
@@ -110,7 +105,7 @@ def usage(config: Path) -> UsageResult:
                                    "no home yet (made at the first server start)"))
             continue
         counted = tally(home)
-        note = (f"{counted.unreadable} folder(s) could not be read; run as root"
+        note = ("a folder could not be read, so the count is partial; run as root"
                 if counted.unreadable else None)
         homes.append(HomeUsage(member.name, member.account, home, counted.bytes,
                                counted.files, _free(home), note))
