@@ -178,7 +178,11 @@ def test_the_hub_sends_no_proxy_token_to_a_student_holding_the_proxys_ports(
     asks the proxy for its routes: the hub's proxy class sees whose listener that is and
     refuses; the hub does not start and says why."""
     student = students.make("prx")
-    config = write_config(workdir, name=f"{TEST_ACCOUNT_PREFIX}-listen", auth="dummy")
+    # The Node proxy: hubkeeper's own holds these ports for the hub's account while `up`
+    # runs (test_proxy_port.py), so a student could not even bind them; with Node the
+    # ports are open and the hub's checked proxy class alone keeps the token.
+    config = write_config(workdir, name=f"{TEST_ACCOUNT_PREFIX}-listen", auth="dummy",
+                          proxy="node")
     spec = load(config).spec
     log = workdir / "heard.log"
     go = workdir / "go"
@@ -218,7 +222,11 @@ def test_a_proxy_restarted_onto_a_students_ports_gets_no_token(workdir: Path, st
     and restores its routes through the API port: the check refuses the student's
     listener, and the hub's log names the account."""
     student = students.make("rst")
-    config = write_config(workdir, name=f"{TEST_ACCOUNT_PREFIX}-listen", auth="dummy")
+    # The Node proxy: hubkeeper's own holds these ports for the hub's account while `up`
+    # runs (test_proxy_port.py), so a student could not even bind them; with Node the
+    # ports are open and the hub's checked proxy class alone keeps the token.
+    config = write_config(workdir, name=f"{TEST_ACCOUNT_PREFIX}-listen", auth="dummy",
+                          proxy="node")
     spec = load(config).spec
     hub = hubs.start(config)
     log = workdir / "heard.log"

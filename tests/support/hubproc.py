@@ -102,6 +102,17 @@ class RunningHub:
     def log(self) -> str:
         return self.output.read_text(errors="replace")
 
+    def wait_logged(self, text: str, deadline: float = 15.0) -> str:
+        """The log once it holds `text`: `up` echoes hub.log into its output a moment after
+        the hub writes it, so a line logged while answering a request may not be there yet
+        when the answer arrives."""
+        end = time.monotonic() + deadline
+        while text not in (log := self.log()):
+            if time.monotonic() > end:
+                raise AssertionError(f"{text!r} not logged within {deadline} s:\n{log[-3000:]}")
+            time.sleep(0.1)
+        return log
+
     def stop(self, signum: int = signal.SIGTERM, deadline: float = 30.0) -> float:
         """Signal `hubkeeper up`; return how long it took to exit."""
         began = time.monotonic()
