@@ -8,10 +8,11 @@ its own sending side, and execs RSYNC with:
 
 - effective uid, gid and groups of the account: every file is opened with the account's
   permissions, so a symlink it plants leads only where it could read anyway;
-- real and saved uid `nobody` (65534), not the account's: the account cannot signal,
-  stop, trace or open the descriptors of this process (the kernel allows that only to a
-  process whose real uid matches; a process whose real and effective uids differ at exec is
-  also not dumpable), so it cannot forge what the process tells root's receiving side;
+- real uid `nobody` (65534), not the account's: the account cannot trace this process
+  or open its descriptors or environment (the kernel allows that only when all its uids
+  match), so it cannot forge what the process tells root's receiving side. It can signal
+  it (exec copies the effective uid, the account's, to the saved uid): that ends or stalls
+  the copy of its own home only, which the snapshot reports as incomplete;
 - no capability left (no uid is 0), no way back, an empty environment.
 
 Standalone on purpose: it starts with `python -I -S` and imports nothing else, so that a

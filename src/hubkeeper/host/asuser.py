@@ -4,7 +4,7 @@ Root never writes or reads by path inside a tree a user can write: it runs the t
 (rsync, cp, mkdir, a hook) as the tree's owner, with the owner's uid, gid and supplementary
 groups and no way back. These are the forms of that drop: a command prefix for
 subprocesses that exec a program, a `preexec_fn` for those that run Python's own code, and
-a remote shell for rsync's reading side that the account cannot stop or trace
+a remote shell for rsync's reading side that the account cannot trace or speak for
 (`reading_command`, host/asreader.py).
 """
 
@@ -76,9 +76,9 @@ def become(identity: Identity) -> Callable[[], None]:
 
 def reading_command(identity: Identity, rsync: str) -> list[str]:
     """A remote shell for `rsync -s -e ... --rsync-path=RSYNC host:TREE/ DEST/`: rsync's
-    sending side runs with `identity`'s file access (uid, gid, groups), while its real and
-    saved uid stay `nobody`, so the account cannot stop, trace or speak for the process that
-    reads its files (host/asreader.py says how)."""
+    sending side runs with `identity`'s file access (uid, gid, groups), while its real uid
+    is `nobody`, so the account cannot trace or speak for the process that reads its files
+    (host/asreader.py says how)."""
     if identity.is_root:
         raise ValueError("reading as root needs no remote shell")
     groups = ",".join(str(g) for g in identity.groups) or str(identity.gid)
