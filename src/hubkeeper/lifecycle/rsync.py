@@ -5,7 +5,7 @@ links to `latest` (`--link-dest`). The reading side depends on the tree:
 
 - a home is read with its owner's uid, gid and groups (`host/asuser.reading_command`): a
   link the owner plants, or a folder swapped for one mid-copy, leads only to what the
-  owner could read anyway, and the owner cannot stop, trace or speak for that process;
+  owner could read anyway, and the owner cannot trace or speak for that process;
 - a group folder (root:<group>, 2770) is read as `nobody` with the folder's group: its
   members share it, so that is what the group can read;
 - the hub's own staged files and the shared data folders (root's, 0755, which no user
@@ -36,6 +36,11 @@ NOBODY = 65534
 _INCOMPLETE = {23: "some files could not be read or copied",
                24: "files vanished while it was copied",
                30: f"reading it stalled for {STALL_SECONDS} s"}
+# The reading side ended part-way (5: at start-up, 12: mid-stream, 19/20: on a signal).
+# A home's owner may signal the process reading their home (exec copies its effective uid,
+# theirs, to its saved uid), though never trace it or write to it: that is their home's
+# loss alone.
+_READER_ENDED = (5, 12, 19, 20)
 # The receiver's own words for a full disk end the line with the errno; a file name in a
 # message is always quoted, so it cannot end a line this way.
 _FULL = re.compile(r"No space left on device \(28\)$")
@@ -98,9 +103,11 @@ def copy_tree(source: Source, dest: Path, link_dest: Path | None) -> Incomplete 
     lines = [_printable(line) for line in done.stderr.splitlines() if line.strip()]
     if any(_FULL.search(line) for line in lines):
         raise TargetFailed(f"the target filesystem is full while copying {source.path}")
-    if done.returncode in _INCOMPLETE and source.key != "hub":
+    why = _INCOMPLETE.get(done.returncode) if source.key != "hub" else None
+    if source.reader is not None and done.returncode in _READER_ENDED:
+        why = f"its reading side ended part-way (rsync exit {done.returncode})"
+    if why is not None:
         details = [line for line in lines if not line.startswith("rsync error:")]
-        return Incomplete(source.key, _INCOMPLETE[done.returncode],
-                          tuple(details[:_MAX_DETAILS]))
+        return Incomplete(source.key, why, tuple(details[:_MAX_DETAILS]))
     raise TargetFailed(f"rsync failed copying {source.path} (exit {done.returncode}): "
                        + "; ".join(lines[-3:]))
