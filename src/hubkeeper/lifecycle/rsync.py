@@ -89,12 +89,13 @@ def copy_tree(source: Source, dest: Path, link_dest: Path | None) -> Incomplete 
     else:
         rsync = shutil.which("rsync") or "rsync"
         # -s: the path travels inside rsync's protocol, not through a command line;
-        # the host name before ':' is ignored by the remote shell.
+        # the host name before ':' is ignored by the remote shell. -W: whole files, as a
+        # local copy does (a remote shell would otherwise turn on the delta algorithm).
         words = reading_command(source.reader, rsync)
         if any("'" in word for word in words):  # rsync splits -e on blanks, honours quotes
             raise TargetFailed(f"cannot quote {words} for rsync's -e")
         rsh = " ".join(f"'{word}'" for word in words)
-        args += ["-s", f"--timeout={STALL_SECONDS}", f"--rsync-path={rsync}", "-e", rsh,
+        args += ["-s", "-W", f"--timeout={STALL_SECONDS}", f"--rsync-path={rsync}", "-e", rsh,
                  f"owner:{source.path}/", f"{dest}/"]
     done = subprocess.run(args, capture_output=True, text=True, errors="replace", cwd="/",
                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"})
