@@ -504,17 +504,18 @@ def anatomy(bench: Bench, files: list[tuple[str, str, str, int]]) -> dict[str, A
     copy, in this process with hubkeeper's own functions."""
     from hubkeeper.lifecycle import snapshot
     from hubkeeper.lifecycle.manifest import read_manifest, scan, walk, write_manifest
+    from hubkeeper.lifecycle.rsync import RSYNC
 
     scratch = bench.workdir / "anatomy"
     scratch.mkdir()
-    out: dict[str, Any] = {"rsync": " ".join(snapshot.RSYNC),
+    out: dict[str, Any] = {"rsync": " ".join(RSYNC),
                            "rsync_at_once": getattr(snapshot, "RSYNC_AT_ONCE", 1)}
     names = " ".join(bench.homes)
 
     def rsync_homes(name: str, at_once: int, link_dest: Path | None = None) -> Path:
         dest = scratch / name
         link = f'"--link-dest={link_dest}/homes/$h/"' if link_dest else ""
-        one = f'{" ".join(snapshot.RSYNC)} {link} "$h/" "{dest}/homes/$h/"'
+        one = f'{" ".join(RSYNC)} {link} "$h/" "{dest}/homes/$h/"'
         script = (f"printf '%s\\n' {names} | xargs -P {at_once} -n 1 sh -c 'h=$0; {one}'"
                   if at_once > 1 else f'for h in {names}; do {one} || exit 1; done')
         script = f'mkdir -p "{dest}/homes" && {script}'

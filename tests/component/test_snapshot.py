@@ -272,3 +272,52 @@ def test_one_snapshot_at_a_time(workdir: Path, hubs, clean_accounts) -> None:
     assert f"another snapshot of this hub is running (pid {os.getpid()})" in refused.stderr
     assert not (workdir / "backup").exists()
     assert hk(config, "snapshot").returncode == 0
+
+
+def test_homes_are_read_by_their_owners_and_group_folders_by_their_group(
+        workdir: Path, hubs, clean_accounts) -> None:
+    """What its owner cannot read (a file they made 0000) is left out of their home's copy
+    with a warning on its line; a group folder's file its group cannot read likewise; the
+    snapshot itself completes, verifies and becomes `latest`."""
+    target, folder, group = workdir / "backup", workdir / "lab", f"{PREFIX}lab"
+    config = pam_hub(workdir, "snapown",
+                     f"users:\n  allowed: [{PREFIX}01, {PREFIX}02]\n"
+                     f"  groups: {{{group}: [{PREFIX}01]}}\n"
+                     f"data:\n  group_folders:\n    - {{path: {folder}, group: {group}}}\n"
+                     f"snapshots:\n  targets: [{target}]\n")
+    applied = hk(config, "apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    hubs.start(config).stop()
+    fill_homes(2)
+    home = Path("/home") / f"{PREFIX}01"
+    os.chmod(home / "secret.txt", 0)  # its owner's choice: not even they can read it
+    uid, gid = home.stat().st_uid, os.stat(folder).st_gid
+    for name, mode in (("shared.txt", 0o660), ("private.txt", 0o600)):
+        (folder / name).write_text(f"{name} of the lab\n")
+        os.chown(folder / name, uid, gid)
+        os.chmod(folder / name, mode)
+
+    taken = hk(config, "snapshot")
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    data_key = "data/" + str(folder).lstrip("/")
+    why = "WARNING, incomplete: some files could not be read or copied"
+    assert f"    homes/{PREFIX}01: {why}" in taken.stdout
+    assert f"    {data_key}: {why}" in taken.stdout
+    assert f'"/home/{PREFIX}01/secret.txt": Permission denied' in taken.stdout
+    assert f"homes/{PREFIX}02: WARNING" not in taken.stdout
+    snap = target / latest_name(target)
+    assert (snap / "homes" / f"{PREFIX}01" / "notes é.txt").read_text() == \
+        f"{PREFIX}01's notes\n"
+    assert not (snap / "homes" / f"{PREFIX}01" / "secret.txt").exists()
+    assert (snap / "homes" / f"{PREFIX}02" / "secret.txt").read_text() == "mine\n"
+    copied = snap / data_key / "shared.txt"
+    assert copied.read_text() == "shared.txt of the lab\n"
+    assert (copied.stat().st_uid, copied.stat().st_gid) == (uid, gid)
+    assert not (snap / data_key / "private.txt").exists()
+    assert verify_snapshot(snap) == []
+
+    listing = hk(config, "snapshot", "list")
+    assert f"(2 incomplete: {data_key}, homes/{PREFIX}01)  <- latest" in listing.stdout
+    verified = hk(config, "snapshot", "verify")
+    assert verified.returncode == 0, verified.stdout
+    assert f"  homes/{PREFIX}01: {why}" in verified.stdout

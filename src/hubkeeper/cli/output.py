@@ -293,9 +293,20 @@ def _(result: SnapshotResult, console: Console) -> None:
         console.print(f"  {target.snapshot}: {target.files} files, "
                       f"{format_size(target.bytes)}; {target.linked} unchanged (hard links), "
                       f"{target.files - target.linked} copied", highlight=False, markup=False)
+        for item in target.incomplete:
+            _incomplete_line(item.source, item.why, item.details, console)
         if target.removed:
             console.print(f"    retention removed {', '.join(target.removed)}",
                           highlight=False, markup=False)
+
+
+def _incomplete_line(source: str, why: str, details: tuple[str, ...] | list[str],
+                     console: Console, indent: str = "    ") -> None:
+    """A tree a snapshot holds but not whole: a warning on its line, with rsync's words."""
+    console.print(f"{indent}{source}: WARNING, incomplete: {why}", highlight=False,
+                  markup=False)
+    for detail in details:
+        console.print(f"{indent}  {detail}", highlight=False, markup=False)
 
 
 @text.register
@@ -310,8 +321,12 @@ def _(result: SnapshotList, console: Console) -> None:
                 console.print(f"  {item['name']}  DAMAGED: {item['error']}{mark}",
                               highlight=False, markup=False)
                 continue
+            incomplete = item.get("incomplete") or {}
+            note = f" ({len(incomplete)} incomplete: {', '.join(sorted(incomplete))})" \
+                if incomplete else ""
             console.print(f"  {item['name']}  {item['homes']} homes, {item['files']} files, "
-                          f"{format_size(item['bytes'])}{mark}", highlight=False, markup=False)
+                          f"{format_size(item['bytes'])}{note}{mark}", highlight=False,
+                          markup=False)
         for name in listing.incomplete:
             console.print(f"  {name}  incomplete (a killed run; the next snapshot removes it)",
                           highlight=False, markup=False)
@@ -323,6 +338,10 @@ def _(result: SnapshotVerify, console: Console) -> None:
         if not check.problems:
             console.print(f"{check.snapshot}: every file matches its manifest",
                           highlight=False, markup=False)
+        for source, note in sorted(check.incomplete.items()):
+            _incomplete_line(source, note.get("why", "?"), note.get("details", []), console,
+                             indent="  ")
+        if not check.problems:
             continue
         console.print(f"{check.snapshot}: {len(check.problems)} problems", highlight=False,
                       markup=False)

@@ -2,16 +2,20 @@
 
 Root never writes or reads by path inside a tree a user can write: it runs the tool that does
 (rsync, cp, mkdir, a hook) as the tree's owner, with the owner's uid, gid and supplementary
-groups and no way back. These are the two forms of that drop: a command prefix for
-subprocesses that exec a program, and a `preexec_fn` for those that run Python's own code.
+groups and no way back. These are the forms of that drop: a command prefix for
+subprocesses that exec a program, a `preexec_fn` for those that run Python's own code, and
+a remote shell for rsync's reading side that the account cannot trace or speak for
+(`reading_command`, host/asreader.py).
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 SETPRIV = "setpriv"  # util-linux
 
@@ -68,3 +72,15 @@ def become(identity: Identity) -> Callable[[], None]:
         os.setresuid(identity.uid, identity.uid, identity.uid)
 
     return drop
+
+
+def reading_command(identity: Identity, rsync: str) -> list[str]:
+    """A remote shell for `rsync -s -e ... --rsync-path=RSYNC host:TREE/ DEST/`: rsync's
+    sending side runs with `identity`'s file access (uid, gid, groups), while its real uid
+    is `nobody`, so the account cannot trace or speak for the process that reads its files
+    (host/asreader.py says how)."""
+    if identity.is_root:
+        raise ValueError("reading as root needs no remote shell")
+    groups = ",".join(str(g) for g in identity.groups) or str(identity.gid)
+    return [sys.executable, "-I", "-S", str(Path(__file__).with_name("asreader.py")),
+            str(identity.uid), str(identity.gid), groups, rsync]

@@ -182,7 +182,12 @@ def _tree(state: _Writing, relative: str, root: Path) -> list[dict]:
                                      "not archived")
                 continue
             if kind != "f":
-                entry = found.entry()
+                try:
+                    entry = found.entry()
+                except Changed as why:  # a symlink swapped for something else
+                    state.skipped.append(f"{root / found.path}: changed while archiving "
+                                         f"({why}); not archived")
+                    continue
                 writer.add(entry)
                 members.append(member_dict(entry))
                 continue

@@ -6,8 +6,11 @@ One snapshot, on each target independently:
    point `latest` at the newest complete snapshot;
 2. copy into `<target>/.partial-<name>/` with rsync `--link-dest=<target>/latest/...`, so
    an unchanged file is a hard link to the previous snapshot: the hub's files (the database
-   from SQLite's online backup), each home and each data folder, four rsyncs at a time;
-3. MANIFEST.json (every entry, SHA-256) and its .sha256, then `sync -f`;
+   from SQLite's online backup), each home (read as its owner) and each data folder, four
+   rsyncs at a time (lifecycle/rsync.py). A home whose owner made files vanish or become
+   unreadable mid-copy is in the snapshot, marked incomplete, never a failed snapshot;
+3. MANIFEST.json (every entry, SHA-256, and the incomplete trees) and its .sha256, then
+   `sync -f`;
 4. rename `.partial-<name>` to `<name>` (a snapshot with a name is complete), then switch
    `latest` with a rename of a new symlink over it: `latest` only ever names a complete one;
 5. retention: a snapshot to drop is first renamed `.deleting-<name>`, then removed, so a
@@ -35,6 +38,7 @@ from hubkeeper import __version__
 from hubkeeper.config.model import Retention
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
+from hubkeeper.host.asuser import Identity
 from hubkeeper.host.files import write_atomic
 from hubkeeper.host.locks import PidLock
 from hubkeeper.host.statedir import StatePaths
@@ -48,14 +52,12 @@ from hubkeeper.lifecycle.manifest import (
     verify_tree,
     write_manifest,
 )
+from hubkeeper.lifecycle.rsync import Incomplete, Source, TargetFailed, copy_tree, group_reader
 from hubkeeper.lifecycle.sources import HubContents, account_records, backup_database
 
 NAME = re.compile(r"^\d{8}T\d{6}$")
 LATEST = "latest"
 KIND = "hubkeeper-snapshot"
-# setpriv: each rsync gets SIGKILL when the thread that started it ends, so a snapshot killed
-# with kill -9 leaves no rsync writing into a partial snapshot the next run removes.
-RSYNC = ("setpriv", "--pdeathsig", "KILL", "--", "rsync", "-a", "-A", "--numeric-ids")
 # rsync of many small files waits on the disk more than on the CPU: 4 at a time copied 200
 # homes of 500 files in 0.6x the time of one at a time on 2 cores (bench/snapshot.py).
 RSYNC_AT_ONCE = 4
@@ -72,6 +74,7 @@ class TargetResult:
     removed: tuple[str, ...] = ()  # dropped by retention
     cleaned: tuple[str, ...] = ()  # leftovers of a killed run
     error: str | None = None
+    incomplete: tuple[Incomplete, ...] = ()  # trees in the snapshot but not whole, and why
 
 
 @dataclass(frozen=True)
@@ -244,48 +247,41 @@ def _stage_hub(contents: HubContents, stage: Path) -> int:
     return users
 
 
-class TargetFailed(Exception):
-    pass
-
-
-def _rsync(source: Path, dest: Path, link_dest: Path | None) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    args = [*RSYNC]
-    if link_dest is not None and link_dest.is_dir():
-        args.append(f"--link-dest={link_dest}/")
-    args += [f"{source}/", f"{dest}/"]
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode not in (0, 24):  # 24: a file vanished while copying (a live home)
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        full = any("No space left on device" in line for line in lines)
-        raise TargetFailed(
-            f"the target filesystem is full while copying {source}" if full else
-            f"rsync failed copying {source} (exit {done.returncode}): "
-            + "; ".join(lines[-3:]))
-
-
-def _copy_all(sources: list[tuple[str, Path]], partial: Path, previous: Path | None,
-              progress: Progress) -> None:
-    """rsync every source into `partial`, RSYNC_AT_ONCE at a time; the first failure fails
-    all (the others finish or fail on their own; the partial snapshot is then removed)."""
+def _copy_all(sources: list[Source], partial: Path, previous: Path | None,
+              progress: Progress) -> list[Incomplete]:
+    """rsync every source into `partial`, RSYNC_AT_ONCE at a time; the trees copied but not
+    whole. The first failure of the target fails all (the others finish or fail on their
+    own; the partial snapshot is then removed)."""
+    incomplete: list[Incomplete] = []
     with ThreadPoolExecutor(RSYNC_AT_ONCE) as pool:
-        running = {pool.submit(_rsync, source, partial / key,
-                               previous / key if previous else None): key
-                   for key, source in sources}
+        running = {pool.submit(copy_tree, source, partial / source.key,
+                               previous / source.key if previous else None): source.key
+                   for source in sources}
         try:
             for done, finished in enumerate(as_completed(running), 1):
-                finished.result()
+                if (warning := finished.result()) is not None:
+                    incomplete.append(warning)
                 progress(done, len(running), f"copied {running[finished]}")
         except BaseException:
             for future in running:
                 future.cancel()
             raise
+    return sorted(incomplete, key=lambda item: item.source)
 
 
-def _sources(contents: HubContents, stage: Path) -> list[tuple[str, Path]]:
-    items = [("hub", stage / "hub")]
-    items += [(f"homes/{home.user}", home.path) for home in contents.homes]
-    items += [(data.key, data.path) for data in contents.data]
+def _sources(contents: HubContents, stage: Path) -> list[Source]:
+    """Each tree with who reads it (lifecycle/rsync.py): a home its owner, a group folder
+    its group, root's own trees root. Without root, everything is read as ourselves."""
+    as_root = os.geteuid() == 0
+    items = [Source("hub", stage / "hub")]
+    for home in contents.homes:
+        reader = Identity.of_uid(home.uid, home.gid) if as_root and home.uid != 0 else None
+        items.append(Source(f"homes/{home.user}", home.path, reader))
+    for data in contents.data:
+        reader = None
+        if as_root and data.kind == "group-folder":
+            reader = group_reader(os.stat(data.path).st_gid)
+        items.append(Source(data.key, data.path, reader))
     return items
 
 
@@ -304,6 +300,13 @@ def _header(contents: HubContents, name: str, hub_users: int) -> dict:
     }
 
 
+def _incomplete_record(incomplete: list[Incomplete]) -> dict:
+    """The manifest's note of trees copied but not whole: `snapshot list` and `verify` show
+    it, so a restore from this snapshot knows what it lacks."""
+    return {item.source: {"why": item.why, "details": list(item.details)}
+            for item in incomplete}
+
+
 def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
                   hub_users: int, keep: Retention, progress: Progress) -> TargetResult:
     try:
@@ -316,8 +319,8 @@ def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
     partial = target / f".partial-{name}"
     try:
         partial.mkdir(mode=0o700)
-        _copy_all(_sources(contents, stage), partial,
-                  target / previous if previous else None, progress)
+        incomplete = _copy_all(_sources(contents, stage), partial,
+                               target / previous if previous else None, progress)
         before: dict[str, Entry] = {}
         if previous:
             try:
@@ -325,7 +328,9 @@ def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
             except HubkeeperError:
                 before = {}  # a damaged previous manifest: hash everything afresh
         entries = scan(partial, before, progress)
-        write_manifest(partial, _header(contents, name, hub_users), entries)
+        header = dict(_header(contents, name, hub_users),
+                      incomplete=_incomplete_record(incomplete))
+        write_manifest(partial, header, entries)
         subprocess.run(["sync", "-f", str(partial)], check=False)
         os.rename(partial, target / name)
         _fsync_dir(target)
@@ -342,7 +347,8 @@ def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
     linked = sum(1 for e in files if (b := before.get(e.path)) is not None and b.ino == e.ino)
     removed = apply_retention(target, keep)
     return TargetResult(str(target), str(target / name), True, len(files),
-                        sum(e.size for e in files), linked, tuple(removed), tuple(cleaned))
+                        sum(e.size for e in files), linked, tuple(removed), tuple(cleaned),
+                        incomplete=tuple(incomplete))
 
 
 def take_snapshot(contents: HubContents, targets: list[Path],
@@ -397,6 +403,15 @@ def verify_snapshot(snapshot: Path, progress: Progress = silent) -> list[str]:
                        ignore=frozenset({MANIFEST, f"{MANIFEST}.sha256"}))
 
 
+def incomplete_trees(snapshot: Path) -> dict[str, dict]:
+    """The trees a snapshot holds but not whole ({} when all are whole or unreadable)."""
+    try:
+        header, _ = read_manifest(snapshot)
+    except HubkeeperError:
+        return {}
+    return dict(header.get("incomplete", {}))
+
+
 def describe(snapshot: Path) -> dict:
     """What `snapshot list` shows of one snapshot (from its manifest header)."""
     try:
@@ -405,5 +420,6 @@ def describe(snapshot: Path) -> dict:
         return {"name": snapshot.name, "ok": False, "error": exc.message}
     return {"name": snapshot.name, "ok": True, "created": header.get("created"),
             "files": header["totals"]["files"], "bytes": header["totals"]["bytes"],
-            "homes": len(header.get("homes", {})), "hub_users": header.get("hub_users")}
+            "homes": len(header.get("homes", {})), "hub_users": header.get("hub_users"),
+            "incomplete": header.get("incomplete", {})}
 

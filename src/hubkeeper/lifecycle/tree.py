@@ -50,7 +50,14 @@ class Found:
                      link=self.readlink() if kind == "l" else None)
 
     def readlink(self) -> str:
-        return os.readlink(self.name, dir_fd=self.parent_fd)
+        """The listed symlink's target; Changed when it is no longer a symlink (its owner
+        swapped it for a folder or file after the listing, or removed it)."""
+        try:
+            return os.readlink(self.name, dir_fd=self.parent_fd)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR):
+                raise Changed(exc.strerror) from None
+            raise
 
     def open(self) -> tuple[BinaryIO, os.stat_result]:
         """The listed regular file, opened without following anything, with its fstat."""

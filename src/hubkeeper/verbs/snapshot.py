@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubkeeper.lifecycle.manifest import Progress
@@ -12,6 +12,7 @@ from hubkeeper.lifecycle.snapshot import (
     complete_snapshots,
     describe,
     find_snapshot,
+    incomplete_trees,
     latest_name,
     snapshot_targets,
     take_snapshot,
@@ -56,6 +57,9 @@ def list_snapshots(config: Path, targets: tuple[Path, ...]) -> SnapshotList:
 class SnapshotCheck:
     snapshot: str
     problems: tuple[str, ...]
+    # trees the snapshot holds but not whole, as taken (a home whose owner changed it
+    # mid-copy): not a problem of the snapshot, but what a restore from it lacks
+    incomplete: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ def verify(config: Path, name: str | None, targets: tuple[Path, ...],
     else:
         snapshots = [target / name for target in chosen if name in complete_snapshots(target)]
         snapshots = snapshots or [find_snapshot(chosen, name)]
-    checked = tuple(SnapshotCheck(str(path), tuple(verify_snapshot(path, progress)))
+    checked = tuple(SnapshotCheck(str(path), tuple(verify_snapshot(path, progress)),
+                                  incomplete_trees(path))
                     for path in snapshots)
     return SnapshotVerify(str(contents.loaded.path), checked)
