@@ -100,3 +100,21 @@ def fingerprint(top: Path) -> dict[str, tuple]:
         seen[str(path.relative_to(top))] = (info.st_uid, info.st_gid,
                                             stat.S_IMODE(info.st_mode), body)
     return seen
+
+
+def journal_of(workdir: Path, *students: Student) -> str:
+    """A journal recording `students` as hubkeeper's accounts (as `adopt` records them), for
+    a spawner made in the test: in system mode a hub user runs only as a journaled account."""
+    import pwd
+
+    from hubkeeper.host.journal import AccountRecord, Journal
+
+    path = workdir / "journal.json"
+    journal = Journal.load(path)
+    for student in students:
+        entry = pwd.getpwnam(student.name)
+        journal.accounts[student.name] = AccountRecord(
+            account=student.name, user=student.name, state="created", uid=entry.pw_uid,
+            gid=entry.pw_gid, home=entry.pw_dir)
+    journal.save()
+    return str(path)

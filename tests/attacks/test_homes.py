@@ -20,7 +20,13 @@ from hubkeeper.host.dirs import link_in_home
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.hub.spawner import LocalSpawner
 from hubkeeper.verbs.usage import tally
-from tests.attacks.homes_support import EXCHANGER, decoy, fingerprint, wait_for
+from tests.attacks.homes_support import (
+    EXCHANGER,
+    decoy,
+    fingerprint,
+    journal_of,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -116,7 +122,8 @@ def test_a_home_is_never_made_over_a_planted_link(workdir: Path, students) -> No
     # the spawner's first start makes the missing home, while the student swaps it
     ready = student.home / ".ready"
     subprocess.run(["usermod", "--home", str(planted), student.name], check=True)
-    spawner = LocalSpawner(user=SimpleNamespace(name=student.name, groups=[]))
+    spawner = LocalSpawner(user=SimpleNamespace(name=student.name, groups=[]),
+                           journal_path=journal_of(workdir, student))
     student.start(SWAP_NEW_HOME, str(target), str(planted), str(ready),
                   log=workdir / "attacker.log")
     wait_for(ready)
@@ -180,6 +187,7 @@ def test_seeding_never_writes_through_a_link_the_student_planted(workdir: Path,
     student.run("ln", "-s", str(target / "sub"), "python/sub")
     student.run("ln", "-s", str(target / "passwd"), "python/passwd")
     spawner = LocalSpawner(user=SimpleNamespace(name=student.name, groups=[]),
+                           journal_path=journal_of(workdir, student),
                            environments={"python": {"path": str(workdir / "envs"),
                                                     "groups": [],
                                                     "home_template": str(template)}})

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from hubkeeper.hub.spawner import LocalSpawner
+from tests.attacks.homes_support import journal_of
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -55,6 +56,7 @@ def test_a_users_hook_never_holds_roots_log(workdir: Path, students) -> None:
     log.write_text("--- an earlier start: root's record\n")
     os.chmod(log, 0o600)
     spawner = LocalSpawner(user=SimpleNamespace(name=student.name, groups=[]),
+                           journal_path=journal_of(workdir, student),
                            hook_log_dir=str(logs),
                            hooks_as_user=[{"script": str(script), "name": "evil.py",
                                            "timeout": 20}])
