@@ -14,7 +14,7 @@ from jupyterhub import orm
 
 from tests.attacks.conftest import Student, Students
 from tests.conftest import TEST_ACCOUNT_PREFIX
-from tests.support.hubproc import HUBKEEPER, pam_hub
+from tests.support.hubproc import HUBKEEPER, pam_hub, record_accounts
 
 # A student's loop against a walk by path of a folder that becomes theirs while root walks
 # it: as soon as one of the watched paths exists and is theirs, keep exchanging each folder
@@ -102,19 +102,8 @@ def fingerprint(top: Path) -> dict[str, tuple]:
     return seen
 
 
+
 def journal_of(workdir: Path, *students: Student) -> str:
     """A journal recording `students` as hubkeeper's accounts (as `adopt` records them), for
     a spawner made in the test: in system mode a hub user runs only as a journaled account."""
-    import pwd
-
-    from hubkeeper.host.journal import AccountRecord, Journal
-
-    path = workdir / "journal.json"
-    journal = Journal.load(path)
-    for student in students:
-        entry = pwd.getpwnam(student.name)
-        journal.accounts[student.name] = AccountRecord(
-            account=student.name, user=student.name, state="created", uid=entry.pw_uid,
-            gid=entry.pw_gid, home=entry.pw_dir)
-    journal.save()
-    return str(path)
+    return str(record_accounts(workdir / "journal.json", *(s.name for s in students)))

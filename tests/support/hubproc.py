@@ -170,19 +170,26 @@ def journaled(config: Path, *accounts: str, prefix: str = "") -> Path:
     hub's journal as hubkeeper's, the way `hubkeeper adopt` records the accounts it takes
     over: in system mode a hub user runs only as an account the journal holds. The hub user
     is the account without `prefix` (users.account_prefix)."""
+    from hubkeeper.host.statedir import state_paths
+
+    record_accounts(state_paths(load(config), True).journal, *accounts, prefix=prefix)
+    return config
+
+
+def record_accounts(journal_path: Path, *accounts: str, prefix: str = "") -> Path:
+    """Accounts recorded as created by hubkeeper in the journal at `journal_path`."""
     import pwd
 
     from hubkeeper.host.journal import AccountRecord, Journal
-    from hubkeeper.host.statedir import state_paths
 
-    journal = Journal.load(state_paths(load(config), True).journal)
+    journal = Journal.load(journal_path)
     for account in accounts:
         entry = pwd.getpwnam(account)
         journal.accounts[account] = AccountRecord(
             account=account, user=account.removeprefix(prefix), state="created",
             uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir)
     journal.save()
-    return config
+    return journal_path
 
 
 def apply_accounts(config: Path, password: str | None = None,
