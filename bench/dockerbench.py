@@ -3,7 +3,7 @@
     .venv/bin/python bench/dockerbench.py [--quick] [--out bench/results/latest-docker.json]
 
 Needs root and a Docker engine (the Debian one: /usr/bin/docker). Both targets are
-hubkeeper in system mode with the Python proxy, shared-password login, the same accounts
+hubkeeper in system mode with the Python proxy, PAM login, the same accounts
 (<prefix>01..<prefix>30) and one environment `nb`, so both seed ~/nb/ and start there:
 
   local   backend: local, `nb` a venv with no packages of its own (JupyterLab from

@@ -28,6 +28,7 @@ import os
 import pwd
 import random
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -59,7 +60,13 @@ from bench.common import (  # noqa: E402
     wait_quiet,
     write_json,
 )
-from tests.support.hubproc import _answers, free_ports, start_hub, write_config  # noqa: E402, E501
+from tests.support.hubproc import (  # noqa: E402
+    _answers,
+    free_ports,
+    journaled,
+    start_hub,
+    write_config,
+)
 from tests.support.simuser import SimUser  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -330,9 +337,17 @@ class RunningTarget:
 def start_hubkeeper(workdir: Path, proxy: str, name: str = "hubbench", extra: str = "",
                     prepare: Callable[[Path], None] | None = None) -> RunningTarget:
     """`hubkeeper up` in system mode for ACCOUNTS; `extra`: more hub.yaml sections;
-    `prepare(config)` runs before `up` (e.g. `hubkeeper env build`)."""
-    config = write_config(workdir, name=name, mode="system", admins=(), allowed=ACCOUNTS,
-                          proxy=proxy, extra=extra)
+    `prepare(config)` runs before `up` (e.g. `hubkeeper env build`).
+
+    System mode refuses a shared password (anyone could log in as anyone) and runs a hub
+    user only as an account in hubkeeper's journal: the accounts are recorded there as
+    `adopt` would, and log in with PAM, every one with the same generated password."""
+    config = write_config(workdir, name=name, mode="system", auth="pam", admins=(),
+                          allowed=ACCOUNTS, proxy=proxy, extra=extra)
+    journaled(config, *ACCOUNTS)
+    password = secrets.token_urlsafe(12)
+    subprocess.run(["chpasswd"], input="".join(f"{a}:{password}\n" for a in ACCOUNTS),
+                   text=True, check=True, timeout=60)
     if prepare is not None:
         prepare(config)
     hub = start_hub(config, deadline=HUB_START_DEADLINE)
@@ -341,7 +356,7 @@ def start_hubkeeper(workdir: Path, proxy: str, name: str = "hubbench", extra: st
         return hub.stop(deadline=HUB_STOP_DEADLINE)
 
     # The hub writes its log into the state dir; up.log has hubkeeper's own messages too.
-    return RunningTarget(hub.url, hub.password, stop, [hub.state / "logs" / "hub.log",
+    return RunningTarget(hub.url, password, stop, [hub.state / "logs" / "hub.log",
                                                        hub.output],
                          [hub.state / "run" / "proxy.pid"],
                          lambda: {"hub": hub.hub_pid(), "proxy": hub.proxy_pid()})
