@@ -362,3 +362,38 @@ def test_status_reads_with_a_token_that_can_change_nothing(gated_hub) -> None:
         "GET /users": 200, "DELETE /users/student1/server": 403,
         "DELETE /users/student1": 403, "POST /users/student2": 403,
         "POST /users/student1/server": 403}
+
+
+def test_the_gate_passes_nothing_to_a_student_listening_in_a_stopped_services_place(
+        workdir: Path, students, hubs) -> None:
+    """A gated service is down (an external one: nothing runs it); a student listens on its
+    port. A logged-in user's visit through the gate reaches the student's socket, which
+    receives nothing: not the user's cookies, not the user header; the user is told the
+    service does not answer."""
+    student = students.make("svc")
+    service_port, gate_port = free_ports(2)
+    config = write_config(workdir, name=f"{TEST_ACCOUNT_PREFIX}-down", auth="dummy",
+                          extra=f"services:\n  - name: board\n"
+                                f"    url: http://127.0.0.1:{service_port}\n"
+                                f"    gate_port: {gate_port}\n")
+    hub = hubs.start(config)
+    log = workdir / "heard.log"
+    recorder(student, [service_port], log)
+    wait_for(lambda: b"LISTENING" in heard(log), "the student listens")
+
+    async def visit() -> tuple[int, str]:
+        async with SimUser(hub.url, "student1", "any password") as user:
+            await user.login()
+            async with user.session.get(hub.url + "services/board/") as answer:
+                return answer.status, await answer.text()
+
+    status, text = asyncio.run(visit())
+    # The gate did connect (the attack was live), checked whose listener it was, sent nothing.
+    wait_for(lambda: b"CONNECTION" in heard(log), "the gate connecting to the student")
+    time.sleep(0.5)  # whatever was sent is in the log
+    data = heard(log)
+    assert b"GET" not in data and b"Cookie" not in data and b"X-Hubkeeper-User" not in data, \
+        data[:2000]
+    assert status == 502 and "board does not answer" in text, (status, text[-500:])
+    hub.wait_logged(f"where the service board should listen, is held by account "
+                    f"{student.name}")

@@ -131,3 +131,47 @@ def test_the_gate_rule_is_added_once_and_removed() -> None:
     assert tables.rules == {"iptables": [], "ip6tables": []}
     with pytest.raises(FirewallError, match="could not close port 8787.*must be root"):
         guard.close(Tables(fail_insert=True))
+
+
+# --- the login gate's connections to its service (hub/gate_upstream.py) --------------------
+
+
+def test_the_gate_passes_nothing_to_a_stranger_in_its_services_place(nobody_listens) -> None:
+    """A hub user's uid (nobody, 65534, stands in: >= 1000) listens where the service should;
+    neither a request nor a WebSocket handshake of the gate's reaches it."""
+    import asyncio
+
+    from tornado import httpclient
+    from tornado.simple_httpclient import SimpleAsyncHTTPClient
+
+    from hubkeeper.hub.gate_upstream import checked_client, checked_websocket
+
+    async def fetch(port: int) -> None:
+        client = SimpleAsyncHTTPClient(force_instance=True)
+        checked_client(client, "board")
+        try:
+            await client.fetch(httpclient.HTTPRequest(
+                f"http://127.0.0.1:{port}/", headers={"Cookie": "SECRET-COOKIE"}))
+        finally:
+            client.close()
+
+    async def handshake(port: int) -> None:
+        await checked_websocket(httpclient.HTTPRequest(
+            f"ws://127.0.0.1:{port}/", headers={"Cookie": "SECRET-COOKIE"}), "board")
+
+    for attempt in (fetch, handshake):
+        (port,) = free_ports(1)
+        proc = nobody_listens(port)
+        with pytest.raises(ListenerRefused) as refused:
+            asyncio.run(attempt(port))
+        assert (f"port {port} on 127.0.0.1, where the service board should listen, is held "
+                f"by account nobody (uid {NOBODY})") in str(refused.value)
+        out, _ = proc.communicate(timeout=10)
+        assert "SECRET" not in out and out.strip() in ("b''", "nothing"), out
+
+
+def test_the_gate_reaches_a_service_of_root_or_a_system_account() -> None:
+    from hubkeeper.hub.gate_upstream import may_serve
+
+    assert may_serve(0) and may_serve(33) and may_serve(os.geteuid())  # root, www-data
+    assert not may_serve(1000) and not may_serve(NOBODY) and not may_serve(None)

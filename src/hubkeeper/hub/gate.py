@@ -34,6 +34,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 from hubkeeper.hub.gate_firewall import FirewallError, PortGuard
 from hubkeeper.hub.gate_proxy import MAX_BODY, GateHandler, log_request
 from hubkeeper.hub.gate_rules import GateConfig
+from hubkeeper.hub.gate_upstream import checked_client
 
 log = logging.getLogger("hubkeeper.gate")
 
@@ -183,6 +184,7 @@ async def _serve(config: GateConfig) -> int:
     auth = HubOAuth.instance(cache_max_age=AUTH_CACHE_SECONDS)
     client = SimpleAsyncHTTPClient(force_instance=True, max_clients=1024,
                                    max_body_size=MAX_BODY, max_buffer_size=MAX_BODY)
+    checked_client(client, config.name)  # never to a student listening in its place
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

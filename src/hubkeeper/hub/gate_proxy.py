@@ -24,6 +24,7 @@ from hubkeeper.hub.gate_rules import (
     upstream_headers,
     upstream_path,
 )
+from hubkeeper.hub.gate_upstream import checked_websocket
 
 log = logging.getLogger("hubkeeper.gate")
 
@@ -257,9 +258,9 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):
         headers = upstream_headers(self.config, self.request, self.current_user["name"],
                                    self._hidden_cookies(), websocket_request=True)
         try:
-            self._upstream_ws = await websocket.websocket_connect(
+            self._upstream_ws = await checked_websocket(
                 httpclient.HTTPRequest(url, headers=headers, connect_timeout=CONNECT_TIMEOUT,
-                                       request_timeout=0),
+                                       request_timeout=0), self.config.name,
                 subprotocols=protocols or None, max_message_size=MAX_MESSAGE)
         except Exception as exc:  # noqa: BLE001
             log.warning("%s: websocket to %s failed: %s", self.config.name, url, exc)
