@@ -81,8 +81,11 @@ def _cli_section(out: list[str]) -> None:
     from hubkeeper.cli.main import cli
 
     # A fixed width: the generated file must not depend on the terminal that made it.
+    # The group's own context settings (-h as well as --help), as `hubkeeper` itself runs
+    # with: click keeps the help option it first made on the command, so a context without
+    # them made the text depend on whether the CLI had already run in this process.
     context = click.Context(cli, info_name="hubkeeper", terminal_width=100,
-                            max_content_width=100)
+                            max_content_width=100, **cli.context_settings)
     out.append("```")
     out.append(cli.get_help(context))
     out.append("```")

@@ -37,6 +37,9 @@ def test_a_deadline_gives_a_lower_bound() -> None:
     assert not usage.complete
 
 
-def test_the_fair_share_is_the_whole_disk_over_the_users() -> None:
+def test_the_fair_share_is_the_disk_less_the_reserve_over_the_users() -> None:
     assert fair_share(64 << 20, 3) == (64 << 20) // 3
+    assert fair_share(64 << 20, 3, 24 << 20) == (40 << 20) // 3
     assert fair_share(100, 0) == 100
+    assert fair_share(2 << 20, 1, 1 << 20) == 1 << 20  # one user, over half a full disk
+    assert fair_share(100, 2, 500) == 0

@@ -86,8 +86,9 @@ def disk_size(path: str) -> int:
     return info.f_blocks * info.f_frsize
 
 
-def fair_share(size: int, users: int) -> int:
-    """One user's fair share of a disk of `size` bytes shared by `users` hub users: an equal
-    part of the whole disk (not of what is left: a student who filled it must not shrink
-    everyone else's share)."""
-    return size // max(1, users)
+def fair_share(size: int, users: int, reserve: int = 0) -> int:
+    """One user's fair share of a disk of `size` bytes shared by `users` hub users, of which
+    `reserve` bytes (data.min_free) are to stay free: an equal part of what users may fill
+    (not of what is left now: a student who filled it must not shrink everyone else's
+    share). A hub with one user still refuses that user on a full disk."""
+    return max(0, size - reserve) // max(1, users)

@@ -281,7 +281,8 @@ class HubkeeperSpawner(LoggingConfigurable):
     async def check_free_space(self) -> None:
         """data.min_free, judging the user who is over rather than everyone: on a disk with
         less free space than that, the start of a user whose home holds more than their
-        fair share (the disk's size divided by the hub's users) is refused, and the others
+        fair share (the disk's size less data.min_free, divided by the hub's users) is
+        refused, and the others
         start (host/homesize.py). One student filling the disk locks out only themselves."""
         if not self.min_free_bytes:
             return
@@ -290,13 +291,14 @@ class HubkeeperSpawner(LoggingConfigurable):
         if free >= self.min_free_bytes:
             return
         users = self.hub_user_count()
-        share = homesize.fair_share(homesize.disk_size(where), users)
+        share = homesize.fair_share(homesize.disk_size(where), users, self.min_free_bytes)
         usage = await asyncio.to_thread(homesize.home_usage, home)
         have, need = format_size(free), format_size(self.min_free_bytes)
         state = (f"{where} has {free} bytes free, less than data.min_free "
                  f"({self.min_free_bytes} bytes); {home} holds "
                  f"{'at least ' if not usage.complete else ''}{usage.bytes} bytes, the fair "
-                 f"share is {share} bytes (the disk's size over {users} hub users)")
+                 f"share is {share} bytes (the disk's size less data.min_free, over {users} hub "
+                 "users)")
         if usage.bytes <= share:
             self.log.warning("%s: starts although %s: under the fair share, so not the one "
                              "who filled it (`hubkeeper usage` lists the largest homes)",
