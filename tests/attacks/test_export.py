@@ -73,3 +73,8 @@ def test_export_never_writes_the_zip_through_a_students_link(workdir: Path,
     assert f"uid {student.uid} owns a folder on the way there" in done.stderr, done.stderr
     assert fingerprint(target) == before, "root wrote the zip into root's folder"
 
+    # A folder to be made under the link: refused before root makes anything there.
+    done = hk(config, "export", student.name, "--to", str(student.home / "zips" / "new"))
+    assert done.returncode == 1, done.stdout
+    assert f"uid {student.uid} owns a folder on the way there" in done.stderr, done.stderr
+    assert fingerprint(target) == before, "root made a folder in root's folder"

@@ -33,16 +33,22 @@ class ExportInfo:
     skipped: tuple[str, ...]  # what is not in the zip, and why
 
 
+def require_own_folder(folder: Path) -> None:
+    """Refuse a zip's folder (existing or to be made) that another account could steer: one
+    it owns on the way could be swapped for a link while root writes there."""
+    writer = writer_for(folder)  # raises for a folder others can write
+    if writer.uid != os.geteuid():
+        raise HubkeeperError(
+            f"will not write the zip into {folder}: uid {writer.uid} owns a folder on the "
+            "way there, and could swap it for a link while it is written",
+            hint="give --to a folder of root's (e.g. /root/zips), then hand the zip over")
+
+
 class _Zip:
     """The zip being written: `.<name>.partial` until `commit()` renames it."""
 
     def __init__(self, path: Path) -> None:
-        writer = writer_for(path.parent)  # raises for a folder others can write
-        if writer.uid != os.geteuid():
-            raise HubkeeperError(
-                f"will not write the zip into {path.parent}: uid {writer.uid} owns a folder "
-                "on the way there, and could swap it for a link while it is written",
-                hint="give --to a folder of root's (e.g. /root/zips), then hand the zip over")
+        require_own_folder(path.parent)
         self.path = path
         self.partial = path.with_name(f".{path.name}.partial")
         fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)

@@ -12,7 +12,12 @@ from pathlib import Path
 
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.lifecycle.archive import prepare_parent, unique_name, utcnow
-from hubkeeper.lifecycle.export import archived_users, export_archived, export_home
+from hubkeeper.lifecycle.export import (
+    archived_users,
+    export_archived,
+    export_home,
+    require_own_folder,
+)
 from hubkeeper.lifecycle.manifest import Progress, silent
 from hubkeeper.lifecycle.sources import hub_contents
 from hubkeeper.verbs.usage import tally
@@ -64,6 +69,7 @@ def export(config: Path | None, user: str, to: Path, from_archive: Path | None =
         source = str(homes[user].path)
         total = tally(source).files  # for the progress bar only
     to = to.absolute()
+    require_own_folder(to)  # before anything is made there, as well as when the zip is
     prepare_parent(to)
     target = to / unique_name(to, f"{user}-{hub}-{now():%Y%m%dT%H%M%S}", ".zip")
 
