@@ -69,7 +69,7 @@ def export(config: Path | None, user: str, to: Path, from_archive: Path | None =
         source = str(homes[user].path)
         total = tally(source).files  # for the progress bar only
     to = to.absolute()
-    require_own_folder(to)  # before anything is made there, as well as when the zip is
+    require_own_folder(to)  # before anything is made there (and again at the zip itself)
     prepare_parent(to)
     target = to / unique_name(to, f"{user}-{hub}-{now():%Y%m%dT%H%M%S}", ".zip")
 
