@@ -7,6 +7,7 @@ If we die, the kernel sends the hub SIGTERM (PR_SET_PDEATHSIG), so no hub outliv
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 JUPYTERHUB_CONFIG = Path(hubkeeper.hub.__file__).parent / "jupyterhub_config.py"
 STOP_DEADLINE = 10.0  # seconds the hub gets to stop servers and proxy before SIGKILL
+PROXY_STOP_DEADLINE = 5.0  # then its orphaned proxy, after SIGTERM, before SIGKILL
 READY_DEADLINE = 120.0
 PORT_CHECK_EVERY = 2.0  # seconds between looks at who listens on the public port (node)
 _PR_SET_PDEATHSIG = 1
@@ -64,6 +66,41 @@ def _is_ready(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def stop_orphaned_proxy(pid_file: Path, api_port: int,
+                        deadline: float = PROXY_STOP_DEADLINE) -> int | None:
+    """End the proxy a hub killed at the stop deadline leaves behind (JupyterHub stops it
+    only when it stops in time): a requested stop ends the proxy too, so that its ports are
+    free for the next `up`. Only the process the pid file names, and only while it is a
+    configurable-http-proxy serving this hub's proxy API port. Returns its pid."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    args = cmdline.split(b"\0")
+    is_proxy = b"configurable-http-proxy" in cmdline or b"hubkeeper.hub.proxy" in cmdline
+    port = str(api_port).encode()
+    if not is_proxy or not any(arg == port or arg.endswith(b"=" + port) for arg in args):
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        end = time.monotonic() + deadline
+        while not _reaped_or_zombie(pid) and time.monotonic() < end:
+            time.sleep(0.05)
+        if not _reaped_or_zombie(pid):
+            os.kill(pid, signal.SIGKILL)
+    log.warning("stopped the proxy (pid %d) the killed hub left behind", pid)
+    return pid
+
+
+def _reaped_or_zombie(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
 
 
 class Supervisor:
@@ -224,5 +261,6 @@ class Supervisor:
             proc.kill()
             proc.wait()
             killed = True
+            stop_orphaned_proxy(self.paths.proxy_pid, self.loaded.spec.proxy.api_port)
         return HubExit(requested=True, returncode=proc.returncode,
                        stop_seconds=time.monotonic() - began, killed=killed)
