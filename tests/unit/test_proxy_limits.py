@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 from hubkeeper.config.model import HubSpec
+from hubkeeper.host import peer
 from hubkeeper.hub import porthold
 from hubkeeper.hub.proxy import Limits, parse_own
 from hubkeeper.hub.render import proxy_limits
@@ -53,8 +54,8 @@ def test_listeners_are_read_with_their_owner(tmp_path: Path) -> None:
     (net / "tcp6").write_text(header +
         "   0: 00000000000000000000000001000000:1F40 00000000000000000000000000000000:0000 0A "
         "00000000:00000000 00:00000000 00000000  1002 0 4\n")
-    assert porthold.listeners(8000, tmp_path) == [porthold.Listener("127.0.0.1", 8000, 1001),
-                                                  porthold.Listener("::1", 8000, 1002)]
+    assert peer.listeners(8000, tmp_path) == [peer.Listener("127.0.0.1", 8000, 1001),
+                                              peer.Listener("::1", 8000, 1002)]
 
 
 def test_a_held_port_refuses_another_socket_without_reuseport() -> None:

@@ -22,12 +22,15 @@ import os
 import pwd
 import socket
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from hubkeeper.errors import HubkeeperError
 
 _ESTABLISHED = "01"
-_PROC_NET = {socket.AF_INET: "/proc/net/tcp", socket.AF_INET6: "/proc/net/tcp6"}
+_LISTEN = "0A"
+_TABLES = {socket.AF_INET: "tcp", socket.AF_INET6: "tcp6"}
 
 
 class ListenerRefused(HubkeeperError):
@@ -49,6 +52,47 @@ def _proc_address(family: int, address: tuple) -> str:
     return "".join(f"{word:08X}" for word in words) + f":{port:04X}"
 
 
+def _hex_address(text: str) -> str:
+    """The inverse of `_proc_address` for the address part: a printable IP address."""
+    raw = bytes.fromhex(text)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, words)
+
+
+def _rows(proc: Path, family: int) -> Iterator[list[str]]:
+    """The fields of each socket in /proc/net/tcp or tcp6: sl, local, remote, state,
+    tx:rx, tr:when, retrnsmt, uid, ...; nothing when the table cannot be read."""
+    try:
+        with open(proc / "net" / _TABLES[family], encoding="ascii") as table:
+            next(table, None)  # the header
+            for line in table:
+                fields = line.split()
+                if len(fields) > 7:
+                    yield fields
+    except OSError:
+        return
+
+
+@dataclass(frozen=True)
+class Listener:
+    address: str
+    port: int
+    uid: int
+
+
+def listeners(port: int, proc: Path = Path("/proc")) -> list[Listener]:
+    """Sockets listening on `port` (any address, both families), with their owner's uid."""
+    found = []
+    for family in _TABLES:
+        for fields in _rows(proc, family):
+            address, _, hex_port = fields[1].rpartition(":")
+            if fields[3] == _LISTEN and int(hex_port, 16) == port:
+                found.append(Listener(_hex_address(address), port, int(fields[7])))
+    return found
+
+
 def tcp_peer_uid(sock: socket.socket, proc_root: str = "") -> int | None:
     """The uid owning the server side of this connected TCP socket, or None when this
     machine does not hold it (a remote server, another network namespace)."""
@@ -59,25 +103,10 @@ def tcp_peer_uid(sock: socket.socket, proc_root: str = "") -> int | None:
         tables.append((socket.AF_INET6, ("::ffff:" + ours[0], ours[1]),
                        ("::ffff:" + theirs[0], theirs[1])))
     for family, local, remote in tables:
-        uid = _find(proc_root + _PROC_NET[family], _proc_address(family, remote),
-                    _proc_address(family, local))
-        if uid is not None:
-            return uid
-    return None
-
-
-def _find(table_path: str, server: str, client: str) -> int | None:
-    try:
-        with open(table_path, encoding="ascii") as table:
-            next(table, None)  # the header
-            for line in table:
-                fields = line.split()
-                # sl local rem st tx:rx tr:when retrnsmt uid ...
-                if (len(fields) > 7 and fields[1] == server and fields[2] == client
-                        and fields[3] == _ESTABLISHED):
-                    return int(fields[7])
-    except OSError:
-        return None
+        server, client = _proc_address(family, remote), _proc_address(family, local)
+        for fields in _rows(Path(proc_root + "/proc"), family):
+            if fields[1] == server and fields[2] == client and fields[3] == _ESTABLISHED:
+                return int(fields[7])
     return None
 
 

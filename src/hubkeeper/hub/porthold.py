@@ -18,21 +18,18 @@ The address of the other family (::1 beside 127.0.0.1, [::] beside 0.0.0.0) is h
 so that nobody can answer the same port over IPv6 either.
 
 The Node proxy cannot listen with SO_REUSEPORT (Node 20), so it cannot bind beside a
-reservation: with `proxy.kind: node` nothing is held, and `listeners()` lets the
-supervisor say loudly who holds the port instead.
+reservation: with `proxy.kind: node` nothing is held, and `peer.listeners()` lets the
+supervisor say loudly who holds the port instead (`host/peer.py` reads them).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 # The same port on the other family, for each address the proxy may listen on.
 MIRRORS = {"127.0.0.1": "::1", "::1": "127.0.0.1", "0.0.0.0": "::", "::": "0.0.0.0"}
-_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
 
 
 def _reserve(ip: str, port: int) -> socket.socket | None:
@@ -84,32 +81,3 @@ def hold(addresses: list[tuple[str, int]]) -> PortHold:
             if sock is not None:
                 held.sockets.append(sock)
     return held
-
-
-@dataclass(frozen=True)
-class Listener:
-    address: str
-    port: int
-    uid: int
-
-
-def _hex_address(text: str) -> str:
-    raw = bytes.fromhex(text)
-    if len(raw) == 4:
-        return socket.inet_ntop(socket.AF_INET, raw[::-1])
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-    return socket.inet_ntop(socket.AF_INET6, words)
-
-
-def listeners(port: int, proc: Path = Path("/proc")) -> list[Listener]:
-    """Sockets listening on `port` (any address, both families), with their owner's uid."""
-    found = []
-    for table in ("tcp", "tcp6"):
-        with contextlib.suppress(OSError):
-            for line in (proc / "net" / table).read_text().splitlines()[1:]:
-                fields = line.split()
-                local, state, uid = fields[1], fields[3], int(fields[7])
-                address, _, hex_port = local.rpartition(":")
-                if state == _LISTEN and int(hex_port, 16) == port:
-                    found.append(Listener(_hex_address(address), port, uid))
-    return found

@@ -26,6 +26,7 @@ from typing import IO
 import hubkeeper.hub
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.errors import HubkeeperError
+from hubkeeper.host import peer
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.hub import porthold
 from hubkeeper.hub.launch import CONFIG_ENV
@@ -187,7 +188,7 @@ class Supervisor:
         """Say loudly, in the hub's log, if another account listens on the public port."""
         port = self.loaded.spec.hub.port
         me = os.geteuid()
-        for listener in porthold.listeners(port):
+        for listener in peer.listeners(port):
             if listener.uid != me and listener.uid not in self._reported:
                 self._reported.add(listener.uid)
                 message = (f"SECURITY: uid {listener.uid} listens on the hub's public port "
