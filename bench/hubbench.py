@@ -453,7 +453,7 @@ def end_leftover_proxy(pid_file: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return False
-    if b"configurable-http-proxy" not in cmdline and b"hubkeeper.hub.proxy" not in cmdline:
+    if b"configurable-http-proxy" not in cmdline and b"hubkeeper.proc.proxy" not in cmdline:
         return False
     os.kill(pid, signal.SIGTERM)
     return True

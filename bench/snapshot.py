@@ -502,9 +502,9 @@ def anatomy(bench: Bench, files: list[tuple[str, str, str, int]]) -> dict[str, A
     home, 1, 2, 4 and 8 at a time (hubkeeper runs RSYNC_AT_ONCE); then, with 1% of the
     files rewritten, the same with --link-dest; then walking, hashing and the manifest of a
     copy, in this process with hubkeeper's own functions."""
+    from hubkeeper.host.rsync import RSYNC
     from hubkeeper.lifecycle import snapshot
     from hubkeeper.lifecycle.manifest import read_manifest, scan, walk, write_manifest
-    from hubkeeper.lifecycle.rsync import RSYNC
 
     scratch = bench.workdir / "anatomy"
     scratch.mkdir()

@@ -4,7 +4,7 @@
 
 Starts the same JupyterLab server again and again, one at a time, in a fresh empty home:
   stock      `jupyterhub-singleuser` as JupyterHub starts it;
-  hubkeeper  `python -P hubkeeper/hub/singleuser.py`, as hubkeeper starts it (see there).
+  hubkeeper  `python -P hubkeeper/proc/singleuser.py`, as hubkeeper starts it (see there).
 Both get the environment a hub gives a server; a stand-in for the hub's API answers the
 server's start-up calls. A start counts from the process's creation until its /api answers;
 its CPU is the process's user+system time plus that of the children it waited for (JupyterLab
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 import jupyterhub  # noqa: E402
 
 from bench.common import finish, machine_facts, now, progress  # noqa: E402
-from hubkeeper.hub.runtime import SINGLEUSER  # noqa: E402
+from hubkeeper.context.runtime import SINGLEUSER  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 VENV_BIN = Path(sys.executable).parent

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.host.dirs import link_in_home
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.hub.spawner import LocalSpawner

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.hub.api import HubAPI
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.host.hubapi import HubAPI
 from tests.attacks.conftest import Student, Students
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
 from tests.support.hubproc import HUBKEEPER, apply_accounts, write_config

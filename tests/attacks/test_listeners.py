@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.config import load
-from hubkeeper.host.statedir import StatePaths, ensure_layout, ensure_secrets
+from hubkeeper.state.statedir import StatePaths, ensure_layout, ensure_secrets
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
 from tests.support.hubproc import (
     HUBKEEPER,

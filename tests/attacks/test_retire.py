@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.lifecycle.removal import remove_tree
 from hubkeeper.lifecycle.retirement import tree_problem
 from tests.attacks.homes_support import course, decoy, fingerprint, hk, wait_for

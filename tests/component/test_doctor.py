@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.config import load
-from hubkeeper.host.statedir import StatePaths
 from hubkeeper.lifecycle.removal import alive, orphan_proxy, running_hub, wait_until
+from hubkeeper.state.statedir import StatePaths
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.support.hubproc import HUBKEEPER, pam_hub
 

@@ -1,4 +1,4 @@
-"""hubkeeper's Python proxy (`python -m hubkeeper.hub.proxy`) as a real process in front of a
+"""hubkeeper's Python proxy (`python -m hubkeeper.proc.proxy`) as a real process in front of a
 real HTTP server: responses are relayed as they arrive (the spawn page's progress stream),
 whatever they take (no 20 s cut), large ones without being held in the proxy's memory, and
 statuses, headers, empty bodies, a dead target and a target that breaks off are passed on
@@ -48,7 +48,7 @@ class Proxy:
 def start_proxy(port: int, api_port: int, target: str, log: Path) -> Proxy:
     with open(log, "wb") as sink:  # a file, not a pipe nobody reads: the proxy never blocks
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hubkeeper.hub.proxy", "--ip", "127.0.0.1", "--port",
+            [sys.executable, "-m", "hubkeeper.proc.proxy", "--ip", "127.0.0.1", "--port",
              str(port), "--api-ip", "127.0.0.1", "--api-port", str(api_port),
              "--default-target", target],
             env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": TOKEN},

@@ -381,7 +381,7 @@ def _gate_pids(*ports: int) -> list[int]:
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"hubkeeper.hub.gate" in cmdline and any(
+        if b"hubkeeper.proc.gate" in cmdline and any(
                 f"JUPYTERHUB_SERVICE_URL=http://127.0.0.1:{port}".encode() in environ
                 for port in ports):
             found.append(int(name))

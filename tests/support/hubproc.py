@@ -170,7 +170,7 @@ def journaled(config: Path, *accounts: str, prefix: str = "") -> Path:
     hub's journal as hubkeeper's, the way `hubkeeper adopt` records the accounts it takes
     over: in system mode a hub user runs only as an account the journal holds. The hub user
     is the account without `prefix` (users.account_prefix)."""
-    from hubkeeper.host.statedir import state_paths
+    from hubkeeper.state.statedir import state_paths
 
     record_accounts(state_paths(load(config), True).journal, *accounts, prefix=prefix)
     return config
@@ -180,7 +180,7 @@ def record_accounts(journal_path: Path, *accounts: str, prefix: str = "") -> Pat
     """Accounts recorded as created by hubkeeper in the journal at `journal_path`."""
     import pwd
 
-    from hubkeeper.host.journal import AccountRecord, Journal
+    from hubkeeper.state.journal import AccountRecord, Journal
 
     journal = Journal.load(journal_path)
     for account in accounts:

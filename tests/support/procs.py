@@ -37,7 +37,7 @@ def server_pids(api_port: int) -> dict[int, str]:
         except OSError:
             continue
         if any(mark in cmdline for mark in (b"jupyterhub-singleuser", b"jupyterhub.singleuser",
-                                            b"hubkeeper/hub/singleuser.py")):
+                                            b"hubkeeper/proc/singleuser.py")):
             found[pid] = env.get("JUPYTERHUB_USER", "?")
     return found
 
@@ -51,7 +51,7 @@ def proxy_pids(api_port: int) -> list[int]:
         except OSError:
             continue
         text = b" ".join(cmdline)
-        proxy = b"configurable-http-proxy" in text or b"hubkeeper.hub.proxy" in text
+        proxy = b"configurable-http-proxy" in text or b"hubkeeper.proc.proxy" in text
         if proxy and str(api_port).encode() in text:
             found.append(pid)
     return found

@@ -23,20 +23,20 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.httputil import HTTPHeaders
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config import load, parse
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.statedir import (
+from hubkeeper.context.runtime import Runtime
+from hubkeeper.hub.auth import GitHubTeamsAuthenticator
+from hubkeeper.render.jupyterhub import render
+from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import (
     Secrets,
     StatePaths,
     ensure_layout,
     ensure_secrets,
     read_secrets,
 )
-from hubkeeper.hub.auth import GitHubTeamsAuthenticator
-from hubkeeper.hub.render import render
-from hubkeeper.hub.runtime import Runtime
-from hubkeeper.roster import build_roster
 
 CLIENT_ID = "Iv1.0123456789abcdef"
 CLIENT_SECRET = "s3cr3t-0123456789abcdef0123456789abcdef"

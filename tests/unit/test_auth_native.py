@@ -16,12 +16,12 @@ from nativeauthenticator.orm import UserInfo
 
 from hubkeeper.config import parse
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.host.statedir import Secrets, StatePaths
-from hubkeeper.hub import invites
+from hubkeeper.context.runtime import Runtime
 from hubkeeper.hub.auth import NativeAuthenticator, NativeLoginHandler, NativeSignUpHandler
-from hubkeeper.hub.render import HUBKEEPER_TEMPLATES, native_templates, render
-from hubkeeper.hub.runtime import Runtime
+from hubkeeper.render.jupyterhub import HUBKEEPER_TEMPLATES, native_templates, render
 from hubkeeper.roster import build_roster
+from hubkeeper.state import invites
+from hubkeeper.state.statedir import Secrets, StatePaths
 
 HUB = """
 hub: {name: lab}
@@ -192,7 +192,7 @@ def test_bad_sign_ups_are_refused(db, name: str, password: str) -> None:
 def test_users_credentials_issues_a_new_code_that_replaces_the_lost_one(tmp_path: Path) -> None:
     import csv
 
-    from hubkeeper.errors import HubkeeperError
+    from hubkeeper.base.errors import HubkeeperError
     from hubkeeper.verbs.users import credentials
 
     (tmp_path / "lab").mkdir()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.errors import InvalidInput
 from hubkeeper.config import load
-from hubkeeper.errors import InvalidInput
-from hubkeeper.host.journal import AccountRecord, Journal
-from hubkeeper.hub import identity
-from hubkeeper.hub.runtime import resolve_mode
+from hubkeeper.context.runtime import resolve_mode
+from hubkeeper.state import identity
+from hubkeeper.state.journal import AccountRecord, Journal
 
 
 def hub_yaml(tmp_path: Path, mode: str, auth: str) -> Path:
@@ -116,7 +116,7 @@ def test_a_journal_others_can_write_binds_nobody(tmp_path: Path) -> None:
 
 def test_invite_codes_and_github_ids_are_trusted_only_from_the_hub_s_own_file(
         tmp_path: Path) -> None:
-    from hubkeeper.hub import github_ids, invites
+    from hubkeeper.state import github_ids, invites
 
     codes = tmp_path / invites.FILE_NAME
     invites.save(codes, {"ann": invites.digest("the-code")})

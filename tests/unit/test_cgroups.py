@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hubkeeper.host.cgroups import Limits, merged, scope_command
+from hubkeeper.context.limits import Limits, merged
+from hubkeeper.host.cgroups import scope_command
 
 
 def test_a_group_replaces_the_hub_wide_value_and_the_largest_group_wins() -> None:
@@ -66,8 +67,8 @@ def test_v1_and_v2_groups_write_pids_max(tmp_path) -> None:
 def test_a_bad_process_limit_is_refused_at_its_line() -> None:
     import pytest
 
+    from hubkeeper.base.errors import InvalidInput
     from hubkeeper.config import parse
-    from hubkeeper.errors import InvalidInput
 
     base = "users: {allowed: [a], groups: {big: [a]}}\nlimits:\n"
     for body, expected in (

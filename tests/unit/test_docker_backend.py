@@ -176,9 +176,9 @@ def test_the_seed_set_ups_are_expressed_in_hub_yaml(example: str, tmp_path: Path
 
     from hubkeeper.config import load
     from hubkeeper.host.preflight import environment_problems, hook_problems
-    from hubkeeper.host.statedir import StatePaths
-    from hubkeeper.hub.render import render
+    from hubkeeper.render.jupyterhub import render
     from hubkeeper.roster import build_roster
+    from hubkeeper.state.statedir import StatePaths
     from tests.unit.test_render import runtime
 
     path = Path(__file__).resolve().parents[2] / "examples" / example / "hub.yaml"
@@ -215,7 +215,7 @@ def test_a_state_dir_others_cannot_traverse_is_refused_with_venv_environments() 
 def _traversal(tmp_path: Path) -> None:
     from hubkeeper.config.loader import LoadedSpec
     from hubkeeper.host.preflight import traversal_problems
-    from hubkeeper.host.statedir import StatePaths
+    from hubkeeper.state.statedir import StatePaths
 
     parent = tmp_path / "private"
     (parent / "state").mkdir(parents=True)

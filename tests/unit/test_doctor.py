@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import free_bytes
 from hubkeeper.cli.output import text
 from hubkeeper.config import load
 from hubkeeper.doctor import CHECKS, Check, Context, Finding
@@ -17,13 +19,11 @@ from hubkeeper.doctor.disk import disk_status
 from hubkeeper.doctor.findings import Fix, chmod_fix
 from hubkeeper.doctor.journal import journal_checks
 from hubkeeper.doctor.permissions import PRIVATE, check_home, inspect
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.host.accounts import observe
 from hubkeeper.host.dirs import GROUP_FOLDER_ACL, acl_entries, parse_getfacl
-from hubkeeper.host.files import free_bytes
-from hubkeeper.host.journal import AccountRecord, GroupRecord, Journal
-from hubkeeper.host.statedir import StatePaths
-from hubkeeper.host.users import observe
 from hubkeeper.roster import build_roster
+from hubkeeper.state.journal import AccountRecord, GroupRecord, Journal
+from hubkeeper.state.statedir import StatePaths
 from hubkeeper.verbs.apply import apply_lock
 from hubkeeper.verbs.doctor import (
     Change,

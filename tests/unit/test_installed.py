@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.installed import file_state, install_file, remove_file
-from hubkeeper.host.journal import Journal
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.state.installed import file_state, install_file, remove_file
+from hubkeeper.state.journal import Journal
 
 
 def test_install_is_journaled_idempotent_and_removable(tmp_path: Path) -> None:

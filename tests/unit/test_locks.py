@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.locks import PidLock, flock_holders, held_by_strangers, renew
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.locks import PidLock, flock_holders, held_by_strangers, renew
 
 
 def mode(path: Path) -> int:

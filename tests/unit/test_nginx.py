@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hubkeeper.config.loader import LoadedSpec, parse
-from hubkeeper.host.nginx import render_certbot_hook, render_site, site_path
 from hubkeeper.host.tls import certificate_status, key_problem, load_certificate
+from hubkeeper.render.nginx import render_certbot_hook, render_site, site_path
 
 GOLDEN = Path(__file__).parent / "golden"
 HUBKEEPER = str(Path(sys.executable).parent / "hubkeeper")

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
+from hubkeeper.host.hubapi import HubAPI, HubUnreachable
 from hubkeeper.host.peer import ListenerRefused, check_listener, tcp_peer_uid, unix_peer_uid
-from hubkeeper.hub.api import HubAPI, HubUnreachable
-from hubkeeper.hub.gate_firewall import FirewallError, PortGuard
+from hubkeeper.proc.gate_firewall import FirewallError, PortGuard
 from tests.conftest import require_root
 from tests.support.hubproc import free_ports
 
@@ -144,7 +144,7 @@ def test_the_gate_passes_nothing_to_a_stranger_in_its_services_place(nobody_list
     from tornado import httpclient
     from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
-    from hubkeeper.hub.gate_upstream import checked_client, checked_websocket
+    from hubkeeper.proc.gate_upstream import checked_client, checked_websocket
 
     async def fetch(port: int) -> None:
         client = SimpleAsyncHTTPClient(force_instance=True)
@@ -171,7 +171,7 @@ def test_the_gate_passes_nothing_to_a_stranger_in_its_services_place(nobody_list
 
 
 def test_the_gate_reaches_a_service_of_root_or_a_system_account() -> None:
-    from hubkeeper.hub.gate_upstream import may_serve
+    from hubkeeper.proc.gate_upstream import may_serve
 
     assert may_serve(0) and may_serve(33) and may_serve(os.geteuid())  # root, www-data
     assert not may_serve(1000) and not may_serve(NOBODY) and not may_serve(None)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hubkeeper.hub.api import ApiError
+from hubkeeper.host.hubapi import ApiError
 from hubkeeper.hub.prewarm import in_window, keepalive_every, run_schedule
 from tests.unit.test_cli import HUBKEEPER
 from tests.unit.test_render import rendered

@@ -7,12 +7,11 @@ import socket
 from pathlib import Path
 
 from hubkeeper.config.model import HubSpec
-from hubkeeper.host import peer
-from hubkeeper.hub import porthold
-from hubkeeper.hub.proxy import Limits, parse_own
-from hubkeeper.hub.render import proxy_limits
+from hubkeeper.host import peer, porthold
+from hubkeeper.proc.proxy import Limits, parse_own
+from hubkeeper.render.jupyterhub import proxy_limits
 
-PYTHON = ("/venv/bin/python", "-m", "hubkeeper.hub.proxy")
+PYTHON = ("/venv/bin/python", "-m", "hubkeeper.proc.proxy")
 
 
 def spec(**proxy) -> HubSpec:

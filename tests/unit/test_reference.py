@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hubkeeper.cli.reference import render_reference
 from hubkeeper.config.model import HubSpec
-from hubkeeper.reference import render_reference
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 
 
 def test_reference_is_up_to_date() -> None:
     assert REFERENCE.read_text() == render_reference(), (
-        "docs/reference.md is stale: run `.venv/bin/python -m hubkeeper.reference > "
+        "docs/reference.md is stale: run `.venv/bin/python -m hubkeeper.cli.reference > "
         "docs/reference.md`"
     )
 

@@ -10,10 +10,10 @@ import pytest
 
 from hubkeeper.config import parse
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.host.statedir import Secrets, StatePaths
-from hubkeeper.hub.render import as_plain, as_python, render
-from hubkeeper.hub.runtime import Runtime
+from hubkeeper.context.runtime import Runtime
+from hubkeeper.render.jupyterhub import as_plain, as_python, render
 from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import Secrets, StatePaths
 
 GOLDEN = Path(__file__).parent / "golden"
 STATE = StatePaths(Path("/var/lib/hubkeeper/course"))
@@ -156,7 +156,7 @@ GOLDEN_CASES = {"course": COURSE, "native": NATIVE, "github": GITHUB}
 
 def portable(plain: dict) -> dict:
     """The golden files must not depend on where the venv is."""
-    from hubkeeper.hub.render import HUBKEEPER_TEMPLATES, native_templates
+    from hubkeeper.render.jupyterhub import HUBKEEPER_TEMPLATES, native_templates
 
     paths = plain.get("JupyterHub", {}).get("template_paths")
     if paths:
@@ -167,7 +167,7 @@ def portable(plain: dict) -> dict:
 
 
 def test_native_auth() -> None:
-    from hubkeeper.hub.render import HUBKEEPER_TEMPLATES, native_templates
+    from hubkeeper.render.jupyterhub import HUBKEEPER_TEMPLATES, native_templates
 
     c = rendered(NATIVE)
     assert c.JupyterHub.authenticator_class == "hubkeeper.hub.auth.NativeAuthenticator"
@@ -223,7 +223,7 @@ def test_github_roster_only_asks_github_for_nothing_more_than_the_login() -> Non
 
 
 def test_github_team_group_also_in_the_roster_csv_is_refused(tmp_path: Path) -> None:
-    from hubkeeper.errors import HubkeeperError
+    from hubkeeper.base.errors import HubkeeperError
 
     (tmp_path / "people.csv").write_text("username,groups\nann,tas\n")
     text = GITHUB.replace("groups: {lecturers: [prof]}", "roster: {csv: people.csv}")

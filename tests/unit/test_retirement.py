@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.statedir import StatePaths, check_not_retired, ensure_layout
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.lifecycle.manifest import entry_for, walk
 from hubkeeper.lifecycle.retirement import (
     Tree,
@@ -19,6 +18,7 @@ from hubkeeper.lifecycle.retirement import (
     tree_changes,
     tree_problem,
 )
+from hubkeeper.state.statedir import StatePaths, check_not_retired, ensure_layout
 
 
 def members(root: Path) -> list[dict]:

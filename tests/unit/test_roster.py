@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.errors import InvalidInput
 from hubkeeper.config import load
-from hubkeeper.errors import InvalidInput
 from hubkeeper.roster import build_roster
 from hubkeeper.roster.build import expand_range
 from hubkeeper.roster.csvfile import parse_roster_csv, read_roster_csv

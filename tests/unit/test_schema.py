@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.errors import InvalidInput
 from hubkeeper.config import load, parse
 from hubkeeper.config.model import HubSpec
-from hubkeeper.errors import InvalidInput
 from hubkeeper.verbs.init import init
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,10 +14,10 @@ from tornado import httputil
 
 from hubkeeper.config import load, parse
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.context.runtime import Runtime
 from hubkeeper.host.preflight import group_reference_problems
-from hubkeeper.host.statedir import Secrets, StatePaths
-from hubkeeper.hub.gate import GateUsageError, child_environment, read_config
-from hubkeeper.hub.gate_rules import (
+from hubkeeper.proc.gate import GateUsageError, child_environment, read_config
+from hubkeeper.proc.gate_rules import (
     GateConfig,
     cross_site,
     refusal,
@@ -26,9 +26,9 @@ from hubkeeper.hub.gate_rules import (
     upstream_headers,
     upstream_path,
 )
-from hubkeeper.hub.render import as_plain, render
-from hubkeeper.hub.runtime import Runtime
+from hubkeeper.render.jupyterhub import as_plain, render
 from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import Secrets, StatePaths
 from tests.unit.test_schema import problems_of
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -106,7 +106,7 @@ def test_gate_for_hub_login_and_as_is_without() -> None:
     rstudio, files, grades, nightly = services_part(SERVICES)["services"]
     # The gate is the JupyterHub service; the real one is its child, after '--'.
     assert rstudio["url"] == "http://127.0.0.1:8788"
-    assert rstudio["command"][:3] == ["/opt/hk/bin/python", "-m", "hubkeeper.hub.gate"]
+    assert rstudio["command"][:3] == ["/opt/hk/bin/python", "-m", "hubkeeper.proc.gate"]
     assert rstudio["command"][rstudio["command"].index("--") + 1:] == [
         "/usr/lib/rstudio-server/bin/rserver", "--www-port=8787", "--auth-none=1"]
     assert rstudio["oauth_client_allowed_scopes"] == ["read:users:groups!user"]

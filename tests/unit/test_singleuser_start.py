@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from hubkeeper.hub.runtime import SINGLEUSER
+from hubkeeper.context.runtime import SINGLEUSER
 
 EXPENSIVE = "rfc3987_syntax.syntax_helpers"
 

@@ -8,7 +8,8 @@ import pytest
 
 from hubkeeper.host.cgroups import Limits
 from hubkeeper.hub.slurm import SlurmJobSpawner, slurm_words
-from hubkeeper.hub.slurm_job import (
+from hubkeeper.proc.slurm_server import with_port
+from hubkeeper.render.slurm_job import (
     JobRequest,
     QueueStatus,
     batch_script,
@@ -18,7 +19,6 @@ from hubkeeper.hub.slurm_job import (
     pending_message,
     slurm_time,
 )
-from hubkeeper.hub.slurm_server import with_port
 from tests.unit.test_nginx import golden
 from tests.unit.test_render import rendered
 from tests.unit.test_schema import problems_of
@@ -137,7 +137,7 @@ def test_the_batch_script_golden() -> None:
         folder="/home/ann/python", export=["PATH", "JUPYTERHUB_API_TOKEN", "HOME"],
         options=request.sbatch_options(),
         command=["/var/lib/hubkeeper/course/envs/python/abc/bin/python", "-P",
-                 "/opt/hubkeeper/hub/slurm_server.py", "--SingleUserNotebookApp.x=it's"])
+                 "/opt/hubkeeper/proc/slurm_server.py", "--SingleUserNotebookApp.x=it's"])
     golden("slurm-batch-script.sh", script)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.statedir import (
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.state.statedir import (
     SECRET_NAMES,
     HubLock,
     StatePaths,
@@ -52,7 +52,7 @@ def test_lock_names_the_holder_pid(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pathlib import Path\n"
-         "from hubkeeper.host.statedir import HubLock, StatePaths\n"
+         "from hubkeeper.state.statedir import HubLock, StatePaths\n"
          f"HubLock(StatePaths(Path({str(tmp_path)!r}))).acquire()\n"
          "print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hubkeeper.hub.supervisor import stop_orphaned_proxy
+from hubkeeper.host.supervisor import stop_orphaned_proxy
 
 # A process whose command line reads like hubkeeper's proxy serving API port 59309.
 STAND_IN = "import time; time.sleep(60)"
@@ -18,7 +18,7 @@ def _start(*args: str) -> subprocess.Popen[bytes]:
 
 
 def test_the_orphaned_proxy_of_this_hub_is_stopped(tmp_path: Path) -> None:
-    proxy = _start("hubkeeper.hub.proxy", "--api-port", "59309")
+    proxy = _start("hubkeeper.proc.proxy", "--api-port", "59309")
     pid_file = tmp_path / "proxy.pid"
     pid_file.write_text(f"{proxy.pid}\n")
     try:
@@ -29,7 +29,7 @@ def test_the_orphaned_proxy_of_this_hub_is_stopped(tmp_path: Path) -> None:
 
 
 def test_another_process_under_the_pid_is_left_alone(tmp_path: Path) -> None:
-    other_port = _start("hubkeeper.hub.proxy", "--api-port", "12345")  # another hub's
+    other_port = _start("hubkeeper.proc.proxy", "--api-port", "12345")  # another hub's
     stranger = _start("something-else", "59309")  # the pid was reused
     try:
         for proc in (other_port, stranger):

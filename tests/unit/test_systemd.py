@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config import parse
 from hubkeeper.config.loader import load
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import HubLock, StatePaths, ensure_layout
 from hubkeeper.host.systemd import (
     HARDENING,
     SystemdHost,
@@ -27,6 +25,8 @@ from hubkeeper.host.systemd import (
     render_unit,
     systemctl,
 )
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import HubLock, StatePaths, ensure_layout
 from hubkeeper.verbs import service
 
 GOLDEN = Path(__file__).parent / "golden"

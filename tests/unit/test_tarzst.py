@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from hubkeeper.base.tree import Changed, walk_tree
 from hubkeeper.lifecycle.manifest import Entry
 from hubkeeper.lifecycle.tarzst import (
     TarDamage,
@@ -23,7 +24,6 @@ from hubkeeper.lifecycle.tarzst import (
     _mtime_text,
     read_member,
 )
-from hubkeeper.lifecycle.tree import Changed, walk_tree
 from tests.conftest import require
 
 

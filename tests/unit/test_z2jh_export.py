@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from hubkeeper.config.loader import load
-from hubkeeper.export.z2jh import dump, z2jh_values
+from hubkeeper.render.z2jh import dump, z2jh_values
 from hubkeeper.roster import build_roster
 from hubkeeper.roster.policy import name_problem
 from tests.support.z2jh import NO_CLUSTER, offered, schema_errors, spawner_config, user_pod

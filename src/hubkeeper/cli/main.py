@@ -13,9 +13,9 @@ import click
 from rich.console import Console
 
 from hubkeeper import __version__
+from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.cli.output import emit
 from hubkeeper.config.loader import default_config_path
-from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.verbs.adopt import adopt
 from hubkeeper.verbs.apply import apply
 from hubkeeper.verbs.archive import archive

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hubkeeper.config.types import format_size
-from hubkeeper.hub.render import as_python
 from hubkeeper.lifecycle.restore import RestoreAllResult, Restored
+from hubkeeper.render.jupyterhub import as_python
 from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.apply import ApplyResult
 from hubkeeper.verbs.archive import ArchiveResult

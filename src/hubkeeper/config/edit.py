@@ -14,8 +14,8 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from hubkeeper.base.files import write_atomic
 from hubkeeper.config.loader import LoadedSpec, _parse
-from hubkeeper.host.files import write_atomic
 
 
 def _yaml() -> YAML:

@@ -21,11 +21,13 @@ from ruamel.yaml.events import (
     NodeEvent,
 )
 
+from hubkeeper.base.errors import InvalidInput, Problem
 from hubkeeper.config.model import HubSpec, semantic_problems
 from hubkeeper.config.types import PATTERN_WORDS
-from hubkeeper.errors import InvalidInput, Problem
 
 Loc = Sequence[str | int]
+
+CONFIG_ENV = "HUBKEEPER_CONFIG"  # the hub.yaml a command or the hub process uses
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,8 @@ class LoadedSpec:
 
 def default_config_path(is_root: bool | None = None) -> Path:
     """Where hub.yaml is when `--config` is not given."""
-    if os.environ.get("HUBKEEPER_CONFIG"):
-        return Path(os.environ["HUBKEEPER_CONFIG"])
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
     if is_root is None:
         is_root = os.geteuid() == 0
     system = Path("/etc/hubkeeper/hub.yaml")

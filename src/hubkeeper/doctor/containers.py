@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.doctor.findings import Context, Finding
-from hubkeeper.errors import HubkeeperError
 from hubkeeper.host import images
 from hubkeeper.lifecycle.removal import running_hub
 

@@ -11,9 +11,9 @@ import os
 import stat
 import subprocess
 
+from hubkeeper.base.errors import HubkeeperError, Problem
 from hubkeeper.doctor.findings import Context, Finding, Fix, error_text, mode_text
 from hubkeeper.doctor.permissions import group_name, owner_name
-from hubkeeper.errors import HubkeeperError, Problem
 from hubkeeper.host.dirs import (
     GROUP_FOLDER_ACL,
     GROUP_FOLDER_MODE,
@@ -21,8 +21,8 @@ from hubkeeper.host.dirs import (
     acl_entries,
     read_acl,
 )
-from hubkeeper.host.journal import Journal
 from hubkeeper.plan.data import data_problems, data_specs
+from hubkeeper.state.journal import Journal
 
 CHECK = "data"
 

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import StatePaths
-from hubkeeper.host.users import HostUsers
+from hubkeeper.host.accounts import HostUsers
 from hubkeeper.roster import Roster
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import StatePaths
 
 Status = Literal["ok", "warning", "problem"]
 

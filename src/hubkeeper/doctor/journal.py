@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.doctor.findings import Context, Finding
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.installed import file_state
-from hubkeeper.host.journal import Journal
 from hubkeeper.plan.data import data_specs
+from hubkeeper.state.installed import file_state
+from hubkeeper.state.journal import Journal
 
 CHECK = "journal"
 

@@ -15,6 +15,8 @@ import pwd
 import stat
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.locks import renew
 from hubkeeper.config.types import config_relative
 from hubkeeper.doctor.findings import (
     Context,
@@ -24,9 +26,7 @@ from hubkeeper.doctor.findings import (
     error_text,
     mode_text,
 )
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.locks import renew
-from hubkeeper.host.statedir import check_state_version
+from hubkeeper.state.statedir import check_state_version
 
 PRIVATE = 0o077  # bits that let others in: secrets, credentials, hook logs, homes, run/,
 #                  the lock files and the database

@@ -19,32 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hubkeeper.context.limits import Limits
+
 ROOT = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000  # the CFS period the CPU quota is a share of
 Kind = Literal["systemd", "cgroup2", "cgroup1", "none"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    memory: int | None = None  # bytes
-    cpu: float | None = None  # CPUs
-    pids: int | None = None  # tasks (processes and threads); None or 0: no limit
-
-    def __bool__(self) -> bool:
-        return self.memory is not None or self.cpu is not None or bool(self.pids)
-
-
-def merged(default: Limits, groups: list[Limits]) -> Limits:
-    """The limits of a user: the hub-wide ones, each replaced by the largest value their
-    groups give (a group that does not set a value leaves the hub-wide one)."""
-
-    def largest(values: list, fallback):
-        given = [value for value in values if value is not None]
-        return max(given) if given else fallback
-
-    return Limits(largest([g.memory for g in groups], default.memory),
-                  largest([g.cpu for g in groups], default.cpu),
-                  largest([g.pids for g in groups], default.pids))
 
 
 @dataclass(frozen=True)

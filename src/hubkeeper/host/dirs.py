@@ -7,7 +7,7 @@ import pwd
 import subprocess
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.host.asuser import Identity, command_as
 
 # What apply makes; `hubkeeper doctor` checks against the same values.

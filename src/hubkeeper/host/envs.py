@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.locks import PidLock
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError
 from hubkeeper.host import images
-from hubkeeper.host.locks import PidLock
-from hubkeeper.host.statedir import STATE_DIR_MODE, StatePaths
+from hubkeeper.state.statedir import STATE_DIR_MODE, StatePaths
 
 LOCK_FILE = "requirements.lock"  # `pip freeze` of the build; written last: the build is whole
 PTH_FILE = "hubkeeper-base.pth"

@@ -28,10 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import ImageBuild
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError
 
 RECORD = "image.json"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 
 log = logging.getLogger(__name__)
 SBIN = "/usr/sbin:/sbin"

@@ -12,15 +12,15 @@ import stat
 import subprocess
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError, Problem
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import kubernetes_problems
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError, Problem
-from hubkeeper.host.journal import Journal
 from hubkeeper.host.site import site_problems
-from hubkeeper.host.statedir import StatePaths
-from hubkeeper.hub.slurm_job import RUNUSER
+from hubkeeper.render.slurm_job import RUNUSER
 from hubkeeper.roster import Roster
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import StatePaths
 
 
 def _account_exists(name: str) -> bool:

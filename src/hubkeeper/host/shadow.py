@@ -7,7 +7,7 @@ import logging
 import subprocess
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.host.homes import make_home
 
 log = logging.getLogger(__name__)

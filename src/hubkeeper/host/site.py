@@ -17,19 +17,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import HubSpec, https_port
-from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host import nginxctl
-from hubkeeper.host.installed import (
-    current_sha256,
-    file_state,
-    install_file,
-    remove_file,
-    sha256_of,
-)
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.nginx import (
+from hubkeeper.host.tls import CertificateError, certificate_status, key_problem, load_certificate
+from hubkeeper.plan.accounts import Action
+from hubkeeper.render.nginx import (
     MAIN_CONFIG_MARK,
     certificate_files,
     hook_path,
@@ -38,8 +32,14 @@ from hubkeeper.host.nginx import (
     render_site,
     site_path,
 )
-from hubkeeper.host.tls import CertificateError, certificate_status, key_problem, load_certificate
-from hubkeeper.plan.users import Action
+from hubkeeper.state.installed import (
+    current_sha256,
+    file_state,
+    install_file,
+    remove_file,
+    sha256_of,
+)
+from hubkeeper.state.journal import Journal
 
 log = logging.getLogger(__name__)
 SITE_KIND = "nginx-site"

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config.model import HubSpec
-from hubkeeper.errors import HubkeeperError
 
 # The PATH systemd gives a system service, after hubkeeper's venv.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

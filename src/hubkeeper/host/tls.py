@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.host.nginx import certificate_files, public_host
+from hubkeeper.render.nginx import certificate_files, public_host
 
 EXPIRY_WARNING_DAYS = 14  # `tls status` fails this long before the end; certbot renews at 30
 

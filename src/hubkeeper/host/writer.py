@@ -15,7 +15,7 @@ import pwd
 import stat
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.host.asuser import Identity
 
 MAX_LINKS = 40  # as the kernel's ELOOP

@@ -22,8 +22,8 @@ from tornado import web
 from traitlets import Dict, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from hubkeeper.hub import github_ids, invites
-from hubkeeper.hub.identity import Unbound, journal_account
+from hubkeeper.state import github_ids, invites
+from hubkeeper.state.identity import Unbound, journal_account
 
 
 def refusal(status: int, message: str) -> web.HTTPError:

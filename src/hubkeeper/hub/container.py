@@ -40,9 +40,9 @@ from jupyterhub.utils import random_port
 from traitlets import Dict, List, Unicode, default
 
 from hubkeeper.config.types import format_duration
+from hubkeeper.context.runtime import SINGLEUSER
 from hubkeeper.host.images import ImageRecord
 from hubkeeper.hub.hooks import HookOutcome, HookScript, note
-from hubkeeper.hub.runtime import SINGLEUSER
 from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
 
 GO_FILE = "/tmp/.hubkeeper-go"  # made (as root, by exec) when the server may start

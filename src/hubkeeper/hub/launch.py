@@ -6,11 +6,9 @@ import os
 
 from traitlets.config import Config
 
-from hubkeeper.config.loader import load
-from hubkeeper.hub.render import render
-from hubkeeper.hub.runtime import Runtime
-
-CONFIG_ENV = "HUBKEEPER_CONFIG"
+from hubkeeper.config.loader import CONFIG_ENV, load
+from hubkeeper.context.runtime import Runtime
+from hubkeeper.render.jupyterhub import render
 
 
 def config_for_this_process() -> Config:

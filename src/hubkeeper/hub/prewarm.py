@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from hubkeeper.host.hubapi import ApiError, HubAPI, HubUnreachable
 from hubkeeper.host.peer import ListenerRefused
-from hubkeeper.hub.api import ApiError, HubAPI, HubUnreachable
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 START_DEADLINE = 1800.0  # seconds a prewarm waits for its servers (a whole class, in line)

@@ -6,7 +6,7 @@ hooks.as_user, as on the local backend (HubkeeperSpawner.prepare_host_start, run
 the job is submitted as the account (`runuser -u <account> -- sbatch`: sudo is not needed),
 asking for the partition, time limit and GPUs of slurm: (per group) and the memory and CPUs
 of limits: (per group); see hub/slurm_job.py for the request and the script. The job runs
-`<environment>/current/bin/python -P .../hubkeeper/hub/slurm_server.py` in ~/<environment>/, which
+`<environment>/current/bin/python -P .../hubkeeper/proc/slurm_server.py` in ~/<environment>/, which
 tells the hub its port and becomes the single-user server (hub/singleuser.py).
 
 While the job waits, the user's progress page shows Slurm's reason and its place in the
@@ -29,9 +29,10 @@ from typing import Any
 from batchspawner import JobStatus, SlurmSpawner
 from traitlets import Dict, Float, List, Unicode, default
 
+from hubkeeper.base.files import package_file
 from hubkeeper.config.types import format_duration
-from hubkeeper.hub import slurm_server
-from hubkeeper.hub.slurm_job import (
+from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
+from hubkeeper.render.slurm_job import (
     JOB_LOG,
     QUERY_FORMAT,
     RUNUSER,
@@ -43,9 +44,8 @@ from hubkeeper.hub.slurm_job import (
     parse_status,
     pending_message,
 )
-from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
 
-SERVER_WRAPPER = os.path.abspath(slurm_server.__file__)
+SERVER_WRAPPER = package_file("proc/slurm_server.py")
 
 QUERY_TIMEOUT = 30.0  # seconds for one squeue
 

@@ -30,9 +30,10 @@ from tornado.httpclient import AsyncHTTPClient
 from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from hubkeeper.base.files import free_bytes
 from hubkeeper.config.types import format_size
+from hubkeeper.context.runtime import SINGLEUSER
 from hubkeeper.host import cgroups, homesize
-from hubkeeper.host.files import free_bytes
 from hubkeeper.host.homes import make_private_dir
 from hubkeeper.hub.admission import Admission, QueueTimeout, Ticket, auto_at_once
 from hubkeeper.hub.hooks import (
@@ -43,8 +44,7 @@ from hubkeeper.hub.hooks import (
     open_log,
     run_hook,
 )
-from hubkeeper.hub.identity import Unbound, journal_account
-from hubkeeper.hub.runtime import SINGLEUSER
+from hubkeeper.state.identity import Unbound, journal_account
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
 
@@ -402,7 +402,7 @@ class HubkeeperSpawner(LoggingConfigurable):
             kwargs = {"user": account.pw_uid, "group": account.pw_gid,
                       "extra_groups": os.getgrouplist(account.pw_name, account.pw_gid)}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hubkeeper.hub.seed", folder, template,
+            sys.executable, "-m", "hubkeeper.proc.seed", folder, template,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, cwd="/", env={"PATH": SAFE_PATH},
             start_new_session=True, **kwargs)

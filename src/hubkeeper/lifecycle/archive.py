@@ -25,9 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hubkeeper import __version__
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.files import write_atomic
-from hubkeeper.host.statedir import StatePaths
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import write_atomic
+from hubkeeper.base.tree import Changed, walk_tree
 from hubkeeper.lifecycle.manifest import (
     MANIFEST,
     Entry,
@@ -38,7 +38,7 @@ from hubkeeper.lifecycle.manifest import (
 )
 from hubkeeper.lifecycle.sources import HubContents, backup_database
 from hubkeeper.lifecycle.tarzst import TarDamage, TarZstReader, TarZstWriter, read_member
-from hubkeeper.lifecycle.tree import Changed, walk_tree
+from hubkeeper.state.statedir import StatePaths
 
 KIND = "hubkeeper-archive"
 HUB_TAR = "hub.tar.zst"

@@ -19,11 +19,12 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.files import write_atomic
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import write_atomic
+from hubkeeper.base.tree import Entry
 
 MANIFEST_SCHEMA = 1
 MANIFEST = "MANIFEST.json"
@@ -32,25 +33,6 @@ Progress = Callable[[int, int, str], None]
 
 def silent(done: int, total: int, what: str) -> None:
     pass
-
-
-@dataclass
-class Entry:
-    path: str
-    type: str  # f, d, l
-    size: int
-    mode: int
-    uid: int
-    gid: int
-    mtime_ns: int
-    sha256: str | None = None
-    link: str | None = None
-    ino: int | None = None
-
-    def same_metadata(self, other: Entry) -> bool:
-        return (self.type, self.size, self.mode, self.uid, self.gid, self.mtime_ns,
-                self.link) == (other.type, other.size, other.mode, other.uid, other.gid,
-                               other.mtime_ns, other.link)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

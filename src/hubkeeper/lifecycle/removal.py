@@ -23,11 +23,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.host import images
-from hubkeeper.host.journal import AccountRecord, Journal
 from hubkeeper.host.shadow import ShadowTools
-from hubkeeper.host.statedir import HubLock, StatePaths
 from hubkeeper.lifecycle.retirement import (
     RECORD,
     Item,
@@ -39,6 +37,8 @@ from hubkeeper.lifecycle.retirement import (
     state_contents,
     write_record,
 )
+from hubkeeper.state.journal import AccountRecord, Journal
+from hubkeeper.state.statedir import HubLock, StatePaths
 
 log = logging.getLogger(__name__)
 BATCH = 25  # accounts marked "removing" per journal write; a resumed run redoes at most this

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.files import write_atomic
-from hubkeeper.host.installed import file_state
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import StatePaths
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import write_atomic
+from hubkeeper.base.tree import walk_tree
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
-from hubkeeper.lifecycle.tree import walk_tree
+from hubkeeper.state.installed import file_state
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import StatePaths
 
 Progress = Callable[[int, int, str], None]
 RECORD = "RETIRED.json"  # StatePaths.retired; the archive gets the same as RETIREMENT.json

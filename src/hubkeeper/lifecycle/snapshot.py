@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper import __version__
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
+from hubkeeper.base.files import write_atomic
+from hubkeeper.base.locks import PidLock
 from hubkeeper.config.model import Retention
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host.asuser import Identity
-from hubkeeper.host.files import write_atomic
-from hubkeeper.host.locks import PidLock
-from hubkeeper.host.statedir import StatePaths
+from hubkeeper.host.rsync import Incomplete, Source, TargetFailed, copy_tree, group_reader
 from hubkeeper.lifecycle.manifest import (
     MANIFEST,
     Entry,
@@ -52,8 +52,8 @@ from hubkeeper.lifecycle.manifest import (
     verify_tree,
     write_manifest,
 )
-from hubkeeper.lifecycle.rsync import Incomplete, Source, TargetFailed, copy_tree, group_reader
 from hubkeeper.lifecycle.sources import HubContents, account_records, backup_database
+from hubkeeper.state.statedir import StatePaths
 
 NAME = re.compile(r"^\d{8}T\d{6}$")
 LATEST = "latest"

@@ -19,13 +19,13 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import StatePaths, state_paths
-from hubkeeper.hub.runtime import Mode, resolve_mode
+from hubkeeper.context.runtime import Mode, resolve_mode
 from hubkeeper.roster import Roster, build_roster
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import StatePaths, state_paths
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.lifecycle.manifest import Entry
 
 CHUNK = 1 << 20

@@ -14,12 +14,12 @@ import os
 import stat
 from dataclasses import dataclass
 
+from hubkeeper.base.errors import Problem
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.errors import Problem
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.users import HostUsers
-from hubkeeper.plan.users import Action
+from hubkeeper.host.accounts import HostUsers
+from hubkeeper.plan.accounts import Action
 from hubkeeper.roster import Roster
+from hubkeeper.state.journal import Journal
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from hubkeeper.base.errors import InvalidInput, Problem
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import InvalidInput, Problem
 from hubkeeper.roster.csvfile import read_roster_csv
 from hubkeeper.roster.policy import MAX_ACCOUNT, name_problem
 

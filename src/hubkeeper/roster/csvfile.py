@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkeeper.errors import Problem
+from hubkeeper.base.errors import Problem
 from hubkeeper.roster.policy import name_problem
 
 COLUMNS = ("username", "groups", "name", "email", "password")

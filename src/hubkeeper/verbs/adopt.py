@@ -8,13 +8,13 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config.loader import load
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.journal import AccountRecord, GroupRecord, Journal
+from hubkeeper.host.accounts import observe
 from hubkeeper.host.shadow import ShadowTools
-from hubkeeper.host.statedir import ensure_layout, state_paths
-from hubkeeper.host.users import observe
 from hubkeeper.roster.policy import name_problem
+from hubkeeper.state.journal import AccountRecord, GroupRecord, Journal
+from hubkeeper.state.statedir import ensure_layout, state_paths
 
 FIRST_USER_UID = 1000
 

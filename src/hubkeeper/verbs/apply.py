@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkeeper.host.locks import PidLock
+from hubkeeper.base.locks import PidLock
 from hubkeeper.host.site import apply_site, plan_site
-from hubkeeper.host.statedir import StatePaths, ensure_layout
-from hubkeeper.plan.users import Action
-from hubkeeper.roster.converge import execute
+from hubkeeper.ops.converge import execute
+from hubkeeper.plan.accounts import Action
+from hubkeeper.state.statedir import StatePaths, ensure_layout
 from hubkeeper.verbs.plan import prepare_from
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.locks import PidLock
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.locks import PidLock
 from hubkeeper.lifecycle.archive import tar_members, verify_archive, write_archive
 from hubkeeper.lifecycle.manifest import Progress, read_manifest, silent
 from hubkeeper.lifecycle.sources import hub_contents

@@ -13,8 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.loader import load
-from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
+from hubkeeper.context.limits import Limits, merged
 from hubkeeper.host import cgroups
 from hubkeeper.roster import build_roster
 
@@ -75,8 +76,8 @@ def capacity(config: Path, concurrent: int | None = None,
                                         f"{known})")])
         members = tuple(member for member in members if group in member.groups)
     count = len(members) if concurrent is None else min(concurrent, len(members))
-    hub = cgroups.Limits(spec.limits.memory, spec.limits.cpu)
-    per_user = [cgroups.merged(hub, [cgroups.Limits(spec.limits.groups[g].memory,
+    hub = Limits(spec.limits.memory, spec.limits.cpu)
+    per_user = [merged(hub, [Limits(spec.limits.groups[g].memory,
                                                     spec.limits.groups[g].cpu)
                                      for g in member.groups if g in spec.limits.groups])
                 for member in members]

@@ -6,12 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import InvalidInput
 from hubkeeper.config.loader import load
-from hubkeeper.errors import InvalidInput
+from hubkeeper.context.runtime import auth_kind, resolve_mode
 from hubkeeper.host.preflight import cluster_problems, preflight_problems
-from hubkeeper.host.statedir import state_paths
-from hubkeeper.hub.runtime import auth_kind, resolve_mode
 from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import state_paths
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import free_bytes
 from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.context.runtime import resolve_mode
 from hubkeeper.doctor import CHECKS, Check, Context, Finding
 from hubkeeper.doctor.findings import error_text
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.files import free_bytes
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import StatePaths, state_paths
-from hubkeeper.host.users import HostUsers, observe
-from hubkeeper.hub.runtime import resolve_mode
+from hubkeeper.host.accounts import HostUsers, observe
 from hubkeeper.roster import Roster, build_roster
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import StatePaths, state_paths
 from hubkeeper.verbs.apply import apply_lock
 
 EXIT_OK = 0  # nothing wrong (warnings allowed)

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.model import default_environment
-from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host import envs, images
 from hubkeeper.host.preflight import environment_problems
-from hubkeeper.host.statedir import StatePaths, state_paths
 from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import StatePaths, state_paths
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.lifecycle.archive import prepare_parent, unique_name, utcnow
-from hubkeeper.lifecycle.export import (
+from hubkeeper.lifecycle.manifest import Progress, silent
+from hubkeeper.lifecycle.sources import hub_contents
+from hubkeeper.lifecycle.userzip import (
     archived_users,
     export_archived,
     export_home,
     require_own_folder,
 )
-from hubkeeper.lifecycle.manifest import Progress, silent
-from hubkeeper.lifecycle.sources import hub_contents
 from hubkeeper.verbs.usage import tally
 
 SHOW_USERS = 30

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.files import write_atomic
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import write_atomic
 
 STARTER = """\
 # hub.yaml: the whole description of this JupyterHub. `hubkeeper check` validates it,

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config.loader import load
+from hubkeeper.context.runtime import resolve_mode
 from hubkeeper.host.site import plan_site
-from hubkeeper.host.statedir import check_not_retired, state_paths
-from hubkeeper.hub.runtime import resolve_mode
-from hubkeeper.plan.users import Action
+from hubkeeper.ops.converge import Prepared, prepare
+from hubkeeper.plan.accounts import Action
 from hubkeeper.roster import build_roster
-from hubkeeper.roster.converge import Prepared, prepare
+from hubkeeper.state.statedir import check_not_retired, state_paths
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.loader import load
-from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
-from hubkeeper.host.statedir import read_secret, state_paths
-from hubkeeper.hub.api import HubAPI, HubUnreachable, hub_api_url
+from hubkeeper.host.hubapi import HubAPI, HubUnreachable, hub_api_url
 from hubkeeper.hub.prewarm import (
     START_DEADLINE,
     Outcome,
@@ -29,6 +28,7 @@ from hubkeeper.hub.prewarm import (
     wait_ready,
 )
 from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import read_secret, state_paths
 
 SHOW = 20
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from hubkeeper.config.loader import load
-from hubkeeper.hub.render import as_plain, render
-from hubkeeper.hub.runtime import Runtime
+from hubkeeper.context.runtime import Runtime
+from hubkeeper.render.jupyterhub import as_plain, render
 
 
 @dataclass(frozen=True)

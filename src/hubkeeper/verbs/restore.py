@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hubkeeper.errors import InvalidInput, Problem
+from hubkeeper.base.errors import InvalidInput, Problem
 from hubkeeper.lifecycle.restore import (
     RestoreAllResult,
     Restored,

@@ -12,12 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hubkeeper import __version__
+from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config.loader import LoadedSpec, load
-from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.journal import Journal
+from hubkeeper.context.runtime import resolve_mode
 from hubkeeper.host.site import remove_site
-from hubkeeper.host.statedir import HubLock, StatePaths, state_paths
-from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
 from hubkeeper.lifecycle.removal import (
     Remover,
@@ -41,6 +39,8 @@ from hubkeeper.lifecycle.retirement import (
     record_path,
     write_record,
 )
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import HubLock, StatePaths, state_paths
 from hubkeeper.verbs.apply import apply_lock
 from hubkeeper.verbs.service import uninstall_service
 

@@ -13,26 +13,26 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.loader import LoadedSpec, load
-from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
-from hubkeeper.host.installed import (
+from hubkeeper.context.runtime import resolve_mode
+from hubkeeper.host.preflight import preflight_problems
+from hubkeeper.host.systemd import SystemdHost, render_unit, unit_name, unit_path, unsafe_for_unit
+from hubkeeper.lifecycle.removal import running_hub
+from hubkeeper.roster import build_roster
+from hubkeeper.state.installed import (
     current_sha256,
     file_state,
     install_file,
     remove_file,
     sha256_of,
 )
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.preflight import preflight_problems
-from hubkeeper.host.statedir import (
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import (
     check_not_retired,
     ensure_layout,
     state_paths,
 )
-from hubkeeper.host.systemd import SystemdHost, render_unit, unit_name, unit_path, unsafe_for_unit
-from hubkeeper.hub.runtime import resolve_mode
-from hubkeeper.lifecycle.removal import running_hub
-from hubkeeper.roster import build_roster
 from hubkeeper.verbs.apply import apply_lock
 
 UNIT_KIND = "systemd-unit"

@@ -10,9 +10,9 @@ from typing import Any
 
 from hubkeeper import __version__
 from hubkeeper.config.loader import load
-from hubkeeper.host.statedir import read_secret, state_paths
-from hubkeeper.hub.api import ApiError, HubAPI, HubUnreachable, hub_api_url
-from hubkeeper.hub.render import public_url
+from hubkeeper.host.hubapi import ApiError, HubAPI, HubUnreachable, hub_api_url
+from hubkeeper.render.jupyterhub import public_url
+from hubkeeper.state.statedir import read_secret, state_paths
 
 STATUS_TIMEOUT = 10.0  # seconds per step: a hub slower than that is reported unreachable
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.errors import InvalidInput
 from hubkeeper.config.loader import load
-from hubkeeper.errors import InvalidInput
 from hubkeeper.host.tls import EXPIRY_WARNING_DAYS, CertStatus, certificate_status
 
 __all__ = ["CertStatus", "TlsStatusResult", "certificate_status", "tls_status"]

@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError, InvalidInput
+from hubkeeper.context.runtime import Runtime, auth_kind, resolve_mode
 from hubkeeper.host.preflight import preflight_problems
-from hubkeeper.host.statedir import (
+from hubkeeper.host.supervisor import Supervisor
+from hubkeeper.ops.converge import sync_hub
+from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import (
     HubLock,
     StatePaths,
     check_not_retired,
@@ -21,10 +25,6 @@ from hubkeeper.host.statedir import (
     protect_database,
     state_paths,
 )
-from hubkeeper.hub.runtime import Runtime, auth_kind, resolve_mode
-from hubkeeper.hub.supervisor import Supervisor
-from hubkeeper.roster import build_roster
-from hubkeeper.roster.converge import sync_hub
 
 
 @dataclass(frozen=True)

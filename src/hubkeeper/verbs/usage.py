@@ -12,11 +12,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.tree import walk_tree
 from hubkeeper.config.loader import load
-from hubkeeper.host.statedir import state_paths
-from hubkeeper.hub.runtime import resolve_mode
-from hubkeeper.lifecycle.tree import walk_tree
+from hubkeeper.context.runtime import resolve_mode
 from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import state_paths
 
 
 @dataclass(frozen=True)

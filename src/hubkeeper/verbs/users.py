@@ -14,16 +14,16 @@ from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.edit import edit_config, section
 from hubkeeper.config.loader import load
-from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
-from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import ensure_layout, state_paths
-from hubkeeper.host.users import observe
-from hubkeeper.plan.users import Action
+from hubkeeper.host.accounts import observe
+from hubkeeper.ops.converge import issue_invites
+from hubkeeper.plan.accounts import Action
 from hubkeeper.roster import build_roster
-from hubkeeper.roster.converge import issue_invites
 from hubkeeper.roster.policy import name_problem
+from hubkeeper.state.journal import Journal
+from hubkeeper.state.statedir import ensure_layout, state_paths
 from hubkeeper.verbs.apply import ApplyResult, apply, apply_lock
 
 

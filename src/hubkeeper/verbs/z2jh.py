@@ -12,19 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper import __version__
+from hubkeeper.base.errors import HubkeeperError, InvalidInput
+from hubkeeper.base.files import write_atomic
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.types import config_relative
-from hubkeeper.errors import HubkeeperError, InvalidInput
-from hubkeeper.export.z2jh import dump, z2jh_secrets, z2jh_values
-from hubkeeper.host.files import write_atomic
 from hubkeeper.host.preflight import cluster_problems
-from hubkeeper.host.statedir import (
+from hubkeeper.render.z2jh import dump, z2jh_secrets, z2jh_values
+from hubkeeper.roster import build_roster
+from hubkeeper.state.statedir import (
     GITHUB_APP_HOW,
     read_operator_secret,
     read_secret,
     state_paths,
 )
-from hubkeeper.roster import build_roster
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,453 @@
+"""HubSpec -> traitlets Config for JupyterHub. Pure: one function per section, each only sets.
+
+`render(spec, runtime)` is all that `jupyterhub_config.py` calls; tests assert on its output.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from traitlets.config import Config
+
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import package_file
+from hubkeeper.config.model import Hook, HubSpec, default_environment
+from hubkeeper.config.types import USERNAME_PATTERN, config_relative
+from hubkeeper.context.runtime import Runtime, auth_kind
+from hubkeeper.host.hubapi import hub_api_ip
+from hubkeeper.hub.prewarm import keepalive_every
+from hubkeeper.render.jupyterhub_services import DIE_WITH_HUB, update_extra_services
+from hubkeeper.state import github_ids, invites
+
+SPAWNER_CLASSES = {
+    "local": "hubkeeper.hub.spawner.LocalSpawner",
+    "docker": "hubkeeper.hub.container.ContainerSpawner",
+    "slurm": "hubkeeper.hub.slurm.SlurmJobSpawner",
+}
+SERVICE_NAME = "hubkeeper"
+# What `apply` and `prewarm` need of the running hub; nothing more (least privilege).
+SERVICE_SCOPES = [
+    "read:hub", "list:users", "read:users", "read:servers",  # what is there
+    "admin:users", "admin:groups", "servers",  # apply: the roster, while the hub runs
+    "users:activity",  # prewarm --until: started servers kept from idle culling
+]
+STATUS_SERVICE_NAME = "hubkeeper-status"
+# What `hubkeeper status` reads: a token that can change nothing, for the verb run most often.
+STATUS_SCOPES = ["read:hub", "list:users", "read:users", "read:servers"]
+PROXY_CLASS = "hubkeeper.hub.chp.CheckedProxy"
+
+AUTHENTICATORS = {
+    "shared-password": "jupyterhub.authenticators.shared.SharedPasswordAuthenticator",
+    "pam": "hubkeeper.hub.auth.PAMAuthenticator",
+    "dummy": "jupyterhub.auth.DummyAuthenticator",
+    "native": "hubkeeper.hub.auth.NativeAuthenticator",
+    "github": "hubkeeper.hub.auth.GitHubTeamsAuthenticator",
+}
+
+
+def render(spec: HubSpec, runtime: Runtime) -> Config:
+    c = Config()
+    update_hub(c, spec, runtime)
+    update_proxy(c, spec, runtime)
+    update_auth(c, spec, runtime)
+    update_spawner(c, spec, runtime)
+    update_hooks(c, spec, runtime)
+    update_data(c, spec, runtime)
+    update_environments(c, spec, runtime)
+    update_services(c, spec, runtime)
+    update_culling(c, spec, runtime)
+    update_limits(c, spec, runtime)
+    update_extra_services(c, spec, runtime)
+    update_groups(c, spec, runtime)
+    update_slurm(c, spec, runtime)
+    update_starts(c, spec, runtime)
+    update_schedule(c, spec, runtime)
+    update_start_timeout(c, spec, runtime)
+    return c
+
+
+def public_url(spec: HubSpec) -> str:
+    host = spec.hub.ip if ":" not in spec.hub.ip else f"[{spec.hub.ip}]"
+    if host in ("0.0.0.0", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{spec.hub.port}{spec.hub.base_url}"
+
+
+def update_hub(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    host = spec.hub.ip if ":" not in spec.hub.ip else f"[{spec.hub.ip}]"
+    c.JupyterHub.bind_url = f"http://{host}:{spec.hub.port}{spec.hub.base_url}"
+    api_ip = hub_api_ip(spec)
+    api_host = api_ip if ":" not in api_ip else f"[{api_ip}]"
+    c.JupyterHub.hub_bind_url = f"http://{api_host}:{spec.hub.api_port}"
+    c.JupyterHub.db_url = f"sqlite:///{runtime.state.database}"
+    c.JupyterHub.cookie_secret_file = runtime.secrets.cookie_secret_file
+    c.JupyterHub.pid_file = str(runtime.state.hub_pid)
+    # On shutdown stop every server and the proxy: `up` promises a clean stop.
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_proxy = True
+
+
+PYTHON_PROXY = ("-m", "hubkeeper.proc.proxy")
+
+
+def proxy_limits(spec: HubSpec, command: tuple[str, ...]) -> list[str]:
+    """What keeps one user's server from hurting the others, in each proxy's own options:
+    hubkeeper's Python proxy takes an idle timeout and a cap per user server; the Node one
+    has only --proxy-timeout (the target socket's idle time, in ms; none on WebSockets
+    once open). Another proxy.command gets nothing: its options are unknown."""
+    proxy = spec.proxy
+    if tuple(command[1:3]) == PYTHON_PROXY:
+        return [f"--idle-timeout={proxy.idle_timeout:g}",
+                f"--max-per-route={proxy.max_per_route}"]
+    if proxy.kind == "node" and proxy.idle_timeout:
+        return [f"--proxy-timeout={int(proxy.idle_timeout * 1000)}"]
+    return []
+
+
+def update_proxy(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    # JupyterHub's proxy class, with its token sent only to a proxy run by root or the hub's
+    # account (hub/chp.py); the settings stay ConfigurableHTTPProxy's.
+    c.JupyterHub.proxy_class = PROXY_CLASS
+    c.ConfigurableHTTPProxy.should_start = True
+    command = tuple(runtime.proxy_command)
+    c.ConfigurableHTTPProxy.command = [*command, *proxy_limits(spec, command)]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{spec.proxy.api_port}"
+    c.ConfigurableHTTPProxy.auth_token = runtime.secrets.proxy_token
+    c.ConfigurableHTTPProxy.pid_file = str(runtime.state.proxy_pid)
+
+
+def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    kind = auth_kind(spec, runtime.mode)
+    c.JupyterHub.authenticator_class = AUTHENTICATORS[kind]
+    roster = runtime.roster
+    c.Authenticator.admin_users = {member.name for member in roster.active if member.admin}
+    c.Authenticator.allowed_users = {member.name for member in roster.active}
+    c.Authenticator.blocked_users = {m.name for m in roster.members if m.locked} | set(
+        runtime.removed)
+    c.Authenticator.allow_all = spec.users.allow_all
+    if runtime.mode == "system" and kind in ("pam", "native", "github"):
+        # A login whose hub user has no account of hubkeeper's is refused (and its start).
+        c.HubkeeperAuthenticator.journal_path = str(runtime.state.journal)
+    if kind == "pam":
+        c.PAMAuthenticator.account_prefix = spec.users.account_prefix
+    if kind == "shared-password":
+        c.SharedPasswordAuthenticator.user_password = runtime.secrets.shared_password
+        c.SharedPasswordAuthenticator.admin_password = runtime.secrets.admin_password
+    if kind == "native":
+        auth = spec.auth
+        c.NativeAuthenticator.open_signup = auth.open_signup
+        c.NativeAuthenticator.minimum_password_length = auth.minimum_password_length
+        c.NativeAuthenticator.check_common_password = auth.check_common_password
+        c.NativeAuthenticator.ask_email_on_signup = auth.ask_email_on_signup
+        # Sign-ups get the roster's name rules (they may become Linux accounts).
+        c.NativeAuthenticator.username_pattern = USERNAME_PATTERN
+        # A roster name signs up only with the invite code `apply` issued for it.
+        c.NativeAuthenticator.invite_codes_file = str(runtime.state.secret(invites.FILE_NAME))
+        # Its page.html adds "Authorize Users" (admins) and "Change Password" to the menu;
+        # hubkeeper's sign-up page adds the invite code to its sign-up page.
+        c.JupyterHub.template_paths = [HUBKEEPER_TEMPLATES, native_templates()]
+    if kind == "github":
+        github = spec.auth.github
+        c.GitHubOAuthenticator.client_id = runtime.secrets.github_client_id
+        c.GitHubOAuthenticator.client_secret = runtime.secrets.github_client_secret
+        c.GitHubOAuthenticator.oauth_callback_url = github.callback_url
+        c.GitHubOAuthenticator.allowed_organizations = set(github.organizations)
+        # read:org lets the hub see private memberships and the user's teams; nothing more.
+        needs_org = bool(github.organizations or github.teams_to_groups)
+        c.GitHubOAuthenticator.scope = ["read:org"] if needs_org else []
+        # Whoever leaves the organisation is refused at their next login.
+        c.GitHubOAuthenticator.allow_existing_users = False
+        # A login stays with the GitHub user id of its first login (renamed logins).
+        c.GitHubTeamsAuthenticator.github_ids_file = str(runtime.state.root
+                                                         / github_ids.FILE_NAME)
+        if github.teams_to_groups:
+            clash = sorted(set(github.teams_to_groups.values()) & set(roster.groups))
+            if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
+                raise HubkeeperError(
+                    f"group(s) {', '.join(clash)} come both from the roster and from "
+                    "auth.github.teams_to_groups; GitHub teams and the roster cannot both "
+                    "decide who is in a group",
+                    hint="rename the group in the roster CSV or in teams_to_groups",
+                )
+            c.GitHubOAuthenticator.populate_teams_in_auth_state = True
+            c.GitHubOAuthenticator.manage_groups = True
+            c.GitHubTeamsAuthenticator.teams_to_groups = dict(github.teams_to_groups)
+            c.GitHubTeamsAuthenticator.roster_groups = {
+                member.name: sorted(member.groups) for member in roster.active if member.groups
+            }
+
+
+HUBKEEPER_TEMPLATES = package_file("hub/templates")
+
+
+def native_templates() -> str:
+    """The template directory of the installed nativeauthenticator (its docs ask for it in
+    JupyterHub.template_paths)."""
+    spec = importlib.util.find_spec("nativeauthenticator")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("nativeauthenticator is not installed")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "templates")
+
+
+def manages_groups(spec: HubSpec) -> bool:
+    """Whether the authenticator decides users' groups at login (Authenticator.manage_groups)."""
+    return spec.auth.kind == "github" and bool(spec.auth.github.teams_to_groups)
+
+
+def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    c.JupyterHub.spawner_class = SPAWNER_CLASSES[spec.backend]
+    c.Spawner.cmd = list(runtime.singleuser_command)
+    c.Spawner.default_url = "/lab"
+    c.HubkeeperSpawner.personal = runtime.mode == "personal"
+    c.HubkeeperSpawner.account_prefix = spec.users.account_prefix
+    if runtime.mode == "system":
+        # A server runs only as the account the journal records for its user, read at
+        # each start (so `apply` reaches a running hub).
+        c.HubkeeperSpawner.journal_path = str(runtime.state.journal)
+    if runtime.mode == "personal":
+        c.HubkeeperSpawner.home_root = str(runtime.state.users)
+        if runtime.as_root:
+            # Only reachable on loopback (checked in resolve_mode); Jupyter refuses root otherwise.
+            c.Spawner.args = ["--ServerApp.allow_root=True"]
+
+
+# JupyterHub's own Spawner.start_timeout default: what the server itself may take.
+SERVER_START_SECONDS = 60
+
+
+def _config_path(runtime: Runtime, value: str) -> str:
+    """A path from hub.yaml, absolute (relative ones start at hub.yaml's directory)."""
+    if runtime.config_dir is None and not Path(value).expanduser().is_absolute():
+        raise HubkeeperError(f"cannot resolve {value!r}: hub.yaml's directory is unknown")
+    return str(config_relative(runtime.config_dir or Path("/"), value))
+
+
+def _hooks(hooks: list[Hook], runtime: Runtime) -> list[dict[str, Any]]:
+    return [{"script": _config_path(runtime, hook.script), "name": hook.script,
+             "timeout": hook.timeout} for hook in hooks]
+
+
+def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    hooks = spec.hooks
+    c.HubkeeperSpawner.hooks_as_root = _hooks(hooks.as_root, runtime)
+    c.HubkeeperSpawner.hooks_as_user = _hooks(hooks.as_user, runtime)
+    c.HubkeeperSpawner.hooks_on_failure = hooks.on_failure
+    c.HubkeeperSpawner.hook_log_dir = (_config_path(runtime, hooks.log_dir) if hooks.log_dir
+                                   else str(runtime.state.hook_logs))
+    c.HubkeeperSpawner.hub_name = spec.hub.name
+
+
+def admission_on(spec: HubSpec) -> bool:
+    """Whether starts wait in hubkeeper's line (slurm: the scheduler's queue decides)."""
+    return spec.backend != "slurm" and spec.starts.at_once != 0
+
+
+def update_starts(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """Admission control: the spawner's line, and JupyterHub's own limits out of its way."""
+    if not admission_on(spec):
+        c.HubkeeperSpawner.starts_at_once = 0
+        return
+    at_once = spec.starts.at_once
+    c.HubkeeperSpawner.starts_at_once = -1 if at_once == "auto" else at_once
+    c.HubkeeperSpawner.starts_queue_timeout = spec.starts.queue_timeout
+    # JupyterHub answers 429 "too many users" above its own limit: the line replaces it.
+    c.JupyterHub.concurrent_spawn_limit = 0
+    # Send a start to the progress page at once instead of holding its request for 10 s: a
+    # held request is one of the proxy's connections, and a class holds many.
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 1}
+    # The server's own start counts from when it leaves the line.
+    c.Spawner.http_timeout = SERVER_START_SECONDS
+
+
+SCHEDULE_NAME = "hubkeeper-schedule"
+# What the schedule service needs to start servers and keep them active, nothing more.
+SCHEDULE_SCOPES = ["list:users", "read:users", "read:servers", "servers", "users:activity"]
+
+
+def update_schedule(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """schedule: a service that starts each class's servers and keeps them until its end."""
+    if not spec.schedule:
+        return
+    active = {member.name for member in runtime.roster.active}
+    windows = [{"group": window.group, "days": list(window.days), "start": window.start,
+                "end": window.end,
+                "users": [name for name in runtime.roster.group_members(window.group)
+                          if name in active]}
+               for window in spec.schedule]
+    idle = spec.culling.idle if spec.culling.enabled else 0
+    c.JupyterHub.services.append({
+        "name": SCHEDULE_NAME,
+        "command": [*DIE_WITH_HUB, runtime.python, "-m", "hubkeeper.hub.prewarm"],
+        "environment": {"HUBKEEPER_SCHEDULE": json.dumps(windows),
+                        "HUBKEEPER_KEEPALIVE": str(keepalive_every(idle))},
+    })
+    c.JupyterHub.load_roles.append({
+        "name": SCHEDULE_NAME,
+        "description": "start each class's servers before it and keep them until its end "
+                       "(schedule in hub.yaml)",
+        "scopes": list(SCHEDULE_SCOPES),
+        "services": [SCHEDULE_NAME],
+    })
+
+
+def update_start_timeout(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """JupyterHub's deadline covers the whole start: give the hooks and the wait in line
+    (hubkeeper's, or Slurm's queue) their time on top of the server's own."""
+    hooks = spec.hooks
+    total = sum(hook.timeout for hook in hooks.as_root + hooks.as_user)
+    if spec.backend == "slurm":
+        total += spec.slurm.queue_timeout
+    elif admission_on(spec):
+        total += spec.starts.queue_timeout
+    if total:
+        c.Spawner.start_timeout = SERVER_START_SECONDS + int(total + 0.999)
+
+
+def update_data(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    c.HubkeeperSpawner.min_free_bytes = spec.data.min_free
+    if spec.backend == "docker":
+        # Mounted into each container; on the local backend they are simply on the host.
+        c.ContainerSpawner.shared_data = [shared.path for shared in spec.data.shared]
+        c.ContainerSpawner.group_folders = [{"path": folder.path, "group": folder.group}
+                                            for folder in spec.data.group_folders]
+
+
+def update_environments(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """Each environment's folder of builds: a start resolves its `current` link, so
+    `env build`/`rebuild` reach new servers without a hub restart."""
+    c.HubkeeperSpawner.environments = {
+        name: {
+            "path": str(runtime.state.envs / name),
+            "groups": list(env.groups),
+            "home_template": (_config_path(runtime, env.home_template)
+                              if env.home_template else ""),
+            **({"starter_files": env.starter_files} if env.starter_files else {}),
+        }
+        for name, env in spec.environments.items()
+    }
+    c.HubkeeperSpawner.default_environment = default_environment(spec) or ""
+
+
+def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    if manages_groups(spec):
+        # JupyterHub refuses load_groups when the authenticator manages groups; the roster's
+        # groups reach the hub through the API (`up`, `apply`) and at each login.
+        return
+    # JupyterHub only adds at start; `up` removes what the roster no longer has via the API.
+    active = {member.name for member in runtime.roster.active}
+    c.JupyterHub.load_groups = {
+        group: {"users": [n for n in runtime.roster.group_members(group) if n in active]}
+        for group in runtime.roster.groups
+    }
+
+
+def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    c.JupyterHub.services = [
+        {"name": SERVICE_NAME, "api_token": runtime.secrets.service_token},
+        {"name": STATUS_SERVICE_NAME, "api_token": runtime.secrets.status_token},
+    ]
+    c.JupyterHub.load_roles = [
+        {
+            "name": f"{SERVICE_NAME}-status",  # the name older hubs have in their database
+            "description": "what `apply` and `prewarm` read and change",
+            "scopes": list(SERVICE_SCOPES),
+            "services": [SERVICE_NAME],
+        },
+        {
+            "name": f"{STATUS_SERVICE_NAME}-read",
+            "description": "what `hubkeeper status` reads; it changes nothing",
+            "scopes": list(STATUS_SCOPES),
+            "services": [STATUS_SERVICE_NAME],
+        },
+    ]
+
+
+CULLER_NAME = "idle-culler"
+# What jupyterhub-idle-culler needs to stop servers, and nothing to delete users with.
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+ACTIVITY_DEFAULT = 300  # JupyterHub's and the single-user server's own activity interval
+
+
+def activity_interval(idle: float) -> int:
+    """How often activity reaches the hub: JupyterHub's 5 minutes, shorter for a short
+    culling.idle, so that a server in use is never seen as idle for longer than idle/4."""
+    return max(5, min(ACTIVITY_DEFAULT, int(idle // 4)))
+
+
+def update_culling(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    culling = spec.culling
+    if not culling.enabled:
+        return
+    # It dies with the hub: a killed hub must not leave a culler behind (the next one starts
+    # its own).
+    command = [*DIE_WITH_HUB, runtime.python, "-m", "jupyterhub_idle_culler",
+               f"--timeout={int(culling.idle)}", f"--cull-every={int(culling.every)}",
+               "--cull-users=False", "--remove-named-servers=False"]
+    if culling.max_age:
+        command.append(f"--max-age={int(culling.max_age)}")
+    c.JupyterHub.services.append({"name": CULLER_NAME, "command": command})
+    c.JupyterHub.load_roles.append({
+        "name": CULLER_NAME,
+        "description": "stop idle servers (culling in hub.yaml); never delete users",
+        "scopes": list(CULLER_SCOPES),
+        "services": [CULLER_NAME],
+    })
+    interval = activity_interval(culling.idle)
+    if interval != ACTIVITY_DEFAULT:
+        c.JupyterHub.last_activity_interval = interval
+        c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": str(interval)}
+
+
+def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """Always set: the process limit is on by default (limits.pids), so that one user's
+    fork bomb cannot stop every server on the machine."""
+    limits = spec.limits
+    c.HubkeeperSpawner.limits = {"memory": limits.memory, "cpu": limits.cpu,
+                                 "pids": limits.pids or None}
+    if limits.groups:
+        c.HubkeeperSpawner.group_limits = {
+            name: {"memory": group.memory, "cpu": group.cpu, "pids": group.pids}
+            for name, group in limits.groups.items()}
+
+
+def update_slurm(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """backend slurm: what every server's job asks of Slurm; memory and CPUs come from
+    limits: (update_limits), as on the other backends."""
+    if spec.backend != "slurm":
+        return
+    slurm = spec.slurm
+    c.SlurmJobSpawner.slurm_partition = slurm.partition or ""
+    c.SlurmJobSpawner.slurm_time = slurm.time
+    c.SlurmJobSpawner.slurm_extra_options = list(slurm.extra_options)
+    c.SlurmJobSpawner.slurm_groups = {
+        name: {"partition": group.partition or "", "gpus": group.gpus,
+               "time": group.time}
+        for name, group in slurm.groups.items()}
+    c.SlurmJobSpawner.queue_timeout = slurm.queue_timeout
+
+
+def as_plain(config: Config) -> dict[str, Any]:
+    """The Config as plain data (sorted sets), for JSON output and golden tests."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(value[key]) for key in sorted(value)}
+        if isinstance(value, (set, frozenset)):
+            return sorted(value)
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+
+    return plain(config)
+
+
+def as_python(config: Config) -> str:
+    """The Config as the `c.Section.key = value` lines an operator knows from JupyterHub."""
+    lines = []
+    for section, values in as_plain(config).items():
+        for key, value in values.items():
+            lines.append(f"c.{section}.{key} = {value!r}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,336 @@
+"""The state directory: hub database, secrets (0600), run files, logs, personal homes.
+
+    <state>/                    0711: users' servers pass through to envs/, nothing else
+    <state>/VERSION             {"schema": 1, "created_by": "hubkeeper 0.1.0"}
+    <state>/jupyterhub.sqlite   the hub database (0600: ports, admins, password hashes)
+    <state>/journal.json        every account, group and folder hubkeeper created (journal.py)
+    <state>/secrets/            0700; cookie-secret, proxy-token, service-token (apply,
+                                prewarm), status-token (read-only: status),
+                                shared-password, admin-password (each 0600); with auth.kind
+                                github also github-client-id, github-client-secret (written
+                                by the operator, never generated)
+    <state>/run/                0700; hub.lock (held while a hub runs), apply.lock,
+                                snapshot.lock, archive.lock (each 0600), jupyterhub.pid,
+                                proxy.pid
+    <state>/logs/               0750; hub.log
+    <state>/logs/hooks/         0700; <user>.log: output of the start-up hooks (hooks:)
+    <state>/envs/<name>/        environments: one venv per build (<content-hash>/, 0755, with
+                                requirements.lock), `current` -> the build new servers use;
+                                .lock (0600) while one builds
+    <state>/users/<name>/       personal mode: each hub user's directory (0700)
+    <state>/RETIRED.json        written by `hubkeeper retire`; then no hub starts here again
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubkeeper import __version__
+from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import write_atomic
+from hubkeeper.base.locks import RUN_DIR_MODE, PidLock, private_directory, renew
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.types import config_relative
+
+STATE_SCHEMA = 1
+
+STATE_DIR_MODE = 0o711  # servers run as users and execute envs/<name>/current/bin/python
+DATABASE_MODE = 0o600
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "status-token",
+                "shared-password", "admin-password")
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    root: Path
+
+    @property
+    def version_file(self) -> Path:
+        return self.root / "VERSION"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "jupyterhub.sqlite"
+
+    @property
+    def database_files(self) -> list[Path]:
+        """The database and SQLite's side files next to it (journal, WAL)."""
+        return [self.database] + [self.root / f"jupyterhub.sqlite{suffix}"
+                                  for suffix in SQLITE_SIDE_FILES]
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal.json"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def lock(self) -> Path:
+        return self.run / "hub.lock"
+
+    @property
+    def hub_pid(self) -> Path:
+        return self.run / "jupyterhub.pid"
+
+    @property
+    def proxy_pid(self) -> Path:
+        return self.run / "proxy.pid"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def hook_logs(self) -> Path:
+        return self.logs / "hooks"
+
+    @property
+    def envs(self) -> Path:
+        return self.root / "envs"
+
+    @property
+    def users(self) -> Path:
+        return self.root / "users"
+
+    @property
+    def retired(self) -> Path:
+        return self.root / "RETIRED.json"
+
+    def secret(self, name: str) -> Path:
+        return self.secrets / name
+
+    def layout(self) -> tuple[tuple[Path, int], ...]:
+        """Each folder of the state dir with its mode: nothing others may list or write
+        but envs/ (servers execute the venvs there) and users/ (0700 folders inside)."""
+        return ((self.root, STATE_DIR_MODE), (self.secrets, 0o700), (self.run, RUN_DIR_MODE),
+                (self.logs, 0o750), (self.users, 0o755))
+
+    def lock_files(self) -> list[Path]:
+        """Every lock file hubkeeper has made here: run/*.lock and envs/<name>/.lock."""
+        found = sorted(self.run.glob("*.lock")) if self.run.is_dir() else []
+        return found + (sorted(self.envs.glob("*/.lock")) if self.envs.is_dir() else [])
+
+
+def state_paths(loaded: LoadedSpec, is_root: bool) -> StatePaths:
+    """Where this hub keeps its state (hub.state_dir, or the documented default)."""
+    configured = loaded.spec.hub.state_dir
+    if configured:
+        return StatePaths(config_relative(loaded.directory, configured))
+    if is_root:
+        return StatePaths(Path("/var/lib/hubkeeper") / loaded.spec.hub.name)
+    return StatePaths(config_relative(loaded.directory, ".hubkeeper"))
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """The hub's secrets. `redacted()` gives placeholders for showing a configuration."""
+
+    cookie_secret_file: str
+    proxy_token: str
+    service_token: str
+    shared_password: str
+    admin_password: str
+    github_client_id: str = ""  # only read with auth.kind github
+    github_client_secret: str = ""
+    status_token: str = ""  # the read-only token of `hubkeeper status`
+
+    @classmethod
+    def redacted(cls, paths: StatePaths) -> Secrets:
+        hidden = "<redacted>"
+        return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden,
+                   github_client_id=hidden, github_client_secret=hidden,
+                   status_token=hidden)
+
+
+def _generate(name: str) -> bytes:
+    if name == "cookie-secret":
+        return secrets.token_hex(32).encode()  # JupyterHub reads a hex-encoded key
+    if name == "admin-password":
+        return secrets.token_urlsafe(24).encode()  # JupyterHub wants >= 32 characters
+    if name == "shared-password":
+        return secrets.token_urlsafe(9).encode()  # 12 characters, easy to type in a class
+    return secrets.token_hex(32).encode()
+
+
+def ensure_layout(paths: StatePaths) -> list[str]:
+    """Create the state directory and its version file, once. Returns what was created."""
+    check_not_retired(paths)
+    created: list[str] = []
+    if not paths.root.exists():
+        created.append(str(paths.root))
+    for directory, mode in paths.layout():
+        private_directory(directory, mode)  # also narrows what an older hubkeeper made
+    for lock in paths.lock_files():
+        renew(lock)  # an older hubkeeper's 0644 lock file, maybe held open by a student
+    protect_database(paths)
+    if not paths.version_file.exists():
+        body = {"schema": STATE_SCHEMA, "created_by": f"hubkeeper {__version__}"}
+        write_atomic(paths.version_file, (json.dumps(body) + "\n").encode())
+        created.append(str(paths.version_file))
+    else:
+        check_state_version(paths)
+    return created
+
+
+def protect_database(paths: StatePaths, create: bool = False) -> None:
+    """The hub database 0600 (JupyterHub would create it with its umask, 0644: every
+    account could read server ports, the admins, native login's password hashes): made
+    empty and 0600 before the hub's first start (SQLite takes an empty file for a new
+    database and gives its journal files the database's mode: `create`, by `up`), and
+    narrowed if wider (every ensure_layout: up, apply, adopt, service install)."""
+    for path in paths.database_files:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+        if create and path == paths.database:
+            flags |= os.O_CREAT
+        try:
+            fd = os.open(path, flags, DATABASE_MODE)
+        except FileNotFoundError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if (stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
+                    and stat.S_IMODE(info.st_mode) != DATABASE_MODE):
+                os.fchmod(fd, DATABASE_MODE)
+        finally:
+            os.close(fd)
+
+
+def ensure_secrets(paths: StatePaths) -> list[str]:
+    """Generate each missing secret (0600), once; later starts reuse them."""
+    created: list[str] = []
+    for name in SECRET_NAMES:
+        path = paths.secret(name)
+        if not path.exists():
+            write_atomic(path, _generate(name), mode=0o600)
+            created.append(str(path))
+    return created
+
+
+def check_not_retired(paths: StatePaths) -> None:
+    """Refuse a state directory `hubkeeper retire` ended (or began to end)."""
+    try:
+        record = json.loads(paths.retired.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        record = {}
+    if record.get("state") == "retired":
+        archive = (record.get("archive") or {}).get("path", "?")
+        raise HubkeeperError(
+            f"hub {record.get('hub', '?')!r} was retired on {record.get('finished', '?')}: "
+            f"{paths.retired} records what was removed; its archive is {archive}",
+            hint="a new hub needs a new hub.state_dir (or delete that record first)")
+    raise HubkeeperError(
+        f"a retirement of the hub in {paths.root} began and did not finish ({paths.retired})",
+        hint="finish it with `hubkeeper retire --yes`")
+
+
+def check_state_version(paths: StatePaths) -> None:
+    check_not_retired(paths)
+    try:
+        found = json.loads(paths.version_file.read_text()).get("schema")
+    except (OSError, ValueError) as exc:
+        raise HubkeeperError(
+            f"cannot read {paths.version_file}: {exc}",
+            hint="this file marks a hubkeeper state directory; restore it from a snapshot",
+        ) from None
+    if found != STATE_SCHEMA:
+        raise HubkeeperError(
+            f"{paths.root} holds state of schema {found}; this hubkeeper reads {STATE_SCHEMA}",
+            hint="run the hubkeeper version that wrote it, or upgrade hubkeeper",
+        )
+
+
+def read_secret(paths: StatePaths, name: str) -> str:
+    path = paths.secret(name)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise HubkeeperError(
+            f"secret {path} is missing", hint="`hubkeeper up` creates it on first start"
+        ) from None
+    except PermissionError:
+        raise HubkeeperError(
+            f"cannot read {path}", hint="run as the account that runs the hub (root?)"
+        ) from None
+
+
+def read_operator_secret(paths: StatePaths, name: str, what: str, how: str) -> str:
+    """A secret the operator saves into the secrets directory (hubkeeper cannot make it)."""
+    path = paths.secret(name)
+    create = (f"save {what} alone in that file, readable only by the account that runs the "
+              f"hub: `install -d -m 700 {paths.secrets}`, then `(umask 077; cat > {path})`, "
+              "paste it and press Ctrl-D")
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise HubkeeperError(f"secret {path} is missing: it holds {what}",
+                             hint=f"{how}; {create}") from None
+    except PermissionError:
+        raise HubkeeperError(
+            f"cannot read {path}", hint="run as the account that runs the hub (root?)"
+        ) from None
+    if not text:
+        raise HubkeeperError(f"secret {path} is empty: it should hold {what}",
+                             hint=f"{how}; {create}")
+    if mode & 0o077:
+        raise HubkeeperError(f"secret {path} is readable by other users",
+                             hint=f"chmod 600 {path}")
+    return text
+
+
+GITHUB_APP_HOW = ("register an OAuth app at https://github.com/settings/applications/new "
+                  "(or under your organisation's settings) with auth.github.callback_url as "
+                  "its 'Authorization callback URL'")
+
+
+def read_secrets(paths: StatePaths, password_file: Path | None = None,
+                 admin_password_file: Path | None = None, github: bool = False) -> Secrets:
+    def from_file(path: Path | None, fallback: str) -> str:
+        if path is None:
+            return read_secret(paths, fallback)
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise HubkeeperError(f"cannot read password file {path}: {exc.strerror}") from None
+
+    return Secrets(
+        cookie_secret_file=str(paths.secret("cookie-secret")),
+        proxy_token=read_secret(paths, "proxy-token"),
+        service_token=read_secret(paths, "service-token"),
+        status_token=read_secret(paths, "status-token"),
+        shared_password=from_file(password_file, "shared-password"),
+        admin_password=from_file(admin_password_file, "admin-password"),
+        github_client_id=read_operator_secret(
+            paths, "github-client-id", "the GitHub OAuth app's Client ID", GITHUB_APP_HOW)
+        if github else "",
+        github_client_secret=read_operator_secret(
+            paths, "github-client-secret", "a client secret of the GitHub OAuth app "
+            "('Generate a new client secret' on the app's page)", GITHUB_APP_HOW)
+        if github else "",
+    )
+
+
+class HubLock(PidLock):
+    """An exclusive lock on the state directory while a hub runs; the holder's PID inside."""
+
+    def __init__(self, paths: StatePaths) -> None:
+        super().__init__(
+            paths.lock, f"another hub already runs on {paths.root}",
+            hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), or give "
+            "this hub another hub.state_dir")
+        self.paths = paths
