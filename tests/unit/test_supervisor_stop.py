@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hubkeeper.host.supervisor import stop_orphaned_proxy
@@ -14,7 +15,13 @@ STAND_IN = "import time; time.sleep(60)"
 
 
 def _start(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", STAND_IN, *args])
+    proc = subprocess.Popen([sys.executable, "-c", STAND_IN, *args])
+    # Until it has exec'd, the child's command line is still pytest's.
+    end = time.monotonic() + 10
+    while args[0].encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+        assert time.monotonic() < end, "the stand-in did not start"
+        time.sleep(0.01)
+    return proc
 
 
 def test_the_orphaned_proxy_of_this_hub_is_stopped(tmp_path: Path) -> None:
