@@ -32,6 +32,7 @@ from traitlets.config import LoggingConfigurable
 
 from hubkeeper.base.files import free_bytes
 from hubkeeper.config.types import format_size
+from hubkeeper.context.limits import Limits, merged
 from hubkeeper.context.runtime import SINGLEUSER
 from hubkeeper.host import cgroups, homesize
 from hubkeeper.host.homes import make_private_dir
@@ -421,14 +422,14 @@ class HubkeeperSpawner(LoggingConfigurable):
                 f"failed: {output.decode(errors='replace')[-2000:]}")
         return folder
 
-    def limits_for_user(self) -> cgroups.Limits:
+    def limits_for_user(self) -> Limits:
         """This user's limits: the hub's, or the largest of their groups' where set."""
-        def limits(value: dict[str, Any]) -> cgroups.Limits:
-            return cgroups.Limits(value.get("memory"), value.get("cpu"), value.get("pids"))
+        def limits(value: dict[str, Any]) -> Limits:
+            return Limits(value.get("memory"), value.get("cpu"), value.get("pids"))
 
         groups = [limits(self.group_limits[group.name]) for group in self.user.groups
                   if group.name in self.group_limits]
-        return cgroups.merged(limits(self.limits), groups)
+        return merged(limits(self.limits), groups)
 
     def hook_env(self, home: str, user: str, user_home: str, shell: str) -> dict[str, str]:
         groups = " ".join(sorted(group.name for group in self.user.groups))
@@ -558,7 +559,7 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
 
     # --- limits -------------------------------------------------------------------------
 
-    user_limits = cgroups.Limits()
+    user_limits = Limits()
     user_cgroup: cgroups.UserGroup | None = None
 
     _told = False  # the log said once that limits are not enforced here
