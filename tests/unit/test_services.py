@@ -14,7 +14,7 @@ from tornado import httputil
 
 from hubkeeper.config import load, parse
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.host.preflight import group_reference_problems
+from hubkeeper.config.rules.roster import group_reference_problems
 from hubkeeper.host.statedir import Secrets, StatePaths
 from hubkeeper.hub.gate import GateUsageError, child_environment, read_config
 from hubkeeper.hub.gate_rules import (
@@ -211,7 +211,7 @@ def test_service_groups_must_be_roster_groups(tmp_path: Path) -> None:
                    "    url: http://127.0.0.1:8787\n    gate_port: 8788\n"
                    "    groups: [stats, stat]\n")
     loaded = load(hub)
-    problems = [str(p) for p in group_reference_problems(loaded, build_roster(loaded))]
+    problems = [str(p) for p in group_reference_problems(loaded, build_roster(loaded).groups)]
     assert problems == [f"{hub}:6:21: services[0].groups[1]: 'stat' is not a roster group "
                         "(roster groups: stats)"]
 

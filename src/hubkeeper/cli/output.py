@@ -79,6 +79,8 @@ def _(result: CheckResult, console: Console) -> None:
         f"{result.users} users ({result.admins} admins).",
         highlight=False,
     )
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 @text.register

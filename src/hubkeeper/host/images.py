@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hubkeeper.config.environments import ImageBuild
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import ImageBuild
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 

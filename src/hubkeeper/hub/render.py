@@ -12,13 +12,15 @@ from typing import Any
 
 from traitlets.config import Config
 
-from hubkeeper.config.model import Hook, HubSpec, default_environment
+from hubkeeper.config.environments import Hook
+from hubkeeper.config.model import HubSpec, default_environment
+from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub import github_ids, invites
 from hubkeeper.hub.api import hub_api_ip
 from hubkeeper.hub.prewarm import keepalive_every
-from hubkeeper.hub.runtime import Runtime, auth_kind
+from hubkeeper.hub.runtime import Runtime
 from hubkeeper.hub.services import DIE_WITH_HUB, update_extra_services
 
 SPAWNER_CLASSES = {

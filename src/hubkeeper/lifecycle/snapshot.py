@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper import __version__
-from hubkeeper.config.model import Retention
+from hubkeeper.config.operation import Retention
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host.asuser import Identity

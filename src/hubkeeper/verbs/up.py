@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO
 
 from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host.preflight import preflight_problems
@@ -21,7 +22,7 @@ from hubkeeper.host.statedir import (
     protect_database,
     state_paths,
 )
-from hubkeeper.hub.runtime import Runtime, auth_kind, resolve_mode
+from hubkeeper.hub.runtime import Runtime, resolve_mode
 from hubkeeper.hub.supervisor import Supervisor
 from hubkeeper.roster import build_roster
 from hubkeeper.roster.converge import sync_hub
