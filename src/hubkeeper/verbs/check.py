@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hubkeeper.config.loader import SCHEMA_HINT, LoadedSpec, load_for_check
 from hubkeeper.config.rules.mode import Mode, auth_kind, effective_mode, mode_problems
-from hubkeeper.config.rules.roster import roster_problems
+from hubkeeper.config.rules.roster import group_folder_problems, roster_problems
 from hubkeeper.errors import InvalidInput, Problem
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.preflight import cluster_problems, machine_problems, to_make
@@ -55,6 +55,7 @@ def check(config: Path) -> CheckResult:
     paths = state_paths(loaded, is_root)
     if roster is not None:
         problems += roster_problems(loaded, roster.groups)
+        problems += group_folder_problems(loaded, roster.groups)
     problems += machine_problems(loaded, mode, paths, starting=False)
     notes: tuple[str, ...] = ()
     if mode == "system" and roster is not None:

@@ -53,14 +53,17 @@ def roster_problems(loaded: LoadedSpec, groups: Collection[str]) -> list[Problem
             + group_reference_problems(loaded, groups))
 
 
+def group_folder_problems(loaded: LoadedSpec, groups: Collection[str]) -> list[Problem]:
+    """data.group_folders[].group is a roster group (`apply` refuses it too, when it plans the
+    folders)."""
+    return [not_a_group(loaded, ("data", "group_folders", index, "group"), folder.group, groups)
+            for index, folder in enumerate(loaded.spec.data.group_folders)
+            if folder.group not in groups]
+
+
 def cluster_rule_problems(loaded: LoadedSpec, groups: Collection[str]) -> list[Problem]:
     """Backend kubernetes (and `export z2jh`): what the cluster cannot take, and the groups
     hub.yaml names, group folders included, that are not roster groups."""
     problems = [loaded.problem(where, message)
                 for where, message in kubernetes_problems(loaded.spec)]
-    problems += roster_problems(loaded, groups)
-    problems += [not_a_group(loaded, ("data", "group_folders", index, "group"),
-                             folder.group, groups)
-                 for index, folder in enumerate(loaded.spec.data.group_folders)
-                 if folder.group not in groups]
-    return problems
+    return problems + roster_problems(loaded, groups) + group_folder_problems(loaded, groups)
