@@ -14,18 +14,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from hubkeeper.config.access import (
-    AuthSection,
-    HubSection,
-    ProxySection,
-    UsersSection,
-)
-from hubkeeper.config.environments import (
-    DataSection,
-    Environment,
-    EnvironmentName,
-    HooksSection,
-)
+from hubkeeper.config.access import AuthSection, HubSection, ProxySection, UsersSection
+from hubkeeper.config.environments import DataSection, Environment, EnvironmentName, HooksSection
 from hubkeeper.config.operation import (
     ArchiveSection,
     HubService,
@@ -42,10 +32,7 @@ from hubkeeper.config.resources import (
     SlurmSection,
     StartsSection,
 )
-from hubkeeper.config.types import (
-    SCHEMA_VERSION,
-    Section,
-)
+from hubkeeper.config.types import SCHEMA_VERSION, Section
 
 
 class HubSpec(Section):
@@ -123,7 +110,6 @@ def default_environment(spec: HubSpec) -> str | None:
     if len(spec.environments) == 1:
         return next(iter(spec.environments))
     return None
-
 
 
 def https_port(spec: HubSpec) -> int:

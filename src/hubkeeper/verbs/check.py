@@ -34,8 +34,11 @@ class CheckResult:
 
 
 def check(config: Path) -> CheckResult:
+    """hub.yaml's own rules, its roster, its mode for this account, then the machine's facts:
+    every problem found is raised at once (InvalidInput, exit 2)."""
     loaded, problems = load_for_check(config)
     hint = SCHEMA_HINT if problems else None
+    own_rules_hold = not problems
     roster: Roster | None = None
     try:
         roster = build_roster(loaded)
@@ -52,10 +55,14 @@ def check(config: Path) -> CheckResult:
     is_root = os.geteuid() == 0
     problems += mode_problems(loaded, is_root)
     mode = effective_mode(spec, is_root)
-    paths = state_paths(loaded, is_root)
     if roster is not None:
         problems += roster_problems(loaded, roster.groups)
         problems += group_folder_problems(loaded, roster.groups)
+    if not own_rules_hold:
+        # The machine's facts build on hub.yaml's own rules (hub.url has a certificate, a
+        # hook has a script): asked of a hub.yaml that breaks them, they could only mislead.
+        _refuse(loaded, problems, hint)
+    paths = state_paths(loaded, is_root)
     problems += machine_problems(loaded, mode, paths, starting=False)
     notes: tuple[str, ...] = ()
     if mode == "system" and roster is not None:
@@ -67,7 +74,7 @@ def check(config: Path) -> CheckResult:
         if making.accounts or making.groups:
             notes = (str(making),)
     _refuse(loaded, problems, hint)
-    assert roster is not None
+    assert roster is not None  # else its problems were raised
     return _result(loaded, roster, mode, auth_kind(spec, mode), notes)
 
 

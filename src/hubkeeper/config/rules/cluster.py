@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from hubkeeper.config.model import HubSpec
+from hubkeeper.config.rules import Found
 
-# (field path, message) pairs: the rules' findings before they are placed at their lines.
-Found = list[tuple[tuple[str | int, ...], str]]
-
+# What the cluster cannot take from hub.yaml, with what to write instead.
 KUBERNETES_AUTH = ("shared-password", "native", "github")
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.parse
-from collections.abc import Callable, Sequence
 
 from hubkeeper.config.access import NATIVE_FIELDS
 from hubkeeper.config.model import HubSpec, https_port
-from hubkeeper.config.rules.cluster import Found, kubernetes_problems
+from hubkeeper.config.rules import Found, Locate
+from hubkeeper.config.rules.cluster import kubernetes_problems
 from hubkeeper.errors import Problem
-
-# Places a (field path, message) at its line: LoadedSpec.problem, or the loader's own while
-# it parses.
-Locate = Callable[[Sequence[str | int], str], Problem]
 
 
 def spec_problems(spec: HubSpec, at: Locate) -> list[Problem]:
@@ -374,6 +370,3 @@ def _slurm_problems(spec: HubSpec) -> Found:
                  "which needs hub.mode system (root); use backend: local with hub.mode "
                  "personal")]
     return []
-
-
-# What the cluster cannot take from hub.yaml, with what to write instead.
