@@ -54,6 +54,35 @@ def test_personal_mode_keeps_shared_password_dummy_and_open_signup(tmp_path: Pat
         assert resolve_mode(load(hub_yaml(tmp_path, "personal", auth)), True) == "personal"
 
 
+def test_resolve_mode_reports_every_mode_backend_and_login_problem_at_once(
+        tmp_path: Path) -> None:
+    path = tmp_path / "hub.yaml"
+    path.write_text("hub:\n  name: lab\n  mode: auto\nbackend: slurm\nauth:\n  kind: pam\n"
+                    "users:\n  allowed: [ann]\n")
+    with pytest.raises(InvalidInput) as caught:  # auto as yourself: personal mode
+        resolve_mode(load(path), is_root=False)
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"{path}:4:10: backend: 'slurm' submits servers as jobs of the users' Linux accounts, "
+        "which needs system mode; run the hub as root on a machine that can submit jobs, or "
+        "use backend: local",
+        f"{path}:6:9: auth.kind: 'pam' logs in Linux accounts, which needs system mode; run "
+        "as root with hub.mode: system (or auto), or use auth.kind: shared-password",
+    ]
+    path.write_text("hub:\n  name: lab\n  mode: personal\n  ip: 0.0.0.0\nauth:\n  kind: pam\n"
+                    "users:\n  allowed: [ann]\n")
+    with pytest.raises(InvalidInput) as caught:
+        resolve_mode(load(path), is_root=True)
+    assert [problem.field for problem in caught.value.problems] == ["auth.kind", "hub.ip"]
+    assert [problem.line for problem in caught.value.problems] == [6, 4]
+    path.write_text("hub:\n  name: lab\n  mode: system\nauth:\n  kind: pam\n"
+                    "users:\n  allowed: [ann]\n")
+    with pytest.raises(InvalidInput) as caught:
+        resolve_mode(load(path), is_root=False)
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(f"{path}:3:9: hub.mode: 'system' runs servers as Linux "
+                                   "accounts and needs root")
+
+
 # --- identity.journal_account -------------------------------------------------------------
 
 

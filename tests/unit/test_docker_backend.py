@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.config import parse
-from hubkeeper.config.model import ImageBuild
+from hubkeeper.config.environments import ImageBuild
 from hubkeeper.host import images
 from hubkeeper.hub.container import ContainerSpawner, wait_then_serve
 from hubkeeper.hub.spawner import SpawnRefused
@@ -175,7 +175,11 @@ def test_the_seed_set_ups_are_expressed_in_hub_yaml(example: str, tmp_path: Path
     import dataclasses
 
     from hubkeeper.config import load
-    from hubkeeper.host.preflight import environment_problems, hook_problems
+    from hubkeeper.config.rules.roster import environment_group_problems
+    from hubkeeper.host.preflight import (
+        environment_file_problems,
+        hook_problems,
+    )
     from hubkeeper.render.jupyterhub import render
     from hubkeeper.roster import build_roster
     from hubkeeper.state.statedir import StatePaths
@@ -184,7 +188,8 @@ def test_the_seed_set_ups_are_expressed_in_hub_yaml(example: str, tmp_path: Path
     path = Path(__file__).resolve().parents[2] / "examples" / example / "hub.yaml"
     loaded = load(path)
     assert loaded.spec.backend == "docker"
-    assert environment_problems(loaded, build_roster(loaded)) == []
+    assert environment_group_problems(loaded, build_roster(loaded).groups) == []
+    assert environment_file_problems(loaded) == []
     assert hook_problems(loaded, "system", StatePaths(tmp_path)) == []
     c = render(loaded.spec, dataclasses.replace(
         runtime(DOCKER), roster=build_roster(loaded), config_dir=path.parent))

@@ -318,14 +318,16 @@ def test_environment_errors(text: str, expected: str) -> None:
 
 def test_environment_groups_and_files_are_checked_against_roster_and_disk(
         tmp_path: Path) -> None:
-    from hubkeeper.host.preflight import environment_problems
+    from hubkeeper.config.rules.roster import environment_group_problems
+    from hubkeeper.host.preflight import environment_file_problems
     from hubkeeper.roster import build_roster
 
     (tmp_path / "hub.yaml").write_text(
         ENVS_USERS + "environments:\n"
         "  a: {groups: [lab, nope], requirements: missing.txt, home_template: nodir}\n")
     loaded = load(tmp_path / "hub.yaml")
-    problems = [str(p) for p in environment_problems(loaded, build_roster(loaded))]
+    problems = [str(p) for p in environment_group_problems(loaded, build_roster(loaded).groups)
+                + environment_file_problems(loaded)]
     hub = tmp_path / "hub.yaml"
     assert problems == [
         f"{hub}:3:21: environments.a.groups[1]: 'nope' is not a roster group (roster "

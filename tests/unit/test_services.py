@@ -14,8 +14,8 @@ from tornado import httputil
 
 from hubkeeper.config import load, parse
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.rules.roster import group_reference_problems
 from hubkeeper.context.runtime import Runtime
-from hubkeeper.host.preflight import group_reference_problems
 from hubkeeper.proc.gate import GateUsageError, child_environment, read_config
 from hubkeeper.proc.gate_rules import (
     GateConfig,
@@ -211,7 +211,7 @@ def test_service_groups_must_be_roster_groups(tmp_path: Path) -> None:
                    "    url: http://127.0.0.1:8787\n    gate_port: 8788\n"
                    "    groups: [stats, stat]\n")
     loaded = load(hub)
-    problems = [str(p) for p in group_reference_problems(loaded, build_roster(loaded))]
+    problems = [str(p) for p in group_reference_problems(loaded, build_roster(loaded).groups)]
     assert problems == [f"{hub}:6:21: services[0].groups[1]: 'stat' is not a roster group "
                         "(roster groups: stats)"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hubkeeper.config.model import Retention
+from hubkeeper.config.operation import Retention
 from hubkeeper.lifecycle.snapshot import to_drop
 
 

@@ -24,7 +24,6 @@ from hubkeeper.verbs.capacity import capacity
 from hubkeeper.verbs.check import check
 from hubkeeper.verbs.doctor import doctor
 from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
-from hubkeeper.verbs.export import export
 from hubkeeper.verbs.init import init
 from hubkeeper.verbs.plan import plan
 from hubkeeper.verbs.prewarm import prewarm
@@ -41,6 +40,7 @@ from hubkeeper.verbs.tls import tls_status
 from hubkeeper.verbs.up import up
 from hubkeeper.verbs.usage import usage
 from hubkeeper.verbs.users import add_user, credentials, list_users, set_locked
+from hubkeeper.verbs.userzip import export
 from hubkeeper.verbs.z2jh import export_z2jh
 
 INTERNAL_ERROR = 70

@@ -22,7 +22,6 @@ from hubkeeper.verbs.capacity import CapacityResult
 from hubkeeper.verbs.check import CheckResult
 from hubkeeper.verbs.doctor import DoctorResult
 from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
-from hubkeeper.verbs.export import ExportResult
 from hubkeeper.verbs.init import InitResult
 from hubkeeper.verbs.plan import PlanResult
 from hubkeeper.verbs.prewarm import PrewarmResult
@@ -40,6 +39,7 @@ from hubkeeper.verbs.tls import TlsStatusResult
 from hubkeeper.verbs.up import Banner, UpResult
 from hubkeeper.verbs.usage import UsageResult
 from hubkeeper.verbs.users import Credentials, UsersChange, UsersList
+from hubkeeper.verbs.userzip import ExportResult
 from hubkeeper.verbs.z2jh import Z2jhResult
 
 
@@ -79,6 +79,8 @@ def _(result: CheckResult, console: Console) -> None:
         f"{result.users} users ({result.admins} admins).",
         highlight=False,
     )
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 @text.register

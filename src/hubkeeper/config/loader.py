@@ -22,7 +22,8 @@ from ruamel.yaml.events import (
 )
 
 from hubkeeper.base.errors import InvalidInput, Problem
-from hubkeeper.config.model import HubSpec, semantic_problems
+from hubkeeper.config.model import HubSpec
+from hubkeeper.config.rules.spec import spec_problems
 from hubkeeper.config.types import PATTERN_WORDS
 
 Loc = Sequence[str | int]
@@ -63,6 +64,16 @@ def default_config_path(is_root: bool | None = None) -> Path:
 
 def load(path: str | os.PathLike[str]) -> LoadedSpec:
     """Read and validate `path`. Raises InvalidInput naming every problem; changes nothing."""
+    loaded, problems = load_for_check(path)
+    if problems:
+        raise InvalidInput(problems, hint=SCHEMA_HINT)
+    return loaded
+
+
+def load_for_check(path: str | os.PathLike[str]) -> tuple[LoadedSpec, list[Problem]]:
+    """`load` that hands back the problems of rules spanning fields instead of raising them,
+    so that `check` reports them with the problems of the roster, the mode and the machine.
+    A file that cannot be read or is off the schema still raises: there is no model."""
     path = Path(path).absolute()
     shown = str(path)
     try:
@@ -78,13 +89,16 @@ def load(path: str | os.PathLike[str]) -> LoadedSpec:
         ) from None
     except OSError as exc:
         raise InvalidInput([Problem(shown, None, None, "", exc.strerror or str(exc))]) from None
-    spec, document = _parse(text, shown)
-    return LoadedSpec(spec=spec, path=path, document=document)
+    spec, document, problems = _parse(text, shown)
+    return LoadedSpec(spec=spec, path=path, document=document), problems
 
 
 def parse(text: str, filename: str = "hub.yaml") -> HubSpec:
     """Validate hub.yaml text. Pure: raises InvalidInput listing every problem with its line."""
-    return _parse(text, filename)[0]
+    spec, _document, problems = _parse(text, filename)
+    if problems:
+        raise InvalidInput(problems, hint=SCHEMA_HINT)
+    return spec
 
 
 # hub.yaml's deepest field is five levels down; a document far deeper than that is not a
@@ -94,7 +108,8 @@ MAX_DEPTH = 32
 MAX_VALUES = 100_000
 
 
-def _parse(text: str, filename: str) -> tuple[HubSpec, CommentedMap]:
+def _parse(text: str, filename: str) -> tuple[HubSpec, CommentedMap, list[Problem]]:
+    """The model, its document, and the problems of the rules that span fields (sorted)."""
     yaml = YAML(typ="rt")
     try:
         _check_shape(yaml, text, filename)
@@ -125,14 +140,10 @@ def _parse(text: str, filename: str) -> tuple[HubSpec, CommentedMap]:
         spec = HubSpec.model_validate(plain)
     except ValidationError as exc:
         problems = [_problem(filename, document, error) for error in exc.errors()]
-        raise InvalidInput(_sorted(problems), hint=_HINT) from None
-    problems = [
-        _located(filename, document, loc, message, key=False)
-        for loc, message in semantic_problems(spec)
-    ]
-    if problems:
-        raise InvalidInput(_sorted(problems), hint=_HINT)
-    return spec, document
+        raise InvalidInput(_sorted(problems), hint=SCHEMA_HINT) from None
+    problems = spec_problems(
+        spec, lambda loc, message: _located(filename, document, loc, message, key=False))
+    return spec, document, _sorted(problems)
 
 
 def _check_shape(yaml: YAML, text: str, filename: str) -> None:
@@ -194,7 +205,7 @@ def _unmarked_problem(filename: str, text: str, exc: YAMLError) -> Problem:
     return Problem(filename, line, column, "", message)
 
 
-_HINT = "see docs/reference.md for every field, or `hubkeeper init` for a commented example"
+SCHEMA_HINT = "see docs/reference.md for every field, or `hubkeeper init` for a commented example"
 
 
 def _plain(node: Any) -> Any:

@@ -1,6 +1,7 @@
 """The value types of hub.yaml: names, paths, durations, sizes, and the base Section.
 
-Every section model in `model.py` is built from these; they are pure data and validation.
+Every section model (`access.py`, `environments.py`, `operation.py`, `resources.py`, the
+root in `model.py`) is built from these; they are pure data and validation.
 """
 
 from __future__ import annotations

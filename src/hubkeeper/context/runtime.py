@@ -5,18 +5,16 @@ Gathered once (`Runtime.from_host`) so that `render()` stays a pure function of 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.base.files import package_file
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import HubSpec, system_auth_problems
+from hubkeeper.config.rules.mode import Mode, effective_mode, mode_problems
 from hubkeeper.config.types import config_relative
 from hubkeeper.roster import Roster, build_roster
 from hubkeeper.state.journal import Journal
@@ -25,62 +23,25 @@ from hubkeeper.state.statedir import Secrets, StatePaths, read_secrets, state_pa
 # Servers start through this script (by path, with -P): see hub/singleuser.py.
 SINGLEUSER = package_file("proc/singleuser.py")
 
-Mode = Literal["system", "personal"]
-
 
 def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
-    """hub.mode with `auto` resolved, checked against who we are."""
-    spec = loaded.spec
-    if spec.backend == "kubernetes":
+    """hub.mode with `auto` resolved, checked against who we are: every problem of the mode,
+    the backend and the login at once (`config/rules/mode.py`)."""
+    if loaded.spec.backend == "kubernetes":
         raise HubkeeperError(
             f"{loaded.path}: backend 'kubernetes' runs the hub on a cluster, from the Zero to "
             "JupyterHub chart, not on this machine",
-            hint="hubkeeper export z2jh -o values.yaml, then helm upgrade --install "
-            "(docs/kubernetes.md)",
+            hint=KUBERNETES_HINT,
         )
-    auto: Mode = "system" if is_root else "personal"
-    mode: Mode = auto if spec.hub.mode == "auto" else spec.hub.mode
-    if mode == "system" and spec.hub.mode == "auto":
-        # hub.mode: system is refused at load already; `auto` becomes system only here.
-        problems = [loaded.problem(loc, f"{message} (hub.mode 'auto' is system mode as "
-                                   "root)") for loc, message in system_auth_problems(spec)]
-        if problems:
-            raise InvalidInput(problems, hint="docs/users.md says how each login works")
-    if mode == "system" and not is_root:
-        raise HubkeeperError(
-            f"{loaded.path}: hub.mode 'system' runs servers as Linux accounts and needs root",
-            hint="run as root, or set hub.mode: personal to try hubkeeper as yourself",
-        )
-    if spec.backend == "docker" and mode != "system":
-        raise HubkeeperError(
-            f"{loaded.path}: backend 'docker' runs servers as the users' Linux accounts, "
-            "which needs system mode",
-            hint="run as root (the Docker engine needs it too), or use backend: local",
-        )
-    if spec.backend == "slurm" and mode != "system":
-        raise HubkeeperError(
-            f"{loaded.path}: backend 'slurm' submits servers as jobs of the users' Linux "
-            "accounts, which needs system mode",
-            hint="run the hub as root on a machine that can submit jobs, or use backend: local",
-        )
-    if auth_kind(spec, mode) == "pam" and mode != "system":
-        raise HubkeeperError(
-            f"{loaded.path}: auth.kind 'pam' logs in Linux accounts, which needs system mode",
-            hint="run as root with hub.mode: system (or auto), or use auth.kind: shared-password",
-        )
-    if mode == "personal" and is_root and not ipaddress.ip_address(spec.hub.ip).is_loopback:
-        raise HubkeeperError(
-            f"{loaded.path}: personal mode as root would give every user a root shell on "
-            f"{spec.hub.ip}",
-            hint="use hub.mode: system (servers run as Linux accounts), or keep hub.ip "
-            "on 127.0.0.1 for a demo",
-        )
-    return mode
+    problems = mode_problems(loaded, is_root)
+    if problems:
+        raise InvalidInput(problems, hint="docs/users.md says how each login works, "
+                           "docs/backends.md what each backend needs")
+    return effective_mode(loaded.spec, is_root)
 
 
-def auth_kind(spec: HubSpec, mode: Mode) -> str:
-    """auth.kind, or its default: PAM for Linux accounts, one shared password otherwise."""
-    return spec.auth.kind or ("pam" if mode == "system" else "shared-password")
+KUBERNETES_HINT = ("hubkeeper export z2jh -o values.yaml, then helm upgrade --install "
+                   "(docs/kubernetes.md)")
 
 
 def find_proxy(loaded: LoadedSpec) -> list[str]:

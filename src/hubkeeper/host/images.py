@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.config.environments import ImageBuild
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import ImageBuild
 from hubkeeper.config.types import config_relative
 
 RECORD = "image.json"

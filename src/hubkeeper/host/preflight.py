@@ -1,4 +1,6 @@
-"""Checks of hub.yaml against this machine, made before anything changes."""
+"""Facts of this machine that hub.yaml needs, checked before anything changes: accounts exist,
+files can be read and run, ports are free, engines answer, partitions exist. The rules of
+hub.yaml itself, and of hub.yaml against its roster and mode, are in config/rules/."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ import shutil
 import socket
 import stat
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError, Problem
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.model import kubernetes_problems
+from hubkeeper.config.rules.roster import cluster_rule_problems, roster_problems
 from hubkeeper.config.types import config_relative
+from hubkeeper.host.accounts import HostUsers
 from hubkeeper.host.site import site_problems
 from hubkeeper.render.slurm_job import RUNUSER
 from hubkeeper.roster import Roster
@@ -42,6 +46,30 @@ def account_problems(roster: Roster) -> list[Problem]:
                 "use hub.mode: personal)",
             ))
     return problems
+
+
+@dataclass(frozen=True)
+class ToMake:
+    """Roster accounts and groups this machine has not got yet: `apply` makes them."""
+
+    accounts: tuple[str, ...]
+    groups: tuple[str, ...]
+
+    def __str__(self) -> str:
+        def count(number: int, noun: str) -> str:
+            return f"{number} {noun}{'' if number == 1 else 's'}"
+        return (f"apply will create {count(len(self.accounts), 'account')}, "
+                f"{count(len(self.groups), 'group')}")
+
+
+def to_make(roster: Roster, host: HostUsers) -> ToMake:
+    """System mode before the first `apply`: which roster accounts and Linux groups do not
+    exist yet (a name that exists but is not ours is `plan.users.host_problems`'s)."""
+    return ToMake(
+        accounts=tuple(member.account for member in roster.members
+                       if member.account not in host.accounts),
+        groups=tuple(roster.prefix + group for group in roster.groups
+                     if roster.prefix + group not in host.groups))
 
 
 def password_file_problems(loaded: LoadedSpec) -> list[Problem]:
@@ -179,19 +207,12 @@ def hook_problems(loaded: LoadedSpec, mode: str, state: StatePaths) -> list[Prob
     return problems
 
 
-def environment_problems(loaded: LoadedSpec, roster: Roster,
-                         state: StatePaths | None = None) -> list[Problem]:
-    """environments: groups are roster groups, the requirements file and the home template
-    exist; with `state` (before `up`), every environment has been built."""
+def environment_file_problems(loaded: LoadedSpec,
+                              state: StatePaths | None = None) -> list[Problem]:
+    """environments: the requirements file, the home template and the build context exist;
+    with `state` (before `up`), every environment has been built."""
     problems = []
-    groups = set(roster.groups)
     for name, env in loaded.spec.environments.items():
-        for index, group in enumerate(env.groups):
-            if group not in groups:
-                known = ", ".join(sorted(groups)) or "none"
-                problems.append(loaded.problem(
-                    ("environments", name, "groups", index),
-                    f"{group!r} is not a roster group (roster groups: {known})"))
         if env.requirements:
             path = config_relative(loaded.directory, env.requirements)
             if not path.is_file():
@@ -217,48 +238,10 @@ def environment_problems(loaded: LoadedSpec, roster: Roster,
     return problems
 
 
-def group_reference_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:
-    """limits.groups and services[].groups name roster groups, or groups GitHub teams fill at
-    login (a typo would silently give its members the hub-wide limits, or lock everyone out
-    of a service)."""
-    spec = loaded.spec
-    groups = set(roster.groups)
-    if spec.auth.kind == "github":
-        groups |= set(spec.auth.github.teams_to_groups.values())
-    known = ", ".join(sorted(groups)) or "none"
-    problems = [loaded.problem(("limits", "groups", name),
-                               f"{name!r} is not a roster group (roster groups: {known})")
-                for name in spec.limits.groups if name not in groups]
-    for index, service in enumerate(spec.services):
-        problems += [loaded.problem(("services", index, "groups", position),
-                                    f"{group!r} is not a roster group (roster groups: {known})")
-                     for position, group in enumerate(service.groups) if group not in groups]
-    problems += [loaded.problem(("schedule", index, "group"),
-                                f"{window.group!r} is not a roster group (roster groups: "
-                                f"{known})")
-                 for index, window in enumerate(spec.schedule) if window.group not in groups]
-    if spec.backend == "slurm":
-        problems += [loaded.problem(("slurm", "groups", name),
-                                    f"{name!r} is not a roster group (roster groups: {known})")
-                     for name in spec.slurm.groups if name not in groups]
-    return problems
-
-
 def cluster_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:
     """What `check` and `export z2jh` ask of a hub.yaml for Kubernetes: nothing of this
-    machine, only what the cluster cannot take and groups that are not roster groups."""
-    spec = loaded.spec
-    problems = [loaded.problem(where, message) for where, message in kubernetes_problems(spec)]
-    problems += environment_problems(loaded, roster)
-    problems += group_reference_problems(loaded, roster)
-    groups = set(roster.groups)
-    known = ", ".join(sorted(groups)) or "none"
-    problems += [loaded.problem(("data", "group_folders", index, "group"),
-                                f"{folder.group!r} is not a roster group (roster groups: "
-                                f"{known})")
-                 for index, folder in enumerate(spec.data.group_folders)
-                 if folder.group not in groups]
-    return problems
+    machine but the files hub.yaml names; the rules of the cluster and the roster's groups."""
+    return cluster_rule_problems(loaded, roster.groups) + environment_file_problems(loaded)
 
 
 def engine_problems(loaded: LoadedSpec) -> list[Problem]:
@@ -338,22 +321,30 @@ def traversal_problems(loaded: LoadedSpec, mode: str, paths: StatePaths) -> list
     return []
 
 
-def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
-                       starting: bool) -> list[Problem]:
-    """Everything hub.yaml needs of this machine (`check`): with hub.url also nginx and the
-    certificate; `starting` adds what only a hub about to start needs: free ports and built
-    environments (`up`)."""
+def machine_problems(loaded: LoadedSpec, mode: str, paths: StatePaths, *,
+                     starting: bool) -> list[Problem]:
+    """Everything hub.yaml needs of this machine but the roster's accounts (`check`): with
+    hub.url also nginx and the certificate; `starting` adds what only a hub about to start
+    needs: free ports and built environments (`up`)."""
     problems = password_file_problems(loaded)
     if starting:
         problems += port_problems(loaded, paths)
     problems += hook_problems(loaded, mode, paths)
-    problems += environment_problems(loaded, roster, paths if starting else None)
-    problems += group_reference_problems(loaded, roster)
+    problems += environment_file_problems(loaded, paths if starting else None)
     problems += engine_problems(loaded)
     problems += traversal_problems(loaded, mode, paths)
     problems += scheduler_problems(loaded)
     if loaded.spec.hub.url and not starting:  # the hub itself runs without nginx
         problems += site_problems(loaded, Journal.load(paths.journal))
+    return problems
+
+
+def preflight_problems(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths, *,
+                       starting: bool) -> list[Problem]:
+    """Before `up` and `service install`: the roster rules, the machine's facts, and in
+    system mode every roster account made (by `apply`)."""
+    problems = roster_problems(loaded, roster.groups)
+    problems += machine_problems(loaded, mode, paths, starting=starting)
     if mode == "system":
         problems += account_problems(roster)
     return problems

@@ -38,7 +38,7 @@ from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.base.files import write_atomic
 from hubkeeper.base.locks import PidLock
-from hubkeeper.config.model import Retention
+from hubkeeper.config.operation import Retention
 from hubkeeper.config.types import config_relative
 from hubkeeper.host.asuser import Identity
 from hubkeeper.host.rsync import Incomplete, Source, TargetFailed, copy_tree, group_reader

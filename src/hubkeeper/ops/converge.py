@@ -22,11 +22,12 @@ from pathlib import Path
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.base.files import write_atomic
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.rules.roster import environment_group_problems
 from hubkeeper.host import envs
 from hubkeeper.host.accounts import HostUsers, observe
 from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
 from hubkeeper.host.hubapi import HubAPI, HubUnreachable, hub_api_url
-from hubkeeper.host.preflight import environment_problems
+from hubkeeper.host.preflight import environment_file_problems
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.plan.accounts import (
     Action,
@@ -115,7 +116,8 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
             notes.append("personal mode: data.shared and data.group_folders need system mode "
                          "(root) and are not set up")
     if host_side and loaded.spec.environments:  # apply builds what changed, like `env build`
-        problems = environment_problems(loaded, roster)
+        problems = (environment_group_problems(loaded, roster.groups)
+                    + environment_file_problems(loaded))
         if problems:
             raise InvalidInput(problems, hint="nothing was changed")
         actions += [Action("build-environment", name) for name in loaded.spec.environments

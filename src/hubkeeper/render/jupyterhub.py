@@ -14,9 +14,11 @@ from traitlets.config import Config
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import package_file
-from hubkeeper.config.model import Hook, HubSpec, default_environment
+from hubkeeper.config.environments import Hook
+from hubkeeper.config.model import HubSpec, default_environment
+from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
-from hubkeeper.context.runtime import Runtime, auth_kind
+from hubkeeper.context.runtime import Runtime
 from hubkeeper.host.hubapi import hub_api_ip
 from hubkeeper.hub.prewarm import keepalive_every
 from hubkeeper.render.jupyterhub_services import DIE_WITH_HUB, update_extra_services

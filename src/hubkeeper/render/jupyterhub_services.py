@@ -20,7 +20,8 @@ from typing import Any
 
 from traitlets.config import Config
 
-from hubkeeper.config.model import HubService, HubSpec
+from hubkeeper.config.model import HubSpec
+from hubkeeper.config.operation import HubService
 from hubkeeper.context.runtime import Runtime
 
 GATE_MODULE = "hubkeeper.proc.gate"

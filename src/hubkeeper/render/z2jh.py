@@ -22,7 +22,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from hubkeeper.config.model import Hook, HubSpec, default_environment
+from hubkeeper.config.environments import Hook
+from hubkeeper.config.model import HubSpec, default_environment
 from hubkeeper.render import z2jh_snippets as snippets
 from hubkeeper.render.jupyterhub import ACTIVITY_DEFAULT, activity_interval
 from hubkeeper.roster import Roster

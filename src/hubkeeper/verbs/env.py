@@ -10,8 +10,9 @@ from pathlib import Path
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.model import default_environment
+from hubkeeper.config.rules.roster import environment_group_problems
 from hubkeeper.host import envs, images
-from hubkeeper.host.preflight import environment_problems
+from hubkeeper.host.preflight import environment_file_problems
 from hubkeeper.roster import build_roster
 from hubkeeper.state.statedir import StatePaths, state_paths
 
@@ -54,7 +55,8 @@ def _setup(config: Path) -> tuple[LoadedSpec, StatePaths]:
     if not loaded.spec.environments:
         raise HubkeeperError(f"{loaded.path} declares no environments",
                              hint="add an environments: section (see docs/environments.md)")
-    problems = environment_problems(loaded, build_roster(loaded))
+    problems = (environment_group_problems(loaded, build_roster(loaded).groups)
+                + environment_file_problems(loaded))
     if problems:
         raise InvalidInput(problems)
     return loaded, state_paths(loaded, os.geteuid() == 0)

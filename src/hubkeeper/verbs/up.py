@@ -10,8 +10,9 @@ from typing import IO
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import config_relative
-from hubkeeper.context.runtime import Runtime, auth_kind, resolve_mode
+from hubkeeper.context.runtime import Runtime, resolve_mode
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.supervisor import Supervisor
 from hubkeeper.ops.converge import sync_hub
