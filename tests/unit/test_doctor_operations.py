@@ -7,7 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from hubkeeper.config import load
-from hubkeeper.doctor.operations import service_checks, tls_checks
+from hubkeeper.doctor.service import service_checks
+from hubkeeper.doctor.tls import tls_checks
 from hubkeeper.verbs.service import install
 from tests.unit.test_nginx import loaded_with, make_cert
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hubkeeper.base.procs import alive
 from hubkeeper.doctor.findings import Context, Finding
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.peer import ListenerRefused
+from hubkeeper.host.running import orphan_proxy, running_hub
 from hubkeeper.host.statedir import read_secret
 from hubkeeper.hub.api import HubUnreachable, fetch, hub_api_url
 from hubkeeper.hub.render import public_url
-from hubkeeper.lifecycle.removal import alive, orphan_proxy, running_hub
 
 CHECK = "hub"
 PROBE_TIMEOUT = 5.0  # seconds per request; a hub that takes longer is reported as stuck

@@ -12,6 +12,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+from hubkeeper.base import procs
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import kubernetes_problems
 from hubkeeper.config.types import config_relative
@@ -66,12 +67,8 @@ def password_file_problems(loaded: LoadedSpec) -> list[Problem]:
 
 
 def _pid_alive(pid_file: Path) -> bool:
-    try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return True
+    pid = procs.pid_in_file(pid_file)
+    return pid is not None and procs.exists(pid)
 
 
 def _port_busy(ip: str, port: int) -> bool:

@@ -15,18 +15,12 @@ from hubkeeper import __version__
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
+from hubkeeper.host.running import orphan_proxy, running_hub, stop_hub
 from hubkeeper.host.site import remove_site
 from hubkeeper.host.statedir import HubLock, StatePaths, state_paths
 from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
-from hubkeeper.lifecycle.removal import (
-    Remover,
-    orphan_proxy,
-    running_hub,
-    stop_accounts,
-    stop_hub,
-    stop_process,
-)
+from hubkeeper.lifecycle.removal import Remover, stop_accounts, stop_process
 from hubkeeper.lifecycle.retirement import (
     ARCHIVE_RECORD,
     RECORD_SCHEMA,

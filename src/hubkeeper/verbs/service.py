@@ -24,6 +24,7 @@ from hubkeeper.host.installed import (
 )
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.preflight import preflight_problems
+from hubkeeper.host.running import running_hub
 from hubkeeper.host.statedir import (
     check_not_retired,
     ensure_layout,
@@ -31,7 +32,6 @@ from hubkeeper.host.statedir import (
 )
 from hubkeeper.host.systemd import SystemdHost, render_unit, unit_name, unit_path, unsafe_for_unit
 from hubkeeper.hub.runtime import resolve_mode
-from hubkeeper.lifecycle.removal import running_hub
 from hubkeeper.roster import build_roster
 from hubkeeper.verbs.apply import apply_lock
 
