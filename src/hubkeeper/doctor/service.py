@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hubkeeper.doctor.findings import Context, Finding
-from hubkeeper.verbs.service import service_state
+from hubkeeper.ops.unit import service_state
 
 
 def service_checks(context: Context) -> Iterable[Finding]:
-    state = service_state(context.loaded)
+    state = service_state(context.loaded, context.paths)
     if state.file == "absent":
         yield Finding("service", "ok" if not state.systemd else "warning", state.path,
                       "No systemd unit is installed for this hub"

@@ -18,7 +18,7 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.errors import Problem
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.users import HostUsers
-from hubkeeper.plan.users import Action
+from hubkeeper.plan.actions import Action
 from hubkeeper.roster import Roster
 
 

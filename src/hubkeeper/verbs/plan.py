@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config.loader import load
-from hubkeeper.host.site import plan_site
 from hubkeeper.host.statedir import check_not_retired, state_paths
 from hubkeeper.hub.runtime import resolve_mode
-from hubkeeper.plan.users import Action
+from hubkeeper.ops.site import site_plan
+from hubkeeper.ops.unit import unit_plan
+from hubkeeper.plan.actions import Action
 from hubkeeper.roster import build_roster
 from hubkeeper.roster.converge import Prepared, prepare
 
@@ -21,8 +22,9 @@ class PlanResult:
     config: str
     mode: str
     users: int
-    actions: tuple[Action, ...]
+    actions: tuple[Action, ...]  # what `apply` does: accounts, data, the hub, the nginx site
     notes: tuple[str, ...]
+    service: tuple[Action, ...] = ()  # what `service install` would do (apply does not)
 
 
 def prepare_from(config: Path) -> Prepared:
@@ -37,6 +39,8 @@ def prepare_from(config: Path) -> Prepared:
 
 def plan(config: Path) -> PlanResult:
     prepared = prepare_from(config)
-    site = plan_site(prepared.loaded, prepared.journal)  # hub.url: nginx, certificate
+    site = site_plan(prepared.loaded, prepared.journal)  # hub.url: nginx, certificate
+    service = unit_plan(prepared.loaded, prepared.journal, prepared.mode)
     return PlanResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),
-                      prepared.plan.actions + site.actions, prepared.plan.notes + site.notes)
+                      prepared.plan.actions + site.actions, prepared.plan.notes + site.notes,
+                      tuple(service))

@@ -16,7 +16,6 @@ from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.running import orphan_proxy, running_hub, stop_hub
-from hubkeeper.host.site import remove_site
 from hubkeeper.host.statedir import HubLock, StatePaths, state_paths
 from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
@@ -35,8 +34,8 @@ from hubkeeper.lifecycle.retirement import (
     record_path,
     write_record,
 )
-from hubkeeper.verbs.apply import apply_lock
-from hubkeeper.verbs.service import uninstall_service
+from hubkeeper.ops.execute import apply_lock
+from hubkeeper.ops.retire import undo_installed
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +180,10 @@ def retire(config: Path, yes: bool, archive: Path | None, progress: Progress) ->
 def remove_installed(loaded: LoadedSpec, journal: Journal, remover: Remover) -> None:
     """The files hubkeeper wrote outside its state dir, first: the systemd unit (disabled, so
     the retired hub does not start at the next boot), then the nginx site and certbot hook
-    (nginx reloaded). A hand-edited one is kept, with the reason, and the rest goes on."""
+    (nginx reloaded), by the inverse actions of plan/retirement.py. A hand-edited one is
+    kept, with the reason, and the rest goes on."""
     before = {item.name: item for item in file_items(journal)}
-    try:
-        uninstall_service(loaded, journal)
-    except HubkeeperError as exc:  # a hand-edited unit: uninstall changed nothing
-        log.warning("the systemd unit is kept: %s", exc)
-    remove_site(loaded, journal)
+    undo_installed(loaded, journal)
     for path, item in before.items():
         if path not in journal.files:
             remover.note(Item("file", path, item.detail))
