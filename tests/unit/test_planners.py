@@ -235,3 +235,45 @@ def test_the_executor_journals_the_intent_before_it_acts(tmp_path: Path) -> None
     assert on_disk()["/srv/bad"]["state"] == "creating"  # a later run or retire finds it
     with pytest.raises(HubkeeperError, match="no effector"):
         execute([Action("lock", "ann")], {}, journal)
+
+
+# -- plan_data, from the facts of its paths -----------------------------------------------
+
+def test_data_is_planned_from_the_facts_of_its_paths(tmp_path: Path) -> None:
+    from hubkeeper.config import load
+    from hubkeeper.host.pathfacts import ABSENT, PathFact
+    from hubkeeper.host.users import Account, HostUsers
+    from hubkeeper.plan.data import data_paths, data_problems, data_specs, plan_data
+    from hubkeeper.roster import build_roster
+
+    config = tmp_path / "hub.yaml"
+    config.write_text("users:\n  allowed: [ann]\n  groups: {lab: [ann]}\n"
+                      "data:\n  shared: [{path: /srv/books, link: books}]\n"
+                      "  group_folders: [{path: /srv/lab, group: lab, link: lab}]\n")
+    loaded = load(config)
+    roster = build_roster(loaded)
+    account = roster.members[0].account
+    host = HostUsers({account: Account(account, 1001, 1001, f"/home/{account}", False)}, {},
+                     frozenset({1001}))
+    shared, folders = data_specs(loaded)
+    journal = Journal(tmp_path / "journal.json")
+    assert data_paths(shared, folders, roster, host) == [
+        "/srv/books", "/srv/lab", f"/home/{account}/books", f"/home/{account}/lab"]
+    nothing: dict[str, PathFact] = {}
+    actions, notes = plan_data(shared, folders, roster, host, journal, nothing)
+    assert kinds(actions) == [("create-shared-dir", "/srv/books"),
+                              ("create-group-folder", "/srv/lab"),
+                              ("link-in-home", account), ("link-in-home", account)]
+    assert notes == [] and data_problems(shared, folders, roster, journal, nothing) == []
+    made = PathFact(True, True, True, 0, 0o755, None)
+    own = PathFact(True, False, False, 1001, 0o644, None)
+    facts = {"/srv/books": PathFact(True, True, True, 1001, 0o775, None), "/srv/lab": made,
+             f"/home/{account}/books": PathFact(True, True, False, 0, 0o777, "/srv/books"),
+             f"/home/{account}/lab": own}
+    actions, notes = plan_data(shared, folders, roster, host, journal, facts)
+    assert actions == [] and notes == [
+        f"/home/{account}/lab exists and is not a link to /srv/lab: left as it is"]
+    problems = data_problems(shared, folders, roster, journal, facts)
+    assert ["users could write to it" in p.message for p in problems] == [True, False]
+    assert "hubkeeper did not create it" in problems[1].message
+    assert facts.get("/nowhere", ABSENT).exists is False

@@ -25,6 +25,7 @@ from hubkeeper.host import envs
 from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
 from hubkeeper.host.files import write_atomic
 from hubkeeper.host.journal import AccountRecord, DirRecord, GroupRecord, Journal
+from hubkeeper.host.pathfacts import observe_paths
 from hubkeeper.host.preflight import environment_problems
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.host.statedir import StatePaths, read_secret
@@ -34,7 +35,7 @@ from hubkeeper.hub.api import HubAPI, HubUnreachable, hub_api_url
 from hubkeeper.ops.execute import Effector, Effectors
 from hubkeeper.ops.execute import execute as execute_actions
 from hubkeeper.plan.actions import Action
-from hubkeeper.plan.data import data_problems, data_specs, plan_data
+from hubkeeper.plan.data import data_paths, data_problems, data_specs, plan_data
 from hubkeeper.plan.users import (
     HubState,
     HubUser,
@@ -104,11 +105,12 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
         host = observe()
         changed = reconcile(journal, host)
         shared, folders = data_specs(loaded)
-        problems = data_problems(shared, folders, roster, journal)
+        facts = observe_paths(data_paths(shared, folders, roster, host))
+        problems = data_problems(shared, folders, roster, journal, facts)
         if problems:
             raise InvalidInput(problems, hint="nothing was changed")
         actions += plan_host(roster, host, journal)
-        data_actions, data_notes = plan_data(shared, folders, roster, host, journal)
+        data_actions, data_notes = plan_data(shared, folders, roster, host, journal, facts)
         actions += data_actions
         notes += data_notes
     elif mode != "system":
