@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.procs import alive, wait_until
 from hubkeeper.config import load
-from hubkeeper.lifecycle.removal import alive, orphan_proxy, running_hub, wait_until
+from hubkeeper.host.running import orphan_proxy, running_hub
 from hubkeeper.state.statedir import StatePaths
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.support.hubproc import HUBKEEPER, pam_hub

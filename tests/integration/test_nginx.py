@@ -433,3 +433,65 @@ def test_a_failed_challenge_leaves_the_http_site_and_a_retry_finishes(place: Pat
     hub_yaml(place, nginx, name=name, tls="", with_url=False)
     assert hubkeeper(config, "apply", env=env).returncode == 0  # the hook goes with hub.url
     assert not hook.exists()
+
+
+def test_plan_lists_the_site_and_the_unit_beside_the_accounts(place: Path, nginx: Nginx
+                                                              ) -> None:
+    """System mode, hub.url with files-provided TLS, a unit directory: `plan` shows the
+    accounts, the site apply would write and what `service install` would do, and changes
+    nothing."""
+    cert, key = self_signed(place, "localhost")
+    name = f"{PREFIX}-plan"
+    config = hub_yaml(place, nginx, name=name, tls=files_tls(cert, key), mode="system",
+                      auth="pam", users=f"  allowed: [{PREFIX}p1]\n")
+    units = place / "units"
+    config.write_text(config.read_text() + f"service:\n  unit_dir: {units}\n")
+    site = nginx.conf_dir / f"hubkeeper-{name}.conf"
+    unit = units / f"hubkeeper-{name}.service"
+
+    planned = hubkeeper(config, "plan")
+    assert planned.returncode == 0, planned.stderr
+    assert f"create-account {PREFIX}p1" in planned.stdout
+    assert f"install-nginx-site {site}" in planned.stdout
+    assert f"start-nginx {nginx.main}" in planned.stdout
+    assert "`hubkeeper service install` would (apply does not):" in planned.stdout
+    assert f"install-systemd-unit {unit}" in planned.stdout
+    shown = json.loads(hubkeeper(config, "plan", "--json").stdout)
+    assert {"kind": "install-nginx-site", "subject": str(site), "detail": ""} \
+        in shown["actions"]
+    assert [a["kind"] for a in shown["service"]] == ["install-systemd-unit"]  # no systemd
+    assert not site.exists() and not unit.exists() and nginx.pid() is None
+
+
+def test_retire_removes_the_site_and_the_unit_by_their_inverse_actions(
+        place: Path, nginx: Nginx, hubs) -> None:
+    """What apply and `service install` wrote outside the state dir, retire undoes from the
+    journal: the unit removed, the site removed, nginx reloaded and no longer serving it."""
+    from hubkeeper.verbs.archive import archive as archive_verb
+
+    cert, key = self_signed(place, "localhost")
+    name = f"{PREFIX}-gone"
+    config = hub_yaml(place, nginx, name=name, tls=files_tls(cert, key))
+    units = place / "units"
+    config.write_text(config.read_text() + f"service:\n  unit_dir: {units}\n"
+                      "archive:\n  dir: archives\n")
+    site = nginx.conf_dir / f"hubkeeper-{name}.conf"
+    unit = units / f"hubkeeper-{name}.service"
+    assert hubkeeper(config, "apply").returncode == 0
+    assert hubkeeper(config, "service", "install").returncode == 0
+    planned = hubkeeper(config, "plan")
+    assert planned.stdout.startswith("no changes"), planned.stdout
+    assert "install-systemd-unit" not in planned.stdout  # installed as hubkeeper writes it
+    master = nginx.pid()
+    assert master is not None and site.exists() and unit.exists()
+    hubs.start(config).stop()
+    archive_verb(config, None)
+
+    done = hubkeeper(config, "retire", "--yes", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    removed = {(i["kind"], i["name"]) for i in json.loads(done.stdout)["items"]
+               if not i.get("refused")}
+    assert {("file", str(site)), ("file", str(unit))} <= removed
+    assert not site.exists() and not unit.exists()
+    assert nginx.pid() == master  # reloaded, not restarted
+    assert eventually(lambda: served_certificate(nginx.https_port, "localhost") is None)

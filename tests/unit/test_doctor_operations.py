@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
 from hubkeeper.config import load
-from hubkeeper.doctor.operations import service_checks, tls_checks
+from hubkeeper.doctor.service import service_checks
+from hubkeeper.doctor.tls import tls_checks
+from hubkeeper.state.statedir import state_paths
 from hubkeeper.verbs.service import install
 from tests.unit.test_nginx import loaded_with, make_cert
 
@@ -37,7 +40,9 @@ def test_service_absent_installed_and_hand_edited(tmp_path: Path) -> None:
                       f"users: {{allowed: [ann]}}\nservice: {{unit_dir: {units}}}\n")
 
     def findings() -> list:
-        return list(service_checks(SimpleNamespace(loaded=load(config))))
+        loaded = load(config)
+        paths = state_paths(loaded, os.geteuid() == 0)
+        return list(service_checks(SimpleNamespace(loaded=loaded, paths=paths)))
 
     (absent,) = findings()
     assert absent.status == "ok" and "No systemd unit" in absent.explanation  # no systemd here

@@ -123,6 +123,10 @@ def _(result: PlanResult, console: Console) -> None:
                       f"({result.mode} mode)", highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+    if result.service:
+        console.print("`hubkeeper service install` would (apply does not):", highlight=False,
+                      markup=False)
+        _actions(result.service, console)
 
 
 @text.register

@@ -13,8 +13,9 @@ from hubkeeper.doctor.disk import disk_checks
 from hubkeeper.doctor.findings import Check, Context, Finding, Fix
 from hubkeeper.doctor.hub import hub_checks
 from hubkeeper.doctor.journal import journal_checks
-from hubkeeper.doctor.operations import service_checks, tls_checks
 from hubkeeper.doctor.permissions import home_checks, state_checks
+from hubkeeper.doctor.service import service_checks
+from hubkeeper.doctor.tls import tls_checks
 
 CHECKS: tuple[Check, ...] = (
     Check("hub", "The hub and its proxy", hub_checks),

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.doctor.findings import Context, Finding
 from hubkeeper.host import images
-from hubkeeper.lifecycle.removal import running_hub
+from hubkeeper.host.running import running_hub
 
 CHECK = "containers"
 

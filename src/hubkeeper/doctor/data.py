@@ -21,6 +21,7 @@ from hubkeeper.host.dirs import (
     acl_entries,
     read_acl,
 )
+from hubkeeper.host.pathfacts import observe_paths
 from hubkeeper.plan.data import data_problems, data_specs
 from hubkeeper.state.journal import Journal
 
@@ -39,12 +40,13 @@ def data_checks(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
     journal = ctx.journal or Journal(ctx.paths.journal)
     for item in shared:
-        refusal = data_problems([item], [], ctx.roster, journal)
+        refusal = data_problems([item], [], ctx.roster, journal, observe_paths([item.path]))
         findings += _folder(ctx, item.path, "the shared data folder", 0, SHARED_DIR_MODE,
                             None, refusal)
     prefix = ctx.roster.prefix
     for folder in folders:
-        refusal = data_problems([], [folder], ctx.roster, journal)
+        refusal = data_problems([], [folder], ctx.roster, journal,
+                                observe_paths([folder.path]))
         group = ctx.host.groups.get(prefix + folder.group)
         if group is None:
             findings.append(Finding(CHECK, "problem", folder.path, (

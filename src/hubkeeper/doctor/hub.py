@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.procs import alive
 from hubkeeper.doctor.findings import Context, Finding
 from hubkeeper.host.hubapi import HubUnreachable, fetch, hub_api_url
 from hubkeeper.host.peer import ListenerRefused
-from hubkeeper.lifecycle.removal import alive, orphan_proxy, running_hub
+from hubkeeper.host.running import orphan_proxy, running_hub
 from hubkeeper.render.jupyterhub import public_url
 from hubkeeper.state.statedir import read_secret
 

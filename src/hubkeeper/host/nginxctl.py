@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError
 
 log = logging.getLogger(__name__)
@@ -79,15 +80,11 @@ def pid_file(main_config: str) -> Path | None:
 def running_pid(main_config: str) -> int | None:
     """The master's pid when nginx of this configuration runs, else None."""
     path = pid_file(main_config)
-    try:
-        pid = int(path.read_text().strip()) if path else 0
-        if pid <= 0:
-            return None
-        os.kill(pid, 0)
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except (OSError, ValueError):
+    pid = procs.pid_in_file(path) if path else None
+    if pid is None or pid <= 0 or not procs.exists(pid):
         return None
-    return pid if b"nginx" in command else None
+    command = procs.cmdline(pid)
+    return pid if command and "nginx" in command[0] else None
 
 
 def _systemd_manages_nginx(main_config: str) -> bool:

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError, Problem
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.rules.roster import cluster_rule_problems, roster_problems
@@ -94,12 +95,8 @@ def password_file_problems(loaded: LoadedSpec) -> list[Problem]:
 
 
 def _pid_alive(pid_file: Path) -> bool:
-    try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return True
+    pid = procs.pid_in_file(pid_file)
+    return pid is not None and procs.exists(pid)
 
 
 def _port_busy(ip: str, port: int) -> bool:

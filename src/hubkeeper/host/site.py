@@ -1,16 +1,15 @@
 """hub.url on this machine: the nginx site, the certificate and certbot's deploy hook.
 
-`site_problems` checks before anything changes; `plan_site` says what `apply_site` would do;
-`apply_site` does it, one journaled file at a time, and never leaves nginx running a
-configuration it refused: a site nginx rejects (or cannot serve) is put back as it was.
-`remove_site` is for hub.url's removal and for `retire`.
+`site_problems` checks before anything changes; `desired` renders what hub.yaml asks for and
+`observe` reads what is there (for the pure planner, plan/site.py); `deploy` and `certbot`
+are the effectors ops/site.py runs: a site nginx rejects (or cannot serve) is put back as it
+was, so nginx never runs a configuration it refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -22,7 +21,6 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import HubSpec, https_port
 from hubkeeper.host import nginxctl
 from hubkeeper.host.tls import CertificateError, certificate_status, key_problem, load_certificate
-from hubkeeper.plan.accounts import Action
 from hubkeeper.render.nginx import (
     MAIN_CONFIG_MARK,
     certificate_files,
@@ -37,14 +35,12 @@ from hubkeeper.state.installed import (
     file_state,
     install_file,
     remove_file,
-    sha256_of,
 )
 from hubkeeper.state.journal import Journal
 
 log = logging.getLogger(__name__)
 SITE_KIND = "nginx-site"
 HOOK_KIND = "certbot-hook"
-OUR_KINDS = {SITE_KIND: "remove-nginx-site", HOOK_KIND: "remove-certbot-hook"}
 
 
 @dataclass(frozen=True)
@@ -57,12 +53,34 @@ class Desired:
     hook_path: str | None
     hook: bytes | None
     certificate_sha256: str | None  # of the certificate nginx should serve, when known
+    host: str = ""  # hub.url's host name
+    main_config: str = ""  # nginx.main_config
+    letsencrypt: bool = False
+    staging: bool = False
+    webroot: str = ""
+    http_port: int = 80
 
 
 @dataclass(frozen=True)
-class SitePlan:
-    actions: tuple[Action, ...]
-    notes: tuple[str, ...]
+class SiteFile:
+    """A site or hook file as it is now."""
+
+    path: str
+    kind: str  # the journal record's kind; "" when not in the journal
+    problem: str | None  # why hubkeeper may not replace or remove it (host/installed.py)
+    exists: bool
+    sha256: str | None
+    main_config: str | None  # a site of ours: the nginx main configuration its header names
+
+
+@dataclass(frozen=True)
+class SiteFacts:
+    """What plan/site.py plans from: the files, nginx, the certificate."""
+
+    files: dict[str, SiteFile]  # every journaled site and hook, and the desired paths
+    nginx: bool  # nginx is installed
+    running: frozenset[str]  # main configurations whose nginx runs
+    certificate_problem: str | None = None  # the certificate is there but not usable: why
 
 
 def _has_ipv6() -> bool:
@@ -74,17 +92,23 @@ def _has_ipv6() -> bool:
     return True
 
 
-def _letsencrypt_ready(spec: HubSpec) -> bool:
+def letsencrypt_ready(spec: HubSpec) -> bool:
     return all(Path(path).exists() for path in certificate_files(spec))
 
 
-def desired(loaded: LoadedSpec) -> Desired:
+def desired(loaded: LoadedSpec) -> Desired | None:
+    """What hub.yaml asks for (None without hub.url)."""
     spec = loaded.spec
+    if not spec.hub.url:
+        return None
     shown = str(loaded.path)
+    about = {"host": public_host(spec), "main_config": spec.nginx.main_config,
+             "letsencrypt": bool(spec.tls.letsencrypt_email), "staging": bool(spec.tls.staging),
+             "webroot": str(spec.tls.webroot), "http_port": spec.nginx.http_port}
     ipv6 = _has_ipv6()
     sha = None
     if spec.tls.letsencrypt_email:
-        bootstrap = None if _letsencrypt_ready(spec) else render_site(
+        bootstrap = None if letsencrypt_ready(spec) else render_site(
             spec, config_path=shown, with_https=False, ipv6=ipv6).encode()
         hook = render_certbot_hook(spec, config_path=shown,
                                    nginx=nginxctl.find_nginx() or "nginx").encode()
@@ -92,10 +116,10 @@ def desired(loaded: LoadedSpec) -> Desired:
         if bootstrap is None:  # unreadable: nginx -T says why, and nothing is changed
             with contextlib.suppress(CertificateError):
                 sha = load_certificate(certificate_files(spec)[0]).sha256
-        return Desired(site_path(spec), site, bootstrap, hook_path(spec), hook, sha)
+        return Desired(site_path(spec), site, bootstrap, hook_path(spec), hook, sha, **about)
     sha = load_certificate(certificate_files(spec)[0]).sha256
     site = render_site(spec, config_path=shown, ipv6=ipv6, certificate_sha256=sha).encode()
-    return Desired(site_path(spec), site, None, None, None, sha)
+    return Desired(site_path(spec), site, None, None, None, sha, **about)
 
 
 def site_problems(loaded: LoadedSpec, journal: Journal) -> list[Problem]:
@@ -115,7 +139,7 @@ def site_problems(loaded: LoadedSpec, journal: Journal) -> list[Problem]:
                                        f"no such directory: {spec.nginx.conf_dir}"))
     tls = spec.tls
     if tls.letsencrypt_email:
-        if not _letsencrypt_ready(spec) and not shutil.which("certbot"):
+        if not letsencrypt_ready(spec) and not shutil.which("certbot"):
             problems.append(loaded.problem(
                 ("tls", "letsencrypt_email"), "certbot is not installed, and it gets the "
                 "certificate from Let's Encrypt: apt-get install certbot"))
@@ -140,82 +164,36 @@ def site_problems(loaded: LoadedSpec, journal: Journal) -> list[Problem]:
     return problems
 
 
-def _differs(journal: Journal, path: str, content: bytes) -> bool:
-    record = journal.files.get(path)
-    return not (record and record.state == "created"
-                and current_sha256(path) == sha256_of(content))
-
-
-def _check(loaded: LoadedSpec, journal: Journal) -> None:
+def check(loaded: LoadedSpec, journal: Journal) -> None:
     problems = site_problems(loaded, journal)
     if problems:
         raise InvalidInput(problems, hint="nothing was changed")
 
 
-def _removals(journal: Journal, keep: set[str]) -> tuple[list[Action], list[str]]:
-    """Journaled sites and hooks not in `keep`: removable ones, and notes on hand-edited
-    ones, which stay."""
-    actions, notes = [], []
-    for path, record in sorted(journal.files.items()):
-        if record.kind not in OUR_KINDS or path in keep:
-            continue
+def observe(loaded: LoadedSpec, journal: Journal, want: Desired | None) -> SiteFacts:
+    """The site and hook files (journaled ones and the desired paths), nginx, and the
+    certificate, as they are now. Changes nothing."""
+    paths = {path for path, record in journal.files.items()
+             if record.kind in (SITE_KIND, HOOK_KIND)}
+    if want is not None:
+        paths |= {want.site_path} | ({want.hook_path} if want.hook_path else set())
+    files = {}
+    for path in sorted(paths):
         state = file_state(journal, path)
-        if state.problem:
-            notes.append(f"{path} {state.problem}")
-        elif Path(path).exists():
-            actions.append(Action(OUR_KINDS[record.kind], path))
-        else:
-            actions.append(Action(OUR_KINDS[record.kind], path, "already gone"))
-    return actions, notes
-
-
-def _nginx_action(spec: HubSpec) -> Action:
-    main = spec.nginx.main_config
-    running = nginxctl.running_pid(main) if nginxctl.find_nginx() else None
-    return Action("reload-nginx" if running else "start-nginx", main)
-
-
-def plan_site(loaded: LoadedSpec, journal: Journal) -> SitePlan:
-    """What apply_site would do. Changes nothing; raises InvalidInput on a site_problem."""
-    _check(loaded, journal)
-    spec = loaded.spec
-    if not spec.hub.url:
-        actions, notes = _removals(journal, set())
-        if nginxctl.find_nginx():
-            mains = {_main_config_of(a.subject) or spec.nginx.main_config
-                     for a in actions if a.kind == "remove-nginx-site"}
-            actions += [Action("reload-nginx", main) for main in sorted(mains)
-                        if nginxctl.running_pid(main)]
-        return SitePlan(tuple(actions), tuple(notes))
-    want = desired(loaded)
-    keep = {want.site_path} | ({want.hook_path} if want.hook_path else set())
-    actions, notes = _removals(journal, keep)
-    host = public_host(spec)
-    if want.bootstrap is not None:
-        staging = " (staging)" if spec.tls.staging else ""
-        actions.append(Action("install-nginx-site", want.site_path,
-                              "HTTP only, for Let's Encrypt's challenge"))
-        actions.append(Action("get-certificate", host,
-                              f"Let's Encrypt{staging}, certbot --webroot {spec.tls.webroot}"))
-    if want.hook is not None and want.hook_path and _differs(journal, want.hook_path,
-                                                             want.hook):
-        actions.append(Action("install-certbot-hook", want.hook_path))
-    if want.bootstrap is not None or _differs(journal, want.site_path, want.site):
-        actions.append(Action("install-nginx-site", want.site_path))
-    nginx = _nginx_action(spec)
-    if any(a.kind in ("install-nginx-site", "remove-nginx-site") for a in actions) \
-            or nginx.kind == "start-nginx":
-        actions.append(nginx)
-    if spec.tls.letsencrypt_email and spec.nginx.http_port != 80:
-        notes.append(f"Let's Encrypt checks http://{host}/ on port 80; nginx.http_port is "
-                     f"{spec.nginx.http_port}, so port 80 must reach it")
+        files[path] = SiteFile(path, state.kind, state.problem, Path(path).exists(),
+                               current_sha256(path), main_config_of(path))
+    nginx = nginxctl.find_nginx() is not None
+    mains = {loaded.spec.nginx.main_config} | {f.main_config for f in files.values()
+                                               if f.main_config}
+    running = frozenset(main for main in mains if nginx and nginxctl.running_pid(main))
+    note = None
     status = certificate_status(loaded)
     if status and status.present and status.problem:
-        notes.append(f"certificate {status.file}: {status.problem}")
-    return SitePlan(tuple(actions), tuple(notes))
+        note = f"certificate {status.file}: {status.problem}"
+    return SiteFacts(files, nginx, running, note)
 
 
-class _SiteFile:
+class SiteUndo:
     """One journaled site write that can be undone: the previous content (ours) or none."""
 
     def __init__(self, journal: Journal, path: str) -> None:
@@ -231,14 +209,14 @@ class _SiteFile:
             install_file(self.journal, self.path, self.previous, SITE_KIND)
 
 
-def _deploy(spec: HubSpec, journal: Journal, path: str, content: bytes, *, https: bool,
+def deploy(spec: HubSpec, journal: Journal, path: str, content: bytes, *, https: bool,
             certificate_sha256: str | None, force_reload: bool) -> str | None:
     """Write the site, have nginx check it, reload (or start) nginx and wait until it serves
     the site. On any failure the previous site is put back (and nginx reloaded if it had
     taken the new one), so nginx keeps serving what it served. Returns "reload", "start"
     or None when nothing had to be done."""
     main = spec.nginx.main_config
-    undo = _SiteFile(journal, path)
+    undo = SiteUndo(journal, path)
     changed = install_file(journal, path, content, SITE_KIND)
     if not changed and not force_reload and nginxctl.running_pid(main):
         return None
@@ -263,16 +241,12 @@ def _deploy(spec: HubSpec, journal: Journal, path: str, content: bytes, *, https
     return verb
 
 
-def _nginx_done(verb: str, main: str) -> Action:
-    return Action("reload-nginx" if verb == "reload" else "start-nginx", main)
-
-
 def _redirect(spec: HubSpec) -> str:
     port = https_port(spec)
     return f"https://{public_host(spec)}" + ("" if port == 443 else f":{port}") + "/"
 
 
-def _certbot(spec: HubSpec) -> None:
+def certbot(spec: HubSpec) -> None:
     host = public_host(spec)
     tls = spec.tls
     assert tls.letsencrypt_email
@@ -291,75 +265,12 @@ def _certbot(spec: HubSpec) -> None:
             hint=f"Let's Encrypt must reach http://{host}/.well-known/acme-challenge/ on "
             "port 80: the name must point at this machine and the port be open. nginx "
             "serves the challenge already; run apply again once that is fixed.")
-    if not _letsencrypt_ready(spec):
+    if not letsencrypt_ready(spec):
         raise HubkeeperError(f"certbot succeeded but {certificate_files(spec)[0]} is missing",
                              hint="see /var/log/letsencrypt/letsencrypt.log")
 
 
-def apply_site(loaded: LoadedSpec, journal: Journal) -> tuple[Action, ...]:
-    """Make nginx serve hub.url as hub.yaml says (or stop serving it when hub.url is gone).
-    Returns what was done."""
-    _check(loaded, journal)
-    spec = loaded.spec
-    if not spec.hub.url:
-        return remove_site(loaded, journal)
-    want = desired(loaded)
-    keep = {want.site_path} | ({want.hook_path} if want.hook_path else set())
-    removals, _ = _removals(journal, keep)
-    done: list[Action] = []
-    for action in removals:
-        remove_file(journal, action.subject)
-        done.append(action)
-    main = spec.nginx.main_config
-    if want.bootstrap is not None:
-        os.makedirs(spec.tls.webroot, mode=0o755, exist_ok=True)
-        if _differs(journal, want.site_path, want.bootstrap):  # not left by a failed apply
-            done.append(Action("install-nginx-site", want.site_path,
-                               "HTTP only, for Let's Encrypt's challenge"))
-        verb = _deploy(spec, journal, want.site_path, want.bootstrap, https=False,
-                       certificate_sha256=None, force_reload=bool(removals))
-        if verb:
-            done.append(_nginx_done(verb, main))
-        _certbot(spec)
-        done.append(Action("get-certificate", public_host(spec), "Let's Encrypt"))
-        want = desired(loaded)  # now with the certificate's fingerprint
-    if want.hook is not None and want.hook_path and install_file(
-            journal, want.hook_path, want.hook, HOOK_KIND, mode=0o755):
-        done.append(Action("install-certbot-hook", want.hook_path))
-    site_changed = _differs(journal, want.site_path, want.site)
-    verb = _deploy(spec, journal, want.site_path, want.site, https=True,
-                   certificate_sha256=want.certificate_sha256, force_reload=bool(removals))
-    if site_changed:
-        done.append(Action("install-nginx-site", want.site_path))
-    if verb:
-        done.append(_nginx_done(verb, main))
-    return tuple(done)
-
-
-def remove_site(loaded: LoadedSpec, journal: Journal) -> tuple[Action, ...]:
-    """Remove this hub's journaled nginx sites and certbot hooks and reload nginx (for
-    hub.url's removal and for `retire`). Hand-edited files stay. The certificate stays
-    (`certbot delete --cert-name <host>` removes it)."""
-    removals, notes = _removals(journal, set())
-    for note in notes:
-        log.info("left alone: %s", note)
-    done: list[Action] = []
-    mains = {loaded.spec.nginx.main_config} if loaded.spec.hub.url else set()
-    for action in removals:
-        if action.kind == "remove-nginx-site":
-            mains.add(_main_config_of(action.subject) or loaded.spec.nginx.main_config)
-        remove_file(journal, action.subject)
-        done.append(action)
-    if any(a.kind == "remove-nginx-site" for a in removals) and nginxctl.find_nginx():
-        for main in sorted(mains):
-            if nginxctl.running_pid(main):
-                nginxctl.check_config(main)
-                nginxctl.reload_or_start(main)
-                done.append(Action("reload-nginx", main))
-    return tuple(done)
-
-
-def _main_config_of(path: str) -> str | None:
+def main_config_of(path: str) -> str | None:
     """The nginx main configuration a site of ours names in its header (see render_site)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as site:

@@ -7,7 +7,6 @@ If we die, the kernel sends the hub SIGTERM (PR_SET_PDEATHSIG), so no hub outliv
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
@@ -23,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import package_file
-from hubkeeper.config.loader import CONFIG_ENV, LoadedSpec
+from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.host import peer, porthold
+from hubkeeper.hub.launch import CONFIG_ENV
 from hubkeeper.render.jupyterhub import public_url
 from hubkeeper.state.statedir import StatePaths
 
@@ -73,33 +74,20 @@ def stop_orphaned_proxy(pid_file: Path, api_port: int,
     only when it stops in time): a requested stop ends the proxy too, so that its ports are
     free for the next `up`. Only the process the pid file names, and only while it is a
     configurable-http-proxy serving this hub's proxy API port. Returns its pid."""
-    try:
-        pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
+    pid = procs.pid_in_file(pid_file)
+    args = procs.cmdline(pid) if pid is not None else []
+    if not args:
         return None
-    args = cmdline.split(b"\0")
-    is_proxy = b"configurable-http-proxy" in cmdline or b"hubkeeper.proc.proxy" in cmdline
-    port = str(api_port).encode()
-    if not is_proxy or not any(arg == port or arg.endswith(b"=" + port) for arg in args):
+    is_proxy = any("configurable-http-proxy" in arg or "hubkeeper.proc.proxy" in arg
+                   for arg in args)
+    port = str(api_port)
+    if not is_proxy or not any(arg == port or arg.endswith("=" + port) for arg in args):
         return None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-        end = time.monotonic() + deadline
-        while not _reaped_or_zombie(pid) and time.monotonic() < end:
-            time.sleep(0.05)
-        if not _reaped_or_zombie(pid):
-            os.kill(pid, signal.SIGKILL)
+    if procs.send(pid, signal.SIGTERM) and not procs.wait_until(
+            lambda: not procs.alive(pid), deadline):
+        procs.send(pid, signal.SIGKILL)
     log.warning("stopped the proxy (pid %d) the killed hub left behind", pid)
     return pid
-
-
-def _reaped_or_zombie(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state == "Z"
 
 
 class Supervisor:

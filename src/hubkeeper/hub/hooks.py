@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import BinaryIO
 
+from hubkeeper.base import procs
 from hubkeeper.config.types import format_duration
 
 # The environment is built from nothing: the hub's own holds what scripts must not see.
@@ -92,8 +93,7 @@ def note(fd: int, text: str) -> None:
 
 
 def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+    procs.send_group(pgid, signal.SIGKILL)
 
 
 async def run_hook(hook: HookScript, identity: Identity, log_fd: int) -> HookOutcome:

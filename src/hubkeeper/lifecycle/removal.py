@@ -10,19 +10,16 @@ removed, what was kept and why.
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import logging
 import os
 import pwd
 import shutil
-import signal
 import stat
-import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.host import images
 from hubkeeper.host.shadow import ShadowTools
@@ -38,135 +35,24 @@ from hubkeeper.lifecycle.retirement import (
     write_record,
 )
 from hubkeeper.state.journal import AccountRecord, Journal
-from hubkeeper.state.statedir import HubLock, StatePaths
+from hubkeeper.state.statedir import StatePaths
 
 log = logging.getLogger(__name__)
 BATCH = 25  # accounts marked "removing" per journal write; a resumed run redoes at most this
-HUB_STOP_DEADLINE = 30.0  # `up` gives the hub 10 s, then kills it; this leaves a margin
 KILL_DEADLINE = 10.0
 
 
-def wait_until(done: Callable[[], bool], deadline: float) -> bool:
-    """Poll `done` with exponential backoff (10 ms to 0.5 s) until true or `deadline` s."""
-    end = time.monotonic() + deadline
-    delay = 0.01
-    while not done():
-        if time.monotonic() > end:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
-    return True
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def running_hub(paths: StatePaths) -> int | None:
-    """The pid of the `hubkeeper up` holding this state directory's lock (0: held, pid
-    unknown), or None when no hub runs."""
-    lock = HubLock(paths)
-    try:
-        lock.check_free()
-    except HubkeeperError:
-        return lock.holder() or 0
-    return None
-
-
-def stop_hub(paths: StatePaths, deadline: float = HUB_STOP_DEADLINE) -> int | None:
-    """SIGTERM the running hub's `up` (it stops the hub, proxy and servers) and wait until
-    the lock is free. Returns the pid stopped, None when none ran."""
-    pid = running_hub(paths)
-    if pid is None:
-        return None
-    argv = _cmdline(pid) if pid else []
-    if "up" in argv and any("hubkeeper" in part for part in argv):
-        log.info("stopping the hub: SIGTERM to pid %s", pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    elif argv:  # alive, and not a `hubkeeper up`: never signalled
-        raise HubkeeperError(f"{paths.lock} is held by pid {pid} ({' '.join(argv)[:100]}), "
-                             "not by a `hubkeeper up`",
-                             hint="let it finish (or stop it), then retire again")
-    # else: `up` is gone and its hub, which inherited the lock, is dying with it
-    if not wait_until(lambda: running_hub(paths) is None, deadline):
-        raise HubkeeperError(
-            f"the hub on {paths.root} (pid {pid or 'unknown'}) did not stop within "
-            f"{deadline:.0f} s", hint=f"stop it by hand (kill -TERM {pid or '<pid>'}, then "
-            "kill -KILL if it hangs) and run `hubkeeper retire --yes` again")
-    return pid
-
-
-def orphan_proxy(paths: StatePaths, api_port: int) -> int | None:
-    """A proxy left running by a hub that was killed: the pid in run/proxy.pid, if that
-    process is a proxy listening for this hub's API port."""
-    try:
-        pid = int(paths.proxy_pid.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    argv = _cmdline(pid)
-    if any("proxy" in part for part in argv) and str(api_port) in argv:
-        return pid
-    return None
-
-
 def stop_process(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not wait_until(lambda: not alive(pid), 5.0):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not alive(pid), 5.0)
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def processes_of(uid: int) -> list[int]:
-    """Live processes (not zombies) with `uid` as their real, effective or saved uid."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = Path(entry.path, "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("State", "").strip().startswith("Z"):
-            continue
-        if uid in (int(part) for part in fields.get("Uid", "").split()[:3]):
-            found.append(int(entry.name))
-    return [pid for pid in found if pid != os.getpid()]
+    procs.stop(pid, 5.0)
 
 
 def kill_processes(uid: int, deadline: float = KILL_DEADLINE) -> int:
     """SIGKILL every process of `uid` until none is left (a process may fork meanwhile)."""
-    killed = 0
-
-    def none_left() -> bool:
-        nonlocal killed
-        pids = processes_of(uid)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-        return not pids
-
-    if not wait_until(none_left, deadline):
+    killed, left = procs.kill_all_of(uid, deadline)
+    if left:
         raise HubkeeperError(
             f"processes of uid {uid} still run after {deadline:.0f} s: "
-            f"{' '.join(map(str, processes_of(uid)[:10]))}",
+            f"{' '.join(map(str, left[:10]))}",
             hint="stop them by hand, then run `hubkeeper retire --yes` again")
     return killed
 

@@ -27,10 +27,12 @@ from hubkeeper.host import envs
 from hubkeeper.host.accounts import HostUsers, observe
 from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
 from hubkeeper.host.hubapi import HubAPI, HubUnreachable, hub_api_url
+from hubkeeper.host.pathfacts import observe_paths
 from hubkeeper.host.preflight import environment_file_problems
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
+from hubkeeper.ops.execute import Effector, Effectors
+from hubkeeper.ops.execute import execute as execute_actions
 from hubkeeper.plan.accounts import (
-    Action,
     HubState,
     HubUser,
     UsersPlan,
@@ -38,7 +40,8 @@ from hubkeeper.plan.accounts import (
     plan_host,
     plan_hub,
 )
-from hubkeeper.plan.data import data_problems, data_specs, plan_data
+from hubkeeper.plan.actions import Action
+from hubkeeper.plan.data import data_paths, data_problems, data_specs, plan_data
 from hubkeeper.roster import Roster
 from hubkeeper.state import invites
 from hubkeeper.state.journal import AccountRecord, DirRecord, GroupRecord, Journal
@@ -103,11 +106,12 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
         host = observe()
         changed = reconcile(journal, host)
         shared, folders = data_specs(loaded)
-        problems = data_problems(shared, folders, roster, journal)
+        facts = observe_paths(data_paths(shared, folders, roster, host))
+        problems = data_problems(shared, folders, roster, journal, facts)
         if problems:
             raise InvalidInput(problems, hint="nothing was changed")
         actions += plan_host(roster, host, journal)
-        data_actions, data_notes = plan_data(shared, folders, roster, host, journal)
+        data_actions, data_notes = plan_data(shared, folders, roster, host, journal, facts)
         actions += data_actions
         notes += data_notes
     elif mode != "system":
@@ -238,7 +242,7 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
     if prepared.journal_changed:
         journal.save()
 
-    def step(action: Action) -> None:
+    def step(action: Action) -> None:  # also the executor's progress
         nonlocal done
         done += 1
         progress(done, total, action)
@@ -300,47 +304,68 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
             step(action)
         journal.save()
 
-    api = prepared.api
-    for action in actions:
-        kind, subject = action.kind, action.subject
-        if kind in ("create-group", "create-account", "set-password"):
-            continue
-        if kind == "create-home":
-            entry = pwd.getpwnam(subject)
-            tools.create_home(subject, entry.pw_dir, entry.pw_uid, entry.pw_gid)
-        elif kind == "add-to-group":
-            tools.add_to_group(subject, action.detail)
-        elif kind == "remove-from-group":
-            tools.remove_from_group(subject, action.detail)
-        elif kind == "lock":
-            tools.lock(subject)
-            journal.accounts[subject].locked = True
-        elif kind == "unlock":
-            tools.unlock(subject)
-            journal.accounts[subject].locked = False
-        elif kind in ("create-shared-dir", "create-group-folder"):
-            record = DirRecord(subject, "shared" if kind == "create-shared-dir"
-                               else "group-folder")
-            journal.dirs[subject] = record
-            journal.save()  # recorded before it exists, as accounts are
-            if kind == "create-shared-dir":
-                make_shared_dir(subject)
-            else:
-                make_group_folder(subject, grp.getgrnam(action.detail).gr_gid)
-            record.state = "created"
-            journal.save()
-        elif kind == "build-environment":
-            envs.make_envs_dir(prepared.paths)
-            envs.build_one(prepared.loaded, prepared.paths, subject, False, log.info)
-        elif kind == "link-in-home":
-            name, _, target = action.detail.partition(" -> ")
-            link_in_home(subject, name, target)
-        elif api is not None:
-            _hub_action(api, action, by_user)
-        step(action)
-    if any(a.kind in ("lock", "unlock") for a in actions):
-        journal.save()
+    rest = [a for a in actions
+            if a.kind not in ("create-group", "create-account", "set-password")]
+    execute_actions(rest, _effectors(prepared, tools, by_user), journal, step)
     return credentials
+
+
+def _effectors(prepared: Prepared, tools: ShadowTools, by_user: dict) -> Effectors:
+    """How each of the remaining kinds is carried out (accounts, groups and passwords are
+    batched above, their intents journaled together)."""
+    journal, api = prepared.journal, prepared.api
+
+    def create_home(action: Action) -> None:
+        entry = pwd.getpwnam(action.subject)
+        tools.create_home(action.subject, entry.pw_dir, entry.pw_uid, entry.pw_gid)
+
+    def locked(flag: bool) -> Callable[[Action], None]:
+        def confirm(action: Action) -> None:
+            journal.accounts[action.subject].locked = flag
+        return confirm
+
+    def dir_intent(action: Action) -> None:  # recorded before it exists, as accounts are
+        journal.dirs[action.subject] = DirRecord(
+            action.subject, "shared" if action.kind == "create-shared-dir" else "group-folder")
+
+    def dir_made(action: Action) -> None:
+        journal.dirs[action.subject].state = "created"
+
+    def build(action: Action) -> None:
+        envs.make_envs_dir(prepared.paths)
+        envs.build_one(prepared.loaded, prepared.paths, action.subject, False, log.info)
+
+    def link(action: Action) -> None:
+        name, _, target = action.detail.partition(" -> ")
+        link_in_home(action.subject, name, target)
+
+    def hub(action: Action) -> None:
+        if api is not None:  # no hub runs: it takes the roster when it starts
+            _hub_action(api, action, by_user)
+
+    effectors: dict[str, Effector] = {
+        "create-home": Effector(create_home),
+        "add-to-group": Effector(lambda a: tools.add_to_group(a.subject, a.detail)),
+        "remove-from-group": Effector(lambda a: tools.remove_from_group(a.subject, a.detail)),
+        "lock": Effector(lambda a: tools.lock(a.subject), confirm=locked(True),
+                         save_each=False),
+        "unlock": Effector(lambda a: tools.unlock(a.subject), confirm=locked(False),
+                           save_each=False),
+        "create-shared-dir": Effector(lambda a: make_shared_dir(a.subject),
+                                      intend=dir_intent, confirm=dir_made),
+        "create-group-folder": Effector(
+            lambda a: make_group_folder(a.subject, grp.getgrnam(a.detail).gr_gid),
+            intend=dir_intent, confirm=dir_made),
+        "build-environment": Effector(build),
+        "link-in-home": Effector(link),
+    }
+    effectors.update({kind: Effector(hub) for kind in HUB_KINDS})
+    return effectors
+
+
+HUB_KINDS = ("hub-stop-server", "hub-unregister", "hub-register", "hub-grant-admin",
+             "hub-revoke-admin", "hub-create-group", "hub-add-to-group",
+             "hub-remove-from-group")
 
 
 def _hub_action(api: HubAPI, action: Action, by_user: dict) -> None:

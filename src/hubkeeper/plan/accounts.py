@@ -6,23 +6,13 @@ Pure: no I/O. Refuses (InvalidInput) to touch an account or group it did not cre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from hubkeeper.base.errors import InvalidInput, Problem
 from hubkeeper.host.accounts import HostUsers
+from hubkeeper.plan import actions as _actions
+from hubkeeper.plan.actions import Action, Kind
 from hubkeeper.roster import Member, Roster
 from hubkeeper.state.journal import Journal
-
-Kind = Literal[
-    "create-group", "create-account", "create-home", "set-password", "add-to-group",
-    "remove-from-group", "lock", "unlock",
-    "create-shared-dir", "create-group-folder", "link-in-home", "build-environment",
-    "hub-register", "hub-grant-admin", "hub-revoke-admin", "hub-create-group",
-    "hub-add-to-group", "hub-remove-from-group", "hub-stop-server", "hub-unregister",
-    # hub.url (host/site.py), after everything above
-    "remove-nginx-site", "remove-certbot-hook", "get-certificate", "install-certbot-hook",
-    "install-nginx-site", "reload-nginx", "start-nginx",
-]
 
 # The order actions run in: groups before the accounts in them, accounts before passwords.
 ORDER: tuple[Kind, ...] = (
@@ -32,16 +22,6 @@ ORDER: tuple[Kind, ...] = (
     "hub-stop-server", "hub-unregister", "hub-register", "hub-grant-admin",
     "hub-revoke-admin", "hub-create-group", "hub-add-to-group", "hub-remove-from-group",
 )
-
-
-@dataclass(frozen=True)
-class Action:
-    kind: Kind
-    subject: str  # the account, hub user or group acted on
-    detail: str = ""  # e.g. the group for membership changes, the uid to reuse
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.subject}" + (f" ({self.detail})" if self.detail else "")
 
 
 @dataclass(frozen=True)
@@ -172,5 +152,4 @@ def plan_hub(roster: Roster, hub: HubState, removed: set[str]) -> list[Action]:
 
 
 def ordered(actions: list[Action]) -> tuple[Action, ...]:
-    rank = {kind: index for index, kind in enumerate(ORDER)}
-    return tuple(sorted(actions, key=lambda action: rank[action.kind]))  # stable
+    return _actions.ordered(actions, ORDER)

@@ -31,6 +31,7 @@ from tornado import httpclient, web
 from tornado.httpserver import HTTPServer
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
+from hubkeeper.base import procs
 from hubkeeper.proc.gate_firewall import FirewallError, PortGuard
 from hubkeeper.proc.gate_proxy import MAX_BODY, GateHandler, log_request
 from hubkeeper.proc.gate_rules import GateConfig
@@ -135,8 +136,7 @@ class Child:
 
     def _signal(self, signum: int) -> None:
         assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signum)
+        procs.send_group(self.proc.pid, signum)
 
 
 def make_app(config: GateConfig, auth: HubOAuth,

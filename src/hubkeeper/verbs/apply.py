@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkeeper.base.locks import PidLock
-from hubkeeper.host.site import apply_site, plan_site
 from hubkeeper.ops.converge import execute
-from hubkeeper.plan.accounts import Action
-from hubkeeper.state.statedir import StatePaths, ensure_layout
+from hubkeeper.ops.execute import apply_lock
+from hubkeeper.ops.site import apply_site, site_plan
+from hubkeeper.plan.actions import Action
+from hubkeeper.state.statedir import ensure_layout
 from hubkeeper.verbs.plan import prepare_from
 
 
@@ -25,19 +25,13 @@ class ApplyResult:
     credentials: str | None  # the 0600 CSV of generated passwords, if any were made
 
 
-def apply_lock(paths: StatePaths) -> PidLock:
-    """One apply (or retire) at a time per state dir."""
-    return PidLock(paths.run / "apply.lock", "another `hubkeeper apply` is running on this "
-                   "hub", hint="wait for it to finish")
-
-
 def apply(config: Path, progress: Callable[[int, int, Action], None]) -> ApplyResult:
     first = prepare_from(config)  # validates everything before the first change
-    plan_site(first.loaded, first.journal)  # and hub.url's nginx and certificate files
+    site_plan(first.loaded, first.journal)  # and hub.url's nginx and certificate files
     ensure_layout(first.paths)
     with apply_lock(first.paths):
         prepared = prepare_from(config)  # again, under the lock: nobody changed it since
-        site = plan_site(prepared.loaded, prepared.journal)
+        site = site_plan(prepared.loaded, prepared.journal)
         credentials = execute(prepared, progress)
         site_done = apply_site(prepared.loaded, prepared.journal)  # after the accounts
     return ApplyResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from hubkeeper.config.loader import load
 from hubkeeper.context.runtime import resolve_mode
-from hubkeeper.host.site import plan_site
 from hubkeeper.ops.converge import Prepared, prepare
-from hubkeeper.plan.accounts import Action
+from hubkeeper.ops.site import site_plan
+from hubkeeper.ops.unit import unit_plan
+from hubkeeper.plan.actions import Action
 from hubkeeper.roster import build_roster
 from hubkeeper.state.statedir import check_not_retired, state_paths
 
@@ -21,8 +22,9 @@ class PlanResult:
     config: str
     mode: str
     users: int
-    actions: tuple[Action, ...]
+    actions: tuple[Action, ...]  # what `apply` does: accounts, data, the hub, the nginx site
     notes: tuple[str, ...]
+    service: tuple[Action, ...] = ()  # what `service install` would do (apply does not)
 
 
 def prepare_from(config: Path) -> Prepared:
@@ -37,6 +39,8 @@ def prepare_from(config: Path) -> Prepared:
 
 def plan(config: Path) -> PlanResult:
     prepared = prepare_from(config)
-    site = plan_site(prepared.loaded, prepared.journal)  # hub.url: nginx, certificate
+    site = site_plan(prepared.loaded, prepared.journal)  # hub.url: nginx, certificate
+    service = unit_plan(prepared.loaded, prepared.journal, prepared.mode)
     return PlanResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),
-                      prepared.plan.actions + site.actions, prepared.plan.notes + site.notes)
+                      prepared.plan.actions + site.actions, prepared.plan.notes + site.notes,
+                      tuple(service))

@@ -15,16 +15,9 @@ from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.context.runtime import resolve_mode
-from hubkeeper.host.site import remove_site
+from hubkeeper.host.running import orphan_proxy, running_hub, stop_hub
 from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
-from hubkeeper.lifecycle.removal import (
-    Remover,
-    orphan_proxy,
-    running_hub,
-    stop_accounts,
-    stop_hub,
-    stop_process,
-)
+from hubkeeper.lifecycle.removal import Remover, stop_accounts, stop_process
 from hubkeeper.lifecycle.retirement import (
     ARCHIVE_RECORD,
     RECORD_SCHEMA,
@@ -39,10 +32,10 @@ from hubkeeper.lifecycle.retirement import (
     record_path,
     write_record,
 )
+from hubkeeper.ops.execute import apply_lock
+from hubkeeper.ops.retire import undo_installed
 from hubkeeper.state.journal import Journal
 from hubkeeper.state.statedir import HubLock, StatePaths, state_paths
-from hubkeeper.verbs.apply import apply_lock
-from hubkeeper.verbs.service import uninstall_service
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +180,10 @@ def retire(config: Path, yes: bool, archive: Path | None, progress: Progress) ->
 def remove_installed(loaded: LoadedSpec, journal: Journal, remover: Remover) -> None:
     """The files hubkeeper wrote outside its state dir, first: the systemd unit (disabled, so
     the retired hub does not start at the next boot), then the nginx site and certbot hook
-    (nginx reloaded). A hand-edited one is kept, with the reason, and the rest goes on."""
+    (nginx reloaded), by the inverse actions of plan/retirement.py. A hand-edited one is
+    kept, with the reason, and the rest goes on."""
     before = {item.name: item for item in file_items(journal)}
-    try:
-        uninstall_service(loaded, journal)
-    except HubkeeperError as exc:  # a hand-edited unit: uninstall changed nothing
-        log.warning("the systemd unit is kept: %s", exc)
-    remove_site(loaded, journal)
+    undo_installed(loaded, journal)
     for path, item in before.items():
         if path not in journal.files:
             remover.note(Item("file", path, item.detail))
