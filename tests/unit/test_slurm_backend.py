@@ -137,7 +137,7 @@ def test_the_batch_script_golden() -> None:
         folder="/home/ann/python", export=["PATH", "JUPYTERHUB_API_TOKEN", "HOME"],
         options=request.sbatch_options(),
         command=["/var/lib/hubkeeper/course/envs/python/abc/bin/python", "-P",
-                 "/opt/hubkeeper/proc/slurm_server.py", "--SingleUserNotebookApp.x=it's"])
+                 "/opt/hubkeeper/hub/slurm_server.py", "--SingleUserNotebookApp.x=it's"])
     golden("slurm-batch-script.sh", script)
 
 

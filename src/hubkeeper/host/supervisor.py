@@ -25,9 +25,8 @@ from typing import IO
 from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import package_file
-from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.loader import CONFIG_ENV, LoadedSpec
 from hubkeeper.host import peer, porthold
-from hubkeeper.hub.launch import CONFIG_ENV
 from hubkeeper.render.jupyterhub import public_url
 from hubkeeper.state.statedir import StatePaths
 
