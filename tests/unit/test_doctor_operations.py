@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from hubkeeper.config import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.doctor.operations import service_checks, tls_checks
 from hubkeeper.verbs.service import install
 from tests.unit.test_nginx import loaded_with, make_cert
@@ -37,11 +38,12 @@ def test_service_absent_installed_and_hand_edited(tmp_path: Path) -> None:
                       f"users: {{allowed: [ann]}}\nservice: {{unit_dir: {units}}}\n")
 
     def findings() -> list:
-        return list(service_checks(SimpleNamespace(loaded=load(config))))
+        hub = Hub.open(config)
+        return list(service_checks(SimpleNamespace(loaded=hub.loaded, paths=hub.paths)))
 
     (absent,) = findings()
     assert absent.status == "ok" and "No systemd unit" in absent.explanation  # no systemd here
-    install(config)
+    install(Hub.open(config))
     (installed,) = findings()
     assert installed.status == "ok" and "installed as hubkeeper wrote it" in \
         installed.explanation

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hubkeeper.context.urls import hub_api_url, public_url
 from hubkeeper.doctor.findings import Context, Finding
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.peer import ListenerRefused
 from hubkeeper.host.statedir import read_secret
-from hubkeeper.hub.api import HubUnreachable, fetch, hub_api_url
-from hubkeeper.hub.render import public_url
+from hubkeeper.hub.api import HubUnreachable, fetch
 from hubkeeper.lifecycle.removal import alive, orphan_proxy, running_hub
 
 CHECK = "hub"

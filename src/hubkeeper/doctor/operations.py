@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hubkeeper.doctor.findings import Context, Finding
+from hubkeeper.host.journal import Journal
 from hubkeeper.host.tls import certificate_status
 from hubkeeper.verbs.service import service_state
 
@@ -37,7 +38,8 @@ def tls_checks(context: Context) -> Iterable[Finding]:
 
 
 def service_checks(context: Context) -> Iterable[Finding]:
-    state = service_state(context.loaded)
+    # The journal read again (not context.journal): unreadable, this check says why.
+    state = service_state(context.loaded, context.paths, Journal.load(context.paths.journal))
     if state.file == "absent":
         yield Finding("service", "ok" if not state.systemd else "warning", state.path,
                       "No systemd unit is installed for this hub"

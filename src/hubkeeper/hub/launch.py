@@ -6,7 +6,7 @@ import os
 
 from traitlets.config import Config
 
-from hubkeeper.config.loader import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.hub.render import render
 from hubkeeper.hub.runtime import Runtime
 
@@ -14,5 +14,5 @@ CONFIG_ENV = "HUBKEEPER_CONFIG"
 
 
 def config_for_this_process() -> Config:
-    loaded = load(os.environ[CONFIG_ENV])
-    return render(loaded.spec, Runtime.from_host(loaded))
+    hub = Hub.open(os.environ[CONFIG_ENV])
+    return render(hub.spec, Runtime.from_hub(hub))

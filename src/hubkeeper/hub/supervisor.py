@@ -25,12 +25,12 @@ from typing import IO
 
 import hubkeeper.hub
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.context.urls import hub_api_url, public_url
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host import peer
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.hub import porthold
 from hubkeeper.hub.launch import CONFIG_ENV
-from hubkeeper.hub.render import public_url
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class Supervisor:
         spec = self.loaded.spec
         # The hub's own API first: asking through the proxy before the hub has registered its
         # route only fills the log with 404s. Then the public URL, the path users take.
-        hub_api = f"http://127.0.0.1:{spec.hub.api_port}{spec.hub.base_url}"
+        hub_api = hub_api_url(spec)
         hub_up = False
         ready = False
         started = time.monotonic()

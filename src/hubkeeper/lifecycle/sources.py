@@ -19,13 +19,14 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
+from hubkeeper.context.hub import Hub
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import StatePaths, state_paths
-from hubkeeper.hub.runtime import Mode, resolve_mode
-from hubkeeper.roster import Roster, build_roster
+from hubkeeper.host.statedir import StatePaths
+from hubkeeper.hub.runtime import Mode
+from hubkeeper.roster import Roster
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,12 @@ class HubContents:
                              hint=f"users with a home: {known}")
 
 
-def hub_contents(config: Path) -> HubContents:
-    """Everything a snapshot or archive of the hub described by `config` holds."""
-    loaded = load(config)
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    paths = state_paths(loaded, is_root)
-    roster = build_roster(loaded)
-    journal = Journal.load(paths.journal)
-    homes, missing = _homes(mode, paths, roster, journal)
+def hub_contents(hub: Hub) -> HubContents:
+    """Everything a snapshot or archive of the opened hub holds."""
+    loaded, mode, paths = hub.loaded, hub.mode, hub.paths
+    roster = hub.roster
+    journal = hub.load_journal()
+    homes, missing = _homes(mode, paths, roster, journal, hub.euid)
     data = tuple(DataDir(Path(record.path), record.kind)
                  for record in sorted(journal.dirs.values(), key=lambda r: r.path)
                  if record.state == "created" and os.path.isdir(record.path))
@@ -93,12 +91,11 @@ def hub_contents(config: Path) -> HubContents:
                        _hub_files(loaded, paths))
 
 
-def _homes(mode: Mode, paths: StatePaths, roster: Roster,
-           journal: Journal) -> tuple[tuple[Home, ...], tuple[str, ...]]:
+def _homes(mode: Mode, paths: StatePaths, roster: Roster, journal: Journal,
+           me: int) -> tuple[tuple[Home, ...], tuple[str, ...]]:
     found: dict[str, Home] = {}
     missing: list[str] = []
     if mode == "personal":
-        me = os.geteuid()
         for member in roster.members:
             home = paths.users / member.name
             if home.is_dir():

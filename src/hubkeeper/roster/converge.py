@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.context.urls import hub_api_url
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host import envs
 from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
@@ -30,7 +31,7 @@ from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.host.statedir import StatePaths, read_secret
 from hubkeeper.host.users import HostUsers, observe
 from hubkeeper.hub import invites
-from hubkeeper.hub.api import HubAPI, HubUnreachable, hub_api_url
+from hubkeeper.hub.api import HubAPI, HubUnreachable
 from hubkeeper.plan.data import data_problems, data_specs, plan_data
 from hubkeeper.plan.users import (
     Action,

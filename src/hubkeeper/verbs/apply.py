@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.locks import PidLock
 from hubkeeper.host.site import apply_site, plan_site
 from hubkeeper.host.statedir import StatePaths, ensure_layout
@@ -31,12 +31,12 @@ def apply_lock(paths: StatePaths) -> PidLock:
                    "hub", hint="wait for it to finish")
 
 
-def apply(config: Path, progress: Callable[[int, int, Action], None]) -> ApplyResult:
-    first = prepare_from(config)  # validates everything before the first change
+def apply(hub: Hub, progress: Callable[[int, int, Action], None]) -> ApplyResult:
+    first = prepare_from(hub)  # validates everything before the first change
     plan_site(first.loaded, first.journal)  # and hub.url's nginx and certificate files
     ensure_layout(first.paths)
     with apply_lock(first.paths):
-        prepared = prepare_from(config)  # again, under the lock: nobody changed it since
+        prepared = prepare_from(hub.reopen())  # again, under the lock: nobody changed it
         site = plan_site(prepared.loaded, prepared.journal)
         credentials = execute(prepared, progress)
         site_done = apply_site(prepared.loaded, prepared.journal)  # after the accounts

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config.types import config_relative
+from hubkeeper.context.hub import Hub
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.locks import PidLock
 from hubkeeper.lifecycle.archive import tar_members, verify_archive, write_archive
@@ -41,9 +42,9 @@ class VerifyResult:
     ok: bool
 
 
-def archive(config: Path, to: Path | None, progress: Progress = silent) -> ArchiveResult:
-    """Archive the hub of `config` into a new folder under `to` (default: archive.dir)."""
-    contents = hub_contents(config)
+def archive(hub: Hub, to: Path | None, progress: Progress = silent) -> ArchiveResult:
+    """Archive the opened hub into a new folder under `to` (default: archive.dir)."""
+    contents = hub_contents(hub)
     loaded = contents.loaded
     if to is None:
         if not loaded.spec.archive.dir:

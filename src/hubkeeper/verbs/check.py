@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from hubkeeper.config.loader import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.errors import InvalidInput
 from hubkeeper.host.preflight import cluster_problems, preflight_problems
-from hubkeeper.host.statedir import state_paths
-from hubkeeper.hub.runtime import auth_kind, resolve_mode
-from hubkeeper.roster import build_roster
 
 
 @dataclass(frozen=True)
@@ -25,9 +20,9 @@ class CheckResult:
     admins: int
 
 
-def check(config: Path) -> CheckResult:
-    loaded = load(config)
-    roster = build_roster(loaded)
+def check(hub: Hub) -> CheckResult:
+    loaded = hub.loaded
+    roster = hub.roster
     spec = loaded.spec
     if spec.backend == "kubernetes":
         # Nothing of it runs here: hub.yaml and the roster are all there is to check.
@@ -38,10 +33,8 @@ def check(config: Path) -> CheckResult:
                            backend=spec.backend, auth=spec.auth.kind or "",
                            users=len(roster.members),
                            admins=sum(1 for member in roster.members if member.admin))
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    problems = preflight_problems(loaded, roster, mode, state_paths(loaded, is_root),
-                                  starting=False)
+    mode = hub.mode
+    problems = preflight_problems(loaded, roster, mode, hub.paths, starting=False)
     if problems:
         raise InvalidInput(problems)
     return CheckResult(
@@ -49,7 +42,7 @@ def check(config: Path) -> CheckResult:
         hub=spec.hub.name,
         mode=mode,
         backend=spec.backend,
-        auth=auth_kind(spec, mode),
+        auth=hub.auth_kind,
         users=len(roster.members),
         admins=sum(1 for member in roster.members if member.admin),
     )

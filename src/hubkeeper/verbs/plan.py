@@ -3,16 +3,11 @@ Changes nothing."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from hubkeeper.config.loader import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.site import plan_site
-from hubkeeper.host.statedir import check_not_retired, state_paths
-from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.plan.users import Action
-from hubkeeper.roster import build_roster
 from hubkeeper.roster.converge import Prepared, prepare
 
 
@@ -25,18 +20,14 @@ class PlanResult:
     notes: tuple[str, ...]
 
 
-def prepare_from(config: Path) -> Prepared:
-    loaded = load(config)
-    roster = build_roster(loaded)
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    paths = state_paths(loaded, is_root)
-    check_not_retired(paths)  # a retired hub is not planned back into being
-    return prepare(loaded, roster, mode, paths)
+def prepare_from(hub: Hub) -> Prepared:
+    hub.resolved()
+    hub.check_not_retired()  # a retired hub is not planned back into being
+    return prepare(hub.loaded, hub.roster, hub.mode, hub.paths)
 
 
-def plan(config: Path) -> PlanResult:
-    prepared = prepare_from(config)
+def plan(hub: Hub) -> PlanResult:
+    prepared = prepare_from(hub)
     site = plan_site(prepared.loaded, prepared.journal)  # hub.url: nginx, certificate
     return PlanResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),
                       prepared.plan.actions + site.actions, prepared.plan.notes + site.notes)

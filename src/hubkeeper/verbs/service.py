@@ -13,7 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.context.hub import Hub
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host.installed import (
     current_sha256,
@@ -24,15 +25,9 @@ from hubkeeper.host.installed import (
 )
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.preflight import preflight_problems
-from hubkeeper.host.statedir import (
-    check_not_retired,
-    ensure_layout,
-    state_paths,
-)
+from hubkeeper.host.statedir import StatePaths, ensure_layout
 from hubkeeper.host.systemd import SystemdHost, render_unit, unit_name, unit_path, unsafe_for_unit
-from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.lifecycle.removal import running_hub
-from hubkeeper.roster import build_roster
 from hubkeeper.verbs.apply import apply_lock
 
 UNIT_KIND = "systemd-unit"
@@ -138,14 +133,10 @@ def _other_units(journal: Journal, path: Path) -> list[str]:
                   if record.kind == UNIT_KIND and key != str(path))
 
 
-def install(config: Path, host: SystemdHost | None = None) -> ServiceInstall:
+def install(hub: Hub, host: SystemdHost | None = None) -> ServiceInstall:
     """Write the unit (journaled) and, where systemd runs, enable and start it."""
-    loaded = load(config)
-    roster = build_roster(loaded)
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    paths = state_paths(loaded, is_root)
-    check_not_retired(paths)
+    loaded, roster, mode, paths = hub.loaded, hub.roster, hub.mode, hub.paths
+    hub.check_not_retired()
     executable = hubkeeper_executable()
     problems = preflight_problems(loaded, roster, mode, paths, starting=False)
     problems += _unit_dir_problems(loaded) + _path_problems(loaded, executable)
@@ -156,7 +147,7 @@ def install(config: Path, host: SystemdHost | None = None) -> ServiceInstall:
     name, path = unit_name(spec), unit_path(spec)
     content = render_unit(spec, loaded.path, executable).encode()
 
-    _check_installable(Journal.load(paths.journal), path)
+    _check_installable(hub.load_journal(), path)
     running = running_hub(paths)
     if host.booted and running is not None and not host.runs_in_unit(running, name):
         raise HubkeeperError(
@@ -167,7 +158,7 @@ def install(config: Path, host: SystemdHost | None = None) -> ServiceInstall:
 
     ensure_layout(paths)
     with apply_lock(paths):  # the journal has one writer at a time
-        journal = Journal.load(paths.journal)
+        journal = hub.load_journal()
         _check_installable(journal, path)
         written = install_file(journal, path, content, UNIT_KIND, mode=0o644)
 
@@ -246,22 +237,20 @@ def uninstall_service(loaded: LoadedSpec, journal: Journal,
                             commands=tuple(commands))
 
 
-def uninstall(config: Path, host: SystemdHost | None = None) -> ServiceUninstall:
-    loaded = load(config)
-    paths = state_paths(loaded, os.geteuid() == 0)
+def uninstall(hub: Hub, host: SystemdHost | None = None) -> ServiceUninstall:
+    paths = hub.paths
     if not paths.journal.exists():  # no journal, nothing of ours: create nothing either
-        return uninstall_service(loaded, Journal(paths.journal), host)
+        return uninstall_service(hub.loaded, Journal(paths.journal), host)
     with apply_lock(paths):
-        return uninstall_service(loaded, Journal.load(paths.journal), host)
+        return uninstall_service(hub.loaded, hub.load_journal(), host)
 
 
-def service_state(loaded: LoadedSpec, host: SystemdHost | None = None) -> ServiceState:
+def service_state(loaded: LoadedSpec, paths: StatePaths, journal: Journal,
+                  host: SystemdHost | None = None) -> ServiceState:
     """What the unit file holds and what systemd says of it (changes nothing)."""
     host = host or SystemdHost.detect()
     spec = loaded.spec
     name, path = unit_name(spec), unit_path(spec)
-    paths = state_paths(loaded, os.geteuid() == 0)
-    journal = Journal.load(paths.journal)
     record = journal.files.get(str(path))
     found = current_sha256(path)
     if record is None and found is None:
@@ -291,5 +280,5 @@ def service_state(loaded: LoadedSpec, host: SystemdHost | None = None) -> Servic
                         enabled=enabled, hub_pid=running_hub(paths))
 
 
-def status(config: Path, host: SystemdHost | None = None) -> ServiceState:
-    return service_state(load(config), host)
+def status(hub: Hub, host: SystemdHost | None = None) -> ServiceState:
+    return service_state(hub.loaded, hub.paths, hub.load_journal(), host)
