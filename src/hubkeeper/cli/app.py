@@ -19,8 +19,9 @@ import click
 from rich.console import Console
 
 from hubkeeper import __version__
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import default_config_path
-from hubkeeper.context.hub import Hub, effective_uid
+from hubkeeper.context.hub import Hub
 
 F = TypeVar("F", bound=Callable)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.model import HubSpec
 from hubkeeper.config.types import config_relative
@@ -38,11 +39,6 @@ from hubkeeper.host.statedir import (
 )
 from hubkeeper.hub.runtime import Mode, auth_kind, resolve_mode
 from hubkeeper.roster import Roster, build_roster
-
-
-def effective_uid() -> int:
-    """Who this process acts as: the one read of os.geteuid() in the main stack."""
-    return os.geteuid()
 
 
 @dataclass(frozen=True)

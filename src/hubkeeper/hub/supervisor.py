@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 import hubkeeper.hub
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.context.urls import hub_api_url, public_url
 from hubkeeper.errors import HubkeeperError
@@ -187,7 +188,7 @@ class Supervisor:
     def _check_public_port(self) -> None:
         """Say loudly, in the hub's log, if another account listens on the public port."""
         port = self.loaded.spec.hub.port
-        me = os.geteuid()
+        me = effective_uid()
         for listener in peer.listeners(port):
             if listener.uid != me and listener.uid not in self._reported:
                 self._reported.add(listener.uid)
