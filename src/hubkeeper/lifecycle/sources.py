@@ -59,15 +59,28 @@ class HubFile:
 
 @dataclass(frozen=True)
 class HubContents:
-    loaded: LoadedSpec
-    paths: StatePaths
-    mode: Mode
-    roster: Roster
-    journal: Journal
+    hub: Hub
+    journal: Journal  # read when the contents were found (the Hub's may be older)
     homes: tuple[Home, ...]  # sorted by user
     missing: tuple[str, ...]  # roster users with no home yet (nothing to capture)
     data: tuple[DataDir, ...]
     files: tuple[HubFile, ...]
+
+    @property
+    def loaded(self) -> LoadedSpec:
+        return self.hub.loaded
+
+    @property
+    def paths(self) -> StatePaths:
+        return self.hub.paths
+
+    @property
+    def mode(self) -> Mode:
+        return self.hub.mode
+
+    @property
+    def roster(self) -> Roster:
+        return self.hub.roster
 
     def home(self, user: str) -> Home:
         for home in self.homes:
@@ -87,8 +100,7 @@ def hub_contents(hub: Hub) -> HubContents:
     data = tuple(DataDir(Path(record.path), record.kind)
                  for record in sorted(journal.dirs.values(), key=lambda r: r.path)
                  if record.state == "created" and os.path.isdir(record.path))
-    return HubContents(loaded, paths, mode, roster, journal, homes, missing, data,
-                       _hub_files(loaded, paths))
+    return HubContents(hub, journal, homes, missing, data, _hub_files(loaded, paths))
 
 
 def _homes(mode: Mode, paths: StatePaths, roster: Roster, journal: Journal,
