@@ -3,7 +3,8 @@ and how a command opens the hub it acts on.
 
 A command parses its options, opens the hub (`Context.open`), calls its verb with it,
 renders the result (`emit`) and, when the result says no, exits with `exits.FAILED`. The
-commands themselves are in commands_*.py, one module per family.
+commands that take no options of their own are one line each (`hub_command`); the
+commands are in commands_*.py, one module per family.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
 from hubkeeper import __version__
+from hubkeeper.base import exits
 from hubkeeper.base.whoami import effective_uid
+from hubkeeper.cli.output import emit
 from hubkeeper.config.loader import default_config_path
 from hubkeeper.context.hub import Hub
 
@@ -75,6 +78,23 @@ def cli(ctx: click.Context, debug: bool, config: Path | None) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Context(debug, config)
+
+
+def hub_command(group: click.Group, name: str, verb: Callable[[Hub], Any], help: str, *,
+                failed: Callable[[Any], bool] | None = None) -> click.Command:
+    """A row of the table: `hubkeeper [GROUP] NAME [-c hub.yaml] [--json]` opens the hub,
+    runs `verb` on it and shows the result; exits FAILED when `failed(result)`. Commands
+    with options of their own are written out in commands_*.py."""
+
+    @click.pass_obj
+    def command(obj: Context, config: Path | None, as_json: bool) -> None:
+        result = verb(obj.open(config))
+        emit(result, as_json, obj.out)
+        if failed is not None and failed(result):
+            raise click.exceptions.Exit(exits.FAILED)
+
+    command.__doc__ = help
+    return group.command(name)(shared_options()(command))
 
 
 @contextmanager

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from hubkeeper.base import exits
-from hubkeeper.cli.app import Context, cli, shared_options
+from hubkeeper.cli.app import Context, cli, hub_command, shared_options
 from hubkeeper.cli.output import emit
 from hubkeeper.verbs.doctor import doctor
 from hubkeeper.verbs.service import install as install_service
@@ -51,31 +50,22 @@ def service_group() -> None:
     """The hub as a systemd service: hubkeeper-<hub.name>.service in service.unit_dir."""
 
 
-@service_group.command("install")
-@shared_options()
-@click.pass_obj
-def service_install_command(obj: Context, config: Path | None, as_json: bool) -> None:
+hub_command(
+    service_group, "install", install_service,
     """Write the hub's unit and, where systemd runs, enable and start it.
 
     The unit is journaled: a file hubkeeper did not write, or one changed by hand, is left
-    alone. Run again, it changes nothing."""
-    emit(install_service(obj.open(config)), as_json, obj.out)
+    alone. Run again, it changes nothing.""")
 
 
-@service_group.command("uninstall")
-@shared_options()
-@click.pass_obj
-def service_uninstall_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Stop and disable the hub's unit and remove it, if it is as hubkeeper wrote it."""
-    emit(uninstall_service(obj.open(config)), as_json, obj.out)
+hub_command(
+    service_group, "uninstall", uninstall_service,
+    """Stop and disable the hub's unit and remove it, if it is as hubkeeper wrote it.""")
 
 
-@service_group.command("status")
-@shared_options()
-@click.pass_obj
-def service_status_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Is the unit as hubkeeper writes it? Where systemd runs: is it active and enabled?"""
-    emit(service_status(obj.open(config)), as_json, obj.out)
+hub_command(
+    service_group, "status", service_status,
+    """Is the unit as hubkeeper writes it? Where systemd runs: is it active and enabled?""")
 
 
 @cli.group("tls")
@@ -83,10 +73,8 @@ def tls_group() -> None:
     """The certificate nginx serves for hub.url."""
 
 
-@tls_group.command("status")
-@shared_options()
-@click.pass_context
-def tls_status_command(ctx: click.Context, config: Path | None, as_json: bool) -> None:
+hub_command(
+    tls_group, "status", tls_status,
     """The certificate of hub.url: file, names, issuer, validity, days left, whether it
     covers hub.url's host, and where it comes from (letsencrypt or files).
 
@@ -96,9 +84,5 @@ def tls_status_command(ctx: click.Context, config: Path | None, as_json: bool) -
       1  it is missing, not yet valid, expired, expires within 14 days, or does not
          cover hub.url's host
       2  hub.yaml is invalid or has no hub.url
-    """
-    obj: Context = ctx.obj
-    result = tls_status(obj.open(config))
-    emit(result, as_json, obj.out)
-    if not result.ok:
-        ctx.exit(exits.FAILED)
+    """,
+    failed=lambda result: not result.ok)

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 
 from hubkeeper.base import exits
-from hubkeeper.cli.app import Context, cli, shared_options
+from hubkeeper.cli.app import Context, cli, hub_command, shared_options
 from hubkeeper.cli.output import emit
 from hubkeeper.verbs.capacity import capacity
 from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
@@ -47,12 +47,9 @@ def status_command(obj: Context, config: Path | None, as_json: bool) -> None:
         click.get_current_context().exit(exits.FAILED)
 
 
-@cli.command("usage")
-@shared_options()
-@click.pass_obj
-def usage_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Disk use of each roster user's home, largest first, and the free space left."""
-    emit(usage(obj.open(config)), as_json, obj.out)
+hub_command(
+    cli, "usage", usage,
+    """Disk use of each roster user's home, largest first, and the free space left.""")
 
 
 @cli.command("capacity")
@@ -144,9 +141,6 @@ def env_rebuild_command(obj: Context, name: str, quiet: bool, config: Path | Non
          obj.out)
 
 
-@env_group.command("list")
-@shared_options()
-@click.pass_obj
-def env_list_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Each environment: who may use it, its current build and the versions installed."""
-    emit(list_envs(obj.open(config)), as_json, obj.out)
+hub_command(
+    env_group, "list", list_envs,
+    """Each environment: who may use it, its current build and the versions installed.""")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hubkeeper.cli.app import Context, cli, progress_bar, shared_options
+from hubkeeper.cli.app import Context, cli, hub_command, progress_bar, shared_options
 from hubkeeper.cli.output import emit
 from hubkeeper.verbs.adopt import adopt
 from hubkeeper.verbs.apply import apply
@@ -24,29 +24,20 @@ def init_command(obj: Context, directory: Path) -> None:
     emit(init(directory), False, obj.out)
 
 
-@cli.command("check")
-@shared_options()
-@click.pass_obj
-def check_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Validate hub.yaml (and its fit to this machine). Exit 0 if valid, 2 with messages."""
-    emit(check(obj.open(config)), as_json, obj.out)
+hub_command(
+    cli, "check", check,
+    """Validate hub.yaml (and its fit to this machine). Exit 0 if valid, 2 with messages.""")
 
 
-@cli.command("render")
-@shared_options()
-@click.pass_obj
-def render_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Show the JupyterHub configuration hub.yaml becomes (secrets redacted)."""
-    emit(render_config(obj.open(config)), as_json, obj.out)
+hub_command(
+    cli, "render", render_config,
+    """Show the JupyterHub configuration hub.yaml becomes (secrets redacted).""")
 
 
-@cli.command("plan")
-@shared_options()
-@click.pass_obj
-def plan_command(obj: Context, config: Path | None, as_json: bool) -> None:
+hub_command(
+    cli, "plan", plan,
     """Show what `apply` would change: accounts, groups, passwords, locks, hub users, and
-    the nginx site and certificate of hub.url."""
-    emit(plan(obj.open(config)), as_json, obj.out)
+    the nginx site and certificate of hub.url.""")
 
 
 @cli.command("apply")

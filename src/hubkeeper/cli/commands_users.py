@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hubkeeper.cli.app import Context, cli, progress_bar, shared_options
+from hubkeeper.cli.app import Context, cli, hub_command, progress_bar, shared_options
 from hubkeeper.cli.output import emit
 from hubkeeper.verbs.users import add_user, credentials, list_users, set_locked
 
@@ -16,12 +16,9 @@ def users_group() -> None:
     """The roster from the command line (edits hub.yaml, keeping its comments, then applies)."""
 
 
-@users_group.command("list")
-@shared_options()
-@click.pass_obj
-def users_list_command(obj: Context, config: Path | None, as_json: bool) -> None:
-    """Every roster user: account, groups, admin, locked, uid, where it is declared."""
-    emit(list_users(obj.open(config)), as_json, obj.out)
+hub_command(
+    users_group, "list", list_users,
+    """Every roster user: account, groups, admin, locked, uid, where it is declared.""")
 
 
 @users_group.command("add")
