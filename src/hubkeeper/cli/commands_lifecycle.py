@@ -90,7 +90,7 @@ def restore_command(obj: Context, user: str | None, path: str | None, given: str
                     config: Path | None, as_json: bool) -> None:
     """Put back USER's home, or one PATH in it, from a snapshot. Whatever would be
     overwritten is first moved into before-restore-<time>/; nothing is deleted."""
-    emit(restore(obj.open(config), user, path, given, to, everything, targets),
+    emit(restore(lambda: obj.open(config), user, path, given, to, everything, targets),
          as_json, obj.out)
 
 

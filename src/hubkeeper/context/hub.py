@@ -12,8 +12,9 @@ Then, on first use and once: the roster (`build_roster`), the mode (`resolve_mod
 the roster), the journal, the secrets. They are asked for, not built up front, because
 some verbs must run where one of them cannot be had: `export z2jh` on a Kubernetes hub has
 no mode on this machine, `status`, `tls status` and `service status` answer for a hub
-whose roster CSV is gone, `retire` finishes a hub whose state is half removed. A verb that
-needs all of them asks `hub.resolved()`, which builds them in the order above.
+whose roster CSV is gone, `retire` removes what the journal lists without the roster. A
+verb that needs all of them asks `hub.resolved()`, which builds them in the order above.
+(`restore --all --from DIR` opens no hub at all: hub.yaml may be gone with the machine.)
 """
 
 from __future__ import annotations
