@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.context.hub import Hub
 from hubkeeper.verbs.archive import archive as archive_verb
 from hubkeeper.verbs.archive import verify as verify_archive
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
@@ -100,7 +101,7 @@ def make_hub(workdir: Path, hubs, environments: bool = False) -> Path:
 
 def archive(config: Path) -> Path:
     """A real archive (hubkeeper.verbs.archive, in this process: the test runs as root)."""
-    return Path(archive_verb(config, None).directory)
+    return Path(archive_verb(Hub.open(config), None).directory)
 
 
 def journal(config: Path) -> dict:

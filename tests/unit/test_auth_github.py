@@ -24,8 +24,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.httputil import HTTPHeaders
 
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.config import load, parse
+from hubkeeper.config import parse
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.context.hub import Hub
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.hub.auth import GitHubTeamsAuthenticator
 from hubkeeper.render.jupyterhub import render
@@ -332,16 +333,16 @@ def hub_yaml(tmp_path: Path) -> Path:
 
 def test_render_from_host_shows_secrets_redacted_and_reads_them_otherwise(
         tmp_path: Path) -> None:
-    loaded = load(hub_yaml(tmp_path))
-    c = render(loaded.spec, Runtime.from_host(loaded, redact=True))
+    hub = Hub.open(hub_yaml(tmp_path))
+    c = render(hub.spec, Runtime.from_hub(hub, redact=True))
     assert c.GitHubOAuthenticator.client_id == "<redacted>"
     assert c.GitHubOAuthenticator.client_secret == "<redacted>"
 
     paths = state_with_secrets(tmp_path)
     with pytest.raises(HubkeeperError, match="github-client-id is missing"):
-        Runtime.from_host(loaded)
+        Runtime.from_hub(hub)
     save(paths, "github-client-id", CLIENT_ID)
     save(paths, "github-client-secret", CLIENT_SECRET)
-    c = render(loaded.spec, Runtime.from_host(loaded))
+    c = render(hub.spec, Runtime.from_hub(hub))
     assert c.GitHubOAuthenticator.client_secret == CLIENT_SECRET
     assert stat.S_IMODE(paths.secret("github-client-secret").stat().st_mode) == 0o600

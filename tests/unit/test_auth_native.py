@@ -193,6 +193,7 @@ def test_users_credentials_issues_a_new_code_that_replaces_the_lost_one(tmp_path
     import csv
 
     from hubkeeper.base.errors import HubkeeperError
+    from hubkeeper.context.hub import Hub
     from hubkeeper.verbs.users import credentials
 
     (tmp_path / "lab").mkdir()
@@ -205,17 +206,17 @@ def test_users_credentials_issues_a_new_code_that_replaces_the_lost_one(tmp_path
         with open(result.file, newline="") as handle:
             return {row["username"]: row["invite_code"] for row in csv.DictReader(handle)}
 
-    first = credentials(config, ())  # everyone active without a code: prof and ann
+    first = credentials(Hub.open(config), ())  # everyone active without a code: prof and ann
     assert first.users == ("ann", "prof")
     assert (Path(first.file).stat().st_mode & 0o777) == 0o600
     lost = codes(first)["ann"]
     invites.check(codes_file, "ann", lost)
-    assert credentials(config, ()).file is None  # nobody is missing one now
-    again = credentials(config, ("ann",))
+    assert credentials(Hub.open(config), ()).file is None  # nobody is missing one now
+    again = credentials(Hub.open(config), ("ann",))
     assert again.users == ("ann",) and again.file != first.file
     invites.check(codes_file, "ann", codes(again)["ann"])
     with pytest.raises(invites.Refused):
         invites.check(codes_file, "ann", lost)  # the lost code is void
     invites.check(codes_file, "prof", codes(first)["prof"])  # the others keep theirs
     with pytest.raises(HubkeeperError, match="not active on the roster: cy"):
-        credentials(config, ("cy",))  # locked
+        credentials(Hub.open(config), ("cy",))  # locked

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from hubkeeper.context.hub import Hub
 from hubkeeper.verbs.capacity import HUB_OVERHEAD, capacity, machine_memory
 from tests.unit.test_cli import run
 
@@ -20,15 +21,15 @@ def write(tmp_path: Path, limits: str) -> Path:
 
 def test_the_largest_limits_count_first_and_the_machine_is_read(tmp_path: Path) -> None:
     config = write(tmp_path, "limits: {memory: 1G, cpu: 0.5, groups: {big: {memory: 3G}}}\n")
-    whole = capacity(config)
+    whole = capacity(Hub.open(config))
     assert whole.concurrent == 3 and whole.roster == 3
     assert whole.memory_per_user == (3 * G, G, G)
     assert whole.memory_needed == 5 * G + HUB_OVERHEAD
     assert whole.cpu_needed == 1.8  # 3 x 0.5 + 20%
     assert whole.memory_total == machine_memory() and whole.cpus == len(os.sched_getaffinity(0))
-    two = capacity(config, concurrent=2)
+    two = capacity(Hub.open(config), concurrent=2)
     assert two.memory_needed == 4 * G + HUB_OVERHEAD  # cy (3G) is among the two
-    assert capacity(config, concurrent=10).concurrent == 3
+    assert capacity(Hub.open(config), concurrent=10).concurrent == 3
 
 
 def test_exit_1_when_the_memory_does_not_suffice_and_0_when_it_does(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import free_bytes
 from hubkeeper.cli.output import text
 from hubkeeper.config import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.doctor import CHECKS, Check, Context, Finding
 from hubkeeper.doctor.disk import disk_status
 from hubkeeper.doctor.findings import Fix, chmod_fix
@@ -207,12 +208,12 @@ def test_fix_runs_only_safe_fixes_under_the_apply_lock_then_checks_again(
                         Fix("chown x target", "y", "x", False, by_hand))]
 
     checks = [Check("t", "Test", check)]
-    looked = doctor(config, fix=False, checks=checks)
+    looked = doctor(Hub.open(config), fix=False, checks=checks)
     assert (looked.exit_code, looked.changes, ran) == (1, (), [])
     assert looked.fixable == 1
     assert looked.findings[1].fix == ShownFix("chown x target", "y", "x", False)
 
-    fixed = doctor(config, fix=True, checks=checks)
+    fixed = doctor(Hub.open(config), fix=True, checks=checks)
     assert ran == ["safe"]
     assert fixed.changes == (Change("t", str(target), "chmod 0600 target", "0644", "0600",
                                     None),)

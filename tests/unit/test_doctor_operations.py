@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
 from hubkeeper.config import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.doctor.service import service_checks
 from hubkeeper.doctor.tls import tls_checks
-from hubkeeper.state.statedir import state_paths
 from hubkeeper.verbs.service import install
 from tests.unit.test_nginx import loaded_with, make_cert
 
@@ -40,13 +39,12 @@ def test_service_absent_installed_and_hand_edited(tmp_path: Path) -> None:
                       f"users: {{allowed: [ann]}}\nservice: {{unit_dir: {units}}}\n")
 
     def findings() -> list:
-        loaded = load(config)
-        paths = state_paths(loaded, os.geteuid() == 0)
-        return list(service_checks(SimpleNamespace(loaded=loaded, paths=paths)))
+        hub = Hub.open(config)
+        return list(service_checks(SimpleNamespace(loaded=hub.loaded, paths=hub.paths)))
 
     (absent,) = findings()
     assert absent.status == "ok" and "No systemd unit" in absent.explanation  # no systemd here
-    install(config)
+    install(Hub.open(config))
     (installed,) = findings()
     assert installed.status == "ok" and "installed as hubkeeper wrote it" in \
         installed.explanation

@@ -17,7 +17,7 @@ import pytest
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config import parse
-from hubkeeper.config.loader import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.systemd import (
     HARDENING,
     SystemdHost,
@@ -25,6 +25,7 @@ from hubkeeper.host.systemd import (
     render_unit,
     systemctl,
 )
+from hubkeeper.ops import unit
 from hubkeeper.state.journal import Journal
 from hubkeeper.state.statedir import HubLock, StatePaths, ensure_layout
 from hubkeeper.verbs import service
@@ -153,7 +154,7 @@ def test_install_enables_and_starts_once(tmp_path: Path) -> None:
     host = SystemdHost(booted=True, pid1="systemd", runner=fake)
     unit = "hubkeeper-hkunit.service"
 
-    first = service.install(config, host)
+    first = service.install(Hub.open(config), host)
     assert first.written and first.active == "active" and first.enabled == "enabled"
     assert fake.changes() == [(["systemctl", "daemon-reload"], False),
                               (["systemctl", "enable", "--now", unit], True)]
@@ -161,21 +162,21 @@ def test_install_enables_and_starts_once(tmp_path: Path) -> None:
     assert not first.restart_needed
 
     fake.calls.clear()
-    second = service.install(config, host)
+    second = service.install(Hub.open(config), host)
     assert not second.written and second.commands == ()
     assert fake.changes() == []  # only is-active / is-enabled were asked
 
     # Someone stopped it by hand: install starts it again, without a daemon-reload.
     fake.active.discard(unit)
     fake.calls.clear()
-    third = service.install(config, host)
+    third = service.install(Hub.open(config), host)
     assert fake.changes() == [(["systemctl", "enable", "--now", unit], True)]
     assert third.active == "active"
 
     # hub.yaml changed under the running hub: the unit is rewritten; the hub keeps running.
     write_hub(tmp_path, "  on_failure: notify-admin@%n.service\n")
     fake.calls.clear()
-    fourth = service.install(config, host)
+    fourth = service.install(Hub.open(config), host)
     assert fourth.written and fourth.restart_needed
     assert [command for command, _ in fake.changes()] == [
         ["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", unit]]
@@ -185,11 +186,11 @@ def test_uninstall_disables_then_removes_then_reloads(tmp_path: Path) -> None:
     config = write_hub(tmp_path)
     fake = FakeSystemctl(tmp_path / "units")
     host = SystemdHost(booted=True, pid1="systemd", runner=fake)
-    service.install(config, host)
+    service.install(Hub.open(config), host)
     fake.calls.clear()
     unit = "hubkeeper-hkunit.service"
 
-    result = service.uninstall(config, host)
+    result = service.uninstall(Hub.open(config), host)
     # disable --now while the file is there; daemon-reload once it is gone
     assert fake.changes() == [(["systemctl", "disable", "--now", unit], True),
                               (["systemctl", "daemon-reload"], False)]
@@ -202,13 +203,13 @@ def test_uninstall_of_a_hand_edited_unit_changes_nothing(tmp_path: Path) -> None
     config = write_hub(tmp_path)
     fake = FakeSystemctl(tmp_path / "units")
     host = SystemdHost(booted=True, pid1="systemd", runner=fake)
-    service.install(config, host)
+    service.install(Hub.open(config), host)
     path = tmp_path / "units" / "hubkeeper-hkunit.service"
     with path.open("a") as unit:
         unit.write("Nice=5\n")
     fake.calls.clear()
     with pytest.raises(HubkeeperError, match="changed by hand") as refused:
-        service.uninstall(config, host)
+        service.uninstall(Hub.open(config), host)
     assert "systemctl disable --now hubkeeper-hkunit.service" in (refused.value.hint or "")
     assert fake.calls == []  # not even stopped
     assert path.read_text().endswith("Nice=5\n")
@@ -223,7 +224,7 @@ def test_a_hub_running_outside_systemd_is_not_started_twice(tmp_path: Path) -> N
     # This test process holds the hub lock: it plays a `hubkeeper up` run by hand.
     with HubLock(paths), pytest.raises(HubkeeperError,
                                        match="already runs outside systemd") as refused:
-        service.install(config, SystemdHost(booted=True, pid1="systemd", runner=fake))
+        service.install(Hub.open(config), SystemdHost(booted=True, pid1="systemd", runner=fake))
     assert f"(pid {os.getpid()}," in refused.value.message
     assert f"kill -TERM {os.getpid()}" in (refused.value.hint or "")
     assert fake.calls == []
@@ -242,7 +243,7 @@ def test_the_hub_systemd_runs_is_no_obstacle(tmp_path: Path) -> None:
     fake = FakeSystemctl(tmp_path / "units")
     with HubLock(paths):
         result = service.install(
-            config, SystemdHost(booted=True, pid1="systemd", runner=fake, proc=proc))
+            Hub.open(config), SystemdHost(booted=True, pid1="systemd", runner=fake, proc=proc))
     assert result.written
 
 
@@ -250,7 +251,7 @@ def test_a_failing_systemctl_is_an_error_that_says_what_failed(tmp_path: Path) -
     config = write_hub(tmp_path)
     fake = FakeSystemctl(tmp_path / "units", fail="enable")
     with pytest.raises(HubkeeperError) as failed:
-        service.install(config, SystemdHost(booted=True, pid1="systemd", runner=fake))
+        service.install(Hub.open(config), SystemdHost(booted=True, pid1="systemd", runner=fake))
     assert failed.value.message == ("`systemctl enable --now hubkeeper-hkunit.service` failed "
                                     "(exit 1): Failed to enable unit: Access denied")
 
@@ -270,10 +271,11 @@ def test_status_without_systemd_asks_no_systemctl(tmp_path: Path) -> None:
     config = write_hub(tmp_path)
     fake = FakeSystemctl(tmp_path / "units")
     host = SystemdHost(booted=False, pid1="process_api", runner=fake)
-    assert service.status(config, host).file == "absent"
-    written = service.install(config, host)
+    assert service.status(Hub.open(config), host).file == "absent"
+    written = service.install(Hub.open(config), host)
     assert written.written and written.commands == () and written.active is None
-    state = service.service_state(load(config), host)
+    hub = Hub.open(config)
+    state = unit.service_state(hub.loaded, hub.paths, host)
     assert (state.file, state.systemd, state.pid1, state.active) == (
         "installed", False, "process_api", None)
     assert fake.calls == []

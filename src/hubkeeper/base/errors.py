@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hubkeeper.base import exits
+
 
 class HubkeeperError(Exception):
     """An error the operator can act on: `message` says what is wrong, `hint` how to fix it."""
 
-    exit_code = 1
+    exit_code = exits.FAILED
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -39,7 +41,7 @@ class Problem:
 class InvalidInput(HubkeeperError):
     """Bad input (hub.yaml, roster, command line). Exit code 2; nothing was changed."""
 
-    exit_code = 2
+    exit_code = exits.BAD_INPUT
 
     def __init__(self, problems: list[Problem], hint: str | None = None) -> None:
         count = len(problems)

@@ -1,6 +1,7 @@
 """What rendering needs besides hub.yaml: the mode, paths, secrets and executables on this host.
 
-Gathered once (`Runtime.from_host`) so that `render()` stays a pure function of its inputs.
+Built once from the opened hub (`Runtime.from_hub`) so that `render()` stays a pure
+function of its inputs.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.base.files import package_file
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.rules.mode import Mode, effective_mode, mode_problems
-from hubkeeper.config.types import config_relative
-from hubkeeper.roster import Roster, build_roster
-from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import Secrets, StatePaths, read_secrets, state_paths
+from hubkeeper.roster import Roster
+from hubkeeper.state.statedir import Secrets, StatePaths
+
+if TYPE_CHECKING:
+    from hubkeeper.context.hub import Hub
 
 # Servers start through this script (by path, with -P): see hub/singleuser.py.
 SINGLEUSER = package_file("proc/singleuser.py")
@@ -93,34 +96,20 @@ class Runtime:
     python: str = "python3"  # hubkeeper's interpreter, for the services the hub runs
 
     @classmethod
-    def from_host(cls, loaded: LoadedSpec, redact: bool = False) -> Runtime:
-        """Observe this machine. With `redact`, secrets are placeholders and nothing is read."""
-        is_root = os.geteuid() == 0
-        paths = state_paths(loaded, is_root)
-        if redact:
-            found = Secrets.redacted(paths)
-        else:
-            auth = loaded.spec.auth
-
-            def relative(value: str | None) -> Path | None:
-                return config_relative(loaded.directory, value) if value else None
-
-            found = read_secrets(paths, relative(auth.password_file),
-                                 relative(auth.admin_password_file),
-                                 github=auth.kind == "github")
-        roster = build_roster(loaded)
-        journal = Journal.load(paths.journal)
-        removed = frozenset(journal.users_off({member.name for member in roster.members}))
-        mode = resolve_mode(loaded, is_root)
+    def from_hub(cls, hub: Hub, redact: bool = False) -> Runtime:
+        """What rendering needs from the opened hub and this host. With `redact`, secrets
+        are placeholders and nothing is read."""
+        roster = hub.roster
+        removed = frozenset(hub.load_journal().users_off({m.name for m in roster.members}))
         return cls(
-            mode=mode,
-            state=paths,
-            secrets=found,
-            proxy_command=tuple(find_proxy(loaded)),
+            mode=hub.mode,
+            state=hub.paths,
+            secrets=hub.secrets(redact),
+            proxy_command=tuple(find_proxy(hub.loaded)),
             singleuser_command=(sys.executable, "-P", SINGLEUSER),
-            as_root=is_root,
+            as_root=hub.is_root,
             roster=roster,
             removed=removed,
-            config_dir=loaded.directory,
+            config_dir=hub.directory,
             python=sys.executable,
         )

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.procs import alive
+from hubkeeper.context.urls import hub_api_url, public_url
 from hubkeeper.doctor.findings import Context, Finding
-from hubkeeper.host.hubapi import HubUnreachable, fetch, hub_api_url
+from hubkeeper.host.hubapi import HubUnreachable, fetch
 from hubkeeper.host.peer import ListenerRefused
 from hubkeeper.host.running import orphan_proxy, running_hub
-from hubkeeper.render.jupyterhub import public_url
 from hubkeeper.state.statedir import read_secret
 
 CHECK = "hub"

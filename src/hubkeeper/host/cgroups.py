@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.context.limits import Limits
 
 ROOT = Path("/sys/fs/cgroup")
@@ -57,7 +58,7 @@ def _controllers(directory: Path) -> set[str]:
 
 
 def detect(root: Path = ROOT, systemd_dir: Path = Path("/run/systemd/system")) -> Enforcer:
-    if os.geteuid() != 0:
+    if effective_uid() != 0:
         return Enforcer("none", root, "the hub does not run as root, so it cannot place "
                         "servers in cgroups (personal mode); run the container backend or "
                         "system mode as root")

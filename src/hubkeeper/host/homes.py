@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.whoami import effective_uid
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -64,7 +65,7 @@ def _open_made_dir(parent: int, name: str, where: Path) -> int:
     """The folder root just made at `name`: a root-owned directory, not a link put there."""
     fd = os.open(name, _DIR, dir_fd=parent)
     info = os.fstat(fd)
-    if info.st_uid != 0 and info.st_uid != os.geteuid():
+    if info.st_uid != 0 and info.st_uid != effective_uid():
         os.close(fd)
         raise HubkeeperError(f"{where} was replaced while it was being made",
                              hint="someone else can write to its parent folder; fix that")

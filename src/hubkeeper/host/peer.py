@@ -18,7 +18,6 @@ checked once), so it is cheap enough for the hub's own event loop.
 
 from __future__ import annotations
 
-import os
 import pwd
 import socket
 import struct
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.whoami import effective_uid
 
 _ESTABLISHED = "01"
 _LISTEN = "0A"
@@ -40,7 +40,7 @@ class ListenerRefused(HubkeeperError):
 def hub_accounts() -> frozenset[int]:
     """Whom a secret of this hub may go to: root, and the account we run as (the hub's own
     in system mode; in personal mode the invoking account, which runs the hub)."""
-    return frozenset({0, os.geteuid()})
+    return frozenset({0, effective_uid()})
 
 
 def _proc_address(family: int, address: tuple) -> str:

@@ -25,9 +25,11 @@ from typing import IO
 from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import package_file
-from hubkeeper.config.loader import CONFIG_ENV, LoadedSpec
+from hubkeeper.base.whoami import effective_uid
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.context.urls import hub_api_url, public_url
 from hubkeeper.host import peer, porthold
-from hubkeeper.render.jupyterhub import public_url
+from hubkeeper.hub.launch import CONFIG_ENV
 from hubkeeper.state.statedir import StatePaths
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,7 @@ class Supervisor:
     def _check_public_port(self) -> None:
         """Say loudly, in the hub's log, if another account listens on the public port."""
         port = self.loaded.spec.hub.port
-        me = os.geteuid()
+        me = effective_uid()
         for listener in peer.listeners(port):
             if listener.uid != me and listener.uid not in self._reported:
                 self._reported.add(listener.uid)
@@ -206,7 +208,7 @@ class Supervisor:
         spec = self.loaded.spec
         # The hub's own API first: asking through the proxy before the hub has registered its
         # route only fills the log with 404s. Then the public URL, the path users take.
-        hub_api = f"http://127.0.0.1:{spec.hub.api_port}{spec.hub.base_url}"
+        hub_api = hub_api_url(spec)
         hub_up = False
         ready = False
         started = time.monotonic()

@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.host.asuser import Identity
 
 MAX_LINKS = 40  # as the kernel's ELOOP
@@ -23,7 +24,7 @@ MAX_LINKS = 40  # as the kernel's ELOOP
 
 def myself() -> Identity:
     """This process's own identity (root, or the hub's account in personal mode)."""
-    return Identity(os.geteuid(), os.getegid(), tuple(sorted(set(os.getgroups()))))
+    return Identity(effective_uid(), os.getegid(), tuple(sorted(set(os.getgroups()))))
 
 
 def _shared(info: os.stat_result) -> bool:

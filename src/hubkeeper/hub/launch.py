@@ -6,11 +6,12 @@ import os
 
 from traitlets.config import Config
 
-from hubkeeper.config.loader import CONFIG_ENV, load
+from hubkeeper.config.loader import CONFIG_ENV
+from hubkeeper.context.hub import Hub
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.render.jupyterhub import render
 
 
 def config_for_this_process() -> Config:
-    loaded = load(os.environ[CONFIG_ENV])
-    return render(loaded.spec, Runtime.from_host(loaded))
+    hub = Hub.open(os.environ[CONFIG_ENV])
+    return render(hub.spec, Runtime.from_hub(hub))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.host.asuser import Identity, command_as
 from hubkeeper.host.homes import make_private_dir
 from hubkeeper.host.shadow import ShadowTools
@@ -90,7 +91,7 @@ def _receiver_shell(writer: Identity) -> str:
     tree (links, swapped folders, a before-restore-<time> pointing at /etc) can only steer
     writes the owner could make. With -s (protect args) the receiver's command line holds
     only options: every path goes over rsync's protocol, none through a shell."""
-    prefix = " ".join(command_as(writer, [])) if writer.uid != os.geteuid() else ""
+    prefix = " ".join(command_as(writer, [])) if writer.uid != effective_uid() else ""
     return f"{prefix} sh -c 'shift; exec \"$@\"' hubkeeper-restore".strip()
 
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
-from hubkeeper.context.runtime import Mode, resolve_mode
-from hubkeeper.roster import Roster, build_roster
+from hubkeeper.context.hub import Hub
+from hubkeeper.context.runtime import Mode
+from hubkeeper.roster import Roster
 from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import StatePaths, state_paths
+from hubkeeper.state.statedir import StatePaths
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,28 @@ class HubFile:
 
 @dataclass(frozen=True)
 class HubContents:
-    loaded: LoadedSpec
-    paths: StatePaths
-    mode: Mode
-    roster: Roster
-    journal: Journal
+    hub: Hub
+    journal: Journal  # read when the contents were found (the Hub's may be older)
     homes: tuple[Home, ...]  # sorted by user
     missing: tuple[str, ...]  # roster users with no home yet (nothing to capture)
     data: tuple[DataDir, ...]
     files: tuple[HubFile, ...]
+
+    @property
+    def loaded(self) -> LoadedSpec:
+        return self.hub.loaded
+
+    @property
+    def paths(self) -> StatePaths:
+        return self.hub.paths
+
+    @property
+    def mode(self) -> Mode:
+        return self.hub.mode
+
+    @property
+    def roster(self) -> Roster:
+        return self.hub.roster
 
     def home(self, user: str) -> Home:
         for home in self.homes:
@@ -77,28 +91,23 @@ class HubContents:
                              hint=f"users with a home: {known}")
 
 
-def hub_contents(config: Path) -> HubContents:
-    """Everything a snapshot or archive of the hub described by `config` holds."""
-    loaded = load(config)
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    paths = state_paths(loaded, is_root)
-    roster = build_roster(loaded)
-    journal = Journal.load(paths.journal)
-    homes, missing = _homes(mode, paths, roster, journal)
+def hub_contents(hub: Hub) -> HubContents:
+    """Everything a snapshot or archive of the opened hub holds."""
+    loaded, mode, paths = hub.loaded, hub.mode, hub.paths
+    roster = hub.roster
+    journal = hub.load_journal()
+    homes, missing = _homes(mode, paths, roster, journal, hub.euid)
     data = tuple(DataDir(Path(record.path), record.kind)
                  for record in sorted(journal.dirs.values(), key=lambda r: r.path)
                  if record.state == "created" and os.path.isdir(record.path))
-    return HubContents(loaded, paths, mode, roster, journal, homes, missing, data,
-                       _hub_files(loaded, paths))
+    return HubContents(hub, journal, homes, missing, data, _hub_files(loaded, paths))
 
 
-def _homes(mode: Mode, paths: StatePaths, roster: Roster,
-           journal: Journal) -> tuple[tuple[Home, ...], tuple[str, ...]]:
+def _homes(mode: Mode, paths: StatePaths, roster: Roster, journal: Journal,
+           me: int) -> tuple[tuple[Home, ...], tuple[str, ...]]:
     found: dict[str, Home] = {}
     missing: list[str] = []
     if mode == "personal":
-        me = os.geteuid()
         for member in roster.members:
             home = paths.users / member.name
             if home.is_dir():

@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.tree import Changed, walk_tree
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.host.writer import writer_for
 from hubkeeper.lifecycle.archive import compare_member, special_kind, tar_members
 from hubkeeper.lifecycle.manifest import MANIFEST, Entry, read_manifest
@@ -37,7 +38,7 @@ def require_own_folder(folder: Path) -> None:
     """Refuse a zip's folder (existing or to be made) that another account could steer: one
     it owns on the way could be swapped for a link while root writes there."""
     writer = writer_for(folder)  # raises for a folder others can write
-    if writer.uid != os.geteuid():
+    if writer.uid != effective_uid():
         raise HubkeeperError(
             f"will not write the zip into {folder}: uid {writer.uid} owns a folder on the "
             "way there, and could swap it for a link while it is written",

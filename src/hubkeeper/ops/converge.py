@@ -23,10 +23,11 @@ from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.base.files import write_atomic
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.rules.roster import environment_group_problems
+from hubkeeper.context.urls import hub_api_url
 from hubkeeper.host import envs
 from hubkeeper.host.accounts import HostUsers, observe
 from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
-from hubkeeper.host.hubapi import HubAPI, HubUnreachable, hub_api_url
+from hubkeeper.host.hubapi import HubAPI, HubUnreachable
 from hubkeeper.host.pathfacts import observe_paths
 from hubkeeper.host.preflight import environment_file_problems
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools

@@ -19,7 +19,7 @@ from hubkeeper.config.model import HubSpec, default_environment
 from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.context.runtime import Runtime
-from hubkeeper.host.hubapi import hub_api_ip
+from hubkeeper.context.urls import hub_bind_url
 from hubkeeper.hub.prewarm import keepalive_every
 from hubkeeper.render.jupyterhub_services import DIE_WITH_HUB, update_extra_services
 from hubkeeper.state import github_ids, invites
@@ -71,19 +71,10 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     return c
 
 
-def public_url(spec: HubSpec) -> str:
-    host = spec.hub.ip if ":" not in spec.hub.ip else f"[{spec.hub.ip}]"
-    if host in ("0.0.0.0", "[::]"):
-        host = "127.0.0.1"
-    return f"http://{host}:{spec.hub.port}{spec.hub.base_url}"
-
-
 def update_hub(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     host = spec.hub.ip if ":" not in spec.hub.ip else f"[{spec.hub.ip}]"
     c.JupyterHub.bind_url = f"http://{host}:{spec.hub.port}{spec.hub.base_url}"
-    api_ip = hub_api_ip(spec)
-    api_host = api_ip if ":" not in api_ip else f"[{api_ip}]"
-    c.JupyterHub.hub_bind_url = f"http://{api_host}:{spec.hub.api_port}"
+    c.JupyterHub.hub_bind_url = hub_bind_url(spec)
     c.JupyterHub.db_url = f"sqlite:///{runtime.state.database}"
     c.JupyterHub.cookie_secret_file = runtime.secrets.cookie_secret_file
     c.JupyterHub.pid_file = str(runtime.state.hub_pid)

@@ -34,6 +34,7 @@ from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import write_atomic
 from hubkeeper.base.locks import RUN_DIR_MODE, PidLock, private_directory, renew
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 
@@ -201,7 +202,7 @@ def protect_database(paths: StatePaths, create: bool = False) -> None:
             continue
         try:
             info = os.fstat(fd)
-            if (stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
+            if (stat.S_ISREG(info.st_mode) and info.st_uid == effective_uid()
                     and stat.S_IMODE(info.st_mode) != DATABASE_MODE):
                 os.fchmod(fd, DATABASE_MODE)
         finally:

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import os
 import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.config.loader import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.accounts import observe
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.roster.policy import name_problem
-from hubkeeper.state.journal import AccountRecord, GroupRecord, Journal
-from hubkeeper.state.statedir import ensure_layout, state_paths
+from hubkeeper.state.journal import AccountRecord, GroupRecord
+from hubkeeper.state.statedir import ensure_layout
 
 FIRST_USER_UID = 1000
 
@@ -55,18 +54,18 @@ def find_orphans(homes: Path) -> list[Orphan]:
     return found
 
 
-def adopt(config: Path, yes: bool, homes: Path = Path("/home")) -> AdoptResult:
-    loaded = load(config)
-    if os.geteuid() != 0:
+def adopt(hub: Hub, yes: bool, homes: Path = Path("/home")) -> AdoptResult:
+    loaded = hub.loaded
+    if not hub.is_root:
         raise HubkeeperError("adopt creates Linux accounts and needs root")
     orphans = find_orphans(homes)
     todo = tuple(o for o in orphans if o.skipped is None)
     skipped = tuple(o for o in orphans if o.skipped is not None)
     if not yes or not todo:
         return AdoptResult(str(homes), todo, skipped, done=False)
-    paths = state_paths(loaded, True)
+    paths = hub.paths
     ensure_layout(paths)
-    journal = Journal.load(paths.journal)
+    journal = hub.load_journal()
     prefix = loaded.spec.users.account_prefix
     for orphan in todo:  # intents first, as in apply
         user = orphan.account.removeprefix(prefix)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from hubkeeper.context.hub import Hub
 from hubkeeper.ops.converge import execute
 from hubkeeper.ops.execute import apply_lock
 from hubkeeper.ops.site import apply_site, site_plan
@@ -25,12 +25,12 @@ class ApplyResult:
     credentials: str | None  # the 0600 CSV of generated passwords, if any were made
 
 
-def apply(config: Path, progress: Callable[[int, int, Action], None]) -> ApplyResult:
-    first = prepare_from(config)  # validates everything before the first change
+def apply(hub: Hub, progress: Callable[[int, int, Action], None]) -> ApplyResult:
+    first = prepare_from(hub)  # validates everything before the first change
     site_plan(first.loaded, first.journal)  # and hub.url's nginx and certificate files
     ensure_layout(first.paths)
     with apply_lock(first.paths):
-        prepared = prepare_from(config)  # again, under the lock: nobody changed it since
+        prepared = prepare_from(hub.reopen())  # again, under the lock: nobody changed it
         site = site_plan(prepared.loaded, prepared.journal)
         credentials = execute(prepared, progress)
         site_done = apply_site(prepared.loaded, prepared.journal)  # after the accounts

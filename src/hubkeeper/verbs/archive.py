@@ -11,6 +11,7 @@ from pathlib import Path
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.locks import PidLock
 from hubkeeper.config.types import config_relative
+from hubkeeper.context.hub import Hub
 from hubkeeper.lifecycle.archive import tar_members, verify_archive, write_archive
 from hubkeeper.lifecycle.manifest import Progress, read_manifest, silent
 from hubkeeper.lifecycle.sources import hub_contents
@@ -41,9 +42,9 @@ class VerifyResult:
     ok: bool
 
 
-def archive(config: Path, to: Path | None, progress: Progress = silent) -> ArchiveResult:
-    """Archive the hub of `config` into a new folder under `to` (default: archive.dir)."""
-    contents = hub_contents(config)
+def archive(hub: Hub, to: Path | None, progress: Progress = silent) -> ArchiveResult:
+    """Archive the opened hub into a new folder under `to` (default: archive.dir)."""
+    contents = hub_contents(hub)
     loaded = contents.loaded
     if to is None:
         if not loaded.spec.archive.dir:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
-from hubkeeper.config.loader import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.context.limits import Limits, merged
 from hubkeeper.host import cgroups
-from hubkeeper.roster import build_roster
 
 HUB_OVERHEAD = 128 * 1024**2  # the hub, its proxy and the culler (TLJH's figure)
 # An idle JupyterLab 4 server after its user opened /lab: 117 MiB PSS, measured here
@@ -60,11 +59,10 @@ def _largest_first(values: list, count: int) -> list:
     return sorted(values, key=lambda v: (v is not None, -(v or 0)))[:count]
 
 
-def capacity(config: Path, concurrent: int | None = None,
+def capacity(hub: Hub, concurrent: int | None = None,
              group: str | None = None) -> CapacityResult:
-    loaded = load(config)
-    spec = loaded.spec
-    roster = build_roster(loaded)
+    config, spec = hub.path, hub.spec
+    roster = hub.roster
     members = roster.active
     if concurrent is not None and concurrent < 1:
         raise HubkeeperError(f"--concurrent {concurrent}: give at least 1 user")
@@ -88,7 +86,7 @@ def capacity(config: Path, concurrent: int | None = None,
     total = machine_memory()
     cpus = len(os.sched_getaffinity(0))
     return CapacityResult(
-        config=str(loaded.path), roster=len(members), concurrent=count,
+        config=str(config), roster=len(members), concurrent=count,
         memory_per_user=tuple(memory), cpu_per_user=tuple(cpu),
         memory_needed=memory_needed, cpu_needed=cpu_needed,
         memory_total=total, cpus=cpus, enforcement=cgroups.detect().describe(),

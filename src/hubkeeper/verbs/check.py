@@ -5,20 +5,17 @@ login against who runs hubkeeper, and the facts of this machine."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from hubkeeper.base.errors import InvalidInput, Problem
-from hubkeeper.config.loader import SCHEMA_HINT, LoadedSpec, load_for_check
+from hubkeeper.config.loader import SCHEMA_HINT, LoadedSpec
 from hubkeeper.config.rules.mode import Mode, auth_kind, effective_mode, mode_problems
 from hubkeeper.config.rules.roster import group_folder_problems, roster_problems
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.accounts import observe
 from hubkeeper.host.preflight import cluster_problems, machine_problems, to_make
 from hubkeeper.plan.accounts import host_problems
-from hubkeeper.roster import Roster, build_roster
-from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import state_paths
+from hubkeeper.roster import Roster
 
 
 @dataclass(frozen=True)
@@ -33,15 +30,16 @@ class CheckResult:
     notes: tuple[str, ...] = ()  # e.g. what the first `apply` will create
 
 
-def check(config: Path) -> CheckResult:
+def check(hub: Hub) -> CheckResult:
     """hub.yaml's own rules, its roster, its mode for this account, then the machine's facts:
-    every problem found is raised at once (InvalidInput, exit 2)."""
-    loaded, problems = load_for_check(config)
+    every problem found is raised at once (InvalidInput, exit 2). The hub is opened with
+    `checking=True`, so that hub.yaml's cross-field problems come here instead of raising."""
+    loaded, problems = hub.loaded, list(hub.problems)
     hint = SCHEMA_HINT if problems else None
     own_rules_hold = not problems
     roster: Roster | None = None
     try:
-        roster = build_roster(loaded)
+        roster = hub.roster
     except InvalidInput as exc:  # reported with the rest; the rules of its groups wait
         problems += exc.problems
     spec = loaded.spec
@@ -52,7 +50,7 @@ def check(config: Path) -> CheckResult:
         _refuse(loaded, problems, hint)
         assert roster is not None
         return _result(loaded, roster, "cluster", spec.auth.kind or "")
-    is_root = os.geteuid() == 0
+    is_root = hub.is_root
     problems += mode_problems(loaded, is_root)
     mode = effective_mode(spec, is_root)
     if roster is not None:
@@ -62,14 +60,13 @@ def check(config: Path) -> CheckResult:
         # The machine's facts build on hub.yaml's own rules (hub.url has a certificate, a
         # hook has a script): asked of a hub.yaml that breaks them, they could only mislead.
         _refuse(loaded, problems, hint)
-    paths = state_paths(loaded, is_root)
-    problems += machine_problems(loaded, mode, paths, starting=False)
+    problems += machine_problems(loaded, mode, hub.paths, starting=False)
     notes: tuple[str, ...] = ()
     if mode == "system" and roster is not None:
         # Before the first apply the roster's accounts do not exist yet: that is apply's
         # work, not a problem. A name taken by an account or group we did not make is.
         host = observe()
-        problems += host_problems(roster, host, Journal.load(paths.journal))
+        problems += host_problems(roster, host, hub.journal)
         making = to_make(roster, host)
         if making.accounts or making.groups:
             notes = (str(making),)

@@ -9,26 +9,18 @@ remains. Accounts are never touched and nothing is deleted.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from hubkeeper.base import exits
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import free_bytes
-from hubkeeper.config.loader import LoadedSpec, load
-from hubkeeper.context.runtime import resolve_mode
+from hubkeeper.context.hub import Hub
 from hubkeeper.doctor import CHECKS, Check, Context, Finding
 from hubkeeper.doctor.findings import error_text
 from hubkeeper.host.accounts import HostUsers, observe
-from hubkeeper.roster import Roster, build_roster
 from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import StatePaths, state_paths
 from hubkeeper.verbs.apply import apply_lock
-
-EXIT_OK = 0  # nothing wrong (warnings allowed)
-EXIT_PROBLEMS = 1  # problems remain
-# 2: bad input (hub.yaml, roster, command line), as everywhere in the CLI (InvalidInput)
 
 
 @dataclass(frozen=True)
@@ -83,20 +75,22 @@ class DoctorResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PROBLEMS if self.count("problem") else EXIT_OK
+        # problems remain: FAILED; nothing wrong (warnings allowed): OK; bad input (hub.yaml,
+        # roster, command line) raised InvalidInput before: BAD_INPUT, as everywhere
+        return exits.FAILED if self.count("problem") else exits.OK
 
 
-def gather(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths) -> Context:
-    """Observe the machine once for every check."""
+def gather(hub: Hub) -> Context:
+    """Observe the machine once for every check (the hub's journal read anew each time)."""
     journal: Journal | None = None
     journal_error = None
     try:
-        journal = Journal.load(paths.journal)
+        journal = hub.load_journal()
     except HubkeeperError as exc:
         journal_error = error_text(exc)
-    host = observe() if mode == "system" else HostUsers({}, {}, frozenset())
-    return Context(loaded, roster, mode, paths, journal, journal_error, host,
-                   frozenset({0, os.geteuid()}), free_bytes)
+    host = observe() if hub.mode == "system" else HostUsers({}, {}, frozenset())
+    return Context(hub.loaded, hub.roster, hub.mode, hub.paths, journal, journal_error, host,
+                   frozenset({0, hub.euid}), free_bytes)
 
 
 def run_checks(ctx: Context, checks: Sequence[Check]) -> list[Finding]:
@@ -137,15 +131,12 @@ def _reported(finding: Finding) -> Reported:
     return Reported(finding.check, finding.status, finding.subject, finding.explanation, shown)
 
 
-def doctor(config: Path, fix: bool = False, checks: Sequence[Check] = CHECKS) -> DoctorResult:
-    loaded = load(config)  # bad input: InvalidInput (exit 2) before anything is looked at
-    roster = build_roster(loaded)
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    paths = state_paths(loaded, is_root)
+def doctor(hub: Hub, fix: bool = False, checks: Sequence[Check] = CHECKS) -> DoctorResult:
+    # bad input: InvalidInput (exit 2) before anything is looked at
+    loaded, mode, paths = hub.resolved().loaded, hub.mode, hub.paths
 
     def look() -> list[Finding]:
-        return run_checks(gather(loaded, roster, mode, paths), checks)
+        return run_checks(gather(hub), checks)
 
     findings = look()
     changes: list[Change] = []

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
-from hubkeeper.config.loader import LoadedSpec, load
+from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import default_environment
 from hubkeeper.config.rules.roster import environment_group_problems
+from hubkeeper.context.hub import Hub
 from hubkeeper.host import envs, images
 from hubkeeper.host.preflight import environment_file_problems
-from hubkeeper.roster import build_roster
-from hubkeeper.state.statedir import StatePaths, state_paths
+from hubkeeper.state.statedir import StatePaths
 
 
 @dataclass(frozen=True)
@@ -50,22 +48,22 @@ class EnvListResult:
     environments: tuple[EnvInfo, ...]
 
 
-def _setup(config: Path) -> tuple[LoadedSpec, StatePaths]:
-    loaded = load(config)
+def _setup(hub: Hub) -> tuple[LoadedSpec, StatePaths]:
+    loaded = hub.loaded
     if not loaded.spec.environments:
         raise HubkeeperError(f"{loaded.path} declares no environments",
                              hint="add an environments: section (see docs/environments.md)")
-    problems = (environment_group_problems(loaded, build_roster(loaded).groups)
+    problems = (environment_group_problems(loaded, hub.roster.groups)
                 + environment_file_problems(loaded))
     if problems:
         raise InvalidInput(problems)
-    return loaded, state_paths(loaded, os.geteuid() == 0)
+    return loaded, hub.paths
 
 
-def build_envs(config: Path, name: str | None, progress: Callable[[str], None],
+def build_envs(hub: Hub, name: str | None, progress: Callable[[str], None],
                force: bool = False) -> EnvBuildResult:
     """Build NAME (or every environment) whose content changed; `force`: build anew."""
-    loaded, paths = _setup(config)
+    loaded, paths = _setup(hub)
     envs.make_envs_dir(paths)
     names = [name] if name else list(loaded.spec.environments)
     done = tuple(EnvBuilt(each, *envs.build_one(loaded, paths, each, force, progress))
@@ -73,14 +71,14 @@ def build_envs(config: Path, name: str | None, progress: Callable[[str], None],
     return EnvBuildResult(str(loaded.path), done)
 
 
-def rebuild_env(config: Path, name: str, progress: Callable[[str], None]) -> EnvBuildResult:
+def rebuild_env(hub: Hub, name: str, progress: Callable[[str], None]) -> EnvBuildResult:
     """A fresh build of NAME (newer package versions); the old build stays for running
     servers."""
-    return build_envs(config, name, progress, force=True)
+    return build_envs(hub, name, progress, force=True)
 
 
-def list_envs(config: Path) -> EnvListResult:
-    loaded, paths = _setup(config)
+def list_envs(hub: Hub) -> EnvListResult:
+    loaded, paths = _setup(hub)
     default = default_environment(loaded.spec)
     rows = []
     for name, env in loaded.spec.environments.items():

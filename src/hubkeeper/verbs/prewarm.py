@@ -8,16 +8,14 @@ a timetable, inside the hub.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
-from hubkeeper.config.loader import load
-from hubkeeper.host.hubapi import HubAPI, HubUnreachable, hub_api_url
+from hubkeeper.context.hub import Hub
+from hubkeeper.host.hubapi import HubAPI, HubUnreachable
 from hubkeeper.hub.prewarm import (
     START_DEADLINE,
     Outcome,
@@ -27,8 +25,6 @@ from hubkeeper.hub.prewarm import (
     start_servers,
     wait_ready,
 )
-from hubkeeper.roster import build_roster
-from hubkeeper.state.statedir import read_secret, state_paths
 
 SHOW = 20
 
@@ -71,13 +67,12 @@ def _today_at(value: str, option: str, now: datetime) -> datetime:
     return moment + timedelta(seconds=seconds)
 
 
-def prewarm(config: Path, groups: tuple[str, ...] = (), users: tuple[str, ...] = (),
+def prewarm(hub: Hub, groups: tuple[str, ...] = (), users: tuple[str, ...] = (),
             at: str | None = None, until: str | None = None, wait: bool = True,
             now: Callable[[], datetime] = datetime.now,
             sleep: Callable[[float], None] = time.sleep) -> PrewarmResult:
-    loaded = load(config)
-    spec = loaded.spec
-    roster = build_roster(loaded)
+    spec = hub.spec
+    roster = hub.roster
     active = {member.name for member in roster.active}
     locked = {member.name for member in roster.members if member.locked}
     problems = []
@@ -107,8 +102,7 @@ def prewarm(config: Path, groups: tuple[str, ...] = (), users: tuple[str, ...] =
         raise InvalidInput(problems)
     names = sorted({name for group in groups for name in roster.group_members(group)
                     if name in active} | set(users))
-    paths = state_paths(loaded, os.geteuid() == 0)
-    api = HubAPI(hub_api_url(spec), read_secret(paths, "service-token"))
+    api = HubAPI(hub.hub_api_url, hub.read_secret("service-token"))
     if begin is not None:
         sleep((begin - moment).total_seconds())
     began = time.monotonic()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from hubkeeper.config.loader import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.render.jupyterhub import as_plain, render
 
@@ -18,8 +17,7 @@ class RenderResult:
     jupyterhub: dict[str, Any]
 
 
-def render_config(config: Path) -> RenderResult:
-    loaded = load(config)
-    runtime = Runtime.from_host(loaded, redact=True)
-    return RenderResult(config=str(loaded.path), mode=runtime.mode,
-                        jupyterhub=as_plain(render(loaded.spec, runtime)))
+def render_config(hub: Hub) -> RenderResult:
+    runtime = Runtime.from_hub(hub, redact=True)
+    return RenderResult(config=str(hub.path), mode=runtime.mode,
+                        jupyterhub=as_plain(render(hub.spec, runtime)))

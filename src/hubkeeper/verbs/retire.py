@@ -13,8 +13,8 @@ from pathlib import Path
 
 from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.config.loader import LoadedSpec, load
-from hubkeeper.context.runtime import resolve_mode
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.running import orphan_proxy, running_hub, stop_hub
 from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
 from hubkeeper.lifecycle.removal import Remover, stop_accounts, stop_process
@@ -35,7 +35,7 @@ from hubkeeper.lifecycle.retirement import (
 from hubkeeper.ops.execute import apply_lock
 from hubkeeper.ops.retire import undo_installed
 from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import HubLock, StatePaths, state_paths
+from hubkeeper.state.statedir import HubLock, StatePaths
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,8 @@ def _running(loaded: LoadedSpec, paths: StatePaths) -> tuple[Item, ...]:
     return tuple(items)
 
 
-def retire(config: Path, yes: bool, archive: Path | None, progress: Progress) -> RetireResult:
-    loaded = load(config)
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    paths = state_paths(loaded, is_root)
+def retire(opened: Hub, yes: bool, archive: Path | None, progress: Progress) -> RetireResult:
+    loaded, mode, paths = opened.loaded, opened.mode, opened.paths
     hub = loaded.spec.hub.name
 
     def result(status: str, items: tuple[Item, ...], verdict: ArchiveVerdict | None,
@@ -135,7 +132,7 @@ def retire(config: Path, yes: bool, archive: Path | None, progress: Progress) ->
             return verify_archive(directory, lambda d, t, what: progress(d, t, f"verify {what}"))
         return archive_verdict(directory, hub, list(plan.trees), verify, expected, progress)
 
-    journal = Journal.load(paths.journal)
+    journal = opened.load_journal()
     plan = make_plan(journal, paths, mode, keep_extra, _running(loaded, paths))
     verdict = check(plan, full=True)
     if not yes or not verdict.ok:
@@ -153,7 +150,7 @@ def retire(config: Path, yes: bool, archive: Path | None, progress: Progress) ->
             proxy = orphan_proxy(paths, loaded.spec.proxy.api_port)
             if proxy is not None:
                 stop_process(proxy)
-            journal = Journal.load(paths.journal)
+            journal = opened.load_journal()
             if mode == "system":
                 progress(0, 0, "stopping the accounts' processes")
                 stop_accounts(journal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hubkeeper.context.hub import Hub
 from hubkeeper.lifecycle.manifest import Progress
 from hubkeeper.lifecycle.snapshot import (
     LATEST,
@@ -21,8 +22,8 @@ from hubkeeper.lifecycle.snapshot import (
 from hubkeeper.lifecycle.sources import hub_contents
 
 
-def snapshot(config: Path, targets: tuple[Path, ...], progress: Progress) -> SnapshotResult:
-    contents = hub_contents(config)
+def snapshot(hub: Hub, targets: tuple[Path, ...], progress: Progress) -> SnapshotResult:
+    contents = hub_contents(hub)
     return take_snapshot(contents, snapshot_targets(contents, targets), progress)
 
 
@@ -40,8 +41,8 @@ class SnapshotList:
     targets: tuple[TargetListing, ...]
 
 
-def list_snapshots(config: Path, targets: tuple[Path, ...]) -> SnapshotList:
-    contents = hub_contents(config)
+def list_snapshots(hub: Hub, targets: tuple[Path, ...]) -> SnapshotList:
+    contents = hub_contents(hub)
     listings = []
     for target in snapshot_targets(contents, targets):
         names = complete_snapshots(target)
@@ -72,10 +73,10 @@ class SnapshotVerify:
         return all(not check.problems for check in self.checked)
 
 
-def verify(config: Path, name: str | None, targets: tuple[Path, ...],
+def verify(hub: Hub, name: str | None, targets: tuple[Path, ...],
            progress: Progress) -> SnapshotVerify:
     """Re-hash a snapshot (default: `latest` of every target) against its manifest."""
-    contents = hub_contents(config)
+    contents = hub_contents(hub)
     chosen = snapshot_targets(contents, targets)
     if name and "/" in name:
         snapshots = [find_snapshot(chosen, name)]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hubkeeper import __version__
-from hubkeeper.config.loader import load
-from hubkeeper.host.hubapi import ApiError, HubAPI, HubUnreachable, hub_api_url
-from hubkeeper.render.jupyterhub import public_url
-from hubkeeper.state.statedir import read_secret, state_paths
+from hubkeeper.context.hub import Hub
+from hubkeeper.host.hubapi import ApiError, HubAPI, HubUnreachable
 
 STATUS_TIMEOUT = 10.0  # seconds per step: a hub slower than that is reported unreachable
 
@@ -51,13 +47,11 @@ def _server_state(user: dict[str, Any]) -> str | None:
     return "running" if server.get("ready") else "starting"
 
 
-def status(config: Path) -> StatusResult:
-    loaded = load(config)
-    paths = state_paths(loaded, os.geteuid() == 0)
-    url = public_url(loaded.spec)
+def status(hub: Hub) -> StatusResult:
+    url = hub.public_url
     # The read-only token, to the hub's own port: it is checked to be the hub's (root's or
     # our account's) before the token is sent (hub/api.py); a stranger there is an error.
-    api = HubAPI(hub_api_url(loaded.spec), read_secret(paths, "status-token"),
+    api = HubAPI(hub.hub_api_url, hub.read_secret("status-token"),
                  timeout=STATUS_TIMEOUT)
     try:
         info = api.call("GET", "/info")

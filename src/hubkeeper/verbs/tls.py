@@ -7,10 +7,9 @@ or not covering hub.url's host; 2 hub.yaml is invalid or has no hub.url.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from hubkeeper.base.errors import InvalidInput
-from hubkeeper.config.loader import load
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.tls import EXPIRY_WARNING_DAYS, CertStatus, certificate_status
 
 __all__ = ["CertStatus", "TlsStatusResult", "certificate_status", "tls_status"]
@@ -27,8 +26,8 @@ class TlsStatusResult:
         return self.certificate.ok
 
 
-def tls_status(config: Path) -> TlsStatusResult:
-    loaded = load(config)
+def tls_status(hub: Hub) -> TlsStatusResult:
+    loaded = hub.loaded
     status = certificate_status(loaded)
     if status is None:
         raise InvalidInput([loaded.problem(("hub",), "no hub.url: hubkeeper serves no "

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
-from hubkeeper.config.loader import LoadedSpec, load
-from hubkeeper.config.rules.mode import auth_kind
+from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
-from hubkeeper.context.runtime import Runtime, resolve_mode
+from hubkeeper.context.hub import Hub
+from hubkeeper.context.runtime import Runtime
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.supervisor import Supervisor
 from hubkeeper.ops.converge import sync_hub
-from hubkeeper.roster import build_roster
 from hubkeeper.state.statedir import (
     HubLock,
     StatePaths,
-    check_not_retired,
     ensure_layout,
     ensure_secrets,
     protect_database,
-    state_paths,
 )
 
 
@@ -69,33 +64,29 @@ def _password_file(loaded: LoadedSpec, paths: StatePaths, key: str) -> str:
     return str(paths.secret("shared-password" if key == "password_file" else "admin-password"))
 
 
-def up(config: Path, on_ready: Callable[[Banner], None], output: IO[str] | None) -> UpResult:
-    loaded = load(config)
-    roster = build_roster(loaded)
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    paths = state_paths(loaded, is_root)
-    check_not_retired(paths)
+def up(hub: Hub, on_ready: Callable[[Banner], None], output: IO[str] | None) -> UpResult:
+    loaded, roster, mode, paths = hub.loaded, hub.roster, hub.mode, hub.paths
+    hub.check_not_retired()
     lock = HubLock(paths)
     lock.check_free()
     problems = preflight_problems(loaded, roster, mode, paths, starting=True)
     if problems:
         raise InvalidInput(problems)
-    Runtime.from_host(loaded, redact=True)  # executables found before anything is created
+    Runtime.from_hub(hub, redact=True)  # executables found before anything is created
 
     ensure_layout(paths)
     lock.acquire()
     try:
         protect_database(paths, create=True)
         ensure_secrets(paths)
-        runtime = Runtime.from_host(loaded)
+        runtime = Runtime.from_hub(hub)
         spec = loaded.spec
         warnings: list[str] = []
         if mode == "personal":
             import pwd
 
-            warnings.append(PERSONAL_WARNING.format(account=pwd.getpwuid(os.geteuid()).pw_name))
-        kind = auth_kind(spec, mode)
+            warnings.append(PERSONAL_WARNING.format(account=pwd.getpwuid(hub.euid).pw_name))
+        kind = hub.auth_kind
         shared = kind == "shared-password"
 
         def ready(url: str) -> None:

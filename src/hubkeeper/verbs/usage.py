@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.tree import walk_tree
-from hubkeeper.config.loader import load
-from hubkeeper.context.runtime import resolve_mode
-from hubkeeper.roster import build_roster
-from hubkeeper.state.statedir import state_paths
+from hubkeeper.context.hub import Hub
 
 
 @dataclass(frozen=True)
@@ -81,12 +78,11 @@ def _free(path: str) -> int | None:
     return info.f_bavail * info.f_frsize
 
 
-def usage(config: Path) -> UsageResult:
-    loaded = load(config)
-    roster = build_roster(loaded)
-    is_root = os.geteuid() == 0
-    mode = resolve_mode(loaded, is_root)
-    paths = state_paths(loaded, is_root)
+def usage(hub: Hub) -> UsageResult:
+    loaded = hub.loaded
+    roster = hub.roster
+    mode = hub.mode
+    paths = hub.paths
     homes = []
     for member in roster.members:
         if mode == "personal":

@@ -7,7 +7,6 @@ Edits go into hub.yaml (comments and order kept), are validated, then applied.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.edit import edit_config, section
-from hubkeeper.config.loader import load
+from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.accounts import observe
 from hubkeeper.ops.converge import issue_invites
 from hubkeeper.plan.accounts import Action
-from hubkeeper.roster import build_roster
 from hubkeeper.roster.policy import name_problem
-from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import ensure_layout, state_paths
+from hubkeeper.state.statedir import ensure_layout
 from hubkeeper.verbs.apply import ApplyResult, apply, apply_lock
 
 
@@ -58,10 +56,10 @@ class UsersChange:
     applied: ApplyResult | None
 
 
-def list_users(config: Path) -> UsersList:
-    loaded = load(config)
-    roster = build_roster(loaded)
-    journal = Journal.load(state_paths(loaded, os.geteuid() == 0).journal)
+def list_users(hub: Hub) -> UsersList:
+    loaded = hub.loaded
+    roster = hub.roster
+    journal = hub.journal
     host = observe()
     rows = tuple(
         UserRow(
@@ -82,28 +80,32 @@ def _seq(node: CommentedMap, key: str) -> CommentedSeq:
     return node[key]
 
 
-def _change(config: Path, description: str, mutate: Callable[[CommentedMap], None],
+def _change(hub: Hub, description: str, mutate: Callable[[CommentedMap], None],
             progress: Callable[[int, int, Action], None], run_apply: bool) -> UsersChange:
-    loaded = load(config)  # the file must be valid before we touch it
+    """Edit hub.yaml (`hub` was opened from it: it was valid before we touch it), then
+    apply the edited file."""
 
-    def check(edited) -> None:
-        build_roster(edited)  # the roster (with its CSV) must still be valid
+    def check(edited: LoadedSpec) -> None:
+        Hub.of(edited, euid=hub.euid).roster  # noqa: B018 -- the roster (CSV too) must hold
 
-    edit_config(loaded.path, mutate, check)
-    return UsersChange(description, apply(loaded.path, progress) if run_apply else None)
+    edit_config(hub.path, mutate, check)
+    return UsersChange(description, apply(hub.reopen(), progress) if run_apply else None)
 
 
 def add_user(config: Path, name: str, *, groups: tuple[str, ...], admin: bool,
              full_name: str | None, email: str | None,
-             progress: Callable[[int, int, Action], None], run_apply: bool = True
-             ) -> UsersChange:
+             progress: Callable[[int, int, Action], None], run_apply: bool = True,
+             euid: int | None = None) -> UsersChange:
+    """Add NAME to hub.yaml at `config` (the command line is checked before the file is
+    opened), then apply."""
     problems = [Problem("command line", None, None, what, reason)
                 for what, value, kind in [("NAME", name, "user name"),
                                           *(("--group", g, "group name") for g in groups)]
                 if (reason := name_problem(value, kind))]
     if problems:
         raise InvalidInput(problems)
-    roster = build_roster(load(config))
+    hub = Hub.open(config, euid=euid)
+    roster = hub.roster
     if name in roster.by_name():
         raise HubkeeperError(f"{name!r} is already on the roster "
                              f"({roster.by_name()[name].origin})")
@@ -122,13 +124,13 @@ def add_user(config: Path, name: str, *, groups: tuple[str, ...], admin: bool,
         if admin:
             _seq(section(document, "users"), "admins").append(name)
 
-    return _change(config, f"added {name} to the roster", mutate, progress, run_apply)
+    return _change(hub, f"added {name} to the roster", mutate, progress, run_apply)
 
 
-def set_locked(config: Path, name: str, locked: bool,
+def set_locked(hub: Hub, name: str, locked: bool,
                progress: Callable[[int, int, Action], None], run_apply: bool = True
                ) -> UsersChange:
-    roster = build_roster(load(config))
+    roster = hub.roster
     member = roster.by_name().get(name)
     if member is None:
         raise HubkeeperError(f"{name!r} is not on the roster",
@@ -144,15 +146,15 @@ def set_locked(config: Path, name: str, locked: bool,
             del document["users"]["locked"]
 
     verb = "locked" if locked else "unlocked"
-    return _change(config, f"{verb} {name}", mutate, progress, run_apply)
+    return _change(hub, f"{verb} {name}", mutate, progress, run_apply)
 
 
-def credentials(config: Path, names: tuple[str, ...]) -> Credentials:
+def credentials(hub: Hub, names: tuple[str, ...]) -> Credentials:
     """New invite codes for NAMES (theirs replaced), or for every active roster user who has
     none; written 0600 to <state>/credentials/ like apply's."""
-    loaded = load(config)
-    roster = build_roster(loaded)
-    paths = state_paths(loaded, os.geteuid() == 0)
+    loaded = hub.loaded
+    roster = hub.roster
+    paths = hub.paths
     ensure_layout(paths)
     with apply_lock(paths):  # apply writes the same files
         written, users = issue_invites(loaded, roster, paths, names)

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.context.hub import Hub
 from hubkeeper.lifecycle.archive import prepare_parent, unique_name, utcnow
 from hubkeeper.lifecycle.manifest import Progress, silent
 from hubkeeper.lifecycle.sources import hub_contents
@@ -43,7 +44,7 @@ def _unknown(user: str, known: list[str], where: str) -> HubkeeperError:
                           hint=f"users with a home {where}: {shown}{more}")
 
 
-def export(config: Path | None, user: str, to: Path, from_archive: Path | None = None,
+def export(hub: Hub | None, user: str, to: Path, from_archive: Path | None = None,
            progress: Progress = silent,
            now: Callable[[], datetime] = utcnow) -> ExportResult:
     """Zip `user`'s home (live, or from the archive in `from_archive`) into `to`."""
@@ -55,14 +56,14 @@ def export(config: Path | None, user: str, to: Path, from_archive: Path | None =
         header, users = archived_users(from_archive)
         if user not in users:
             raise _unknown(user, sorted(users), f"in the archive {from_archive}")
-        hub = str(header.get("hub"))
+        name = str(header.get("hub"))
         source = str(from_archive / users[user]["tar"])
         total = sum(member.get("type") == "f" for member in users[user]["members"])
     else:
-        if config is None:
+        if hub is None:
             raise HubkeeperError("export needs hub.yaml or an archive (--from)")
-        contents = hub_contents(config)
-        hub = contents.loaded.spec.hub.name
+        contents = hub_contents(hub)
+        name = contents.loaded.spec.hub.name
         homes = {home.user: home for home in contents.homes}
         if user not in homes:
             raise _unknown(user, sorted(homes), "on this hub")
@@ -71,7 +72,7 @@ def export(config: Path | None, user: str, to: Path, from_archive: Path | None =
     to = to.absolute()
     require_own_folder(to)  # before anything is made there (and again at the zip itself)
     prepare_parent(to)
-    target = to / unique_name(to, f"{user}-{hub}-{now():%Y%m%dT%H%M%S}", ".zip")
+    target = to / unique_name(to, f"{user}-{name}-{now():%Y%m%dT%H%M%S}", ".zip")
 
     def count(files: int) -> None:
         if files % 100 == 0 or files == total:
@@ -82,5 +83,5 @@ def export(config: Path | None, user: str, to: Path, from_archive: Path | None =
         info = export_archived(from_archive, user, target, count)
     else:
         info = export_home(Path(source), target, count)
-    return ExportResult(user, hub, str(info.path), source, info.files, info.bytes,
+    return ExportResult(user, name, str(info.path), source, info.files, info.bytes,
                         info.skipped)

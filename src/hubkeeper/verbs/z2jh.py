@@ -7,23 +7,20 @@ scripts; changes nothing else. export/z2jh.py makes the values.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.base.files import write_atomic
-from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.types import config_relative
+from hubkeeper.context.hub import Hub
 from hubkeeper.host.preflight import cluster_problems
 from hubkeeper.render.z2jh import dump, z2jh_secrets, z2jh_values
-from hubkeeper.roster import build_roster
 from hubkeeper.state.statedir import (
     GITHUB_APP_HOW,
     read_operator_secret,
     read_secret,
-    state_paths,
 )
 
 
@@ -39,12 +36,12 @@ class Z2jhResult:
     text: str  # the values, for standard output
 
 
-def export_z2jh(config: Path, output: Path | None,
+def export_z2jh(hub: Hub, output: Path | None,
                 secrets_output: Path | None = None) -> Z2jhResult:
-    """Write the values for hub.yaml at `config` to `output` (None: only return them)."""
-    loaded = load(config)
+    """Write the values for `hub`'s hub.yaml to `output` (None: only return them)."""
+    loaded = hub.loaded
     spec = loaded.spec
-    roster = build_roster(loaded)
+    roster = hub.roster
     problems = cluster_problems(loaded, roster)
     scripts: dict[str, str] = {}
     for phase in ("as_root", "as_user"):
@@ -64,7 +61,7 @@ def export_z2jh(config: Path, output: Path | None,
     if len(targets) == 2 and targets[0] == targets[1]:
         raise HubkeeperError("the values and the secrets would be the same file",
                              hint="-o values.yaml --secrets secrets.yaml")
-    secrets_text = _secrets(loaded) if secrets_output else None
+    secrets_text = _secrets(hub) if secrets_output else None
     text = dump(z2jh_values(spec, roster, scripts, f"hubkeeper {__version__}"))
     if output is not None:
         write_atomic(output.absolute(), text.encode(), 0o644)
@@ -78,9 +75,10 @@ def export_z2jh(config: Path, output: Path | None,
         users=len(roster.active), environments=tuple(spec.environments), text=text)
 
 
-def _secrets(loaded: LoadedSpec) -> str:
+def _secrets(hub: Hub) -> str:
     """The secrets file's text, from this machine's state dir (read before anything is
     written, so a missing secret leaves no half export)."""
+    loaded = hub.loaded
     spec = loaded.spec
     auth = spec.auth
     if auth.kind == "native":
@@ -88,7 +86,7 @@ def _secrets(loaded: LoadedSpec) -> str:
                              "there is no secrets file to write",
                              hint="leave out --secrets; users sign up again on the cluster, "
                              "or move the database (docs/kubernetes.md)")
-    paths = state_paths(loaded, os.geteuid() == 0)
+    paths = hub.paths
     found: dict[str, str] = {}
     if auth.kind == "shared-password":
         for name, given in (("shared-password", auth.password_file),

@@ -1,0 +1,54 @@
+"""Text for the roster verbs: users list/add/lock/unlock/credentials, adopt."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from hubkeeper.cli.render_base import text
+from hubkeeper.verbs.adopt import AdoptResult
+from hubkeeper.verbs.users import Credentials, UsersChange, UsersList
+
+
+@text.register
+def _(result: UsersList, console: Console) -> None:
+    table = Table("user", "account", "uid", "groups", "admin", "locked", "declared at")
+    for row in result.users:
+        table.add_row(row.name, row.account, str(row.uid) if row.uid is not None else "-",
+                      " ".join(row.groups), "yes" if row.admin else "",
+                      "LOCKED" if row.locked else "", row.declared_at)
+    console.print(table)
+    console.print(f"{len(result.users)} users on the roster of {result.config}",
+                  highlight=False)
+
+
+@text.register
+def _(result: UsersChange, console: Console) -> None:
+    console.print(f"hub.yaml: {result.change}", highlight=False)
+    if result.applied is not None:
+        text(result.applied, console)
+
+
+@text.register
+def _(result: Credentials, console: Console) -> None:
+    if result.file is None:
+        console.print("every active roster user has an invite code already", highlight=False)
+        return
+    console.print(f"new invite codes for {', '.join(result.users)} are in {result.file} "
+                  "(mode 0600): hand them out, then delete the file", highlight=False,
+                  markup=False)
+
+
+@text.register
+def _(result: AdoptResult, console: Console) -> None:
+    verb = "adopted" if result.done else "would adopt (run with --yes)"
+    if result.adopt:
+        console.print(f"{verb}:", highlight=False)
+        for orphan in result.adopt:
+            console.print(f"  {orphan.account}: uid {orphan.uid}, gid {orphan.gid}, "
+                          f"{orphan.home}", highlight=False)
+    else:
+        console.print(f"no home in {result.homes} is without its account", highlight=False)
+    for orphan in result.skipped:
+        console.print(f"  skipped {orphan.home}: {orphan.skipped}", highlight=False,
+                      markup=False)
