@@ -27,8 +27,10 @@ def test_auto_mode_is_system_as_root_and_personal_otherwise_without_being_root(
     as_user = Hub.open(config, euid=NOT_ROOT)
     assert (as_user.is_root, as_user.euid) == (False, NOT_ROOT)
     assert as_user.paths.root == tmp_path / ".hubkeeper"
-    with pytest.raises(HubkeeperError, match="auth.kind 'pam' logs in Linux accounts"):
+    with pytest.raises(InvalidInput) as raised:
         as_user.mode  # noqa: B018 -- asked for, then resolved
+    (problem,) = raised.value.problems  # located at auth.kind
+    assert problem.field == "auth.kind" and "logs in Linux accounts" in problem.message
 
 
 def test_the_default_login_follows_the_mode(tmp_path: Path) -> None:
