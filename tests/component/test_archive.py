@@ -465,7 +465,7 @@ def test_verify_of_a_missing_folder_is_an_error(workdir: Path) -> None:
 
 
 def test_one_archive_at_a_time(course: Course) -> None:
-    from hubkeeper.host.locks import PidLock
+    from hubkeeper.base.locks import PidLock
 
     before = (course.root / "state/archives.json").read_bytes()
     with PidLock(course.root / "state/run/archive.lock", "held", hint=""):

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.locks import HubLock
 from hubkeeper.config import load
-from hubkeeper.host.statedir import HubLock, StatePaths, ensure_layout
+from hubkeeper.host.statedir import StatePaths, ensure_layout
 from hubkeeper.host.systemd import render_unit
 from tests.conftest import TEST_ACCOUNT_PREFIX, require
 from tests.support.hubproc import HUBKEEPER, write_config

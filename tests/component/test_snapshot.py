@@ -260,8 +260,8 @@ def test_bad_targets_are_refused_before_anything_is_written(workdir: Path, hubs,
 
 
 def test_one_snapshot_at_a_time(workdir: Path, hubs, clean_accounts) -> None:
+    from hubkeeper.base.locks import snapshot_lock
     from hubkeeper.host.statedir import StatePaths
-    from hubkeeper.lifecycle.snapshot import snapshot_lock
 
     config = write_hub(workdir, 1, [workdir / "backup"])
     assert hk(config, "apply").returncode == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.cli.output import text
 from hubkeeper.config import load
 from hubkeeper.doctor import CHECKS, Check, Context, Finding
@@ -24,7 +25,6 @@ from hubkeeper.host.journal import AccountRecord, GroupRecord, Journal
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.host.users import observe
 from hubkeeper.roster import build_roster
-from hubkeeper.verbs.apply import apply_lock
 from hubkeeper.verbs.doctor import (
     Change,
     CheckShown,

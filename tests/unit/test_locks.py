@@ -1,4 +1,4 @@
-"""host/locks.py: lock files nobody else can open, and an older hubkeeper's replaced."""
+"""base/locks.py: lock files nobody else can open, and an older hubkeeper's replaced."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.locks import PidLock, flock_holders, held_by_strangers, renew
 from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.locks import PidLock, flock_holders, held_by_strangers, renew
 
 
 def mode(path: Path) -> int:

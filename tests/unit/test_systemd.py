@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.locks import HubLock
 from hubkeeper.config import parse
 from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
-from hubkeeper.host.statedir import HubLock, StatePaths, ensure_layout
+from hubkeeper.host.statedir import StatePaths, ensure_layout
 from hubkeeper.host.systemd import (
     HARDENING,
     SystemdHost,

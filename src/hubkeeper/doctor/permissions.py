@@ -15,6 +15,7 @@ import pwd
 import stat
 from pathlib import Path
 
+from hubkeeper.base.locks import renew
 from hubkeeper.config.types import config_relative
 from hubkeeper.doctor.findings import (
     Context,
@@ -25,7 +26,6 @@ from hubkeeper.doctor.findings import (
     mode_text,
 )
 from hubkeeper.errors import HubkeeperError
-from hubkeeper.host.locks import renew
 from hubkeeper.host.statedir import check_state_version
 
 PRIVATE = 0o077  # bits that let others in: secrets, credentials, hook logs, homes, run/,

@@ -20,16 +20,16 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from hubkeeper.base.locks import env_lock
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host import images
-from hubkeeper.host.locks import PidLock
 from hubkeeper.host.statedir import STATE_DIR_MODE, StatePaths
 
 LOCK_FILE = "requirements.lock"  # `pip freeze` of the build; written last: the build is whole
@@ -68,15 +68,6 @@ def content_hash(source: EnvSource) -> str:
 
 def env_python(build: Path) -> Path:
     return build / "bin" / "python"
-
-
-@contextlib.contextmanager
-def env_lock(directory: Path) -> Iterator[None]:
-    """One build of an environment at a time (a 0600 lock file: host/locks.py says why)."""
-    lock = PidLock(directory / ".lock", f"another build of {directory.name} is running",
-                   hint="wait for it to finish", private_dir=False)
-    with lock:
-        yield
 
 
 def _run(argv: list[str], progress: Callable[[str], None]) -> tuple[int, list[str]]:

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper import __version__
+from hubkeeper.base.locks import RUN_DIR_MODE, private_directory, renew
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.files import write_atomic
-from hubkeeper.host.locks import RUN_DIR_MODE, PidLock, private_directory, renew
 
 STATE_SCHEMA = 1
 
@@ -324,13 +324,3 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
         if github else "",
     )
 
-
-class HubLock(PidLock):
-    """An exclusive lock on the state directory while a hub runs; the holder's PID inside."""
-
-    def __init__(self, paths: StatePaths) -> None:
-        super().__init__(
-            paths.lock, f"another hub already runs on {paths.root}",
-            hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), or give "
-            "this hub another hub.state_dir")
-        self.paths = paths

@@ -23,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from hubkeeper.base.locks import HubLock
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host import images
 from hubkeeper.host.journal import AccountRecord, Journal
 from hubkeeper.host.shadow import ShadowTools
-from hubkeeper.host.statedir import HubLock, StatePaths
+from hubkeeper.host.statedir import StatePaths
 from hubkeeper.lifecycle.retirement import (
     RECORD,
     Item,

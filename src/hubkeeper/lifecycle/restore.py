@@ -26,11 +26,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from hubkeeper.base.locks import HubLock
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.asuser import Identity, command_as
 from hubkeeper.host.homes import make_private_dir
 from hubkeeper.host.shadow import ShadowTools
-from hubkeeper.host.statedir import HubLock, StatePaths
+from hubkeeper.host.statedir import StatePaths
 from hubkeeper.host.writer import myself, writer_for
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
 from hubkeeper.lifecycle.snapshot import LATEST, NAME, latest_name

@@ -35,13 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper import __version__
+from hubkeeper.base.locks import snapshot_lock
 from hubkeeper.config.model import Retention
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host.asuser import Identity
 from hubkeeper.host.files import write_atomic
-from hubkeeper.host.locks import PidLock
-from hubkeeper.host.statedir import StatePaths
 from hubkeeper.lifecycle.manifest import (
     MANIFEST,
     Entry,
@@ -123,13 +122,6 @@ def snapshot_targets(contents: HubContents, given: tuple[Path, ...] = ()) -> lis
         raise InvalidInput(problems, hint="choose a directory on another disk, e.g. "
                            "/srv/backup/<hub>")
     return [target for target, _ in targets]
-
-
-def snapshot_lock(paths: StatePaths) -> PidLock:
-    """Only one snapshot of a hub at a time."""
-    return PidLock(paths.run / "snapshot.lock", "another snapshot of this hub is running",
-                   hint="wait for it to finish; a snapshot killed with kill -9 releases the "
-                   "lock at once")
 
 
 # --- listing a target ----------------------------------------------------------------------

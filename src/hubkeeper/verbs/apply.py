@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkeeper.host.locks import PidLock
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.host.site import apply_site, plan_site
-from hubkeeper.host.statedir import StatePaths, ensure_layout
+from hubkeeper.host.statedir import ensure_layout
 from hubkeeper.plan.users import Action
 from hubkeeper.roster.converge import execute
 from hubkeeper.verbs.plan import prepare_from
@@ -23,12 +23,6 @@ class ApplyResult:
     actions: tuple[Action, ...]
     notes: tuple[str, ...]
     credentials: str | None  # the 0600 CSV of generated passwords, if any were made
-
-
-def apply_lock(paths: StatePaths) -> PidLock:
-    """One apply (or retire) at a time per state dir."""
-    return PidLock(paths.run / "apply.lock", "another `hubkeeper apply` is running on this "
-                   "hub", hint="wait for it to finish")
 
 
 def apply(config: Path, progress: Callable[[int, int, Action], None]) -> ApplyResult:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.doctor import CHECKS, Check, Context, Finding
 from hubkeeper.doctor.findings import error_text
@@ -24,7 +25,6 @@ from hubkeeper.host.statedir import StatePaths, state_paths
 from hubkeeper.host.users import HostUsers, observe
 from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.roster import Roster, build_roster
-from hubkeeper.verbs.apply import apply_lock
 
 EXIT_OK = 0  # nothing wrong (warnings allowed)
 EXIT_PROBLEMS = 1  # problems remain

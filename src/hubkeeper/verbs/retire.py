@@ -12,11 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hubkeeper import __version__
+from hubkeeper.base.locks import HubLock, apply_lock
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.journal import Journal
 from hubkeeper.host.site import remove_site
-from hubkeeper.host.statedir import HubLock, StatePaths, state_paths
+from hubkeeper.host.statedir import StatePaths, state_paths
 from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
 from hubkeeper.lifecycle.removal import (
@@ -41,7 +42,6 @@ from hubkeeper.lifecycle.retirement import (
     record_path,
     write_record,
 )
-from hubkeeper.verbs.apply import apply_lock
 from hubkeeper.verbs.service import uninstall_service
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.host.installed import (
@@ -33,7 +34,6 @@ from hubkeeper.host.systemd import SystemdHost, render_unit, unit_name, unit_pat
 from hubkeeper.hub.runtime import resolve_mode
 from hubkeeper.lifecycle.removal import running_hub
 from hubkeeper.roster import build_roster
-from hubkeeper.verbs.apply import apply_lock
 
 UNIT_KIND = "systemd-unit"
 RUNNING = ("active", "activating", "reloading")

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from hubkeeper.base.locks import HubLock
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.statedir import (
-    HubLock,
     StatePaths,
     check_not_retired,
     ensure_layout,

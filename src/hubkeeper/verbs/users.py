@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.config.edit import edit_config, section
 from hubkeeper.config.loader import load
 from hubkeeper.errors import HubkeeperError, InvalidInput, Problem
@@ -24,7 +25,7 @@ from hubkeeper.plan.users import Action
 from hubkeeper.roster import build_roster
 from hubkeeper.roster.converge import issue_invites
 from hubkeeper.roster.policy import name_problem
-from hubkeeper.verbs.apply import ApplyResult, apply, apply_lock
+from hubkeeper.verbs.apply import ApplyResult, apply
 
 
 @dataclass(frozen=True)

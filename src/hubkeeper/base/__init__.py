@@ -1,0 +1,1 @@
+"""The bottom layer: errors, files, locks, process helpers; imports nothing above it."""
