@@ -16,8 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +25,10 @@ import hubkeeper.hub
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host import peer
+from hubkeeper.host.peer import ListenerRefused
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.hub import porthold
+from hubkeeper.hub.api import HubUnreachable, fetch, hub_api_url
 from hubkeeper.hub.launch import CONFIG_ENV
 from hubkeeper.hub.render import public_url
 
@@ -38,6 +38,7 @@ JUPYTERHUB_CONFIG = Path(hubkeeper.hub.__file__).parent / "jupyterhub_config.py"
 STOP_DEADLINE = 10.0  # seconds the hub gets to stop servers and proxy before SIGKILL
 PROXY_STOP_DEADLINE = 5.0  # then its orphaned proxy, after SIGTERM, before SIGKILL
 READY_DEADLINE = 120.0
+READY_TIMEOUT = 2.0  # seconds for each look at whether the hub answers
 PORT_CHECK_EVERY = 2.0  # seconds between looks at who listens on the public port (node)
 _PR_SET_PDEATHSIG = 1
 
@@ -61,12 +62,14 @@ def _child_setup() -> None:
         pass
 
 
-def _is_ready(url: str) -> bool:
+def _is_ready(url: str, what: str) -> bool:
+    """Whether `url`'s hub/api/ answers 200, through the checked client (hub/api.py): never
+    through an http_proxy, and not ready while another account holds the port."""
     try:
-        with urllib.request.urlopen(url + "hub/api/", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
+        answer = fetch(url + "hub/api/", what=what, timeout=READY_TIMEOUT)
+    except (HubUnreachable, ListenerRefused):
         return False
+    return answer.status == 200
 
 
 def stop_orphaned_proxy(pid_file: Path, api_port: int,
@@ -221,7 +224,7 @@ class Supervisor:
         spec = self.loaded.spec
         # The hub's own API first: asking through the proxy before the hub has registered its
         # route only fills the log with 404s. Then the public URL, the path users take.
-        hub_api = f"http://127.0.0.1:{spec.hub.api_port}{spec.hub.base_url}"
+        hub_api = hub_api_url(spec)
         hub_up = False
         ready = False
         started = time.monotonic()
@@ -234,8 +237,8 @@ class Supervisor:
                 next_port_check = time.monotonic() + PORT_CHECK_EVERY
                 self._check_public_port()
             if not ready:
-                hub_up = hub_up or _is_ready(hub_api)
-                if hub_up and _is_ready(url):
+                hub_up = hub_up or _is_ready(hub_api, "the hub's API")
+                if hub_up and _is_ready(url, "the hub's proxy"):
                     ready = True
                     # In a thread: what follows readiness (the roster's sync) makes requests
                     # that may take a while, and Ctrl-C or SIGTERM must be honoured at once.
