@@ -19,7 +19,8 @@ from typing import BinaryIO
 
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.writer import writer_for
-from hubkeeper.lifecycle.archive import compare_member, special_kind, tar_members
+from hubkeeper.lifecycle.archive import special_kind
+from hubkeeper.lifecycle.archive_verify import compare_member, tar_members
 from hubkeeper.lifecycle.manifest import MANIFEST, Entry, read_manifest
 from hubkeeper.lifecycle.tarzst import TarDamage, TarZstReader, read_member
 from hubkeeper.lifecycle.tree import Changed, walk_tree

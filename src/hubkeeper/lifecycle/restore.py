@@ -34,7 +34,7 @@ from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.host.statedir import StatePaths
 from hubkeeper.host.writer import myself, writer_for
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
-from hubkeeper.lifecycle.snapshot import LATEST, NAME, latest_name
+from hubkeeper.lifecycle.snapshot_target import LATEST, NAME, latest_name
 
 ASIDE = "before-restore-"
 RECEIVER = "receiver"  # the "host" of rsync's remote shell, which ignores it

@@ -11,7 +11,8 @@ from pathlib import Path
 from hubkeeper.base.locks import archive_lock
 from hubkeeper.config.types import config_relative
 from hubkeeper.errors import HubkeeperError
-from hubkeeper.lifecycle.archive import tar_members, verify_archive, write_archive
+from hubkeeper.lifecycle.archive import write_archive
+from hubkeeper.lifecycle.archive_verify import tar_members, verify_archive
 from hubkeeper.lifecycle.manifest import Progress, read_manifest, silent
 from hubkeeper.lifecycle.sources import hub_contents
 

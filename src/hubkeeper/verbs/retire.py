@@ -19,7 +19,8 @@ from hubkeeper.host.journal import Journal
 from hubkeeper.host.site import remove_site
 from hubkeeper.host.statedir import StatePaths, state_paths
 from hubkeeper.hub.runtime import resolve_mode
-from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
+from hubkeeper.lifecycle.archive import recorded_archives
+from hubkeeper.lifecycle.archive_verify import verify_archive
 from hubkeeper.lifecycle.removal import (
     Remover,
     orphan_proxy,
