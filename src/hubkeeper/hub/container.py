@@ -43,7 +43,7 @@ from hubkeeper.config.types import format_duration
 from hubkeeper.host.images import ImageRecord
 from hubkeeper.hub.hooks import HookOutcome, HookScript, note
 from hubkeeper.hub.runtime import SINGLEUSER
-from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
+from hubkeeper.hub.spawner_base import HubkeeperSpawner, SpawnRefused
 
 GO_FILE = "/tmp/.hubkeeper-go"  # made (as root, by exec) when the server may start
 # hub/singleuser.py, mounted read-only alone in its folder (so nothing beside it is importable)

@@ -43,7 +43,7 @@ from hubkeeper.hub.slurm_job import (
     parse_status,
     pending_message,
 )
-from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
+from hubkeeper.hub.spawner_base import HubkeeperSpawner, SpawnRefused
 
 SERVER_WRAPPER = os.path.abspath(slurm_server.__file__)
 
