@@ -17,9 +17,9 @@ from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub import github_ids, invites
 from hubkeeper.hub.api import hub_api_ip
-from hubkeeper.hub.prewarm import keepalive_every
 from hubkeeper.hub.runtime import Runtime, auth_kind
 from hubkeeper.hub.services import DIE_WITH_HUB, update_extra_services
+from hubkeeper.render.schedule import keepalive_every
 
 SPAWNER_CLASSES = {
     "local": "hubkeeper.hub.spawner.LocalSpawner",
@@ -279,7 +279,7 @@ def update_schedule(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     idle = spec.culling.idle if spec.culling.enabled else 0
     c.JupyterHub.services.append({
         "name": SCHEDULE_NAME,
-        "command": [*DIE_WITH_HUB, runtime.python, "-m", "hubkeeper.hub.prewarm"],
+        "command": [*DIE_WITH_HUB, runtime.python, "-m", "hubkeeper.proc.schedule"],
         "environment": {"HUBKEEPER_SCHEDULE": json.dumps(windows),
                         "HUBKEEPER_KEEPALIVE": str(keepalive_every(idle))},
     })
