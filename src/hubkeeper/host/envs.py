@@ -28,6 +28,7 @@ from pathlib import Path
 from hubkeeper.base.locks import env_lock
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
+from hubkeeper.context.backends import backend_of
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host import images
 from hubkeeper.host.statedir import STATE_DIR_MODE, StatePaths
@@ -198,7 +199,7 @@ def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,
     whether one was made, what was current before)."""
     source = env_source(loaded, name)
     directory = paths.envs / name
-    if loaded.spec.backend == "docker":
+    if backend_of(loaded.spec).environments == "image":
         with env_lock(directory):
             return images.build_image(images.engine(), loaded, directory, name, force,
                                       progress)
@@ -221,7 +222,7 @@ def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,
 
 def needs_build(loaded: LoadedSpec, paths: StatePaths, name: str) -> bool:
     """Whether NAME's current build is missing or was made from other content."""
-    if loaded.spec.backend == "docker":
+    if backend_of(loaded.spec).environments == "image":
         return images.needs_image(loaded, paths.envs / name, name)
     current = current_build(paths.envs / name)
     return current is None or current.split("-")[0] != content_hash(env_source(loaded, name))

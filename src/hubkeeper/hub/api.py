@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hubkeeper.context.backends import backend_of
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.host.peer import check_listener
 
@@ -28,16 +29,10 @@ TIMEOUT = 30.0  # seconds for each step: connect, send, each read of the answer
 MAX_ANSWER = 64 << 20  # the users list of a large hub fits; an endless answer does not
 
 
-def hub_api_ip(spec: HubSpec) -> str:
-    """Where the hub's own API listens: servers call home there, on this machine or from a
-    Slurm cluster's nodes."""
-    return spec.slurm.hub_ip if spec.backend == "slurm" else "127.0.0.1"
-
-
 def hub_api_url(spec: HubSpec) -> str:
     """The hub's own address with base_url (HubAPI adds hub/api): reached without the proxy,
     so that the roster reaches the hub even while the proxy is busy or behind nginx."""
-    ip = hub_api_ip(spec)
+    ip = backend_of(spec).hub_api_ip(spec)
     host = ip if ":" not in ip else f"[{ip}]"
     return f"http://{host}:{spec.hub.api_port}{spec.hub.base_url}"
 

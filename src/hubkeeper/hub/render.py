@@ -14,18 +14,13 @@ from traitlets.config import Config
 
 from hubkeeper.config.model import Hook, HubSpec, default_environment
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
+from hubkeeper.context.backends import backend_of
 from hubkeeper.errors import HubkeeperError
 from hubkeeper.hub import github_ids, invites
-from hubkeeper.hub.api import hub_api_ip
 from hubkeeper.hub.runtime import Runtime, auth_kind
 from hubkeeper.hub.services import DIE_WITH_HUB, update_extra_services
 from hubkeeper.render.schedule import keepalive_every
 
-SPAWNER_CLASSES = {
-    "local": "hubkeeper.hub.spawner.LocalSpawner",
-    "docker": "hubkeeper.hub.container.ContainerSpawner",
-    "slurm": "hubkeeper.hub.slurm.SlurmJobSpawner",
-}
 SERVICE_NAME = "hubkeeper"
 # What `apply` and `prewarm` need of the running hub; nothing more (least privilege).
 SERVICE_SCOPES = [
@@ -61,7 +56,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_limits(c, spec, runtime)
     update_extra_services(c, spec, runtime)
     update_groups(c, spec, runtime)
-    update_slurm(c, spec, runtime)
+    update_backend(c, spec, runtime)
     update_starts(c, spec, runtime)
     update_schedule(c, spec, runtime)
     update_start_timeout(c, spec, runtime)
@@ -78,7 +73,7 @@ def public_url(spec: HubSpec) -> str:
 def update_hub(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     host = spec.hub.ip if ":" not in spec.hub.ip else f"[{spec.hub.ip}]"
     c.JupyterHub.bind_url = f"http://{host}:{spec.hub.port}{spec.hub.base_url}"
-    api_ip = hub_api_ip(spec)
+    api_ip = backend_of(spec).hub_api_ip(spec)
     api_host = api_ip if ":" not in api_ip else f"[{api_ip}]"
     c.JupyterHub.hub_bind_url = f"http://{api_host}:{spec.hub.api_port}"
     c.JupyterHub.db_url = f"sqlite:///{runtime.state.database}"
@@ -197,7 +192,11 @@ def manages_groups(spec: HubSpec) -> bool:
 
 
 def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    c.JupyterHub.spawner_class = SPAWNER_CLASSES[spec.backend]
+    spawner_class = backend_of(spec).spawner_class
+    if spawner_class is None:
+        raise HubkeeperError(f"backend {spec.backend!r} runs no hub on this machine",
+                             hint="hubkeeper export z2jh (docs/kubernetes.md)")
+    c.JupyterHub.spawner_class = spawner_class
     c.Spawner.cmd = list(runtime.singleuser_command)
     c.Spawner.default_url = "/lab"
     c.HubkeeperSpawner.personal = runtime.mode == "personal"
@@ -241,7 +240,7 @@ def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 def admission_on(spec: HubSpec) -> bool:
     """Whether starts wait in hubkeeper's line (slurm: the scheduler's queue decides)."""
-    return spec.backend != "slurm" and spec.starts.at_once != 0
+    return backend_of(spec).admission_on(spec)
 
 
 def update_starts(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -297,21 +296,13 @@ def update_start_timeout(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     (hubkeeper's, or Slurm's queue) their time on top of the server's own."""
     hooks = spec.hooks
     total = sum(hook.timeout for hook in hooks.as_root + hooks.as_user)
-    if spec.backend == "slurm":
-        total += spec.slurm.queue_timeout
-    elif admission_on(spec):
-        total += spec.starts.queue_timeout
+    total += backend_of(spec).queue_timeout(spec)
     if total:
         c.Spawner.start_timeout = SERVER_START_SECONDS + int(total + 0.999)
 
 
 def update_data(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.HubkeeperSpawner.min_free_bytes = spec.data.min_free
-    if spec.backend == "docker":
-        # Mounted into each container; on the local backend they are simply on the host.
-        c.ContainerSpawner.shared_data = [shared.path for shared in spec.data.shared]
-        c.ContainerSpawner.group_folders = [{"path": folder.path, "group": folder.group}
-                                            for folder in spec.data.group_folders]
 
 
 def update_environments(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -412,20 +403,10 @@ def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             for name, group in limits.groups.items()}
 
 
-def update_slurm(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    """backend slurm: what every server's job asks of Slurm; memory and CPUs come from
-    limits: (update_limits), as on the other backends."""
-    if spec.backend != "slurm":
-        return
-    slurm = spec.slurm
-    c.SlurmJobSpawner.slurm_partition = slurm.partition or ""
-    c.SlurmJobSpawner.slurm_time = slurm.time
-    c.SlurmJobSpawner.slurm_extra_options = list(slurm.extra_options)
-    c.SlurmJobSpawner.slurm_groups = {
-        name: {"partition": group.partition or "", "gpus": group.gpus,
-               "time": group.time}
-        for name, group in slurm.groups.items()}
-    c.SlurmJobSpawner.queue_timeout = slurm.queue_timeout
+def update_backend(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """What only this backend sets (context/backends.py): docker's mounts into each
+    container, slurm's job options."""
+    backend_of(spec).render_step(c, spec)
 
 
 def as_plain(config: Config) -> dict[str, Any]:

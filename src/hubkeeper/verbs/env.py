@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hubkeeper.config.loader import LoadedSpec, load
 from hubkeeper.config.model import default_environment
+from hubkeeper.context.backends import backend_of
 from hubkeeper.errors import HubkeeperError, InvalidInput
 from hubkeeper.host import envs, images
 from hubkeeper.host.preflight import environment_problems
@@ -83,7 +84,7 @@ def list_envs(config: Path) -> EnvListResult:
     rows = []
     for name, env in loaded.spec.environments.items():
         directory = paths.envs / name
-        if loaded.spec.backend == "docker":
+        if backend_of(loaded.spec).environments == "image":
             record = images.ImageRecord.read(directory)
             rows.append(EnvInfo(
                 name, name == default, tuple(env.groups), str(directory),
