@@ -24,7 +24,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 
 from hubkeeper.config.model import Hook, HubSpec, default_environment
 from hubkeeper.export import z2jh_snippets as snippets
-from hubkeeper.hub.render import ACTIVITY_DEFAULT, activity_interval
+from hubkeeper.render.hub_services import ACTIVITY_DEFAULT, activity_interval
 from hubkeeper.roster import Roster
 
 AUTHENTICATORS = {
