@@ -264,10 +264,8 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
                 ["/bin/sh", "-c", STARTER_FILES, "starter-files", starter,
                  self.environment_folder], user, STEP_TIMEOUT, {"HOME": account.pw_dir})
             if status != 0:
-                raise SpawnRefused(
-                    f"Your server was not started: your folder ~/{name} could not be "
-                    "prepared. Tell your instructor.", reason="environment",
-                    log_message=f"{self.user.name}: copying {starter} from the image into "
+                raise self.folder_refused(
+                    name, f"copying {starter} from the image into "
                     f"{self.environment_folder} failed ({status}): {output[-2000:]}")
         await self.run_hooks()
         status, output, _ = await self.exec_in(["/bin/sh", "-c", f": > {GO_FILE}"], "0",

@@ -155,12 +155,17 @@ class StartSteps:
         else:
             status = proc.returncode or 0
         if status != 0:
-            raise SpawnRefused(
-                f"Your server was not started: your folder ~/{name} could not be prepared. "
-                "Tell your instructor.", reason="environment",
-                log_message=f"{self.user.name}: seeding {folder} from {template or '-'} "
-                f"failed: {output.decode(errors='replace')[-2000:]}")
+            raise self.folder_refused(name, f"seeding {folder} from {template or '-'} failed: "
+                                      f"{output.decode(errors='replace')[-2000:]}")
         return folder
+
+    def folder_refused(self, name: str, why: str) -> SpawnRefused:
+        """The start refused because ~/<name> could not be prepared; `why` goes to the log
+        only."""
+        return SpawnRefused(
+            f"Your server was not started: your folder ~/{name} could not be prepared. "
+            "Tell your instructor.", reason="environment",
+            log_message=f"{self.user.name}: {why}")
 
     def environment_python(self, name: str) -> str:
         """The interpreter of the environment's current build, with `current` resolved now:
