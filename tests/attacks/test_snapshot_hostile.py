@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from hubkeeper.lifecycle.snapshot import complete_snapshots, verify_snapshot
+from hubkeeper.lifecycle.snapshot import verify_snapshot
+from hubkeeper.lifecycle.snapshot_target import complete_snapshots
 from tests.attacks.conftest import Student, Students
 from tests.conftest import TEST_ACCOUNT_PREFIX
 from tests.support.hubproc import HUBKEEPER, pam_hub

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.base.locks import HubLock
 from hubkeeper.config import load
 from hubkeeper.host.systemd import render_unit
-from hubkeeper.state.statedir import HubLock, StatePaths, ensure_layout
+from hubkeeper.state.statedir import StatePaths, ensure_layout
 from tests.conftest import TEST_ACCOUNT_PREFIX, require
 from tests.support.hubproc import HUBKEEPER, write_config
 from tests.support.procs import alive, proxy_pids, server_pids, wait_gone

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hubkeeper.lifecycle.snapshot import complete_snapshots, latest_name, verify_snapshot
+from hubkeeper.lifecycle.snapshot import verify_snapshot
+from hubkeeper.lifecycle.snapshot_target import complete_snapshots, latest_name
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
 from tests.support.hubproc import HUBKEEPER, pam_hub
 
@@ -260,7 +261,7 @@ def test_bad_targets_are_refused_before_anything_is_written(workdir: Path, hubs,
 
 
 def test_one_snapshot_at_a_time(workdir: Path, hubs, clean_accounts) -> None:
-    from hubkeeper.lifecycle.snapshot import snapshot_lock
+    from hubkeeper.base.locks import snapshot_lock
     from hubkeeper.state.statedir import StatePaths
 
     config = write_hub(workdir, 1, [workdir / "backup"])

@@ -14,7 +14,7 @@ from hubkeeper.config import parse
 from hubkeeper.config.environments import ImageBuild
 from hubkeeper.host import images
 from hubkeeper.hub.container import ContainerSpawner, wait_then_serve
-from hubkeeper.hub.spawner import SpawnRefused
+from hubkeeper.hub.spawner_base import SpawnRefused
 from tests.unit.test_render import rendered
 from tests.unit.test_schema import problems_of
 

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import free_bytes
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.cli.output import text
 from hubkeeper.config import load
 from hubkeeper.context.hub import Hub
@@ -25,7 +26,6 @@ from hubkeeper.host.dirs import GROUP_FOLDER_ACL, acl_entries, parse_getfacl
 from hubkeeper.roster import build_roster
 from hubkeeper.state.journal import AccountRecord, GroupRecord, Journal
 from hubkeeper.state.statedir import StatePaths
-from hubkeeper.verbs.apply import apply_lock
 from hubkeeper.verbs.doctor import (
     Change,
     CheckShown,

@@ -1,4 +1,4 @@
-"""host/locks.py: lock files nobody else can open, and an older hubkeeper's replaced."""
+"""base/locks.py: lock files nobody else can open, and an older hubkeeper's replaced."""
 
 from __future__ import annotations
 

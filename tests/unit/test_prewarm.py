@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from hubkeeper.host.hubapi import ApiError
-from hubkeeper.hub.prewarm import in_window, keepalive_every, run_schedule
+from hubkeeper.proc.schedule import run_schedule
+from hubkeeper.render.schedule import in_window, keepalive_every
 from tests.unit.test_cli import HUBKEEPER
 from tests.unit.test_render import rendered
 from tests.unit.test_schema import problems_of
@@ -86,7 +87,7 @@ def test_render_runs_the_schedule_service_with_the_groups_members() -> None:
                  "schedule: [{group: lab, days: [mon], start: '09:55', end: '11:00'}]\n"
                  "culling: {idle: 20m}\n")
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "hubkeeper-schedule"]
-    assert service["command"][-2:] == ["-m", "hubkeeper.hub.prewarm"]
+    assert service["command"][-2:] == ["-m", "hubkeeper.proc.schedule"]
     assert '"users": ["a"]' in service["environment"]["HUBKEEPER_SCHEDULE"]
     assert service["environment"]["HUBKEEPER_KEEPALIVE"] == "60.0"
     (role,) = [r for r in c.JupyterHub.load_roles if r["name"] == "hubkeeper-schedule"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from hubkeeper.config.operation import Retention
-from hubkeeper.lifecycle.snapshot import to_drop
+from hubkeeper.lifecycle.snapshot_target import to_drop
 
 
 def names(start: str, count: int, every: dt.timedelta) -> list[str]:

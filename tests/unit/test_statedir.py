@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.locks import HubLock
 from hubkeeper.state.statedir import (
     SECRET_NAMES,
-    HubLock,
     StatePaths,
     ensure_layout,
     ensure_secrets,
@@ -52,7 +52,8 @@ def test_lock_names_the_holder_pid(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pathlib import Path\n"
-         "from hubkeeper.state.statedir import HubLock, StatePaths\n"
+         "from hubkeeper.base.locks import HubLock\n"
+         "from hubkeeper.state.statedir import StatePaths\n"
          f"HubLock(StatePaths(Path({str(tmp_path)!r}))).acquire()\n"
          "print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)

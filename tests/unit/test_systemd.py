@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.locks import HubLock
 from hubkeeper.config import parse
 from hubkeeper.context.hub import Hub
 from hubkeeper.host.systemd import (
@@ -27,7 +28,7 @@ from hubkeeper.host.systemd import (
 )
 from hubkeeper.ops import unit
 from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import HubLock, StatePaths, ensure_layout
+from hubkeeper.state.statedir import StatePaths, ensure_layout
 from hubkeeper.verbs import service
 
 GOLDEN = Path(__file__).parent / "golden"

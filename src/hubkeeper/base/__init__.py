@@ -1,1 +1,1 @@
-"""The lowest layer: what every other package may use and which imports none of them."""
+"""The bottom layer: errors, files, locks, process helpers; imports nothing above it."""

@@ -1,4 +1,5 @@
-"""Exclusive locks that name their holder: the hub's, apply's, snapshot's and each build's.
+"""Exclusive locks that name their holder: the hub's, apply's, snapshot's, archive's and
+each environment build's. The one lock module: every lock hubkeeper takes is made here.
 
 flock(2) on a file holding the holder's pid. The kernel releases the lock when the holder
 dies, so a kill -9 never leaves a stale lock behind; the pid is only there to be named.
@@ -11,6 +12,10 @@ any chmod: such a file is never used again but replaced by a new one (a new inod
 descriptor then locks nothing anyone checks), when it is free or held only by processes of
 other accounts (/proc/locks names the holders). One held by root or the hub's account is a
 real hubkeeper at work, and refuses as always.
+
+The named locks take the state directory's layout (anything with `root`, `run` and `lock`
+paths, as state/statedir's StatePaths has) or a folder, so that this module imports nothing
+of hubkeeper above the base layer.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Protocol
 
 from hubkeeper.base.errors import HubkeeperError
 
@@ -201,3 +207,58 @@ def renew(path: Path) -> bool:
         return False  # held by one of ours: replaced when that one is done
     lock.release()
     return True
+
+
+# --- the named locks ------------------------------------------------------------------
+
+
+class StateRun(Protocol):
+    """What the named locks need of a state directory's layout (state/statedir.StatePaths)."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def run(self) -> Path: ...  # <state>/run/, 0700: the lock files and pid files
+
+    @property
+    def lock(self) -> Path: ...  # <state>/run/hub.lock
+
+
+class HubLock(PidLock):
+    """An exclusive lock on the state directory while a hub runs; the holder's PID inside."""
+
+    def __init__(self, paths: StateRun) -> None:
+        super().__init__(
+            paths.lock, f"another hub already runs on {paths.root}",
+            hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), or give "
+            "this hub another hub.state_dir")
+        self.paths = paths
+
+
+def apply_lock(paths: StateRun) -> PidLock:
+    """One apply (or retire) at a time per state dir."""
+    return PidLock(paths.run / "apply.lock", "another `hubkeeper apply` is running on this "
+                   "hub", hint="wait for it to finish")
+
+
+def snapshot_lock(paths: StateRun) -> PidLock:
+    """Only one snapshot of a hub at a time."""
+    return PidLock(paths.run / "snapshot.lock", "another snapshot of this hub is running",
+                   hint="wait for it to finish; a snapshot killed with kill -9 releases the "
+                   "lock at once")
+
+
+def archive_lock(paths: StateRun) -> PidLock:
+    """Only one archive of a hub at a time (each writes its own folder and one line of
+    archives.json)."""
+    return PidLock(paths.run / "archive.lock", "another archive of this hub is "
+                   "being written", hint="wait for it to finish (each writes its own folder "
+                   "and one line of archives.json)")
+
+
+def env_lock(directory: Path) -> PidLock:
+    """One build of an environment (`directory`: <state>/envs/<name>) at a time. Its folder
+    is one users' servers traverse, so it is left as it is (not made 0700)."""
+    return PidLock(directory / ".lock", f"another build of {directory.name} is running",
+                   hint="wait for it to finish", private_dir=False)

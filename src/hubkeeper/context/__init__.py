@@ -1,1 +1,1 @@
-"""What every verb starts from: the hub opened once (`Hub.open`) and the values derived from it."""
+"""What a verb works on, built once: the runtime, the opened Hub, the backends."""

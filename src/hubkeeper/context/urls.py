@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from hubkeeper.config.model import HubSpec
+from hubkeeper.context.backends import backend_of
 
 
 def _host(ip: str) -> str:
@@ -22,7 +23,7 @@ def public_url(spec: HubSpec) -> str:
 def hub_api_ip(spec: HubSpec) -> str:
     """Where the hub's own API listens: servers call home there, on this machine or from a
     Slurm cluster's nodes."""
-    return spec.slurm.hub_ip if spec.backend == "slurm" else "127.0.0.1"
+    return backend_of(spec).hub_api_ip(spec)
 
 
 def hub_bind_url(spec: HubSpec) -> str:

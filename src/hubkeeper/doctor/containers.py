@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.context.backends import backend_of
 from hubkeeper.doctor.findings import Context, Finding
 from hubkeeper.host import images
 from hubkeeper.host.running import running_hub
@@ -15,7 +16,7 @@ CHECK = "containers"
 
 def container_checks(context: Context) -> Iterable[Finding]:
     spec = context.loaded.spec
-    if spec.backend != "docker":
+    if backend_of(spec).environments != "image":
         return
     import docker
 

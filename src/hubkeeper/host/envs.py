@@ -20,15 +20,16 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.base.locks import PidLock
+from hubkeeper.base.locks import env_lock
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
+from hubkeeper.context.backends import backend_of
 from hubkeeper.host import images
 from hubkeeper.state.statedir import STATE_DIR_MODE, StatePaths
 
@@ -68,15 +69,6 @@ def content_hash(source: EnvSource) -> str:
 
 def env_python(build: Path) -> Path:
     return build / "bin" / "python"
-
-
-@contextlib.contextmanager
-def env_lock(directory: Path) -> Iterator[None]:
-    """One build of an environment at a time (a 0600 lock file: host/locks.py says why)."""
-    lock = PidLock(directory / ".lock", f"another build of {directory.name} is running",
-                   hint="wait for it to finish", private_dir=False)
-    with lock:
-        yield
 
 
 def _run(argv: list[str], progress: Callable[[str], None]) -> tuple[int, list[str]]:
@@ -207,7 +199,7 @@ def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,
     whether one was made, what was current before)."""
     source = env_source(loaded, name)
     directory = paths.envs / name
-    if loaded.spec.backend == "docker":
+    if backend_of(loaded.spec).environments == "image":
         with env_lock(directory):
             return images.build_image(images.engine(), loaded, directory, name, force,
                                       progress)
@@ -230,7 +222,7 @@ def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,
 
 def needs_build(loaded: LoadedSpec, paths: StatePaths, name: str) -> bool:
     """Whether NAME's current build is missing or was made from other content."""
-    if loaded.spec.backend == "docker":
+    if backend_of(loaded.spec).environments == "image":
         return images.needs_image(loaded, paths.envs / name, name)
     current = current_build(paths.envs / name)
     return current is None or current.split("-")[0] != content_hash(env_source(loaded, name))

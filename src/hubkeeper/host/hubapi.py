@@ -3,8 +3,12 @@ only to a listener run by root or the hub's account.
 
 `fetch` connects, checks who holds the other end of that connection (host/peer.py) and only
 then sends the request; it never goes through an environment proxy (`http_proxy`), and every
-step has a deadline. `HubAPI` is the REST API on top of it (status, apply, prewarm and the
-schedule service all use it).
+step has a deadline. `HubAPI` is the REST API on top of it. status, apply, prewarm, doctor,
+`up` (waiting for the hub to answer) and the schedule service all use it. Code running
+inside JupyterHub (hub/chp.py) checks its connections the same way with aiohttp; the
+separate processes (proxy, gate) are servers, not clients of the hub's API; the slurm
+server (hub/slurm_server.py) calls home from a compute node, where no listener of this
+machine can be checked.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import signal
 
 from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.state.statedir import HubLock, StatePaths
+from hubkeeper.base.locks import HubLock
+from hubkeeper.state.statedir import StatePaths
 
 log = logging.getLogger(__name__)
 HUB_STOP_DEADLINE = 30.0  # `up` gives the hub 10 s, then kills it; this leaves a margin

@@ -15,8 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,8 @@ from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.context.urls import hub_api_url, public_url
 from hubkeeper.host import peer, porthold
+from hubkeeper.host.hubapi import HubUnreachable, fetch
+from hubkeeper.host.peer import ListenerRefused
 from hubkeeper.hub.launch import CONFIG_ENV
 from hubkeeper.state.statedir import StatePaths
 
@@ -38,6 +38,7 @@ JUPYTERHUB_CONFIG = Path(package_file("hub/jupyterhub_config.py"))
 STOP_DEADLINE = 10.0  # seconds the hub gets to stop servers and proxy before SIGKILL
 PROXY_STOP_DEADLINE = 5.0  # then its orphaned proxy, after SIGTERM, before SIGKILL
 READY_DEADLINE = 120.0
+READY_TIMEOUT = 2.0  # seconds for each look at whether the hub answers
 PORT_CHECK_EVERY = 2.0  # seconds between looks at who listens on the public port (node)
 _PR_SET_PDEATHSIG = 1
 
@@ -61,12 +62,14 @@ def _child_setup() -> None:
         pass
 
 
-def _is_ready(url: str) -> bool:
+def _is_ready(url: str, what: str) -> bool:
+    """Whether `url`'s hub/api/ answers 200, through the checked client (hub/api.py): never
+    through an http_proxy, and not ready while another account holds the port."""
     try:
-        with urllib.request.urlopen(url + "hub/api/", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
+        answer = fetch(url + "hub/api/", what=what, timeout=READY_TIMEOUT)
+    except (HubUnreachable, ListenerRefused):
         return False
+    return answer.status == 200
 
 
 def stop_orphaned_proxy(pid_file: Path, api_port: int,
@@ -221,8 +224,8 @@ class Supervisor:
                 next_port_check = time.monotonic() + PORT_CHECK_EVERY
                 self._check_public_port()
             if not ready:
-                hub_up = hub_up or _is_ready(hub_api)
-                if hub_up and _is_ready(url):
+                hub_up = hub_up or _is_ready(hub_api, "the hub's API")
+                if hub_up and _is_ready(url, "the hub's proxy"):
                     ready = True
                     # In a thread: what follows readiness (the roster's sync) makes requests
                     # that may take a while, and Ctrl-C or SIGTERM must be honoured at once.

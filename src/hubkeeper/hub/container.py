@@ -43,7 +43,7 @@ from hubkeeper.config.types import format_duration
 from hubkeeper.context.runtime import SINGLEUSER
 from hubkeeper.host.images import ImageRecord
 from hubkeeper.hub.hooks import HookOutcome, HookScript, note
-from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
+from hubkeeper.hub.spawner_base import HubkeeperSpawner, SpawnRefused
 
 GO_FILE = "/tmp/.hubkeeper-go"  # made (as root, by exec) when the server may start
 # hub/singleuser.py, mounted read-only alone in its folder (so nothing beside it is importable)
@@ -264,10 +264,8 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
                 ["/bin/sh", "-c", STARTER_FILES, "starter-files", starter,
                  self.environment_folder], user, STEP_TIMEOUT, {"HOME": account.pw_dir})
             if status != 0:
-                raise SpawnRefused(
-                    f"Your server was not started: your folder ~/{name} could not be "
-                    "prepared. Tell your instructor.", reason="environment",
-                    log_message=f"{self.user.name}: copying {starter} from the image into "
+                raise self.folder_refused(
+                    name, f"copying {starter} from the image into "
                     f"{self.environment_folder} failed ({status}): {output[-2000:]}")
         await self.run_hooks()
         status, output, _ = await self.exec_in(["/bin/sh", "-c", f": > {GO_FILE}"], "0",

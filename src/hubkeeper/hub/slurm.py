@@ -31,7 +31,7 @@ from traitlets import Dict, Float, List, Unicode, default
 
 from hubkeeper.base.files import package_file
 from hubkeeper.config.types import format_duration
-from hubkeeper.hub.spawner import HubkeeperSpawner, SpawnRefused
+from hubkeeper.hub.spawner_base import HubkeeperSpawner, SpawnRefused
 from hubkeeper.render.slurm_job import (
     JOB_LOG,
     QUERY_FORMAT,

@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.locks import HubLock
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.host.asuser import Identity, command_as
 from hubkeeper.host.homes import make_private_dir
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.host.writer import myself, writer_for
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
-from hubkeeper.lifecycle.snapshot import LATEST, NAME, latest_name
-from hubkeeper.state.statedir import HubLock, StatePaths
+from hubkeeper.lifecycle.snapshot_target import LATEST, NAME, latest_name
+from hubkeeper.state.statedir import StatePaths
 
 ASIDE = "before-restore-"
 RECEIVER = "receiver"  # the "host" of rsync's remote shell, which ignores it

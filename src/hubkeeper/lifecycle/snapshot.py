@@ -26,7 +26,6 @@ import datetime as dt
 import errno
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -36,8 +35,8 @@ from pathlib import Path
 
 from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
-from hubkeeper.base.files import write_atomic
-from hubkeeper.base.locks import PidLock
+from hubkeeper.base.files import fsync_dir, write_atomic
+from hubkeeper.base.locks import snapshot_lock
 from hubkeeper.config.operation import Retention
 from hubkeeper.config.types import config_relative
 from hubkeeper.host.asuser import Identity
@@ -52,11 +51,16 @@ from hubkeeper.lifecycle.manifest import (
     verify_tree,
     write_manifest,
 )
+from hubkeeper.lifecycle.snapshot_target import (
+    LATEST,
+    apply_retention,
+    complete_snapshots,
+    latest_name,
+    point_latest,
+    repair,
+)
 from hubkeeper.lifecycle.sources import HubContents, account_records, backup_database
-from hubkeeper.state.statedir import StatePaths
 
-NAME = re.compile(r"^\d{8}T\d{6}$")
-LATEST = "latest"
 KIND = "hubkeeper-snapshot"
 # rsync of many small files waits on the disk more than on the CPU: 4 at a time copied 200
 # homes of 500 files in 0.6x the time of one at a time on 2 cores (bench/snapshot.py).
@@ -123,99 +127,6 @@ def snapshot_targets(contents: HubContents, given: tuple[Path, ...] = ()) -> lis
         raise InvalidInput(problems, hint="choose a directory on another disk, e.g. "
                            "/srv/backup/<hub>")
     return [target for target, _ in targets]
-
-
-def snapshot_lock(paths: StatePaths) -> PidLock:
-    """Only one snapshot of a hub at a time."""
-    return PidLock(paths.run / "snapshot.lock", "another snapshot of this hub is running",
-                   hint="wait for it to finish; a snapshot killed with kill -9 releases the "
-                   "lock at once")
-
-
-# --- listing a target ----------------------------------------------------------------------
-
-
-def complete_snapshots(target: Path) -> list[str]:
-    """Names of the complete snapshots in `target`, oldest first."""
-    if not target.is_dir():
-        return []
-    return sorted(entry.name for entry in os.scandir(target)
-                  if NAME.match(entry.name) and entry.is_dir(follow_symlinks=False))
-
-
-def latest_name(target: Path) -> str | None:
-    try:
-        name = os.readlink(target / LATEST)
-    except OSError:
-        return None
-    return name if NAME.match(name) and (target / name).is_dir() else None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _point_latest(target: Path, name: str) -> None:
-    link = target / f".latest-{os.getpid()}"
-    link.unlink(missing_ok=True)
-    os.symlink(name, link)
-    os.replace(link, target / LATEST)
-    _fsync_dir(target)
-
-
-def repair(target: Path) -> list[str]:
-    """Remove what a killed run left and point `latest` at the newest complete snapshot.
-    Call with the snapshot lock held. Returns what was removed."""
-    cleaned = []
-    for entry in sorted(os.scandir(target), key=lambda e: e.name):
-        if entry.name.startswith((".partial-", ".deleting-")):
-            shutil.rmtree(entry.path)
-            cleaned.append(entry.name)
-        elif entry.name.startswith(".latest-"):
-            os.unlink(entry.path)
-    names = complete_snapshots(target)
-    if names and latest_name(target) != names[-1]:
-        _point_latest(target, names[-1])
-    return cleaned
-
-
-# --- retention -----------------------------------------------------------------------------
-
-
-def to_drop(names: list[str], keep: Retention, protected: set[str]) -> list[str]:
-    """The snapshots retention drops (names oldest first): it keeps the newest `last`, the
-    newest of each of the last `daily` days and `weekly` ISO weeks, and every protected."""
-    newest_first = sorted(names, reverse=True)
-    kept = set(newest_first[:keep.last]) | protected
-    if newest_first:
-        kept.add(newest_first[0])
-    for count, period in ((keep.daily, lambda d: d.date()),
-                          (keep.weekly, lambda d: d.isocalendar()[:2])):
-        seen: list[object] = []
-        for name in newest_first:
-            key = period(dt.datetime.strptime(name, "%Y%m%dT%H%M%S"))
-            if key not in seen:
-                if len(seen) == count:
-                    break
-                seen.append(key)
-                kept.add(name)
-    return [name for name in sorted(names) if name not in kept]
-
-
-def apply_retention(target: Path, keep: Retention) -> list[str]:
-    names = complete_snapshots(target)
-    protected = {latest_name(target)} - {None}
-    dropped = to_drop(names, keep, protected)  # type: ignore[arg-type]
-    for name in dropped:
-        doomed = target / f".deleting-{name}"
-        os.rename(target / name, doomed)
-        _fsync_dir(target)
-        shutil.rmtree(doomed)
-    return dropped
 
 
 # --- taking one ----------------------------------------------------------------------------
@@ -333,8 +244,8 @@ def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
         write_manifest(partial, header, entries)
         subprocess.run(["sync", "-f", str(partial)], check=False)
         os.rename(partial, target / name)
-        _fsync_dir(target)
-        _point_latest(target, name)
+        fsync_dir(target)
+        point_latest(target, name)
     except (TargetFailed, OSError) as exc:
         shutil.rmtree(partial, ignore_errors=True)
         message = str(exc) if isinstance(exc, TargetFailed) else (

@@ -21,7 +21,8 @@ from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.tree import Changed, walk_tree
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.host.writer import writer_for
-from hubkeeper.lifecycle.archive import compare_member, special_kind, tar_members
+from hubkeeper.lifecycle.archive import special_kind
+from hubkeeper.lifecycle.archive_verify import compare_member, tar_members
 from hubkeeper.lifecycle.manifest import MANIFEST, Entry, read_manifest
 from hubkeeper.lifecycle.tarzst import TarDamage, TarZstReader, read_member
 

@@ -14,10 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.base.locks import PidLock
 from hubkeeper.plan.actions import Action
 from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import StatePaths
 
 Step = Callable[[Action], object]
 
@@ -65,7 +63,3 @@ def execute(actions: Iterable[Action], effectors: Effectors, journal: Journal | 
     return tuple(done)
 
 
-def apply_lock(paths: StatePaths) -> PidLock:
-    """One apply (or retire, or journal writer) at a time per state dir."""
-    return PidLock(paths.run / "apply.lock", "another `hubkeeper apply` is running on this "
-                   "hub", hint="wait for it to finish")

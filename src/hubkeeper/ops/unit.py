@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.running import running_hub
 from hubkeeper.host.systemd import SystemdHost, render_unit, unit_name, unit_path, unsafe_for_unit
-from hubkeeper.ops.execute import Effector, Effectors, apply_lock, execute
+from hubkeeper.ops.execute import Effector, Effectors, execute
 from hubkeeper.plan.actions import Action
 from hubkeeper.plan.unit import (
     RUNNING,

@@ -1,0 +1,1 @@
+"""The separate processes (proxy, gate, singleuser, slurm server, seed, schedule)."""

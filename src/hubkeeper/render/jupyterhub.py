@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,13 @@ from hubkeeper.config.environments import Hook
 from hubkeeper.config.model import HubSpec, default_environment
 from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
+from hubkeeper.context.backends import backend_of
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.context.urls import hub_bind_url
-from hubkeeper.hub.prewarm import keepalive_every
-from hubkeeper.render.jupyterhub_services import DIE_WITH_HUB, update_extra_services
+from hubkeeper.render.extra_services import update_extra_services
+from hubkeeper.render.hubkeeper_services import update_culling, update_schedule, update_services
 from hubkeeper.state import github_ids, invites
 
-SPAWNER_CLASSES = {
-    "local": "hubkeeper.hub.spawner.LocalSpawner",
-    "docker": "hubkeeper.hub.container.ContainerSpawner",
-    "slurm": "hubkeeper.hub.slurm.SlurmJobSpawner",
-}
-SERVICE_NAME = "hubkeeper"
-# What `apply` and `prewarm` need of the running hub; nothing more (least privilege).
-SERVICE_SCOPES = [
-    "read:hub", "list:users", "read:users", "read:servers",  # what is there
-    "admin:users", "admin:groups", "servers",  # apply: the roster, while the hub runs
-    "users:activity",  # prewarm --until: started servers kept from idle culling
-]
-STATUS_SERVICE_NAME = "hubkeeper-status"
-# What `hubkeeper status` reads: a token that can change nothing, for the verb run most often.
-STATUS_SCOPES = ["read:hub", "list:users", "read:users", "read:servers"]
 PROXY_CLASS = "hubkeeper.hub.chp.CheckedProxy"
 
 AUTHENTICATORS = {
@@ -64,7 +49,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_limits(c, spec, runtime)
     update_extra_services(c, spec, runtime)
     update_groups(c, spec, runtime)
-    update_slurm(c, spec, runtime)
+    update_backend(c, spec, runtime)
     update_starts(c, spec, runtime)
     update_schedule(c, spec, runtime)
     update_start_timeout(c, spec, runtime)
@@ -191,7 +176,11 @@ def manages_groups(spec: HubSpec) -> bool:
 
 
 def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    c.JupyterHub.spawner_class = SPAWNER_CLASSES[spec.backend]
+    spawner_class = backend_of(spec).spawner_class
+    if spawner_class is None:
+        raise HubkeeperError(f"backend {spec.backend!r} runs no hub on this machine",
+                             hint="hubkeeper export z2jh (docs/kubernetes.md)")
+    c.JupyterHub.spawner_class = spawner_class
     c.Spawner.cmd = list(runtime.singleuser_command)
     c.Spawner.default_url = "/lab"
     c.HubkeeperSpawner.personal = runtime.mode == "personal"
@@ -235,7 +224,7 @@ def update_hooks(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 def admission_on(spec: HubSpec) -> bool:
     """Whether starts wait in hubkeeper's line (slurm: the scheduler's queue decides)."""
-    return spec.backend != "slurm" and spec.starts.at_once != 0
+    return backend_of(spec).admission_on(spec)
 
 
 def update_starts(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -255,57 +244,18 @@ def update_starts(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.Spawner.http_timeout = SERVER_START_SECONDS
 
 
-SCHEDULE_NAME = "hubkeeper-schedule"
-# What the schedule service needs to start servers and keep them active, nothing more.
-SCHEDULE_SCOPES = ["list:users", "read:users", "read:servers", "servers", "users:activity"]
-
-
-def update_schedule(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    """schedule: a service that starts each class's servers and keeps them until its end."""
-    if not spec.schedule:
-        return
-    active = {member.name for member in runtime.roster.active}
-    windows = [{"group": window.group, "days": list(window.days), "start": window.start,
-                "end": window.end,
-                "users": [name for name in runtime.roster.group_members(window.group)
-                          if name in active]}
-               for window in spec.schedule]
-    idle = spec.culling.idle if spec.culling.enabled else 0
-    c.JupyterHub.services.append({
-        "name": SCHEDULE_NAME,
-        "command": [*DIE_WITH_HUB, runtime.python, "-m", "hubkeeper.hub.prewarm"],
-        "environment": {"HUBKEEPER_SCHEDULE": json.dumps(windows),
-                        "HUBKEEPER_KEEPALIVE": str(keepalive_every(idle))},
-    })
-    c.JupyterHub.load_roles.append({
-        "name": SCHEDULE_NAME,
-        "description": "start each class's servers before it and keep them until its end "
-                       "(schedule in hub.yaml)",
-        "scopes": list(SCHEDULE_SCOPES),
-        "services": [SCHEDULE_NAME],
-    })
-
-
 def update_start_timeout(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     """JupyterHub's deadline covers the whole start: give the hooks and the wait in line
     (hubkeeper's, or Slurm's queue) their time on top of the server's own."""
     hooks = spec.hooks
     total = sum(hook.timeout for hook in hooks.as_root + hooks.as_user)
-    if spec.backend == "slurm":
-        total += spec.slurm.queue_timeout
-    elif admission_on(spec):
-        total += spec.starts.queue_timeout
+    total += backend_of(spec).queue_timeout(spec)
     if total:
         c.Spawner.start_timeout = SERVER_START_SECONDS + int(total + 0.999)
 
 
 def update_data(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.HubkeeperSpawner.min_free_bytes = spec.data.min_free
-    if spec.backend == "docker":
-        # Mounted into each container; on the local backend they are simply on the host.
-        c.ContainerSpawner.shared_data = [shared.path for shared in spec.data.shared]
-        c.ContainerSpawner.group_folders = [{"path": folder.path, "group": folder.group}
-                                            for folder in spec.data.group_folders]
 
 
 def update_environments(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -337,63 +287,6 @@ def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     }
 
 
-def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    c.JupyterHub.services = [
-        {"name": SERVICE_NAME, "api_token": runtime.secrets.service_token},
-        {"name": STATUS_SERVICE_NAME, "api_token": runtime.secrets.status_token},
-    ]
-    c.JupyterHub.load_roles = [
-        {
-            "name": f"{SERVICE_NAME}-status",  # the name older hubs have in their database
-            "description": "what `apply` and `prewarm` read and change",
-            "scopes": list(SERVICE_SCOPES),
-            "services": [SERVICE_NAME],
-        },
-        {
-            "name": f"{STATUS_SERVICE_NAME}-read",
-            "description": "what `hubkeeper status` reads; it changes nothing",
-            "scopes": list(STATUS_SCOPES),
-            "services": [STATUS_SERVICE_NAME],
-        },
-    ]
-
-
-CULLER_NAME = "idle-culler"
-# What jupyterhub-idle-culler needs to stop servers, and nothing to delete users with.
-CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
-ACTIVITY_DEFAULT = 300  # JupyterHub's and the single-user server's own activity interval
-
-
-def activity_interval(idle: float) -> int:
-    """How often activity reaches the hub: JupyterHub's 5 minutes, shorter for a short
-    culling.idle, so that a server in use is never seen as idle for longer than idle/4."""
-    return max(5, min(ACTIVITY_DEFAULT, int(idle // 4)))
-
-
-def update_culling(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    culling = spec.culling
-    if not culling.enabled:
-        return
-    # It dies with the hub: a killed hub must not leave a culler behind (the next one starts
-    # its own).
-    command = [*DIE_WITH_HUB, runtime.python, "-m", "jupyterhub_idle_culler",
-               f"--timeout={int(culling.idle)}", f"--cull-every={int(culling.every)}",
-               "--cull-users=False", "--remove-named-servers=False"]
-    if culling.max_age:
-        command.append(f"--max-age={int(culling.max_age)}")
-    c.JupyterHub.services.append({"name": CULLER_NAME, "command": command})
-    c.JupyterHub.load_roles.append({
-        "name": CULLER_NAME,
-        "description": "stop idle servers (culling in hub.yaml); never delete users",
-        "scopes": list(CULLER_SCOPES),
-        "services": [CULLER_NAME],
-    })
-    interval = activity_interval(culling.idle)
-    if interval != ACTIVITY_DEFAULT:
-        c.JupyterHub.last_activity_interval = interval
-        c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": str(interval)}
-
-
 def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     """Always set: the process limit is on by default (limits.pids), so that one user's
     fork bomb cannot stop every server on the machine."""
@@ -406,20 +299,10 @@ def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             for name, group in limits.groups.items()}
 
 
-def update_slurm(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    """backend slurm: what every server's job asks of Slurm; memory and CPUs come from
-    limits: (update_limits), as on the other backends."""
-    if spec.backend != "slurm":
-        return
-    slurm = spec.slurm
-    c.SlurmJobSpawner.slurm_partition = slurm.partition or ""
-    c.SlurmJobSpawner.slurm_time = slurm.time
-    c.SlurmJobSpawner.slurm_extra_options = list(slurm.extra_options)
-    c.SlurmJobSpawner.slurm_groups = {
-        name: {"partition": group.partition or "", "gpus": group.gpus,
-               "time": group.time}
-        for name, group in slurm.groups.items()}
-    c.SlurmJobSpawner.queue_timeout = slurm.queue_timeout
+def update_backend(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """What only this backend sets (context/backends.py): docker's mounts into each
+    container, slurm's job options."""
+    backend_of(spec).render_step(c, spec)
 
 
 def as_plain(config: Config) -> dict[str, Any]:

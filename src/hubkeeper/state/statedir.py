@@ -33,7 +33,7 @@ from pathlib import Path
 from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import write_atomic
-from hubkeeper.base.locks import RUN_DIR_MODE, PidLock, private_directory, renew
+from hubkeeper.base.locks import RUN_DIR_MODE, private_directory, renew
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
@@ -325,13 +325,3 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
         if github else "",
     )
 
-
-class HubLock(PidLock):
-    """An exclusive lock on the state directory while a hub runs; the holder's PID inside."""
-
-    def __init__(self, paths: StatePaths) -> None:
-        super().__init__(
-            paths.lock, f"another hub already runs on {paths.root}",
-            hint="stop it first (Ctrl-C in its terminal, or kill -TERM that pid), or give "
-            "this hub another hub.state_dir")
-        self.paths = paths

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.context.hub import Hub
 from hubkeeper.ops.converge import execute
-from hubkeeper.ops.execute import apply_lock
 from hubkeeper.ops.site import apply_site, site_plan
 from hubkeeper.plan.actions import Action
 from hubkeeper.state.statedir import ensure_layout

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.base.locks import PidLock
+from hubkeeper.base.locks import archive_lock
 from hubkeeper.config.types import config_relative
 from hubkeeper.context.hub import Hub
-from hubkeeper.lifecycle.archive import tar_members, verify_archive, write_archive
+from hubkeeper.lifecycle.archive import write_archive
+from hubkeeper.lifecycle.archive_verify import tar_members, verify_archive
 from hubkeeper.lifecycle.manifest import Progress, read_manifest, silent
 from hubkeeper.lifecycle.sources import hub_contents
 
@@ -53,10 +54,7 @@ def archive(hub: Hub, to: Path | None, progress: Progress = silent) -> ArchiveRe
                 hint=f"set `archive.dir` in {loaded.path} (archive: {{dir: /var/backups/"
                 "hubkeeper}}) or pass --to DIR")
         to = config_relative(loaded.path.parent, loaded.spec.archive.dir)
-    lock = PidLock(contents.paths.run / "archive.lock", "another archive of this hub is "
-                   "being written", hint="wait for it to finish (each writes its own folder "
-                   "and one line of archives.json)")
-    with lock:
+    with archive_lock(contents.paths):
         info = write_archive(contents, to, progress)
     return ArchiveResult(loaded.spec.hub.name, str(info.directory), info.manifest_sha256,
                          info.users, len(contents.data), info.bytes, info.source_bytes,

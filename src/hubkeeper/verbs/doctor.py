@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from hubkeeper.base import exits
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import free_bytes
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.context.hub import Hub
 from hubkeeper.doctor import CHECKS, Check, Context, Finding
 from hubkeeper.doctor.findings import error_text
 from hubkeeper.host.accounts import HostUsers, observe
 from hubkeeper.state.journal import Journal
-from hubkeeper.verbs.apply import apply_lock
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import default_environment
 from hubkeeper.config.rules.roster import environment_group_problems
+from hubkeeper.context.backends import backend_of
 from hubkeeper.context.hub import Hub
 from hubkeeper.host import envs, images
 from hubkeeper.host.preflight import environment_file_problems
@@ -83,7 +84,7 @@ def list_envs(hub: Hub) -> EnvListResult:
     rows = []
     for name, env in loaded.spec.environments.items():
         directory = paths.envs / name
-        if loaded.spec.backend == "docker":
+        if backend_of(loaded.spec).environments == "image":
             record = images.ImageRecord.read(directory)
             rows.append(EnvInfo(
                 name, name == default, tuple(env.groups), str(directory),

@@ -2,7 +2,7 @@
 
 Starts go through the running hub's REST API (hubkeeper's service token) and wait in the
 hub's line of starts like any login; with --until, the servers are kept from idle culling
-until the class ends. hub/prewarm.py does the work; hub.yaml's `schedule:` does the same on
+until the class ends. host/prewarm.py does the work; hub.yaml's `schedule:` does the same on
 a timetable, inside the hub.
 """
 
@@ -16,15 +16,8 @@ from datetime import datetime, timedelta
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.context.hub import Hub
 from hubkeeper.host.hubapi import HubAPI, HubUnreachable
-from hubkeeper.hub.prewarm import (
-    START_DEADLINE,
-    Outcome,
-    clock_seconds,
-    keep_active,
-    keepalive_every,
-    start_servers,
-    wait_ready,
-)
+from hubkeeper.host.prewarm import START_DEADLINE, Outcome, keep_active, start_servers, wait_ready
+from hubkeeper.render.schedule import clock_seconds, keepalive_every
 
 SHOW = 20
 

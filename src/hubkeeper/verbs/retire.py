@@ -13,10 +13,12 @@ from pathlib import Path
 
 from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.locks import HubLock, apply_lock
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.context.hub import Hub
 from hubkeeper.host.running import orphan_proxy, running_hub, stop_hub
-from hubkeeper.lifecycle.archive import recorded_archives, verify_archive
+from hubkeeper.lifecycle.archive import recorded_archives
+from hubkeeper.lifecycle.archive_verify import verify_archive
 from hubkeeper.lifecycle.removal import Remover, stop_accounts, stop_process
 from hubkeeper.lifecycle.retirement import (
     ARCHIVE_RECORD,
@@ -32,10 +34,9 @@ from hubkeeper.lifecycle.retirement import (
     record_path,
     write_record,
 )
-from hubkeeper.ops.execute import apply_lock
 from hubkeeper.ops.retire import undo_installed
 from hubkeeper.state.journal import Journal
-from hubkeeper.state.statedir import HubLock, StatePaths
+from hubkeeper.state.statedir import StatePaths
 
 log = logging.getLogger(__name__)
 

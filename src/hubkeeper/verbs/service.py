@@ -3,10 +3,10 @@ engine is ops/unit.py (observe, plan/unit.py, the executor)."""
 
 from __future__ import annotations
 
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.context.hub import Hub
 from hubkeeper.host.systemd import SystemdHost
 from hubkeeper.ops import unit
-from hubkeeper.ops.execute import apply_lock
 from hubkeeper.ops.unit import (
     ServiceInstall,
     ServiceState,

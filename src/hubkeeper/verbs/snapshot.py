@@ -8,17 +8,15 @@ from pathlib import Path
 from hubkeeper.context.hub import Hub
 from hubkeeper.lifecycle.manifest import Progress
 from hubkeeper.lifecycle.snapshot import (
-    LATEST,
     SnapshotResult,
-    complete_snapshots,
     describe,
     find_snapshot,
     incomplete_trees,
-    latest_name,
     snapshot_targets,
     take_snapshot,
     verify_snapshot,
 )
+from hubkeeper.lifecycle.snapshot_target import LATEST, complete_snapshots, latest_name
 from hubkeeper.lifecycle.sources import hub_contents
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
+from hubkeeper.base.locks import HubLock
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.context.hub import Hub
@@ -15,7 +16,6 @@ from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.supervisor import Supervisor
 from hubkeeper.ops.converge import sync_hub
 from hubkeeper.state.statedir import (
-    HubLock,
     StatePaths,
     ensure_layout,
     ensure_secrets,

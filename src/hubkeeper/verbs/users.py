@@ -14,6 +14,7 @@ from pathlib import Path
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
+from hubkeeper.base.locks import apply_lock
 from hubkeeper.config.edit import edit_config, section
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.context.hub import Hub
@@ -22,7 +23,7 @@ from hubkeeper.ops.converge import issue_invites
 from hubkeeper.plan.accounts import Action
 from hubkeeper.roster.policy import name_problem
 from hubkeeper.state.statedir import ensure_layout
-from hubkeeper.verbs.apply import ApplyResult, apply, apply_lock
+from hubkeeper.verbs.apply import ApplyResult, apply
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """hub.yaml's `services` -> JupyterHub services at /services/<name>/. Pure, like render.py.
 
-`update_services` (render.py) sets hubkeeper's own service first; this module appends.
+`update_services` (render/hubkeeper_services.py) sets hubkeeper's own service first; this module
+appends.
 A service with hub_login runs behind the login gate (`python -m hubkeeper.proc.gate`, see
 gate.py): JupyterHub runs the gate as the managed service <name> at gate_port, and the gate
 passes what it lets through to the service's url (and runs its command, if any, as its
