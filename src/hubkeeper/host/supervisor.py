@@ -24,12 +24,11 @@ from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import package_file
 from hubkeeper.base.whoami import effective_uid
-from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.config.loader import CONFIG_ENV, LoadedSpec
 from hubkeeper.context.urls import hub_api_url, public_url
 from hubkeeper.host import peer, porthold
 from hubkeeper.host.hubapi import HubUnreachable, fetch
 from hubkeeper.host.peer import ListenerRefused
-from hubkeeper.hub.launch import CONFIG_ENV
 from hubkeeper.state.statedir import StatePaths
 
 log = logging.getLogger(__name__)
