@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.whoami import effective_uid
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def private_directory(path: Path, mode: int = RUN_DIR_MODE) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=mode)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if os.fstat(fd).st_uid == os.geteuid() and stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+        if os.fstat(fd).st_uid == effective_uid() and stat.S_IMODE(os.fstat(fd).st_mode) != mode:
             os.fchmod(fd, mode)
     finally:
         os.close(fd)
@@ -77,7 +78,7 @@ def _uid_of(pid: int) -> int | None:
 
 def is_private(info: os.stat_result) -> bool:
     """A lock file nobody else could ever have opened: ours and 0600."""
-    return info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) == LOCK_MODE
+    return info.st_uid == effective_uid() and stat.S_IMODE(info.st_mode) == LOCK_MODE
 
 
 def held_by_strangers(info: os.stat_result) -> bool:
@@ -85,7 +86,7 @@ def held_by_strangers(info: os.stat_result) -> bool:
     holders runs as us or root: a student's hold, not a hubkeeper's."""
     if is_private(info):
         return False
-    ours = {0, os.geteuid()}
+    ours = {0, effective_uid()}
     return not any(_uid_of(pid) in ours for pid in flock_holders(info))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hubkeeper.base.files import write_atomic
+from hubkeeper.base.whoami import effective_uid
 
 SCHEMA = 1
 
@@ -27,7 +28,7 @@ def load_users(path: Path, limit: int) -> dict[str, Any]:
         return {}
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
-        if (not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid()
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != effective_uid()
                 or info.st_mode & 0o022):
             raise ValueError(f"{path} must be a regular file of the hub's account, not "
                              "writable by others")

@@ -1,4 +1,4 @@
-"""Who this process acts as: the one read of the effective uid in the main stack.
+"""Who this process acts as: the one read of the effective uid in hubkeeper.
 
 A verb does not ask it: the Hub it is given says (`Hub.euid`, `Hub.is_root`), and a test
 opens the Hub with `euid=` to be root or not. What is asked here is about this very process

@@ -22,6 +22,7 @@ from ruamel.yaml.events import (
 )
 
 from hubkeeper.base.errors import InvalidInput, Problem
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.model import HubSpec
 from hubkeeper.config.rules.spec import spec_problems
 from hubkeeper.config.types import PATTERN_WORDS
@@ -55,7 +56,7 @@ def default_config_path(is_root: bool | None = None) -> Path:
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
     if is_root is None:
-        is_root = os.geteuid() == 0
+        is_root = effective_uid() == 0
     system = Path("/etc/hubkeeper/hub.yaml")
     if is_root and system.exists():
         return system

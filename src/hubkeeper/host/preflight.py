@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError, Problem
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.rules.roster import cluster_rule_problems, roster_problems
 from hubkeeper.config.types import config_relative
@@ -161,7 +162,7 @@ def hook_problems(loaded: LoadedSpec, mode: str, state: StatePaths) -> list[Prob
     the log directory is private."""
     problems = []
     hooks = loaded.spec.hooks
-    owners = {0, os.geteuid()}
+    owners = {0, effective_uid()}
     for phase in ("as_root", "as_user"):
         for index, hook in enumerate(getattr(hooks, phase)):
             loc = ("hooks", phase, index, "script")
@@ -184,7 +185,7 @@ def hook_problems(loaded: LoadedSpec, mode: str, state: StatePaths) -> list[Prob
             real = Path(os.path.realpath(path))
             unsafe = _unsafe(path, owners) or _unsafe(real, owners)
             if unsafe:
-                runs = "as root" if phase == "as_root" and os.geteuid() == 0 else \
+                runs = "as root" if phase == "as_root" and effective_uid() == 0 else \
                     "for every user"
                 problems.append(loaded.problem(loc, f"{unsafe}: the script runs {runs}"))
                 continue

@@ -26,6 +26,7 @@ from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from hubkeeper.base.files import free_bytes
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.types import format_size
 from hubkeeper.context.limits import Limits, merged
 from hubkeeper.host import cgroups, homesize
@@ -240,7 +241,7 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
         if not os.path.lexists(home):
             # made root's, handed over by fchown (host/homes.py): nothing planted is followed
             if self.personal:
-                uid, gid = os.geteuid(), os.getegid()
+                uid, gid = effective_uid(), os.getegid()
             else:
                 account = pwd.getpwnam(self.account)
                 uid, gid = account.pw_uid, account.pw_gid

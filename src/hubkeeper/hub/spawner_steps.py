@@ -21,6 +21,7 @@ from typing import Any
 
 from jupyterhub.spawner import SpawnException
 
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.hub.hooks import (
     SAFE_PATH,
     HookOutcome,
@@ -238,7 +239,7 @@ class StartSteps:
 
     def hook_identity(self, phase: str) -> Identity:
         home = self.home_dir()
-        me = pwd.getpwuid(os.geteuid())
+        me = pwd.getpwuid(effective_uid())
         if phase == "as_root" or self.personal:
             # as_root runs as the hub's account; so does everything in personal mode.
             if phase == "as_root":

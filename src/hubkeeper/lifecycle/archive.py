@@ -29,6 +29,7 @@ from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import fsync_dir, write_atomic
 from hubkeeper.base.tree import Changed, walk_tree
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.lifecycle.manifest import (
     Entry,
     Progress,
@@ -242,7 +243,7 @@ def _hub_tar(state: _Writing, contents: HubContents, started: datetime) -> list[
         roster = [{"name": m.name, "account": m.account, "groups": sorted(m.groups),
                    "admin": m.admin, "locked": m.locked, "full_name": m.full_name,
                    "email": m.email} for m in contents.roster.members]
-        entry = Entry(ROSTER_MEMBER, "f", 0, stat.S_IFREG | 0o600, os.geteuid(),
+        entry = Entry(ROSTER_MEMBER, "f", 0, stat.S_IFREG | 0o600, effective_uid(),
                       os.getegid(), int(started.timestamp() * 10**9))
         writer.add_bytes(entry, json.dumps({"prefix": contents.roster.prefix,
                                             "groups": list(contents.roster.groups),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.host import images
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.lifecycle.retirement import (
@@ -198,7 +199,7 @@ class Remover:
         homes = sorted(self.paths.users.iterdir())
         for done, home in enumerate(homes, 1):
             self.progress(done, len(homes), f"remove {home}")
-            problem = home_problem(home, os.geteuid(), keep)
+            problem = home_problem(home, effective_uid(), keep)
             if problem is None:
                 remove_tree(home)
             self.note(Item("home", str(home), f"of {home.name}", problem))

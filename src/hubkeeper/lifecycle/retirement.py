@@ -23,6 +23,7 @@ from pathlib import Path
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import write_atomic
 from hubkeeper.base.tree import walk_tree
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
 from hubkeeper.state.installed import file_state
 from hubkeeper.state.journal import Journal
@@ -308,7 +309,7 @@ def make_plan(journal: Journal, paths: StatePaths, mode: str, keep_extra: dict[P
                               partial=record.state == "removing"))
     if mode == "personal" and paths.users.is_dir():
         for home in sorted(paths.users.iterdir()):
-            problem = home_problem(home, os.geteuid(), keep)
+            problem = home_problem(home, effective_uid(), keep)
             items.append(Item("home", str(home), f"of {home.name}", problem))
             if not problem:
                 trees.append(Tree("home", home.name, home))

@@ -37,6 +37,7 @@ from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.base.files import fsync_dir, write_atomic
 from hubkeeper.base.locks import snapshot_lock
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.operation import Retention
 from hubkeeper.config.types import config_relative
 from hubkeeper.host.asuser import Identity
@@ -183,7 +184,7 @@ def _copy_all(sources: list[Source], partial: Path, previous: Path | None,
 def _sources(contents: HubContents, stage: Path) -> list[Source]:
     """Each tree with who reads it (lifecycle/rsync.py): a home its owner, a group folder
     its group, root's own trees root. Without root, everything is read as ourselves."""
-    as_root = os.geteuid() == 0
+    as_root = effective_uid() == 0
     items = [Source("hub", stage / "hub")]
     for home in contents.homes:
         reader = Identity.of_uid(home.uid, home.gid) if as_root and home.uid != 0 else None

@@ -32,6 +32,7 @@ from tornado.httpserver import HTTPServer
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from hubkeeper.base import procs
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.proc.gate_firewall import FirewallError, PortGuard
 from hubkeeper.proc.gate_proxy import MAX_BODY, GateHandler, log_request
 from hubkeeper.proc.gate_rules import GateConfig
@@ -160,8 +161,8 @@ async def serve(config: GateConfig) -> int:
     service's port is closed to other accounts than ours for as long (gate_firewall.py)."""
     _die_with_parent()
     guard = None
-    if os.geteuid() == 0:
-        guard = PortGuard.for_upstream(config.name, config.upstream, os.geteuid())
+    if effective_uid() == 0:
+        guard = PortGuard.for_upstream(config.name, config.upstream, effective_uid())
         try:
             guard.close()
         except FirewallError as exc:

@@ -12,7 +12,6 @@ student from the service there; personal mode does not isolate users at all.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from tornado import httpclient, httputil
@@ -20,13 +19,14 @@ from tornado.iostream import IOStream
 from tornado.tcpclient import TCPClient
 from tornado.websocket import WebSocketClientConnection
 
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.host.peer import ListenerRefused, account_name, peer_uid
 from hubkeeper.state.identity import FIRST_USER_UID
 
 
 def may_serve(uid: int | None) -> bool:
     """Whether a listener owned by `uid` may receive the gate's users' requests."""
-    return uid is not None and (uid < FIRST_USER_UID or uid == os.geteuid())
+    return uid is not None and (uid < FIRST_USER_UID or uid == effective_uid())
 
 
 class CheckedTCPClient(TCPClient):

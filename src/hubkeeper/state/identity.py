@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.whoami import effective_uid
 from hubkeeper.state.journal import Journal
 
 FIRST_USER_UID = 1000  # below: system accounts (Debian's UID_MIN), never a hub user's
@@ -46,7 +47,7 @@ def _journal_users(path: str) -> dict[str, tuple[str, int | None]]:
         raise Unbound(f"the journal {path} cannot be read: {exc}") from None
     if not stat.S_ISREG(info.st_mode):
         raise Unbound(f"the journal {path} is not a regular file")
-    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+    if info.st_uid != effective_uid() or info.st_mode & 0o022:
         # Whoever can write it could bind any hub user to any account.
         raise Unbound(f"the journal {path} is owned by uid {info.st_uid} with mode "
                       f"{stat.S_IMODE(info.st_mode):o}; it must be the hub's own and not "
