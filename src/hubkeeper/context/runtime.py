@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.base.files import package_file
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.rules.mode import Mode, effective_mode, mode_problems
 from hubkeeper.roster import Roster
@@ -30,7 +31,7 @@ SINGLEUSER = package_file("proc/singleuser.py")
 def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:
     """hub.mode with `auto` resolved, checked against who we are: every problem of the mode,
     the backend and the login at once (`config/rules/mode.py`)."""
-    if loaded.spec.backend == "kubernetes":
+    if not backend_of(loaded.spec).runs_here:
         raise HubkeeperError(
             f"{loaded.path}: backend 'kubernetes' runs the hub on a cluster, from the Zero to "
             "JupyterHub chart, not on this machine",

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.model import HubSpec
-from hubkeeper.context.backends import backend_of
 
 
 def _host(ip: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hubkeeper.base.errors import HubkeeperError
-from hubkeeper.context.backends import backend_of
+from hubkeeper.config.backends import backend_of
 from hubkeeper.doctor.findings import Context, Finding
 from hubkeeper.host import images
 from hubkeeper.host.running import running_hub

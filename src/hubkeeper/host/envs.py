@@ -27,9 +27,9 @@ from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.locks import env_lock
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
-from hubkeeper.context.backends import backend_of
 from hubkeeper.host import images
 from hubkeeper.state.statedir import STATE_DIR_MODE, StatePaths
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError, Problem
 from hubkeeper.base.whoami import effective_uid
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.rules.roster import cluster_rule_problems, roster_problems
 from hubkeeper.config.types import config_relative
@@ -227,8 +228,8 @@ def environment_file_problems(loaded: LoadedSpec,
                 problems.append(loaded.problem(
                     ("environments", name, "build", "context"),
                     f"no {env.build.dockerfile} in {context}"))
-        built = (state.envs / name / ("image.json" if loaded.spec.backend == "docker"
-                                       else "current")) if state is not None else None
+        record = "image.json" if backend_of(loaded.spec).environments == "image" else "current"
+        built = state.envs / name / record if state is not None else None
         if built is not None and not built.exists():
             problems.append(loaded.problem(
                 ("environments", name),
@@ -244,7 +245,7 @@ def cluster_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:
 
 def engine_problems(loaded: LoadedSpec) -> list[Problem]:
     """backend docker: the local Docker engine answers."""
-    if loaded.spec.backend != "docker":
+    if backend_of(loaded.spec).environments != "image":
         return []
     import docker
 
@@ -268,7 +269,7 @@ def scheduler_problems(loaded: LoadedSpec) -> list[Problem]:
     """backend slurm: the commands are here, the controller answers, the partitions hub.yaml
     names exist."""
     spec = loaded.spec
-    if spec.backend != "slurm":
+    if not backend_of(spec).scheduler_queue:
         return []
     missing = [name for name in SLURM_COMMANDS if shutil.which(name) is None]
     if not os.path.exists(RUNUSER):
@@ -303,7 +304,8 @@ def traversal_problems(loaded: LoadedSpec, mode: str, paths: StatePaths) -> list
     """System mode with venv environments: servers run as the users' accounts and execute
     <state>/envs/<name>/current/bin/python, so every folder above it must let others in
     (a 0700 parent gave every start a bare HTTP 500)."""
-    if mode != "system" or not loaded.spec.environments or loaded.spec.backend == "docker":
+    if (mode != "system" or not loaded.spec.environments
+            or backend_of(loaded.spec).environments != "venv"):
         return []
     for folder in [paths.envs, *paths.envs.parents]:
         try:

@@ -13,11 +13,11 @@ from traitlets.config import Config
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import package_file
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.environments import Hook
 from hubkeeper.config.model import HubSpec, default_environment
 from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
-from hubkeeper.context.backends import backend_of
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.context.urls import hub_bind_url
 from hubkeeper.render.extra_services import update_extra_services
@@ -299,10 +299,37 @@ def update_limits(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             for name, group in limits.groups.items()}
 
 
+def _render_docker(c: Config, spec: HubSpec) -> None:
+    """Shared data and group folders mounted into each container (on the local backend they
+    are simply on the host)."""
+    c.ContainerSpawner.shared_data = [shared.path for shared in spec.data.shared]
+    c.ContainerSpawner.group_folders = [{"path": folder.path, "group": folder.group}
+                                        for folder in spec.data.group_folders]
+
+
+def _render_slurm(c: Config, spec: HubSpec) -> None:
+    """What every server's job asks of Slurm; memory and CPUs come from limits:, as on the
+    other backends."""
+    slurm = spec.slurm
+    c.SlurmJobSpawner.slurm_partition = slurm.partition or ""
+    c.SlurmJobSpawner.slurm_time = slurm.time
+    c.SlurmJobSpawner.slurm_extra_options = list(slurm.extra_options)
+    c.SlurmJobSpawner.slurm_groups = {
+        name: {"partition": group.partition or "", "gpus": group.gpus,
+               "time": group.time}
+        for name, group in slurm.groups.items()}
+    c.SlurmJobSpawner.queue_timeout = slurm.queue_timeout
+
+
+BACKEND_STEPS = {"docker": _render_docker, "slurm": _render_slurm}
+
+
 def update_backend(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    """What only this backend sets (context/backends.py): docker's mounts into each
-    container, slurm's job options."""
-    backend_of(spec).render_step(c, spec)
+    """What only this backend sets: docker's mounts into each container, slurm's job
+    options (local sets nothing of its own)."""
+    step = BACKEND_STEPS.get(spec.backend)
+    if step is not None:
+        step(c, spec)
 
 
 def as_plain(config: Config) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hubkeeper.base.errors import InvalidInput, Problem
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import SCHEMA_HINT, LoadedSpec
 from hubkeeper.config.rules.mode import Mode, auth_kind, effective_mode, mode_problems
 from hubkeeper.config.rules.roster import group_folder_problems, roster_problems
@@ -43,7 +44,7 @@ def check(hub: Hub) -> CheckResult:
     except InvalidInput as exc:  # reported with the rest; the rules of its groups wait
         problems += exc.problems
     spec = loaded.spec
-    if spec.backend == "kubernetes":
+    if not backend_of(spec).runs_here:
         # Nothing of it runs here: hub.yaml and the roster are all there is to check.
         if roster is not None:
             problems += cluster_problems(loaded, roster)

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import default_environment
 from hubkeeper.config.rules.roster import environment_group_problems
-from hubkeeper.context.backends import backend_of
 from hubkeeper.context.hub import Hub
 from hubkeeper.host import envs, images
 from hubkeeper.host.preflight import environment_file_problems

@@ -8,6 +8,7 @@ import ipaddress
 from typing import Literal
 
 from hubkeeper.base.errors import Problem
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import HubSpec
 from hubkeeper.config.rules.spec import system_auth_rules
@@ -42,15 +43,10 @@ def mode_problems(loaded: LoadedSpec, is_root: bool) -> list[Problem]:
             ("hub", "mode"), "'system' runs servers as Linux accounts and needs root; run as "
             "root, or set hub.mode: personal to try hubkeeper as yourself"))
     # With hub.mode: personal written out, load has refused docker and slurm already.
-    if spec.backend == "docker" and mode != "system" and spec.hub.mode == "auto":
+    backend = backend_of(spec)
+    if backend.needs_system_mode and mode != "system" and spec.hub.mode == "auto":
         problems.append(loaded.problem(
-            ("backend",), "'docker' runs servers as the users' Linux accounts, which needs "
-            "system mode; run as root (the Docker engine needs it too), or use backend: local"))
-    if spec.backend == "slurm" and mode != "system" and spec.hub.mode == "auto":
-        problems.append(loaded.problem(
-            ("backend",), "'slurm' submits servers as jobs of the users' Linux accounts, "
-            "which needs system mode; run the hub as root on a machine that can submit jobs, "
-            "or use backend: local"))
+            ("backend",), f"{backend.name!r} {backend.system_mode_because}"))
     if auth_kind(spec, mode) == "pam" and mode != "system":
         problems.append(loaded.problem(
             ("auth", "kind"),

@@ -7,6 +7,7 @@ import urllib.parse
 
 from hubkeeper.base.errors import Problem
 from hubkeeper.config.access import NATIVE_FIELDS
+from hubkeeper.config.backends import backend_of
 from hubkeeper.config.model import HubSpec, https_port
 from hubkeeper.config.rules import Found, Locate
 from hubkeeper.config.rules.cluster import kubernetes_problems
@@ -82,7 +83,7 @@ def semantic_problems(spec: HubSpec) -> Found:
                 problems.append((("schedule", index, "days", position),
                                  f"{day} is listed twice"))
             seen_days.add(day)
-    if spec.backend == "kubernetes":
+    if not backend_of(spec).runs_here:
         problems += kubernetes_problems(spec)
     seen: dict[int, str] = {}
     for where, port in _ports(spec):
@@ -167,9 +168,10 @@ def _environment_problems(spec: HubSpec) -> Found:
 def _backend_environment_problems(
         spec: HubSpec) -> Found:
     problems: Found = []
-    if spec.backend == "kubernetes":
+    backend = backend_of(spec)
+    if not backend.runs_here:
         return []  # kubernetes_problems
-    if spec.backend in ("local", "slurm"):  # slurm runs the local backend's venvs
+    if backend.environments == "venv":  # local, and slurm (which runs the local venvs)
         for name, env in spec.environments.items():
             for key in ("image", "build", "starter_files"):
                 if getattr(env, key) is not None:

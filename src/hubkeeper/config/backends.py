@@ -7,17 +7,15 @@ them, so that callers ask `backend_of(spec).<what>` instead of switching on its 
 - kubernetes: the hub runs on a cluster from the Zero to JupyterHub chart; nothing of it
   runs here (`export z2jh`).
 
-The rules that tie a backend to a mode or to sections of hub.yaml are the config's; this
-module only says what each backend is. It imports config and base only.
+What each backend is, as data over hub.yaml: the rules (config/rules), the renderer
+(render/jupyterhub.py, whose `BACKEND_STEPS` set what only docker or slurm needs), the
+hosts's environments and the doctor ask it. It imports the model only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
-
-from traitlets.config import Config
 
 from hubkeeper.config.model import HubSpec
 
@@ -26,32 +24,6 @@ BackendName = Literal["local", "docker", "slurm", "kubernetes"]
 # built on this machine's Docker engine (host/images.py), or an image the cluster pulls.
 Environments = Literal["venv", "image", "cluster"]
 LOOPBACK = "127.0.0.1"
-
-
-def _render_nothing(c: Config, spec: HubSpec) -> None:
-    return None
-
-
-def _render_docker(c: Config, spec: HubSpec) -> None:
-    """Shared data and group folders mounted into each container (on the local backend they
-    are simply on the host)."""
-    c.ContainerSpawner.shared_data = [shared.path for shared in spec.data.shared]
-    c.ContainerSpawner.group_folders = [{"path": folder.path, "group": folder.group}
-                                        for folder in spec.data.group_folders]
-
-
-def _render_slurm(c: Config, spec: HubSpec) -> None:
-    """What every server's job asks of Slurm; memory and CPUs come from limits:, as on the
-    other backends."""
-    slurm = spec.slurm
-    c.SlurmJobSpawner.slurm_partition = slurm.partition or ""
-    c.SlurmJobSpawner.slurm_time = slurm.time
-    c.SlurmJobSpawner.slurm_extra_options = list(slurm.extra_options)
-    c.SlurmJobSpawner.slurm_groups = {
-        name: {"partition": group.partition or "", "gpus": group.gpus,
-               "time": group.time}
-        for name, group in slurm.groups.items()}
-    c.SlurmJobSpawner.queue_timeout = slurm.queue_timeout
 
 
 @dataclass(frozen=True)
@@ -63,7 +35,7 @@ class Backend:
     environments: Environments
     servers_on_nodes: bool  # servers run on other machines and call home at slurm.hub_ip
     scheduler_queue: bool  # the engine's own queue holds starts (Slurm), not hubkeeper's line
-    render_step: Callable[[Config, HubSpec], None]  # what only this backend sets
+    system_mode_because: str = ""  # why it needs system mode, in words
 
     def hub_api_ip(self, spec: HubSpec) -> str:
         """Where the hub's own API listens: servers call home there, on this machine or
@@ -85,18 +57,24 @@ class Backend:
 
 LOCAL = Backend("local", runs_here=True, spawner_class="hubkeeper.hub.spawner.LocalSpawner",
                 needs_system_mode=False, environments="venv", servers_on_nodes=False,
-                scheduler_queue=False, render_step=_render_nothing)
+                scheduler_queue=False)
 DOCKER = Backend("docker", runs_here=True,
                  spawner_class="hubkeeper.hub.container.ContainerSpawner",
                  needs_system_mode=True, environments="image", servers_on_nodes=False,
-                 scheduler_queue=False, render_step=_render_docker)
+                 scheduler_queue=False,
+                 system_mode_because="runs servers as the users' Linux accounts, which "
+                 "needs system mode; run as root (the Docker engine needs it too), or use "
+                 "backend: local")
 # Slurm's servers run the local backend's venvs (on a shared file system).
 SLURM = Backend("slurm", runs_here=True, spawner_class="hubkeeper.hub.slurm.SlurmJobSpawner",
                 needs_system_mode=True, environments="venv", servers_on_nodes=True,
-                scheduler_queue=True, render_step=_render_slurm)
+                scheduler_queue=True,
+                system_mode_because="submits servers as jobs of the users' Linux accounts, "
+                "which needs system mode; run the hub as root on a machine that can submit "
+                "jobs, or use backend: local")
 KUBERNETES = Backend("kubernetes", runs_here=False, spawner_class=None,
                      needs_system_mode=False, environments="cluster", servers_on_nodes=False,
-                     scheduler_queue=False, render_step=_render_nothing)
+                     scheduler_queue=False)
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (LOCAL, DOCKER, SLURM, KUBERNETES)}
 
