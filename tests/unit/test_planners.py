@@ -14,7 +14,7 @@ from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.host.site import Desired, SiteFacts, SiteFile
 from hubkeeper.ops.execute import Effector, execute
 from hubkeeper.plan.actions import EFFECTS, JOURNALED, Action
-from hubkeeper.plan.retirement import RetirementFacts, plan_installed_removal, plan_retirement
+from hubkeeper.plan.retirement import RetirementFacts, plan_installed_removal
 from hubkeeper.plan.site import plan_site
 from hubkeeper.plan.unit import (
     UnitDesired,
@@ -24,7 +24,7 @@ from hubkeeper.plan.unit import (
     plan_unit_removal,
     unit_state,
 )
-from hubkeeper.state.journal import AccountRecord, DirRecord, FileRecord, GroupRecord, Journal
+from hubkeeper.state.journal import DirRecord, FileRecord, Journal
 
 SITE = "/etc/nginx/conf.d/hubkeeper-c.conf"
 HOOK = "/etc/letsencrypt/renewal-hooks/deploy/hubkeeper-c"
@@ -72,7 +72,7 @@ def test_every_kind_says_whether_it_destroys_and_how_it_is_undone() -> None:
     assert set(get_args(Kind)) == set(EFFECTS)
     assert Action("create-account", "ann").undo == JOURNALED
     assert Action("lock", "ann").undo == "unlock" and not Action("lock", "ann").destructive
-    assert Action("remove-home", "/home/ann").destructive
+    assert Action("remove-systemd-unit", UNIT).destructive is False
     assert Action("install-nginx-site", SITE).undo == JOURNALED
     assert Action("install-systemd-unit", UNIT).undo == JOURNALED
     assert Action("add-to-group", "ann", "lab").target == "ann"
@@ -174,34 +174,18 @@ def test_unit_removal_is_the_inverse_of_its_install(tmp_path: Path) -> None:
     assert plan_unit_removal(unit_facts(None), journal_with(tmp_path)) == []
 
 
-# -- plan_retirement ----------------------------------------------------------------------
+# -- undoing the installed files -----------------------------------------------------------
 
-def test_retirement_is_the_inverse_of_the_journal_in_order(tmp_path: Path) -> None:
+def test_retire_undoes_the_unit_and_the_site_in_order(tmp_path: Path) -> None:
     journal = journal_with(tmp_path, **{UNIT: ("systemd-unit", b"unit"),
                                         SITE: ("nginx-site", b"site")})
-    journal.accounts["c-ann"] = AccountRecord("c-ann", "ann", "created", 1001, 1001,
-                                              "/home/c-ann")
-    journal.accounts["c-bob"] = AccountRecord("c-bob", "bob", "created", 1002, 1002)
-    journal.groups["c-lab"] = GroupRecord("c-lab", "created", 2000)
-    journal.dirs["/srv/lab"] = DirRecord("/srv/lab", "group-folder", "created")
-    site_facts = facts({SITE: b"site"})
-    retirement = RetirementFacts(
-        unit=unit_facts(b"unit"), site=site_facts, nginx_main=MAIN, hub_pid=4242,
-        accounts=frozenset({"c-ann", "c-bob"}), homes={"c-ann": "/home/c-ann"},
-        groups=frozenset({"c-lab"}), dirs=frozenset({"/srv/lab"}), environments=("py",),
-        state="/srv/c/state")
-    assert kinds(plan_retirement(journal, retirement)) == [
-        ("stop-hub", "4242"), ("stop-processes", "c-ann"), ("stop-processes", "c-bob"),
-        ("remove-systemd-unit", UNIT), ("remove-nginx-site", SITE), ("reload-nginx", MAIN),
-        ("remove-account", "c-ann"), ("remove-home", "/home/c-ann"),
-        ("remove-account", "c-bob"), ("remove-group", "c-lab"),
-        ("remove-data", "/srv/lab"), ("remove-environment", "py"),
-        ("remove-state", "/srv/c/state")]
+    retirement = RetirementFacts(unit=unit_facts(b"unit"), site=facts({SITE: b"site"}),
+                                 nginx_main=MAIN)
     assert kinds(plan_installed_removal(journal, retirement)) == [
         ("remove-systemd-unit", UNIT), ("remove-nginx-site", SITE), ("reload-nginx", MAIN)]
-    # nothing journaled, nothing running: nothing to undo
+    # nothing journaled: nothing to undo
     empty = RetirementFacts(unit=unit_facts(None), site=facts({}), nginx_main=MAIN)
-    assert plan_retirement(journal_with(tmp_path), empty) == []
+    assert plan_installed_removal(journal_with(tmp_path), empty) == []
 
 
 # -- the executor -------------------------------------------------------------------------

@@ -4,8 +4,9 @@
 An action is its kind, its target (the account, hub user, group, path or unit acted on) and a
 detail (what it changes). Whether it is destructive and how it is undone follow from its
 kind (`EFFECTS`): most are undone by `retire` from the journal, which records them before
-they happen; a few are undone by an inverse action; destructive ones (the removals) are not
-undone at all, which is why retire checks an archive first.
+they happen; a few are undone by an inverse action. What cannot be undone (retire's removal
+of accounts, homes and data) is not an action here: lifecycle/retirement.py plans it, after
+a verified archive.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ Kind = Literal[
     # the systemd unit (plan/unit.py)
     "install-systemd-unit", "enable-systemd-unit", "disable-systemd-unit",
     "remove-systemd-unit", "daemon-reload",
-    # retirement (plan/retirement.py): the inverse of what the journal lists
-    "stop-hub", "stop-proxy", "stop-processes", "remove-account", "remove-home",
-    "remove-group", "remove-data", "remove-environment", "remove-state",
 ]
 
 JOURNALED = "journaled: removed by retire"
@@ -46,7 +44,6 @@ def _inverse(kind: str) -> Effect:
     return Effect(False, kind)
 
 
-_NONE = Effect(True, "none: retire checks an archive first")
 EFFECTS: dict[str, Effect] = {
     "create-group": Effect(False, JOURNALED),
     "create-account": Effect(False, JOURNALED),
@@ -80,15 +77,6 @@ EFFECTS: dict[str, Effect] = {
     "disable-systemd-unit": _inverse("enable-systemd-unit"),
     "remove-systemd-unit": Effect(False, "install-systemd-unit (`hubkeeper service install`)"),
     "daemon-reload": Effect(False, "none needed"),
-    "stop-hub": Effect(False, "none: `hubkeeper up` starts it"),
-    "stop-proxy": Effect(False, "none: the next `hubkeeper up` starts one"),
-    "stop-processes": Effect(True, "none: the account's processes are killed"),
-    "remove-account": _NONE,
-    "remove-home": _NONE,
-    "remove-group": _NONE,
-    "remove-data": _NONE,
-    "remove-environment": Effect(True, "build-environment (`hubkeeper env build`)"),
-    "remove-state": _NONE,
 }
 
 
