@@ -34,7 +34,7 @@ import pytest
 
 from hubkeeper.base.locks import HubLock
 from hubkeeper.config import load
-from hubkeeper.host.systemd import render_unit
+from hubkeeper.render.systemd import render_unit
 from hubkeeper.state.statedir import StatePaths, ensure_layout
 from tests.conftest import TEST_ACCOUNT_PREFIX, require
 from tests.support.hubproc import HUBKEEPER, write_config

@@ -24,7 +24,7 @@ def server_pids(api_port: int) -> dict[int, str]:
     """pid -> hub user name, for single-user servers that call home to this hub's API port.
 
     Only the server process itself (jupyterhub-singleuser, or hubkeeper's start script
-    hub/singleuser.py), not the kernels it starts.
+    proc/singleuser.py), not the kernels it starts.
     """
     found = {}
     needle = f"127.0.0.1:{api_port}/"

@@ -1,5 +1,5 @@
 """Who holds the other end of a local connection (host/peer.py), the client that checks it
-before a token goes out (hub/api.py), and the gate's port rule (hub/gate_firewall.py)."""
+before a token goes out (host/hubapi.py), and the gate's port rule (proc/gate_firewall.py)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def test_the_gate_rule_is_added_once_and_removed() -> None:
         guard.close(Tables(fail_insert=True))
 
 
-# --- the login gate's connections to its service (hub/gate_upstream.py) --------------------
+# --- the login gate's connections to its service (proc/gate_upstream.py) --------------------
 
 
 def test_the_gate_passes_nothing_to_a_stranger_in_its_services_place(nobody_listens) -> None:

@@ -1,4 +1,4 @@
-"""hub/singleuser.py, the script every local and Slurm server starts through: it runs the real
+"""proc/singleuser.py, the script every local and Slurm server starts through: it runs the real
 jupyterhub-singleuser, without importing rfc3987_syntax (half the start-up CPU; see there)."""
 
 from __future__ import annotations

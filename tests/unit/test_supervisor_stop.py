@@ -1,5 +1,5 @@
 """A hub killed at the stop deadline leaves its proxy behind; a requested stop ends it too
-(hub/supervisor.py `stop_orphaned_proxy`). Real processes stand in for the proxy."""
+(host/supervisor.py `stop_orphaned_proxy`). Real processes stand in for the proxy."""
 
 from __future__ import annotations
 

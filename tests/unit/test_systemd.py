@@ -19,14 +19,9 @@ from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.locks import HubLock
 from hubkeeper.config import parse
 from hubkeeper.context.hub import Hub
-from hubkeeper.host.systemd import (
-    HARDENING,
-    SystemdHost,
-    in_unit_cgroup,
-    render_unit,
-    systemctl,
-)
+from hubkeeper.host.systemd import SystemdHost, in_unit_cgroup, systemctl
 from hubkeeper.ops import unit
+from hubkeeper.render.systemd import HARDENING, render_unit
 from hubkeeper.state.journal import Journal
 from hubkeeper.state.statedir import StatePaths, ensure_layout
 from hubkeeper.verbs import service

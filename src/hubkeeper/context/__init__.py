@@ -1,1 +1,2 @@
-"""What a verb works on, built once: the runtime, the opened Hub, the backends."""
+"""What a verb works on, built once: the opened Hub, its URLs, the runtime the renderer needs, a
+user's limits."""

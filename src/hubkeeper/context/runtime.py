@@ -24,7 +24,7 @@ from hubkeeper.state.statedir import Secrets, StatePaths
 if TYPE_CHECKING:
     from hubkeeper.context.hub import Hub
 
-# Servers start through this script (by path, with -P): see hub/singleuser.py.
+# Servers start through this script (by path, with -P): see proc/singleuser.py.
 SINGLEUSER = package_file("proc/singleuser.py")
 
 

@@ -2,7 +2,7 @@
 
 What they expect is what hubkeeper itself makes: the state dir and its run/ and logs/ are
 writable only by their owner; secrets/, credentials/ and the hook logs are 0700 with 0600
-files (host/statedir.py, roster/converge.py, hub/hooks.py); homes are 0700 and their user's
+files (state/statedir.py, ops/converge.py, hub/hooks.py); homes are 0700 and their user's
 (host/shadow.py, hub/spawner_base.py). A mode is repaired only on what hubkeeper made, and only on
 the path itself; an owner is never changed (the finding says why and what to run).
 """

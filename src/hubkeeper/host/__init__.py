@@ -1,1 +1,2 @@
-"""Everything that touches the machine: state directory, processes, accounts."""
+"""This machine's facts and effectors: accounts, homes, peers, cgroups, certificates, nginx,
+environments, images, the hub's REST API, the supervisor that runs jupyterhub."""

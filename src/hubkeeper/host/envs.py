@@ -187,7 +187,7 @@ def env_source(loaded: LoadedSpec, name: str) -> EnvSource:
 
 def make_envs_dir(paths: StatePaths) -> None:
     """Servers run as users and execute the venvs' python: envs/ is 0755 and the state dir
-    lets them through (0711, host/statedir.py), but not list it."""
+    lets them through (0711, state/statedir.py), but not list it."""
     for directory, mode in ((paths.root, STATE_DIR_MODE), (paths.envs, 0o755)):
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, mode)

@@ -7,7 +7,7 @@ step has a deadline. `HubAPI` is the REST API on top of it. status, apply, prewa
 `up` (waiting for the hub to answer) and the schedule service all use it. Code running
 inside JupyterHub (hub/chp.py) checks its connections the same way with aiohttp; the
 separate processes (proxy, gate) are servers, not clients of the hub's API; the slurm
-server (hub/slurm_server.py) calls home from a compute node, where no listener of this
+server (proc/slurm_server.py) calls home from a compute node, where no listener of this
 machine can be checked.
 """
 

@@ -1,5 +1,5 @@
 """Servers started ahead of a class, and kept from idle culling until it ends, through the
-hub's REST API (hub/api.py).
+hub's REST API (host/hubapi.py).
 
 Used by `hubkeeper prewarm` (verbs/prewarm.py) and by the hub's `hubkeeper-schedule` service
 (proc/schedule.py, for hub.yaml's `schedule:`). Starts go through the hub's REST API, so

@@ -67,7 +67,7 @@ class SiteFile:
 
     path: str
     kind: str  # the journal record's kind; "" when not in the journal
-    problem: str | None  # why hubkeeper may not replace or remove it (host/installed.py)
+    problem: str | None  # why hubkeeper may not replace or remove it (state/installed.py)
     exists: bool
     sha256: str | None
     main_config: str | None  # a site of ours: the nginx main configuration its header names

@@ -62,7 +62,7 @@ def _child_setup() -> None:
 
 
 def _is_ready(url: str, what: str) -> bool:
-    """Whether `url`'s hub/api/ answers 200, through the checked client (hub/api.py): never
+    """Whether `url`'s hub/api/ answers 200, through the checked client (host/hubapi.py): never
     through an http_proxy, and not ready while another account holds the port."""
     try:
         answer = fetch(url + "hub/api/", what=what, timeout=READY_TIMEOUT)

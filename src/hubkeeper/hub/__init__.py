@@ -1,1 +1,2 @@
-"""Turning a HubSpec into a running JupyterHub: the pure renderer, the spawner, the supervisor."""
+"""What JupyterHub imports, running inside the hub process: its config file, authenticators,
+admission, spawners per backend, hooks, the checked proxy class."""

@@ -2,9 +2,9 @@
 
 Each of hubkeeper's authenticators refuses, in system mode, a login whose hub user has no
 account in hubkeeper's journal (`HubkeeperAuthenticator`); the spawner refuses its start
-too (hub/identity.py). Native sign-up of a roster name needs that user's invite code
-(hub/invites.py); a GitHub login stays bound to the GitHub user id that first used it
-(hub/github_ids.py).
+too (state/identity.py). Native sign-up of a roster name needs that user's invite code
+(state/invites.py); a GitHub login stays bound to the GitHub user id that first used it
+(state/github_ids.py).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ A start: the home and ~/<environment>/ are prepared on the host (as on the local
 the container starts and waits; then, by `docker exec`, the account gets a passwd entry,
 the image's starter files are copied into ~/<environment>/ (as the user, nothing
 overwritten), hooks.as_root run as root and hooks.as_user as the user; only then does the
-server start (through hubkeeper's hub/singleuser.py, mounted read-only, with the python of
+server start (through hubkeeper's proc/singleuser.py, mounted read-only, with the python of
 the image's `jupyterhub-singleuser`). Stopping removes the container, and so does the first
 poll() that finds it ended; the user's files live on the host.
 """
@@ -46,7 +46,7 @@ from hubkeeper.hub.hooks import HookOutcome, HookScript, note
 from hubkeeper.hub.spawner_base import HubkeeperSpawner, SpawnRefused
 
 GO_FILE = "/tmp/.hubkeeper-go"  # made (as root, by exec) when the server may start
-# hub/singleuser.py, mounted read-only alone in its folder (so nothing beside it is importable)
+# proc/singleuser.py, mounted read-only alone in its folder (so nothing beside it is importable)
 SERVER_SCRIPT = "/run/hubkeeper/server/singleuser.py"
 
 

@@ -5,9 +5,9 @@ chosen and checked, the disk guard, the home, ~/<environment>/ seeded, hooks.as_
 hooks.as_user, as on the local backend (HubkeeperSpawner.prepare_host_start, run_hooks). Then
 the job is submitted as the account (`runuser -u <account> -- sbatch`: sudo is not needed),
 asking for the partition, time limit and GPUs of slurm: (per group) and the memory and CPUs
-of limits: (per group); see hub/slurm_job.py for the request and the script. The job runs
+of limits: (per group); see render/slurm_job.py for the request and the script. The job runs
 `<environment>/current/bin/python -P .../hubkeeper/proc/slurm_server.py` in ~/<environment>/, which
-tells the hub its port and becomes the single-user server (hub/singleuser.py).
+tells the hub its port and becomes the single-user server (proc/singleuser.py).
 
 While the job waits, the user's progress page shows Slurm's reason and its place in the
 queue; after slurm.queue_timeout the job is cancelled and the user told why it did not run.

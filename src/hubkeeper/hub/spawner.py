@@ -3,7 +3,7 @@
 
 Before the server: the environment is chosen and checked, the disk guard (data.min_free),
 ~/<environment>/ seeded from its home template, then the start-up hooks (hub/spawner_steps.py).
-The server runs `<environment>/current/bin/python -P hub/singleuser.py` in ~/<environment>/.
+The server runs `<environment>/current/bin/python -P proc/singleuser.py` in ~/<environment>/.
 """
 
 from __future__ import annotations

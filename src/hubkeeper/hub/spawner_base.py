@@ -219,7 +219,7 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
     @property
     def account(self) -> str:
         """The Linux account of this hub user: in system mode the one hubkeeper's journal
-        records for it, never one found by name (see hub/identity.py)."""
+        records for it, never one found by name (see state/identity.py)."""
         if self.personal:
             return self.account_prefix + self.user.name
         try:

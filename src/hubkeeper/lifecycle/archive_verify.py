@@ -1,7 +1,7 @@
 """Checking an end-of-course archive (lifecycle/archive.py) against its MANIFEST.json: every
 tar re-read whole, every member compared with its entry (type, size, SHA-256, link, owner,
 mode, mtime), damage and truncation named by file and member. `archive verify` and `retire`
-use it; a student's zip (lifecycle/export.py) compares its members the same way.
+use it; a student's zip (lifecycle/userzip.py) compares its members the same way.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def tree_problem(path: Path, owner: int | None, keep: dict[Path, str]) -> str | 
 
 def foreign_mount(path: Path) -> str | None:
     """A directory under `path` on another filesystem (a mount), which rmtree would empty.
-    Walked by descriptors (lifecycle/tree.py): a folder swapped for a link is not entered."""
+    Walked by descriptors (base/tree.py): a folder swapped for a link is not entered."""
     device = os.lstat(path).st_dev
     for found in walk_tree(path):
         if found.info.st_dev != device:

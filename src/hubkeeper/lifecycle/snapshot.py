@@ -7,7 +7,7 @@ One snapshot, on each target independently:
 2. copy into `<target>/.partial-<name>/` with rsync `--link-dest=<target>/latest/...`, so
    an unchanged file is a hard link to the previous snapshot: the hub's files (the database
    from SQLite's online backup), each home (read as its owner) and each data folder, four
-   rsyncs at a time (lifecycle/rsync.py). A home whose owner made files vanish or become
+   rsyncs at a time (host/rsync.py). A home whose owner made files vanish or become
    unreadable mid-copy is in the snapshot, marked incomplete, never a failed snapshot;
 3. MANIFEST.json (every entry, SHA-256, and the incomplete trees) and its .sha256, then
    `sync -f`;
@@ -182,7 +182,7 @@ def _copy_all(sources: list[Source], partial: Path, previous: Path | None,
 
 
 def _sources(contents: HubContents, stage: Path) -> list[Source]:
-    """Each tree with who reads it (lifecycle/rsync.py): a home its owner, a group folder
+    """Each tree with who reads it (host/rsync.py): a home its owner, a group folder
     its group, root's own trees root. Without root, everything is read as ourselves."""
     as_root = effective_uid() == 0
     items = [Source("hub", stage / "hub")]

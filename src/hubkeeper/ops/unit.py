@@ -19,7 +19,7 @@ from hubkeeper.base.locks import apply_lock
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.running import running_hub
-from hubkeeper.host.systemd import SystemdHost, render_unit, unit_name, unit_path, unsafe_for_unit
+from hubkeeper.host.systemd import SystemdHost
 from hubkeeper.ops.execute import Effector, Effectors, execute
 from hubkeeper.plan.actions import Action
 from hubkeeper.plan.unit import (
@@ -34,6 +34,7 @@ from hubkeeper.plan.unit import (
     removal_problems,
     unit_state,
 )
+from hubkeeper.render.systemd import render_unit, unit_name, unit_path, unsafe_for_unit
 from hubkeeper.roster import Roster
 from hubkeeper.state.installed import (
     current_sha256,
@@ -176,7 +177,7 @@ def unit_plan(loaded: LoadedSpec, journal: Journal, mode: str,
 
 def effectors(journal: Journal, host: SystemdHost, content: bytes | None,
               commands: list[str]) -> Effectors:
-    """install-systemd-unit and remove-systemd-unit journal themselves (host/installed.py);
+    """install-systemd-unit and remove-systemd-unit journal themselves (state/installed.py);
     each systemctl command line run is appended to `commands`."""
     def install(action: Action) -> None:
         assert content is not None

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal[
-    # accounts and groups (plan/users.py)
+    # accounts and groups (plan/accounts.py)
     "create-group", "create-account", "create-home", "set-password", "add-to-group",
     "remove-from-group", "lock", "unlock",
-    # data and environments (plan/data.py, roster/converge.py)
+    # data and environments (plan/data.py, ops/converge.py)
     "create-shared-dir", "create-group-folder", "link-in-home", "build-environment",
-    # the running hub (plan/users.py)
+    # the running hub (plan/accounts.py)
     "hub-register", "hub-grant-admin", "hub-revoke-admin", "hub-create-group",
     "hub-add-to-group", "hub-remove-from-group", "hub-stop-server", "hub-unregister",
     # hub.url (plan/site.py), after everything above

@@ -20,7 +20,7 @@ RUNNING = ("active", "activating", "reloading")
 
 @dataclass(frozen=True)
 class UnitDesired:
-    """The unit hub.yaml asks for (host/systemd.render_unit)."""
+    """The unit hub.yaml asks for (render/systemd.render_unit)."""
 
     name: str  # hubkeeper-<hub>.service
     path: str
@@ -33,7 +33,7 @@ class UnitFile:
 
     path: str
     sha256: str | None  # None: no file there
-    problem: str | None  # why hubkeeper may not replace or remove it (host/installed.py)
+    problem: str | None  # why hubkeeper may not replace or remove it (state/installed.py)
 
 
 @dataclass(frozen=True)

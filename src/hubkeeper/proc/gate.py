@@ -8,7 +8,7 @@ runs the service as its child: they start, stop and are restarted by the hub tog
 
 Everything about the hub comes from the environment JupyterHub gives a managed service
 (JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX, ...); the service
-comes from the command line `hub/services.py` renders.
+comes from the command line `render/extra_services.py` renders.
 """
 
 from __future__ import annotations

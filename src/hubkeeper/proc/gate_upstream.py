@@ -5,7 +5,7 @@ type, the user header. While the service is down, its loopback port is free, and
 account could listen there and receive all of it. So each connection the gate opens is
 checked first (`host/peer.py`): the server end must belong to root, a system account (a
 service such as Shiny Server runs as its own `shiny`), or the gate's own account — never
-to a hub user's, which are all uids of 1000 and up in system mode (`hub/identity.py`).
+to a hub user's, which are all uids of 1000 and up in system mode (`state/identity.py`).
 In personal mode every server runs as the gate's own account, so the check cannot tell a
 student from the service there; personal mode does not isolate users at all.
 """

@@ -24,7 +24,7 @@ Here (proxy_upstream.py for the request itself):
   everyone's login needs.
 - WebSocket messages are relayed in both directions with backpressure, binary as binary.
 - the public and API ports are bound with SO_REUSEPORT, so `hubkeeper up` can hold them
-  across a restart of the proxy (hub/porthold.py).
+  across a restart of the proxy (host/porthold.py).
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ class StreamingProxyHandler(ProxyHandler):
 class ReusePortServer(HTTPServer):
     """An HTTPServer whose listening sockets have SO_REUSEPORT: `hubkeeper up` keeps the
     port bound (as the hub's account) while the proxy is down, and only that account may
-    bind beside it (hub/porthold.py)."""
+    bind beside it (host/porthold.py)."""
 
     def listen(self, port: int, address: str | None = None, **kwargs) -> None:
         self.add_sockets(bind_sockets(port, address or None, reuse_port=True))

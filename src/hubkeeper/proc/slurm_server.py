@@ -1,6 +1,6 @@
 """Run inside a server's Slurm job, by the environment's python: choose a free port on the
 node, tell the hub (batchspawner's API endpoint, `<hub api>/batchspawner`, authenticated with
-the server's own token), then become the single-user server on that port (hub/singleuser.py,
+the server's own token), then become the single-user server on that port (proc/singleuser.py,
 by path).
 
 The hub cannot choose the port: it does not know which node the job lands on, nor what is
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
     report_port(port, dict(os.environ))
     os.environ["JUPYTERHUB_SERVICE_URL"] = with_port(
         os.environ.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:0/"), port)
-    # The server's own start script, next to this one (hub/singleuser.py).
+    # The server's own start script, next to this one (proc/singleuser.py).
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "singleuser.py")
     os.execv(sys.executable, [sys.executable, "-P", script, *argv])
 

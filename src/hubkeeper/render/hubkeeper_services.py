@@ -1,7 +1,7 @@
 """hubkeeper's own services of the hub, and their roles: `hubkeeper` (apply, prewarm) and
 `hubkeeper-status` (status) with their tokens, jupyterhub-idle-culler (culling:) and the
-`hubkeeper-schedule` service (schedule:). Pure: each function only sets, like hub/render.py,
-whose checklist calls them; hub/services.py appends hub.yaml's own services after these.
+`hubkeeper-schedule` service (schedule:). Pure: each function only sets, like render/jupyterhub.py,
+whose checklist calls them; render/extra_services.py appends hub.yaml's own services after these.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `singleuser` section of the Zero to JupyterHub values (export/z2jh.py): the users'
+"""The `singleuser` section of the Zero to JupyterHub values (render/z2jh.py): the users'
 pods (image, profiles per environment, home and data volumes, limits, hooks as init
 containers, group folder links), and the small builders of ruamel maps both modules use.
 Pure, like the rest of the export.

@@ -50,7 +50,7 @@ def _server_state(user: dict[str, Any]) -> str | None:
 def status(hub: Hub) -> StatusResult:
     url = hub.public_url
     # The read-only token, to the hub's own port: it is checked to be the hub's (root's or
-    # our account's) before the token is sent (hub/api.py); a stranger there is an error.
+    # our account's) before the token is sent (host/hubapi.py); a stranger there is an error.
     api = HubAPI(hub.hub_api_url, hub.read_secret("status-token"),
                  timeout=STATUS_TIMEOUT)
     try:

@@ -49,7 +49,7 @@ class Tally:
 def tally(root: str) -> Tally:
     """Apparent bytes and entries under `root`, not following symlinks (like `du -sb`).
 
-    Walked by descriptors with O_NOFOLLOW (lifecycle/tree.py): the home's owner cannot
+    Walked by descriptors with O_NOFOLLOW (base/tree.py): the home's owner cannot
     swap a folder for a link and send root's count through /, /proc or another home."""
     total = files = unreadable = 0
     seen: set[tuple[int, int]] = set()

@@ -1,6 +1,6 @@
 """`hubkeeper export USER`: a student's own work as a zip, from the live home or an archive.
 
-The zip is <DIR>/<user>-<hub>-<YYYYmmddTHHMMSS>.zip (0600); lifecycle/export.py writes it.
+The zip is <DIR>/<user>-<hub>-<YYYYmmddTHHMMSS>.zip (0600); lifecycle/userzip.py writes it.
 """
 
 from __future__ import annotations

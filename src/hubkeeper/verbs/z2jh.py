@@ -2,7 +2,7 @@
 
 Writes one values file (no secrets, 0644) and, when asked, a secrets file (0600) from the
 state dir's passwords and the GitHub app's keys. Reads hub.yaml, the roster and the hook
-scripts; changes nothing else. export/z2jh.py makes the values.
+scripts; changes nothing else. render/z2jh.py makes the values.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""hub.yaml for other engines: values for the Zero to JupyterHub chart (z2jh.py)."""
