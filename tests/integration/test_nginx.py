@@ -467,6 +467,7 @@ def test_retire_removes_the_site_and_the_unit_by_their_inverse_actions(
         place: Path, nginx: Nginx, hubs) -> None:
     """What apply and `service install` wrote outside the state dir, retire undoes from the
     journal: the unit removed, the site removed, nginx reloaded and no longer serving it."""
+    from hubkeeper.context.hub import Hub
     from hubkeeper.verbs.archive import archive as archive_verb
 
     cert, key = self_signed(place, "localhost")
@@ -485,7 +486,7 @@ def test_retire_removes_the_site_and_the_unit_by_their_inverse_actions(
     master = nginx.pid()
     assert master is not None and site.exists() and unit.exists()
     hubs.start(config).stop()
-    archive_verb(config, None)
+    archive_verb(Hub.open(config), None)
 
     done = hubkeeper(config, "retire", "--yes", "--json")
     assert done.returncode == 0, done.stdout + done.stderr

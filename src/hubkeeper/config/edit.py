@@ -14,8 +14,9 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from hubkeeper.base.errors import InvalidInput
 from hubkeeper.base.files import write_atomic
-from hubkeeper.config.loader import LoadedSpec, _parse
+from hubkeeper.config.loader import SCHEMA_HINT, LoadedSpec, _parse
 
 
 def _yaml() -> YAML:
@@ -44,7 +45,10 @@ def edit_config(path: Path, mutate: Callable[[CommentedMap], None],
     out = io.StringIO()
     yaml.dump(document, out)
     new_text = out.getvalue()
-    spec, parsed = _parse(new_text, str(path))  # raises InvalidInput: the file is untouched
+    # Invalid, it raises InvalidInput and the file is untouched.
+    spec, parsed, problems = _parse(new_text, str(path))
+    if problems:
+        raise InvalidInput(problems, hint=SCHEMA_HINT)
     if check is not None:
         check(LoadedSpec(spec, path.absolute(), parsed))
     write_atomic(path, new_text.encode(), mode=stat.S_IMODE(path.stat().st_mode))

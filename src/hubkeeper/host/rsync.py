@@ -36,11 +36,11 @@ NOBODY = 65534
 _INCOMPLETE = {23: "some files could not be read or copied",
                24: "files vanished while it was copied",
                30: f"reading it stalled for {STALL_SECONDS} s"}
-# The reading side ended part-way (5: at start-up, 12: mid-stream, 19/20: on a signal).
-# A home's owner may signal the process reading their home (exec copies its effective uid,
-# theirs, to its saved uid), though never trace it or write to it: that is their home's
-# loss alone.
-_READER_ENDED = (5, 12, 19, 20)
+# The reading side ended part-way (5: at start-up, 10 or 12: mid-stream, as the receiver
+# saw the pipe break first or the protocol end first, 19/20: on a signal). A home's owner
+# may signal the process reading their home (exec copies its effective uid, theirs, to its
+# saved uid), though never trace it or write to it: that is their home's loss alone.
+_READER_ENDED = (5, 10, 12, 19, 20)
 # The receiver's own words for a full disk end the line with the errno; a file name in a
 # message is always quoted, so it cannot end a line this way.
 _FULL = re.compile(r"No space left on device \(28\)$")
