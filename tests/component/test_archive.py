@@ -78,7 +78,7 @@ def course() -> Iterator[Course]:
     require_root()
     remove_test_accounts()
     shutil.rmtree(DATA, ignore_errors=True)
-    root = Path(tempfile.mkdtemp(prefix="hktest-archive-"))
+    root = Path(tempfile.mkdtemp(prefix=f"{TEST_ACCOUNT_PREFIX}-archive-"))
     os.chmod(root, 0o755)
     hub = None
     try:

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.support.hubproc import HUBKEEPER, free_ports
 from tests.support.simuser import run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
-DATA = Path("/srv/hktest-course-data")
-PROJECT = Path("/srv/hktest-course-projects/lab")
+ANN, BO, LAB = f"{P}01", f"{P}02", f"{P}lab"
+DATA = Path(f"/srv/{P}-course-data")
+PROJECT = Path(f"/srv/{P}-course-projects/lab")
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def course(workdir: Path, clean_accounts):
 
 
 def write_course(workdir: Path) -> Path:
-    (workdir / "class.csv").write_text("username,groups\nhktest01,hktestlab\nhktest02,\n")
+    (workdir / "class.csv").write_text(f"username,groups\n{ANN},{LAB}\n{BO},\n")
     (workdir / "tpl").mkdir(mode=0o755)
     (workdir / "tpl" / "week1.txt").write_text("read me first\n")
     os.chmod(workdir / "tpl" / "week1.txt", 0o644)
@@ -57,10 +59,10 @@ users:
   roster: {{csv: class.csv}}
 environments:
   basics: {{packages: [tabulate], default: true}}
-  lab: {{packages: [toolz], groups: [hktestlab], home_template: tpl}}
+  lab: {{packages: [toolz], groups: [{LAB}], home_template: tpl}}
 data:
   shared: [{{path: {DATA}, link: data}}]
-  group_folders: [{{path: {PROJECT}, group: hktestlab, link: project}}]
+  group_folders: [{{path: {PROJECT}, group: {LAB}, link: project}}]
 hooks:
   as_root: [{{script: hooks/root.sh}}]
   as_user: [{{script: hooks/user.sh}}]
@@ -115,19 +117,19 @@ def test_a_course_in_one_apply(course: Path, hubs) -> None:
     import ast
 
     ann = json.loads(ast.literal_eval(asyncio.run(
-        visit(hub.url, "hktest01", passwords["hktest01"], "lab", PROBE))))
-    home = pwd.getpwnam("hktest01").pw_dir
+        visit(hub.url, ANN, passwords[ANN], "lab", PROBE))))
+    home = pwd.getpwnam(ANN).pw_dir
     assert ann == {"cwd": f"{home}/lab", "env": "lab", "dataset": "a,b\n1,2\n",
                    "write_data": "PermissionError", "project": "written", "week1": True,
                    "tabulate": False, "toolz": True}
     bo = json.loads(ast.literal_eval(asyncio.run(visit(
-        hub.url, "hktest02", passwords["hktest02"], None,
+        hub.url, BO, passwords[BO], None,
         PROBE.replace("'project': attempt(os.path.expanduser('~/project/notes.txt'))",
                       "'project': os.path.exists(os.path.expanduser('~/project'))")))))
-    home = pwd.getpwnam("hktest02").pw_dir
+    home = pwd.getpwnam(BO).pw_dir
     assert bo == {"cwd": f"{home}/basics", "env": "basics", "dataset": "a,b\n1,2\n",
                   "write_data": "PermissionError", "project": False, "week1": False,
                   "tabulate": True, "toolz": False}
-    uid_ann, uid_bo = (pwd.getpwnam(n).pw_uid for n in ("hktest01", "hktest02"))
+    uid_ann, uid_bo = (pwd.getpwnam(n).pw_uid for n in (ANN, BO))
     assert (course / "out" / "log").read_text().splitlines() == [
-        "root 0 hktest01", f"user {uid_ann} lab", "root 0 hktest02", f"user {uid_bo} basics"]
+        f"root 0 {ANN}", f"user {uid_ann} lab", f"root 0 {BO}", f"user {uid_bo} basics"]

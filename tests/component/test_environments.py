@@ -14,20 +14,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.support.hubproc import HUBKEEPER, journaled, write_config
 from tests.support.simuser import SimUser
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
 PASSWORD = "Correct-Horse-7"
+LAB = f"{P}lab"
 # tabulate and toolz are tiny pure-Python packages that hubkeeper's venv does not have.
-ENVIRONMENTS = """\
-environments:
-  tables: {packages: [tabulate], default: true}
-  fun: {packages: [toolz], groups: [hktestlab], home_template: tpl}
-hooks:
-  as_root: [{script: hooks/env.sh}]
-"""
+ENVIRONMENTS = (
+    "environments:\n"
+    "  tables: {packages: [tabulate], default: true}\n"
+    "  fun: {packages: [toolz], groups: [" + LAB + "], home_template: tpl}\n"
+    "hooks:\n"
+    "  as_root: [{script: hooks/env.sh}]\n")
 PROBE = ("import os, sys\nr = {'prefix': sys.prefix, 'cwd': os.getcwd(), "
          "'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd')}\n"
          "for m in ('tabulate', 'toolz'):\n"
@@ -95,8 +96,8 @@ def result(text: str) -> dict:
 
 
 def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
-    ann = accounts("hktest1", password=PASSWORD)  # in hktestlab: tables and fun
-    bo = accounts("hktest2", password=PASSWORD)  # tables only
+    ann = accounts(f"{P}1", password=PASSWORD)  # in LAB: tables and fun
+    bo = accounts(f"{P}2", password=PASSWORD)  # tables only
     (workdir / "tpl" / "sub").mkdir(parents=True)
     (workdir / "tpl" / "notes.txt").write_text("from the template\n")
     (workdir / "tpl" / "sub" / "data.csv").write_text("a,b\n")
@@ -111,7 +112,7 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann, bo),
                           extra=ENVIRONMENTS)
     config.write_text(config.read_text().replace(
-        "users:\n", "users:\n  groups: {hktestlab: [hktest1]}\n"))
+        "users:\n", f"users:\n  groups: {{{LAB}: [{ann}]}}\n"))
 
     built = hubkeeper(config, "env", "build")
     assert built.returncode == 0, built.stderr

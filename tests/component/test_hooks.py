@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.support.hubproc import HUBKEEPER, journaled, write_config
 from tests.support.procs import wait_gone
 from tests.support.simuser import SimUser, SimUserError, run_once
@@ -95,7 +96,7 @@ async def failed_start(url: str, name: str) -> tuple[str, str, float]:
 
 def test_hooks_run_in_order_as_root_then_as_the_user_with_the_variables(
         workdir: Path, hubs, accounts) -> None:
-    ann = accounts("hktest1", password=PASSWORD)
+    ann = accounts(f"{P}1", password=PASSWORD)
     out = outbox(workdir)
     (out / "order").touch(mode=0o666)
     os.chmod(out / "order", 0o666)  # as_root hooks and as_user hooks append to one file
@@ -108,7 +109,7 @@ def test_hooks_run_in_order_as_root_then_as_the_user_with_the_variables(
     config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann,),
                           extra=hooks_yaml([first, second], [mine]))
     config.write_text(config.read_text().replace(
-        "users:\n", "users:\n  groups: {hktestg: [hktest1], hktesth: [hktest1]}\n"))
+        "users:\n", f"users:\n  groups: {{{P}g: [{ann}], {P}h: [{ann}]}}\n"))
     hub = hubs.start(journaled(config, ann))
 
     assert asyncio.run(run_as(hub.url, ann, "import os; os.getuid()")) == \
@@ -116,8 +117,8 @@ def test_hooks_run_in_order_as_root_then_as_the_user_with_the_variables(
 
     account = pwd.getpwnam(ann)
     home = account.pw_dir
-    common = (f"USER={ann} ACCOUNT={ann} HOME={home} GROUPS=hktestg hktesth ENV=[] "
-              "HUB=hktest")
+    common = (f"USER={ann} ACCOUNT={ann} HOME={home} GROUPS={P}g {P}h ENV=[] "
+              f"HUB={P}")  # write_config's hub name
     lines = (out / "order").read_text().splitlines()
     assert lines == [
         f"{workdir}/hooks/root1.sh 0 0 / {common} H=/root",
@@ -141,7 +142,7 @@ def test_hooks_run_in_order_as_root_then_as_the_user_with_the_variables(
 
 def test_failing_hook_stops_the_start_and_names_the_script_not_its_output(
         workdir: Path, hubs, accounts) -> None:
-    ann = accounts("hktest1", password=PASSWORD)
+    ann = accounts(f"{P}1", password=PASSWORD)
     out = outbox(workdir)
     ok = script(workdir / "hooks" / "ok.sh", f"touch {out}/ok-ran\n")
     bad = script(workdir / "hooks" / "fail.sh", "echo SECRET-TOKEN-123\nexit 3\n")
@@ -164,7 +165,7 @@ def test_failing_hook_stops_the_start_and_names_the_script_not_its_output(
 
 def test_with_warn_a_failing_hook_is_logged_and_the_server_starts(workdir: Path, hubs,
                                                                   accounts) -> None:
-    ann = accounts("hktest1", password=PASSWORD)
+    ann = accounts(f"{P}1", password=PASSWORD)
     bad = script(workdir / "hooks" / "fail.sh", "exit 7\n")
     hub = hubs.start(journaled(write_config(workdir, mode="system", auth="pam", admins=(),
                                             allowed=(ann,),
@@ -176,7 +177,7 @@ def test_with_warn_a_failing_hook_is_logged_and_the_server_starts(workdir: Path,
 
 def test_a_hanging_hook_is_killed_at_its_timeout_with_its_whole_process_group(
         workdir: Path, hubs, accounts) -> None:
-    ann = accounts("hktest1", password=PASSWORD)
+    ann = accounts(f"{P}1", password=PASSWORD)
     out = outbox(workdir)
     # The shell forks `sleep`: both must go. The child's pid is reported too.
     hang = script(workdir / "hooks" / "hang.sh",
@@ -198,8 +199,8 @@ def test_a_hanging_hook_is_killed_at_its_timeout_with_its_whole_process_group(
 
 def test_disk_guard_refuses_the_start_when_too_little_is_free(workdir: Path, hubs,
                                                               accounts) -> None:
-    ann = accounts("hktest1", password=PASSWORD)
-    mount = Path("/mnt/hktest-full")
+    ann = accounts(f"{P}1", password=PASSWORD)
+    mount = Path(f"/mnt/{P}-full")
     mount.mkdir(exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
     try:
@@ -231,7 +232,7 @@ def test_disk_guard_refuses_the_start_when_too_little_is_free(workdir: Path, hub
 
 def test_usage_lists_homes_largest_first_with_real_byte_counts(workdir: Path,
                                                                accounts) -> None:
-    names = [accounts(f"hktest{i}") for i in (1, 2, 3)]
+    names = [accounts(f"{P}{i}") for i in (1, 2, 3)]
     sizes = {names[0]: 1000, names[1]: 3 * 1024 * 1024}
     for name, size in sizes.items():
         account = pwd.getpwnam(name)

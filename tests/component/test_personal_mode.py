@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.support.hubproc import HUBKEEPER, _answers, free_ports
 from tests.support.procs import uid_of, wait_gone
 from tests.support.simuser import SimUser
@@ -22,10 +23,10 @@ pytestmark = [pytest.mark.component, pytest.mark.root]  # root only to create th
 
 
 def test_up_as_a_plain_user(accounts) -> None:
-    name = accounts("hktestme", home=True)
+    name = accounts(f"{P}me", home=True)
     account = pwd.getpwnam(name)
     home = Path(account.pw_dir)
-    work = Path(tempfile.mkdtemp(prefix="hktest-", dir=home))
+    work = Path(tempfile.mkdtemp(prefix=f"{P}-", dir=home))
     shutil.chown(work, account.pw_uid, account.pw_gid)
     port, api_port, proxy_port = free_ports(3)
     (work / "hub.yaml").write_text(

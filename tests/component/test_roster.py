@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.config import load
+from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.support.hubproc import HUBKEEPER, free_ports
 from tests.support.procs import server_pids
 from tests.support.simuser import SimUserError, run_once
@@ -25,6 +26,8 @@ from tests.support.simuser import SimUserError, run_once
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
 ETC = [Path("/etc") / name for name in ("passwd", "group", "shadow", "gshadow")]
+A01, A02, A03 = f"{P}01", f"{P}02", f"{P}03"
+PROF, ST, TAS = f"{P}prof", f"{P}st", f"{P}tas"
 
 
 def hubkeeper(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -37,7 +40,7 @@ def write_csv(workdir: Path, names: list[str], tas: tuple[str, ...] = ()) -> Non
         writer = csv.writer(handle)
         writer.writerow(["username", "groups", "name", "email"])
         for name in names:
-            groups = "hktesttas;hktestst" if name in tas else "hktestst"
+            groups = f"{TAS};{ST}" if name in tas else ST
             writer.writerow([name, groups, f"Student {name[-2:]}", f"{name}@example.org"])
 
 
@@ -51,7 +54,7 @@ def write_roster(workdir: Path, names: list[str], *, tas: tuple[str, ...] = (),
         f"proxy: {{api_port: {proxy_port}}}\n"
         "auth: {kind: pam}\n"
         "users:\n"
-        "  admins: [hktestprof]\n"
+        f"  admins: [{PROF}]\n"
         "  roster: {csv: class.csv}\n" + extra)
     return config
 
@@ -77,21 +80,21 @@ def hub_api(config: Path, path: str):
 
 
 def test_thirty_users_from_a_roster(workdir: Path, hubs, clean_accounts) -> None:
-    names = [f"hktest{n:02d}" for n in range(1, 31)]
-    config = write_roster(workdir, names, tas=("hktest01", "hktest02"))
+    names = [f"{P}{n:02d}" for n in range(1, 31)]
+    config = write_roster(workdir, names, tas=(A01, A02))
     applied = hubkeeper(config, "apply")
     assert applied.returncode == 0, applied.stderr
     assert "applied" in applied.stdout
 
-    for name in [*names, "hktestprof"]:
+    for name in [*names, PROF]:
         account = pwd.getpwnam(name)
         home = Path(account.pw_dir)
         info = home.stat()
         assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o700, account.pw_uid), name
-    assert set(grp.getgrnam("hktestst").gr_mem) == set(names)
-    assert set(grp.getgrnam("hktesttas").gr_mem) == {"hktest01", "hktest02"}
+    assert set(grp.getgrnam(ST).gr_mem) == set(names)
+    assert set(grp.getgrnam(TAS).gr_mem) == {A01, A02}
     passwords = credentials(workdir)
-    assert set(passwords) == {*names, "hktestprof"}
+    assert set(passwords) == {*names, PROF}
     shadow = {line.split(":")[0]: line.split(":")[1]
               for line in Path("/etc/shadow").read_text().splitlines()}
     for name in names:
@@ -99,16 +102,16 @@ def test_thirty_users_from_a_roster(workdir: Path, hubs, clean_accounts) -> None
 
     hub = hubs.start(config)
     users = {user["name"]: user for user in hub_api(config, "/users")}
-    assert set(users) == {*names, "hktestprof"}
-    assert [name for name, user in users.items() if user["admin"]] == ["hktestprof"]
+    assert set(users) == {*names, PROF}
+    assert [name for name, user in users.items() if user["admin"]] == [PROF]
     groups = {group["name"]: set(group["users"]) for group in hub_api(config, "/groups")}
-    assert groups == {"hktestst": set(names), "hktesttas": {"hktest01", "hktest02"}}
+    assert groups == {ST: set(names), TAS: {A01, A02}}
 
     # A generated password logs in through PAM and the login form; A cannot read B's home.
-    code = ("import os\ntry:\n    os.listdir('/home/hktest02')\n    r = 'readable'\n"
+    code = (f"import os\ntry:\n    os.listdir('/home/{A02}')\n    r = 'readable'\n"
             "except PermissionError:\n    r = 'denied'\n(os.getuid(), r)")
-    result = asyncio.run(run_once(hub.url, "hktest01", passwords["hktest01"], code))
-    assert result == repr((pwd.getpwnam("hktest01").pw_uid, "denied"))
+    result = asyncio.run(run_once(hub.url, A01, passwords[A01], code))
+    assert result == repr((pwd.getpwnam(A01).pw_uid, "denied"))
 
     # Idempotent: nothing to do, and not a byte or an mtime in /etc changes.
     before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in ETC}
@@ -120,37 +123,37 @@ def test_thirty_users_from_a_roster(workdir: Path, hubs, clean_accounts) -> None
 
 def test_roster_edits_lock_and_unlock_while_the_hub_runs(workdir: Path, hubs,
                                                           clean_accounts) -> None:
-    names = ["hktest01", "hktest02", "hktest03"]
+    names = [A01, A02, A03]
     config = write_roster(workdir, names)
     assert hubkeeper(config, "apply").returncode == 0
     passwords = credentials(workdir)
     hub = hubs.start(config)
     api_port = load(config).spec.hub.api_port
-    assert asyncio.run(run_once(hub.url, "hktest02", passwords["hktest02"],
+    assert asyncio.run(run_once(hub.url, A02, passwords[A02],
                                 "open('work.txt', 'w').write('mine')")) == "4"
-    assert "hktest02" in server_pids(api_port).values()
-    uid = pwd.getpwnam("hktest02").pw_uid
+    assert A02 in server_pids(api_port).values()
+    uid = pwd.getpwnam(A02).pw_uid
 
     # Removed from the roster: locked, server stopped, out of the hub; the home stays.
-    write_csv(workdir, ["hktest01", "hktest03"])
+    write_csv(workdir, [A01, A03])
     removed = hubkeeper(config, "apply")
     assert removed.returncode == 0, removed.stderr
-    for expected in ("lock hktest02", "hub-stop-server hktest02", "hub-unregister hktest02"):
+    for expected in (f"lock {A02}", f"hub-stop-server {A02}", f"hub-unregister {A02}"):
         assert expected in removed.stdout
-    assert "hktest02" not in server_pids(api_port).values()
-    assert Path("/etc/shadow").read_text().split("hktest02:", 1)[1].startswith("!")
-    assert Path("/home/hktest02/work.txt").read_text() == "mine"
-    assert "hktest02" not in {user["name"] for user in hub_api(config, "/users")}
+    assert A02 not in server_pids(api_port).values()
+    assert Path("/etc/shadow").read_text().split(f"{A02}:", 1)[1].startswith("!")
+    assert Path(f"/home/{A02}/work.txt").read_text() == "mine"
+    assert A02 not in {user["name"] for user in hub_api(config, "/users")}
     with pytest.raises(SimUserError, match="login refused"):
-        asyncio.run(run_once(hub.url, "hktest02", passwords["hktest02"], "1"))
+        asyncio.run(run_once(hub.url, A02, passwords[A02], "1"))
 
     # Back on the roster: unlocked, the same uid, in the hub again, the file is there.
     write_csv(workdir, names)
     readded = hubkeeper(config, "apply")
     assert readded.returncode == 0, readded.stderr
-    assert "unlock hktest02" in readded.stdout
-    assert pwd.getpwnam("hktest02").pw_uid == uid
-    assert asyncio.run(run_once(hub.url, "hktest02", passwords["hktest02"],
+    assert f"unlock {A02}" in readded.stdout
+    assert pwd.getpwnam(A02).pw_uid == uid
+    assert asyncio.run(run_once(hub.url, A02, passwords[A02],
                                 "open('work.txt').read()")) == "'mine'"
     assert json.loads(hubkeeper(config, "plan", "--json").stdout)["actions"] == []
 
@@ -158,7 +161,7 @@ def test_roster_edits_lock_and_unlock_while_the_hub_runs(workdir: Path, hubs,
 def test_killed_apply_converges(workdir: Path, clean_accounts) -> None:
     """kill -9 an apply of 200 users part-way, several times: the journal always parses, and
     the next apply finishes the job with every account recorded as ours."""
-    names = [f"hktest{n:03d}" for n in range(1, 201)]
+    names = [f"{P}{n:03d}" for n in range(1, 201)]
     config = write_roster(workdir, names)
     journal = workdir / "state" / "journal.json"
     rng = random.Random(7)
@@ -186,7 +189,7 @@ def test_killed_apply_converges(workdir: Path, clean_accounts) -> None:
 
 
 def _count() -> int:
-    return Path("/etc/passwd").read_text().count("\nhktest")
+    return Path("/etc/passwd").read_text().count(f"\n{P}")
 
 
 def _exists(name: str) -> bool:
@@ -198,15 +201,15 @@ def _exists(name: str) -> bool:
 
 
 def test_existing_accounts_and_groups_are_not_taken_over(workdir: Path, accounts) -> None:
-    accounts("hktestmine")  # made outside hubkeeper
-    subprocess.run(["groupadd", "hktestgrp"], check=True)
-    config = write_roster(workdir, ["hktestmine", "hktest01"],
-                          extra="  groups: {hktestgrp: [hktest01]}\n")
+    accounts(f"{P}mine")  # made outside hubkeeper
+    subprocess.run(["groupadd", f"{P}grp"], check=True)
+    config = write_roster(workdir, [f"{P}mine", A01],
+                          extra=f"  groups: {{{P}grp: [{A01}]}}\n")
     before = {path: path.read_bytes() for path in ETC}
     result = hubkeeper(config, "apply")
     assert result.returncode == 2
-    assert (f"{workdir / 'class.csv'}:2: username: 'hktestmine' is an existing account"
+    assert (f"{workdir / 'class.csv'}:2: username: '{P}mine' is an existing account"
             in result.stderr)
-    assert "group 'hktestgrp' already exists on this machine" in result.stderr
+    assert f"group '{P}grp' already exists on this machine" in result.stderr
     assert {path: path.read_bytes() for path in ETC} == before
-    assert not os.path.exists("/home/hktest01")
+    assert not os.path.exists(f"/home/{A01}")

@@ -91,11 +91,11 @@ def test_missing_account_is_an_error_before_anything_changes(workdir: Path,
     from tests.support.hubproc import HUBKEEPER
 
     config = write_config(workdir, mode="system", auth="pam", admins=(),
-                          allowed=("hktestnobody",))
+                          allowed=(f"{TEST_ACCOUNT_PREFIX}nobody",))
     result = subprocess.run([HUBKEEPER, "--config", str(config), "up"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2
-    assert (f"{config}:13:13: users.allowed[0]: 'hktestnobody' has no Linux account"
+    assert (f"{config}:13:13: users.allowed[0]: '{TEST_ACCOUNT_PREFIX}nobody' has no Linux account"
             in result.stderr)
     assert not (workdir / "state").exists()
 

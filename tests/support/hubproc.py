@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubkeeper.config import load
+from tests.conftest import TEST_ACCOUNT_PREFIX
 
 HUBKEEPER = str(Path(sys.executable).parent / "hubkeeper")
 
@@ -30,7 +31,7 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def write_config(directory: Path, *, name: str = "hktest", mode: str = "personal",
+def write_config(directory: Path, *, name: str = TEST_ACCOUNT_PREFIX, mode: str = "personal",
                  auth: str = "shared-password", admins: tuple[str, ...] = ("instructor",),
                  allowed: tuple[str, ...] = ("student1", "student2"), proxy: str = "python",
                  extra: str = "", hub_extra: str = "", users: str | None = None,
