@@ -11,6 +11,11 @@ def _host(ip: str) -> str:
     return ip if ":" not in ip else f"[{ip}]"
 
 
+def bind_url(spec: HubSpec) -> str:
+    """Where the hub's proxy listens (JupyterHub.bind_url): hub.ip:hub.port with base_url."""
+    return f"http://{_host(spec.hub.ip)}:{spec.hub.port}{spec.hub.base_url}"
+
+
 def public_url(spec: HubSpec) -> str:
     """Where the hub's proxy answers on this machine (hub.ip:hub.port with base_url); a
     wildcard address is reached on the loopback."""

@@ -20,7 +20,11 @@ from hubkeeper.base.errors import HubkeeperError, Problem
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.rules.roster import cluster_rule_problems, roster_problems
+from hubkeeper.config.rules.roster import (
+    cluster_rule_problems,
+    environment_group_problems,
+    roster_problems,
+)
 from hubkeeper.config.types import config_relative
 from hubkeeper.host.accounts import HostUsers
 from hubkeeper.host.site import site_problems
@@ -235,6 +239,12 @@ def environment_file_problems(loaded: LoadedSpec,
                 ("environments", name),
                 f"environment {name!r} is not built yet; run `hubkeeper env build {name}`"))
     return problems
+
+
+def environment_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:
+    """Before environments are built (`env build`, `apply`): their groups are roster groups
+    and the files they name are there."""
+    return environment_group_problems(loaded, roster.groups) + environment_file_problems(loaded)
 
 
 def cluster_problems(loaded: LoadedSpec, roster: Roster) -> list[Problem]:

@@ -22,14 +22,13 @@ from pathlib import Path
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.base.files import write_atomic
 from hubkeeper.config.loader import LoadedSpec
-from hubkeeper.config.rules.roster import environment_group_problems
 from hubkeeper.context.urls import hub_api_url
 from hubkeeper.host import envs
 from hubkeeper.host.accounts import HostUsers, observe
 from hubkeeper.host.dirs import link_in_home, make_group_folder, make_shared_dir
 from hubkeeper.host.hubapi import HubAPI, HubUnreachable
 from hubkeeper.host.pathfacts import observe_paths
-from hubkeeper.host.preflight import environment_file_problems
+from hubkeeper.host.preflight import environment_problems
 from hubkeeper.host.shadow import PASSWORD_BATCH, ShadowTools
 from hubkeeper.ops.execute import Effector, Effectors
 from hubkeeper.ops.execute import execute as execute_actions
@@ -121,8 +120,7 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
             notes.append("personal mode: data.shared and data.group_folders need system mode "
                          "(root) and are not set up")
     if host_side and loaded.spec.environments:  # apply builds what changed, like `env build`
-        problems = (environment_group_problems(loaded, roster.groups)
-                    + environment_file_problems(loaded))
+        problems = environment_problems(loaded, roster)
         if problems:
             raise InvalidInput(problems, hint="nothing was changed")
         actions += [Action("build-environment", name) for name in loaded.spec.environments

@@ -19,7 +19,7 @@ from hubkeeper.config.model import HubSpec, default_environment
 from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.context.runtime import Runtime
-from hubkeeper.context.urls import hub_bind_url
+from hubkeeper.context.urls import bind_url, hub_bind_url
 from hubkeeper.render.extra_services import update_extra_services
 from hubkeeper.render.hubkeeper_services import update_culling, update_schedule, update_services
 from hubkeeper.state import github_ids, invites
@@ -57,8 +57,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
 
 
 def update_hub(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    host = spec.hub.ip if ":" not in spec.hub.ip else f"[{spec.hub.ip}]"
-    c.JupyterHub.bind_url = f"http://{host}:{spec.hub.port}{spec.hub.base_url}"
+    c.JupyterHub.bind_url = bind_url(spec)
     c.JupyterHub.hub_bind_url = hub_bind_url(spec)
     c.JupyterHub.db_url = f"sqlite:///{runtime.state.database}"
     c.JupyterHub.cookie_secret_file = runtime.secrets.cookie_secret_file

@@ -9,10 +9,9 @@ from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import default_environment
-from hubkeeper.config.rules.roster import environment_group_problems
 from hubkeeper.context.hub import Hub
 from hubkeeper.host import envs, images
-from hubkeeper.host.preflight import environment_file_problems
+from hubkeeper.host.preflight import environment_problems
 from hubkeeper.state.statedir import StatePaths
 
 
@@ -54,8 +53,7 @@ def _setup(hub: Hub) -> tuple[LoadedSpec, StatePaths]:
     if not loaded.spec.environments:
         raise HubkeeperError(f"{loaded.path} declares no environments",
                              hint="add an environments: section (see docs/environments.md)")
-    problems = (environment_group_problems(loaded, hub.roster.groups)
-                + environment_file_problems(loaded))
+    problems = environment_problems(loaded, hub.roster)
     if problems:
         raise InvalidInput(problems)
     return loaded, hub.paths
