@@ -68,9 +68,9 @@ INVALID = [
      "hub.yaml:2:13: hub.base_url: 'course' must start and end with '/'"),
     ("hub name upper case", "hub:\n  name: Physics\nusers: {allowed: [a]}\n",
      "hub.yaml:2:9: hub.name: 'Physics' is not valid; use lower-case letters, digits and '-'"),
-    ("unknown auth kind", "auth:\n  kind: ldap\nusers: {allowed: [a]}\n",
-     "hub.yaml:2:9: auth.kind: must be one of 'shared-password', 'pam', 'dummy', 'native' "
-     "or 'github'; got 'ldap'"),
+    ("unknown auth kind", "auth:\n  kind: kerberos\nusers: {allowed: [a]}\n",
+     "hub.yaml:2:9: auth.kind: must be one of 'shared-password', 'pam', 'dummy', 'native', "
+     "'github', 'oidc', 'ldap' or 'lti13'; got 'kerberos'"),
     ("unknown backend", "backend: nomad\nusers: {allowed: [a]}\n",
      "hub.yaml:1:10: backend: must be one of 'local', 'docker', 'slurm' or 'kubernetes'; "
      "got 'nomad'"),
@@ -215,7 +215,7 @@ def test_invalid_hub_yaml_is_reported_at_its_line(text: str, expected: str) -> N
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    text = "hub:\n  prot: 1\n  ip: nowhere\nauth:\n  kind: ldap\nusers:\n  allowed: [Ada]\n"
+    text = "hub:\n  prot: 1\n  ip: nowhere\nauth:\n  kind: kerberos\nusers:\n  allowed: [Ada]\n"
     lines = [problem.split(":")[1] for problem in problems_of(text)]
     assert lines == ["2", "3", "5", "7"]
 

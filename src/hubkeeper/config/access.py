@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from hubkeeper.config.auth_providers import LDAPSection, LTI13Section, OIDCSection
 from hubkeeper.config.types import (
     GITHUB_ORG_OR_TEAM_PATTERN,
     GITHUB_TEAM_PATTERN,
     HUB_NAME_PATTERN,
-    USERNAME_PATTERN,
+    GroupName,
     Period,
     Port,
     Section,
@@ -94,11 +95,6 @@ class ProxySection(Section):
 
 GitHubOrgOrTeam = Annotated[str, Field(pattern=GITHUB_ORG_OR_TEAM_PATTERN)]
 GitHubTeam = Annotated[str, Field(pattern=GITHUB_TEAM_PATTERN)]
-GroupName = Annotated[
-    str,
-    Field(pattern=USERNAME_PATTERN,
-          description="A group name: the same rules as a Linux user name."),
-]
 
 
 class GitHubSection(Section):
@@ -122,10 +118,16 @@ class GitHubSection(Section):
         "become the groups of their teams, plus their roster groups. A group named here "
         "must not also be a roster group.",
     )
+    admin_teams: list[GitHubTeam] = Field(
+        default_factory=list,
+        description="Members of these GitHub teams ('org:team') are hub admins, decided at "
+        "each login (e.g. the TAs' team); roster admins stay admins.",
+    )
 
 
 class AuthSection(Section):
-    kind: Literal["shared-password", "pam", "dummy", "native", "github"] | None = Field(
+    kind: Literal["shared-password", "pam", "dummy", "native", "github", "oidc", "ldap",
+                  "lti13"] | None = Field(
         None,
         description="Default: pam in system mode, shared-password in personal mode. "
         "shared-password: one password for every allowed user (demos, "
@@ -137,7 +139,11 @@ class AuthSection(Section):
         "only with the invite code `hubkeeper apply` issues for it (credentials file), "
         "anyone else waits for an admin's approval at <hub>/hub/authorize. "
         "github: log in with GitHub (see auth.github); each login is bound to the GitHub "
-        "user id of its first login.",
+        "user id of its first login. oidc: an OpenID Connect provider (Keycloak, Entra ID, "
+        "Google, Okta; see auth.oidc). ldap: an LDAP or Active Directory server (see "
+        "auth.ldap). lti13: launches from a learning management system over LTI 1.3 (see "
+        "auth.lti13). With these four, users.accounts: first_login lets the provider admit "
+        "people.",
     )
     password_file: str | None = Field(
         None,
@@ -175,6 +181,20 @@ class AuthSection(Section):
         default_factory=GitHubSection,
         description="github only, and required there: the GitHub OAuth app and who may "
         "log in.",
+    )
+    oidc: OIDCSection = Field(
+        default_factory=OIDCSection,
+        description="oidc only, and required there: the OpenID Connect provider and who "
+        "may log in.",
+    )
+    ldap: LDAPSection = Field(
+        default_factory=LDAPSection,
+        description="ldap only, and required there: the LDAP server and who may log in.",
+    )
+    lti13: LTI13Section = Field(
+        default_factory=LTI13Section,
+        description="lti13 only, and required there: the learning management system "
+        "(platform) that launches the hub.",
     )
 
 
@@ -237,9 +257,31 @@ class UsersSection(Section):
         description="Prefix of the Linux account names (e.g. 'jupyter-'); the hub user "
         "name stays without it. Off by default.",
     )
+    accounts: Literal["roster", "first_login"] = Field(
+        "roster",
+        description="Who gets a Linux account (system mode). roster: the people the roster "
+        "lists, made by `apply`. first_login: also anyone the identity provider admits "
+        "(auth.kind github, oidc, ldap or lti13: an organisation or team, a claim, an LDAP "
+        "group, a course launch), made at their first login exactly like a roster account "
+        "and bound to the provider's stable id for that person.",
+    )
     allow_all: bool = Field(
         False,
         description="Let anyone the authenticator accepts log in (e.g. every GitHub member "
         "of auth.github.organizations). In system mode a login still needs an account "
         "hubkeeper made (or adopted) for that user. Off by default: list users instead.",
     )
+
+
+PROVIDERS = ("github", "oidc", "ldap", "lti13")  # identity providers: first_login admits
+
+
+def provider_groups(auth: AuthSection) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The provider's group -> hub group map and the provider groups whose members are
+    admins, for auth.kind (empty for the kinds without a provider)."""
+    if auth.kind == "github":
+        return dict(auth.github.teams_to_groups), tuple(auth.github.admin_teams)
+    if auth.kind in ("oidc", "ldap", "lti13"):
+        section = getattr(auth, auth.kind)
+        return dict(section.groups), tuple(section.admin_groups)
+    return {}, ()

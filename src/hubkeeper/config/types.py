@@ -255,3 +255,10 @@ def config_relative(directory: Path, value: str) -> Path:
     """A path written in hub.yaml: relative paths are relative to hub.yaml's directory."""
     path = Path(value).expanduser()
     return Path(os.path.normpath(path if path.is_absolute() else directory / path))
+
+
+GroupName = Annotated[
+    str,
+    Field(pattern=USERNAME_PATTERN,
+          description="A group name: the same rules as a Linux user name."),
+]

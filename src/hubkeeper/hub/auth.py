@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+from dataclasses import dataclass
 
 from jupyterhub.auth import PAMAuthenticator as _PAMAuthenticator
 from jupyterhub.handlers import BaseHandler
@@ -19,7 +20,7 @@ from nativeauthenticator.handlers import LoginHandler as _NativeLoginHandler
 from nativeauthenticator.handlers import SignUpHandler as _NativeSignUpHandler
 from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
-from traitlets import Dict, List, Unicode
+from traitlets import Bool, Dict, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from hubkeeper.state import github_ids, invites
@@ -33,6 +34,22 @@ def refusal(status: int, message: str) -> web.HTTPError:
     return error
 
 
+@dataclass(frozen=True)
+class ProviderIdentity:
+    """Who an identity provider says a login is, beyond the name.
+
+    `subject` is the provider's stable id for the person, prefixed by the provider so that
+    two providers never collide: 'github:<numeric id>', 'oidc:<iss> <sub>', 'ldap:<entry
+    DN or uidNumber>', 'lti13:<iss> <sub>'. A hub user stays bound to the subject of their
+    first login. `groups` are the provider's own group names (GitHub 'org:team', a claim's
+    values, LDAP group DNs, LTI roles and the context id), mapped to hub groups by
+    `HubkeeperAuthenticator.group_map`."""
+
+    provider: str
+    subject: str
+    groups: frozenset[str] = frozenset()
+
+
 class HubkeeperAuthenticator(LoggingConfigurable):
     """What every hubkeeper authenticator adds (mixed in before JupyterHub's class, set as
     c.HubkeeperAuthenticator): in system mode, only a hub user with an account in
@@ -43,6 +60,47 @@ class HubkeeperAuthenticator(LoggingConfigurable):
         help="system mode: hubkeeper's journal; a login whose hub user has no account in it "
         "is refused. Empty (personal mode): no such check.",
     )
+
+    first_login = Bool(
+        False, config=True,
+        help="users.accounts: first_login. A login the provider admitted whose hub user has "
+        "no account yet gets one (admit_command) before it goes on.",
+    )
+    admit_command = List(
+        Unicode(), config=True,
+        help="The command that makes a first-login account (hubkeeper's `users admit`), "
+        "run as the hub's account with the user's name, provider, subject, groups and "
+        "admin flag appended as options.",
+    )
+    subjects_file = Unicode(
+        "", config=True,
+        help="Where each hub user's provider subject is recorded at their first login (JSON, "
+        "0600). A later login of the name with another subject is refused. Empty: not "
+        "bound.",
+    )
+    group_map = Dict(
+        key_trait=Unicode(), value_trait=Unicode(), config=True,
+        help="The provider's group -> hub group.",
+    )
+    admin_groups = List(
+        Unicode(), config=True,
+        help="Provider groups whose members are hub admins (decided at each login).",
+    )
+    roster_groups = Dict(
+        key_trait=Unicode(), value_trait=List(Unicode()), config=True,
+        help="Hub user -> hub groups the user keeps whatever their provider groups (the "
+        "roster's).",
+    )
+    roster_admins = List(
+        Unicode(), config=True,
+        help="Hub users who are admins whatever their provider groups (the roster's).",
+    )
+
+    def provider_identity(self, model: dict) -> ProviderIdentity | None:
+        """The provider's subject and groups for an authenticated model; None for logins
+        without an identity provider (PAM, native, shared password). Each provider's class
+        overrides it."""
+        return None
 
     async def get_authenticated_user(self, handler, data):  # type: ignore[no-untyped-def]
         model = await super().get_authenticated_user(handler, data)  # type: ignore[misc]

@@ -32,6 +32,9 @@ AUTHENTICATORS = {
     "dummy": "jupyterhub.auth.DummyAuthenticator",
     "native": "hubkeeper.hub.auth.NativeAuthenticator",
     "github": "hubkeeper.hub.auth.GitHubTeamsAuthenticator",
+    "oidc": "hubkeeper.hub.auth_oidc.OIDCAuthenticator",
+    "ldap": "hubkeeper.hub.auth_ldap.LDAPAuthenticator",
+    "lti13": "hubkeeper.hub.auth_lti13.LTI13Authenticator",
 }
 
 
