@@ -129,3 +129,75 @@ def test_roster_people_log_in_with_their_directory_password(workdir: Path, slapd
     refused(hub.url, ANN, "not-" + ANN.password)
     refused(hub.url, TIM)  # in students and tas, but no account: the roster decides here
     refused(hub.url, OUT)
+
+
+def test_check_wants_the_search_accounts_password_in_the_state_dir(workdir: Path) -> None:
+    """The password of lookup_dn_search_user is read from <state>/secrets, never hub.yaml:
+    `check` names its file at that field's line until it is there, private."""
+    auth = ("ldap\n  ldap:\n    server: ldaps://ldap.example.org\n"
+            "    user_search_base: 'ou=people,dc=example,dc=org'\n"
+            "    lookup_dn_search_user: 'cn=hub,ou=services,dc=example,dc=org'")
+    config = write_config(workdir, mode="personal", auth=auth)
+    line = config.read_text().splitlines().index(
+        "    lookup_dn_search_user: 'cn=hub,ou=services,dc=example,dc=org'") + 1
+    secret = workdir / "state" / "secrets" / "ldap-bind-password"
+
+    result = hk(config, "check")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (f"{config}:{line}:28: auth.ldap.lookup_dn_search_user: secret {secret} is "
+            "missing: it holds the password of auth.ldap.lookup_dn_search_user") \
+        in result.stderr
+    secret.parent.mkdir(parents=True, mode=0o700)
+    secret.write_text("search-pw\n")
+    secret.chmod(0o644)
+    assert f"secret {secret} is readable by other users" in hk(config, "check").stderr
+    secret.chmod(0o600)
+    result = hk(config, "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def rendered_authenticator(workdir: Path, auth: str):  # type: ignore[no-untyped-def]
+    """The LDAPAuthenticator configured exactly as the hub would be, from hub.yaml."""
+    from hubkeeper.context.hub import Hub
+    from hubkeeper.context.runtime import Runtime
+    from hubkeeper.hub.auth_ldap import LDAPAuthenticator
+    from hubkeeper.render.jupyterhub import render
+
+    config = write_config(workdir, mode="personal", auth=auth)
+    hub = Hub.open(config)
+    return LDAPAuthenticator(config=render(hub.spec, Runtime.from_hub(hub, redact=True)))
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ldaps"])
+def test_tls_verifies_the_servers_certificate(workdir: Path, slapd: LdapServer,
+                                              tls: str) -> None:
+    """StartTLS on ldap:// and TLS on ldaps://, the certificate checked against ca_file: the
+    right CA logs in; another CA is refused (503, the directory cannot be reached), before
+    any password leaves."""
+    from tornado.web import HTTPError
+
+    from tests.support.ldap import make_ca
+
+    server = slapd.url if tls == "starttls" else slapd.ldaps_url
+    other_ca, _, _ = make_ca(workdir, "other-ca")
+
+    def auth(ca_file: Path) -> str:
+        return (f"ldap\n  ldap:\n    server: {server}\n    tls: {tls}\n"
+                f"    ca_file: {ca_file}\n"
+                f"    bind_dn_template: ['uid={{username}},ou=people,{slapd.base}']\n"
+                f"    allowed_groups: ['{slapd.group_dn('students')}']")
+
+    authenticator = rendered_authenticator(workdir, auth(slapd.ca_file))
+    login = {"username": ANN.uid, "password": ANN.password}
+    model = asyncio.run(authenticator.authenticate(None, login))
+    assert model is not None and model["name"] == ANN.uid
+    identity = authenticator.provider_identity(model)
+    assert identity is not None
+    assert identity.subject == f"ldap:{slapd.entry_uuid(ANN.uid)}"
+    assert identity.groups == {slapd.group_dn("students")}
+
+    (workdir / "hub.yaml").unlink()
+    untrusting = rendered_authenticator(workdir, auth(other_ca))
+    with pytest.raises(HTTPError) as caught:
+        asyncio.run(untrusting.authenticate(None, login))
+    assert caught.value.status_code == 503

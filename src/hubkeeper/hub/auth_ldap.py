@@ -19,7 +19,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 from ldapauthenticator import LDAPAuthenticator as _LDAPAuthenticator
 
-from hubkeeper.hub.auth import HubkeeperAuthenticator, ProviderIdentity
+from hubkeeper.hub.auth import HubkeeperAuthenticator, ProviderIdentity, refusal
 
 # The entry's stable id, best first; the DN (which a rename changes) when none is there.
 ID_ATTRIBUTES = ("entryUUID", "objectGUID", "uidNumber")
@@ -48,6 +48,17 @@ class LDAPAuthenticator(HubkeeperAuthenticator, _LDAPAuthenticator):
     group DNs (as hub.yaml spells them), mapped to hub groups and admins by
     HubkeeperAuthenticator. Who is admitted is ldapauthenticator's own rule: the roster
     (allowed_users), users.allow_all, or membership of allowed_groups."""
+
+    async def authenticate(self, handler, data):  # type: ignore[no-untyped-def]
+        """ldapauthenticator's, with a server that cannot be reached (down, a TLS
+        certificate that does not verify) shown as such instead of a 500."""
+        try:
+            return await super().authenticate(handler, data)
+        except LDAPException as exc:
+            self.log.error("login of %s: the LDAP server %s:%s failed: %s",
+                           data.get("username"), self.server_address, self.server_port, exc)
+            raise refusal(503, "The hub cannot reach the directory (LDAP) server to check "
+                          "your password. Try again later, or tell your instructor.") from None
 
     def provider_identity(self, model: dict) -> ProviderIdentity | None:
         auth_state = model.get("auth_state") or {}
