@@ -56,7 +56,10 @@ LDAP_ATTRIBUTE_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
 
 
 class LDAPSection(ProviderSection):
-    """auth.ldap: jupyterhub-ldapauthenticator. Rules across fields: config/rules/auth_ldap.py."""
+    """An LDAP or Active Directory server (through jupyterhub-ldapauthenticator): where it
+    is, how the connection is encrypted, how a login name finds its entry, and which groups
+    admit people. `groups` and `admin_groups` name LDAP groups by their DN. See
+    docs/users.md."""
 
     server: Annotated[str, AfterValidator(check_ldap_url)] | None = Field(
         None,
