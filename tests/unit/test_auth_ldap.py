@@ -202,8 +202,8 @@ INVALID = [
      "hub.yaml:6:5: auth.ldap.bind_password: unknown key 'bind_password'"),
     ("first_login without allowed_groups",
      ldap_yaml(SERVER, TEMPLATE, users="users: {accounts: first_login, allowed: [ann]}\n"),
-     "hub.yaml:4:5: auth.ldap: with users.accounts: first_login, allowed_groups says whom "
-     "the directory admits"),
+     "hub.yaml:6:19: users.accounts: with first_login everyone in the directory could make "
+     "themselves an account here"),
     ("allow_all with allowed_groups",
      ldap_yaml(SERVER, TEMPLATE, f"allowed_groups: ['{STUDENTS}']",
                users="users: {allow_all: true}\n"),

@@ -53,6 +53,3 @@ def update_ldap_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     # Whoever leaves the allowed groups is refused at their next login, even if the hub's
     # database knows them.
     c.LDAPAuthenticator.allow_existing_users = False
-    if runtime.mode == "system":
-        # A login whose hub user has no account of hubkeeper's is refused (and its start).
-        c.HubkeeperAuthenticator.journal_path = str(runtime.state.journal)

@@ -46,10 +46,7 @@ def ldap_problems(spec: HubSpec) -> Found:
     """Every rule of auth.ldap across fields, as (field path, message) pairs."""
     auth = spec.auth
     if auth.kind != "ldap":
-        if "ldap" in auth.model_fields_set:
-            return [(SECTION, f"only used with kind 'ldap', not "
-                     f"{auth.kind or 'the default'!r}; remove it")]
-        return []
+        return []  # auth.ldap with another kind: rules/spec.py, as for every provider
     if "ldap" not in auth.model_fields_set:
         return [(("auth", "kind"),
                  "kind 'ldap' needs an auth.ldap section with at least server (e.g. "
@@ -60,10 +57,11 @@ def ldap_problems(spec: HubSpec) -> Found:
     problems += _group_problems(ldap)
     if spec.users.accounts == "first_login" and not ldap.allowed_groups \
             and not spec.users.allow_all:
-        problems.append((SECTION, "with users.accounts: first_login, allowed_groups says "
-                         "whom the directory admits: list the DNs of their LDAP groups "
-                         f"({EXAMPLE_DN}), or set users.allow_all: true to admit everyone "
-                         "who can bind"))
+        problems.append((("users", "accounts"),
+                         "with first_login everyone in the directory could make themselves "
+                         "an account here; list the DNs of the LDAP groups admitted in "
+                         f"auth.ldap.allowed_groups ({EXAMPLE_DN}), or, knowingly, set "
+                         "users.allow_all: true"))
     if spec.users.allow_all and ldap.allowed_groups:
         problems.append((("users", "allow_all"),
                          "with kind 'ldap' this lets everyone in the directory in, so "
