@@ -9,6 +9,7 @@ refused; archive and retire remove the accounts first login made."""
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
 import pwd
 import subprocess
@@ -111,6 +112,69 @@ def runs_as(config: Path, person: Person) -> None:
     for pid, name in servers.items():
         if name == person.uid:
             assert uid_of(pid) == uid
+
+
+def test_ldap_people_get_accounts_at_first_login(workdir: Path, slapd: LdapServer, hubs,
+                                                 clean_accounts) -> None:
+    config = ldap_hub(workdir, slapd)
+    check = hk(config, "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    hub = hubs.start(config)
+    for person in PEOPLE.values():
+        with pytest.raises(KeyError):
+            pwd.getpwnam(person.uid)  # known only to the directory
+
+    # ann (students): her first login makes her account; her server runs as it, runs code.
+    result, model = asyncio.run(first_visit(hub.url, ANN))
+    account = pwd.getpwnam(ANN.uid)
+    assert result == repr((2, account.pw_uid))
+    runs_as(config, ANN)
+    assert model["admin"] is False
+    record = journal(config)["accounts"][ANN.uid]
+    assert f"ldap:{slapd.entry_uuid(ANN.uid)}" in json.dumps(record), record
+
+    # tim (students and tas): an admin, in the hub group and Linux group mapped from tas.
+    result, model = asyncio.run(first_visit(hub.url, TIM))
+    assert result == repr((2, pwd.getpwnam(TIM.uid).pw_uid))
+    assert model["admin"] is True
+    assert TAS_GROUP in model["groups"]
+    assert TIM.uid in grp.getgrnam(TAS_GROUP).gr_mem
+
+    # ann again: the same account, nothing new made.
+    accounts = set(journal(config)["accounts"])
+    result, _ = asyncio.run(first_visit(hub.url, ANN))
+    assert result == repr((2, account.pw_uid))
+    assert set(journal(config)["accounts"]) == accounts == {ANN.uid, TIM.uid}
+
+    # Refused: a wrong password; someone outside the allowed group (and no account made).
+    refused(hub.url, ANN, "not-" + ANN.password)
+    refused(hub.url, OUT)
+    with pytest.raises(KeyError):
+        pwd.getpwnam(OUT.uid)
+    # ann's entry deleted and made again (a new person under her name: a new entryUUID):
+    # her password still binds, but the hub user stays with the old entry.
+    old_subject = f"ldap:{slapd.entry_uuid(ANN.uid)}"
+    slapd.renew_entry(ANN.uid)
+    refused(hub.url, ANN)
+    new_subject = f"ldap:{slapd.entry_uuid(ANN.uid)}"
+    hub.wait_logged(f"login of {ANN.uid} refused: hub user {ANN.uid} is bound to subject "
+                    f"{old_subject!r}, and this login as {ANN.uid} is subject {new_subject!r}")
+    from hubkeeper.state import subjects
+
+    assert subjects.load(config.parent / "state" / subjects.FILE_NAME)[ANN.uid] == old_subject
+    hub.stop()
+
+    # archive, then retire: the accounts first login made are removed like roster ones.
+    from hubkeeper.context.hub import Hub
+    from hubkeeper.verbs.archive import archive
+
+    archive(Hub.open(config), None)
+    retired = hk(config, "retire", "--yes")
+    assert retired.returncode == 0, retired.stdout + retired.stderr
+    for person in (ANN, TIM):
+        with pytest.raises(KeyError):
+            pwd.getpwnam(person.uid)
+        assert not Path(f"/home/{person.uid}").exists()
 
 
 def test_roster_people_log_in_with_their_directory_password(workdir: Path, slapd: LdapServer,
