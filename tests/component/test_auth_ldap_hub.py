@@ -265,3 +265,47 @@ def test_tls_verifies_the_servers_certificate(workdir: Path, slapd: LdapServer,
     with pytest.raises(HTTPError) as caught:
         asyncio.run(untrusting.authenticate(None, login))
     assert caught.value.status_code == 503
+
+
+@pytest.mark.parametrize("account", ["anonymous", "search account"])
+def test_people_are_found_by_a_search(workdir: Path, slapd: LdapServer, account: str) -> None:
+    """user_search_base: the login name is searched for (anonymously, or as
+    lookup_dn_search_user with its password from the state dir) and the entry found binds."""
+    from hubkeeper.context.hub import Hub
+    from hubkeeper.context.runtime import Runtime
+    from hubkeeper.hub.auth_ldap import LDAPAuthenticator
+    from hubkeeper.render.jupyterhub import render
+    from hubkeeper.state.statedir import ensure_layout, ensure_secrets
+
+    search_user = (f"    lookup_dn_search_user: '{slapd.admin_dn}'\n"
+                   if account == "search account" else "")
+    config = write_config(workdir, mode="personal", auth=(
+        f"ldap\n  ldap:\n    server: {slapd.url}\n    tls: none\n"
+        f"    user_search_base: 'ou=people,{slapd.base}'\n{search_user}"
+        f"    groups: {{'{slapd.group_dn('tas')}': {TAS_GROUP}}}"))
+    hub = Hub.open(config)
+    ensure_layout(hub.paths)
+    ensure_secrets(hub.paths)
+    password = hub.paths.secret("ldap-bind-password")
+    password.write_text(slapd.admin_password)
+    password.chmod(0o600)
+    authenticator = LDAPAuthenticator(config=render(hub.spec, Runtime.from_hub(hub)))
+    assert authenticator.lookup_dn_search_password == (
+        slapd.admin_password if search_user else None)
+
+    model = asyncio.run(authenticator.authenticate(None, {"username": TIM.uid,
+                                                         "password": TIM.password}))
+    assert model is not None and model["name"] == TIM.uid
+    identity = authenticator.provider_identity(model)
+    assert identity is not None
+    assert identity.subject == f"ldap:{slapd.entry_uuid(TIM.uid)}"
+    assert identity.groups == {slapd.group_dn("tas")}
+    wrong = {"username": TIM.uid, "password": "not-" + TIM.password}
+    assert asyncio.run(authenticator.authenticate(None, wrong)) is None
+    nobody = {"username": f"{P}nobody", "password": TIM.password}
+    assert asyncio.run(authenticator.authenticate(None, nobody)) is None
+    if search_user:  # the search account's password is used: a wrong one finds nobody
+        password.write_text("not-the-password")
+        misconfigured = LDAPAuthenticator(config=render(hub.spec, Runtime.from_hub(hub)))
+        right = {"username": TIM.uid, "password": TIM.password}
+        assert asyncio.run(misconfigured.authenticate(None, right)) is None
