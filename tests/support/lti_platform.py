@@ -53,8 +53,8 @@ class Launch:
     email: str | None
     roles: tuple[str, ...]
     context: str | None
-    forged: bool = False
-    custom: tuple[tuple[str, str], ...] = ()  # the launch's custom parameters  # signed with a key the platform's JWKS does not hold
+    forged: bool = False  # signed with a key the platform's JWKS does not hold
+    custom: tuple[tuple[str, str], ...] = ()  # the launch's custom parameters
 
 
 @dataclass
