@@ -149,8 +149,14 @@ def test_a_launch_from_a_listed_course_is_admitted_with_its_claims() -> None:
 
 
 def test_a_launch_from_another_course_or_without_one_is_refused() -> None:
-    assert log_in(claims(context="some-other-course")) is None
-    assert log_in(claims(context=None)) is None
+    with pytest.raises(web.HTTPError) as refused:
+        log_in(claims(context="some-other-course"))
+    assert refused.value.status_code == 403
+    assert refused.value.jupyterhub_message == (  # type: ignore[attr-defined]
+        "This hub does not take launches from the course Physics 101. Open it from your "
+        "course's link, or tell your instructor.")
+    with pytest.raises(web.HTTPError, match="does not take launches from there"):
+        log_in(claims(context=None))
 
 
 def test_roster_users_are_admitted_from_any_course() -> None:
@@ -158,8 +164,9 @@ def test_roster_users_are_admitted_from_any_course() -> None:
     custom = {LTI + "custom": {"user": "prof"}}
     model = log_in(claims(email=None, context="elsewhere", **custom), text)
     assert model is not None and model["name"] == "prof"
-    assert log_in(claims(email=None, context="elsewhere",
-                         **{LTI + "custom": {"user": "eve"}}), text) is None
+    with pytest.raises(web.HTTPError, match="does not take launches"):
+        log_in(claims(email=None, context="elsewhere", **{LTI + "custom": {"user": "eve"}}),
+               text)
 
 
 def test_a_launch_without_the_username_claim_is_refused_with_a_message() -> None:

@@ -142,11 +142,19 @@ class LTI13Authenticator(HubkeeperAuthenticator, _LTI13Authenticator):
         context = context_id(claims)
         if context is not None and context in self.courses:
             return True
+        if not claims:
+            return False  # not a launch (JupyterHub asks about names alone too)
         title = (claims.get(CONTEXT_CLAIM) or {}).get("title") if context else None
         self.log.warning("LTI launch of %s refused: context %r (%s) is not in "
                          "auth.lti13.courses %s", username, context, title or "no title",
                          list(self.courses))
-        return False
+        # Upstream would answer "User missing or null"; say what happened instead.
+        if not self.courses:
+            raise refusal(403, f"{username} is not on this hub's class list. Tell your "
+                          "instructor.")
+        course = f"the course {title}" if title else "this course" if context else "there"
+        raise refusal(403, f"This hub does not take launches from {course}. Open it from "
+                      "your course's link, or tell your instructor.")
 
     def provider_identity(self, model: dict) -> ProviderIdentity | None:
         claims = model.get("auth_state") or {}
