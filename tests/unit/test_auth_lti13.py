@@ -244,3 +244,39 @@ def test_courses_let_people_in_without_a_roster() -> None:
     no_courses = SECTION.replace("    courses: [4dde05e8ca1973bcca9bffc13e1548820eee93a3]\n", "")
     first_login = parse(no_courses + "users:\n  accounts: first_login\n  allow_all: true\n")
     assert first_login.users.allow_all
+
+
+class _Connection:
+    """The edge of a request the handler needs no more of (it writes no response here)."""
+
+    def set_close_callback(self, callback: object) -> None:
+        return None
+
+
+def state_cookie(text: str) -> dict[str, str]:
+    """The attributes of the state cookie the real login handler sets for a launch."""
+    from types import SimpleNamespace
+
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+
+    from hubkeeper.hub.auth_lti13 import LTI13LoginHandler
+
+    authenticator = LTI13Authenticator(config=rendered(text))
+    app = web.Application(authenticator=authenticator, cookie_secret=b"k" * 32,
+                          hub=SimpleNamespace(base_url="/hub/"))
+    start = RequestStartLine("POST", "/hub/lti13/oauth_login", "HTTP/1.1")
+    request = HTTPServerRequest(start_line=start, connection=_Connection(),
+                                headers=HTTPHeaders({"Host": "hub.example.edu"}))
+    handler = LTI13LoginHandler(app, request)
+    handler._set_oauth_cookie("lti13authenticator-state", "state")  # noqa: SLF001
+    morsel = handler._new_cookie["lti13authenticator-state"]  # type: ignore[attr-defined]
+    return {key: str(value) for key, value in morsel.items() if value}
+
+
+def test_state_cookies_cross_sites_over_https_only() -> None:
+    # The platform posts the id_token from its own site: a Lax cookie would stay behind.
+    https = state_cookie("hub:\n  url: https://hub.example.edu/\n"
+                         "tls: {letsencrypt_email: a@example.edu}\n" + HUB)
+    assert https["samesite"] == "None" and https["secure"] and https["httponly"]
+    plain = state_cookie(HUB)  # http on this machine (tests): SameSite=None needs Secure
+    assert "samesite" not in plain and "secure" not in plain and plain["httponly"]
