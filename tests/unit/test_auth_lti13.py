@@ -219,6 +219,9 @@ INVALID = [
      "users: {allowed: [a]}\n",
      "hub.yaml:13:19: auth.lti13.redirect_uri: must be on hub.url 'https://hub.example.org/', "
      "e.g. https://hub.example.org/hub/lti13/oauth_callback, not https://other.example.org"),
+    ("allow_all and courses", SECTION + "users:\n  allow_all: true\n",
+     "hub.yaml:11:14: users.allow_all: with kind 'lti13' this lets in everyone the platform "
+     "launches, so auth.lti13.courses would have no effect; remove one of them"),
     ("first_login without courses",
      SECTION.replace("    courses: [4dde05e8ca1973bcca9bffc13e1548820eee93a3]\n", "")
      + "users:\n  accounts: first_login\n  allowed: [a]\n",

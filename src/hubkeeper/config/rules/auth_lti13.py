@@ -39,6 +39,10 @@ def lti13_problems(spec: HubSpec) -> Found:
     if lti.redirect_uri is not None:
         problems += _redirect_problems(spec, lti.redirect_uri)
     users = spec.users
+    if users.allow_all and lti.courses:
+        problems.append((("users", "allow_all"),
+                         "with kind 'lti13' this lets in everyone the platform launches, so "
+                         "auth.lti13.courses would have no effect; remove one of them"))
     if users.accounts == "first_login" and not lti.courses and not users.allow_all:
         problems.append((("users", "accounts"),
                          "with auth.kind lti13, first_login gives accounts to the people "
