@@ -45,10 +45,22 @@ SECRETS = Secrets(cookie_secret_file="/state/secrets/cookie-secret", proxy_token
                   github_client_id="", github_client_secret="")
 
 
+STATE = StatePaths(Path("/nonexistent/state"))
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path: Path) -> StatePaths:
+    """The hub's state dir, where the authenticator binds users to their subjects."""
+    global STATE
+    STATE = StatePaths(tmp_path / "state")
+    STATE.root.mkdir()
+    return STATE
+
+
 def rendered(text: str = HUB):
     spec = parse(text)
     roster = build_roster(LoadedSpec(spec, Path("/srv/physics/hub.yaml")))
-    runtime = Runtime(mode="personal", state=StatePaths(Path("/nonexistent/state")),
+    runtime = Runtime(mode="personal", state=STATE,
                       secrets=SECRETS, proxy_command=("configurable-http-proxy",),
                       singleuser_command=("jupyterhub-singleuser",), as_root=False,
                       roster=roster)
@@ -146,6 +158,16 @@ def test_a_launch_from_a_listed_course_is_admitted_with_its_claims() -> None:
     assert model["name"] == "ann.lee@uni.example.edu"  # JupyterHub lower-cases the name
     assert model["auth_state"]["sub"] == "a6d5c443-1f51-4783"  # the id_token's claims
     assert model["auth_state"][LTI + "context"]["title"] == "Physics 101"
+
+
+def test_roles_become_groups_and_the_name_stays_with_its_first_sub() -> None:
+    ta = claims(roles=(f"{MEMBERSHIP}#Learner", f"{MEMBERSHIP}/Instructor#TeachingAssistant"))
+    model = log_in(ta)
+    assert model is not None
+    assert model["groups"] == ["students", "tas"]  # auth.lti13.groups
+    assert not model["admin"]
+    with pytest.raises(web.HTTPError, match="belongs to another lti13 account"):
+        log_in(claims(sub="someone-else"))  # same e-mail, another person at the platform
 
 
 def test_a_launch_from_another_course_or_without_one_is_refused() -> None:
