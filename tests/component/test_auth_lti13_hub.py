@@ -6,6 +6,7 @@ LTI 1.3 / OIDC launch over HTTP), people admitted only by their course launch.
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
 import pwd
 import subprocess
@@ -94,7 +95,9 @@ def test_a_course_launch_makes_the_account_at_first_login(workdir: Path, hubs, c
     assert f"{P}students" in model["groups"]  # Learner -> the mapped group
     record = journal(config)["accounts"][LEARNER]
     assert record["uid"] == account.pw_uid
-    assert "lti13" in json.dumps(record)  # origin: first login through LTI 1.3
+    assert record["origin"] == "lti13"
+    assert record["subject"] == f"lti13:{platform.issuer} sub-learner-1"
+    assert LEARNER in grp.getgrnam(f"{P}students").gr_mem  # a Linux group too
 
     # 1+1 in a server that runs as that uid (read from /proc).
     async def one_plus_one() -> str:
