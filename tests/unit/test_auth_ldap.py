@@ -269,3 +269,40 @@ def test_groups_are_reported_in_each_of_hub_yamls_spellings() -> None:
     assert identity == ProviderIdentity(
         "ldap", "ldap:uid=tim,ou=people,dc=example,dc=org",
         frozenset({STUDENTS, TAS, TAS.upper()}))
+
+
+def test_active_directory_entries_through_ldap3s_mock_of_its_schema() -> None:
+    """No Active Directory runs here: ldap3's own offline AD schema and mock strategy stand
+    in for the server. AD has no entryUUID (asking for it would be an error in ldap3): the
+    subject is objectGUID; membership comes from memberOf (spelt otherwise than hub.yaml)
+    and from the group's member list."""
+    import uuid
+
+    import ldap3
+
+    user_dn = "CN=Ann Smith,OU=Staff,DC=ad,DC=example,DC=org"
+    students = "CN=PHYS101 Students,OU=Groups,DC=ad,DC=example,DC=org"
+    tas = "cn=phys101 tas, ou=groups, dc=ad, dc=example, dc=org"
+    server = ldap3.Server("dc1.ad.example.org", get_info=ldap3.OFFLINE_AD_2012_R2)
+    conn = ldap3.Connection(server, user="CN=admin,DC=ad,DC=example,DC=org", password="x",
+                            client_strategy=ldap3.MOCK_SYNC)
+    guid = uuid.uuid4()
+    conn.strategy.add_entry(user_dn, {
+        "objectClass": ["top", "person", "user"], "sAMAccountName": "ann",
+        "objectGUID": guid.bytes_le,
+        "memberOf": ["CN=PHYS101 TAs,OU=Groups,DC=ad,DC=example,DC=org",
+                     "CN=Other,OU=Groups,DC=ad,DC=example,DC=org"]})
+    conn.strategy.add_entry(students, {"objectClass": ["top", "group"], "member": [user_dn]})
+    conn.strategy.add_entry("CN=Staff Only,OU=Groups,DC=ad,DC=example,DC=org",
+                            {"objectClass": ["top", "group"], "member": ["CN=x,DC=ad"]})
+    conn.bind()
+    auth = LDAPAuthenticator(
+        server_address="dc1.ad.example.org", bind_dn_template=["CN={username},DC=ad"],
+        allowed_groups=[students], group_map={tas: "tas"},
+        admin_groups=["CN=Staff Only,OU=Groups,DC=ad,DC=example,DC=org"])
+
+    attributes = auth.get_user_attributes(conn, user_dn)
+    identity = auth.provider_identity({"name": "ann", "auth_state": {
+        "ldap_groups": [], "user_attributes": attributes}})
+    assert identity == ProviderIdentity("ldap", f"ldap:{{{guid}}}",
+                                        frozenset({students, tas}))
