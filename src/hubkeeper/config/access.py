@@ -17,6 +17,7 @@ from hubkeeper.config.types import (
     Section,
     Username,
     check_callback_url,
+    check_github_url,
     check_ip_address,
     check_public_url,
     check_url_prefix,
@@ -98,6 +99,12 @@ GitHubTeam = Annotated[str, Field(pattern=GITHUB_TEAM_PATTERN)]
 
 
 class GitHubSection(Section):
+    url: Annotated[str, AfterValidator(check_github_url)] = Field(
+        "https://github.com",
+        description="The GitHub server: https://github.com, or your GitHub Enterprise "
+        "Server's address (its API is then <url>/api/v3). The OAuth app is registered "
+        "there.",
+    )
     callback_url: Annotated[str, AfterValidator(check_callback_url)] | None = Field(
         None,
         description="Required. The 'Authorization callback URL' of the GitHub OAuth app: "
@@ -280,7 +287,10 @@ def provider_groups(auth: AuthSection) -> tuple[dict[str, str], tuple[str, ...]]
     """The provider's group -> hub group map and the provider groups whose members are
     admins, for auth.kind (empty for the kinds without a provider)."""
     if auth.kind == "github":
-        return dict(auth.github.teams_to_groups), tuple(auth.github.admin_teams)
+        # GitHub's org and team names are case-insensitive: the authenticator gives the
+        # user's teams as lower-case 'org:team'.
+        return ({team.lower(): group for team, group in auth.github.teams_to_groups.items()},
+                tuple(team.lower() for team in auth.github.admin_teams))
     if auth.kind in ("oidc", "ldap", "lti13"):
         section = getattr(auth, auth.kind)
         return dict(section.groups), tuple(section.admin_groups)

@@ -324,14 +324,30 @@ class GitHubTeamsAuthenticator(HubkeeperAuthenticator, GitHubOAuthenticator):
             if first:
                 self.log.info("%s: bound to GitHub user id %d", name, github_id)
 
-    async def get_user_groups(self, auth_state: dict) -> set[str]:  # type: ignore[override]
-        login = self.normalize_username(auth_state[self.user_auth_state_key]["login"])
+    def _teams(self, auth_state: dict) -> set[tuple[str, str]]:
+        """The user's teams as (org, slug), lower-case, from what GitHub listed at login."""
         teams = auth_state.get("teams")
         if teams is None:
+            login = auth_state.get(self.user_auth_state_key, {}).get("login")
             self.log.error("no GitHub teams in auth_state for %s: set "
                            "populate_teams_in_auth_state and the read:org scope", login)
             teams = []
-        member_of = {_team_key(team["organization"]["login"], team["slug"]) for team in teams}
+        return {_team_key(team["organization"]["login"], team["slug"]) for team in teams}
+
+    def provider_identity(self, model: dict) -> ProviderIdentity | None:
+        """'github:<numeric id>' and the user's teams as 'org:team' (lower case, the keys
+        of group_map and admin_groups). None when GitHub gave no numeric id (refused by
+        check_identity)."""
+        auth_state = model.get("auth_state") or {}
+        github_id = (auth_state.get(self.user_auth_state_key) or {}).get("id")
+        if not isinstance(github_id, int) or isinstance(github_id, bool):
+            return None
+        teams = frozenset(f"{org}:{slug}" for org, slug in self._teams(auth_state))
+        return ProviderIdentity("github", f"github:{github_id}", teams)
+
+    async def get_user_groups(self, auth_state: dict) -> set[str]:  # type: ignore[override]
+        login = self.normalize_username(auth_state[self.user_auth_state_key]["login"])
+        member_of = self._teams(auth_state)
         groups = {group for team, group in self.teams_to_groups.items()
                   if _team_key(*team.partition(":")[::2]) in member_of}
         return groups | set(self.roster_groups.get(login, ()))

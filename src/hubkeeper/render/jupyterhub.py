@@ -20,9 +20,10 @@ from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.context.urls import bind_url, hub_bind_url
+from hubkeeper.render.auth_github import update_github_auth
 from hubkeeper.render.extra_services import update_extra_services
 from hubkeeper.render.hubkeeper_services import update_culling, update_schedule, update_services
-from hubkeeper.state import github_ids, invites
+from hubkeeper.state import invites
 
 PROXY_CLASS = "hubkeeper.hub.chp.CheckedProxy"
 
@@ -130,34 +131,7 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         # hubkeeper's sign-up page adds the invite code to its sign-up page.
         c.JupyterHub.template_paths = [HUBKEEPER_TEMPLATES, native_templates()]
     if kind == "github":
-        github = spec.auth.github
-        c.GitHubOAuthenticator.client_id = runtime.secrets.github_client_id
-        c.GitHubOAuthenticator.client_secret = runtime.secrets.github_client_secret
-        c.GitHubOAuthenticator.oauth_callback_url = github.callback_url
-        c.GitHubOAuthenticator.allowed_organizations = set(github.organizations)
-        # read:org lets the hub see private memberships and the user's teams; nothing more.
-        needs_org = bool(github.organizations or github.teams_to_groups)
-        c.GitHubOAuthenticator.scope = ["read:org"] if needs_org else []
-        # Whoever leaves the organisation is refused at their next login.
-        c.GitHubOAuthenticator.allow_existing_users = False
-        # A login stays with the GitHub user id of its first login (renamed logins).
-        c.GitHubTeamsAuthenticator.github_ids_file = str(runtime.state.root
-                                                         / github_ids.FILE_NAME)
-        if github.teams_to_groups:
-            clash = sorted(set(github.teams_to_groups.values()) & set(roster.groups))
-            if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
-                raise HubkeeperError(
-                    f"group(s) {', '.join(clash)} come both from the roster and from "
-                    "auth.github.teams_to_groups; GitHub teams and the roster cannot both "
-                    "decide who is in a group",
-                    hint="rename the group in the roster CSV or in teams_to_groups",
-                )
-            c.GitHubOAuthenticator.populate_teams_in_auth_state = True
-            c.GitHubOAuthenticator.manage_groups = True
-            c.GitHubTeamsAuthenticator.teams_to_groups = dict(github.teams_to_groups)
-            c.GitHubTeamsAuthenticator.roster_groups = {
-                member.name: sorted(member.groups) for member in roster.active if member.groups
-            }
+        update_github_auth(c, spec, runtime)
 
 
 HUBKEEPER_TEMPLATES = package_file("hub/templates")

@@ -123,6 +123,8 @@ def _hub(spec: HubSpec, roster: Roster) -> CommentedMap:
             "scope": ["read:org"] if needs_org else [],
             "allow_existing_users": False,
         })
+        if github.url != "https://github.com":  # a GitHub Enterprise Server
+            config["GitHubOAuthenticator"]["github_url"] = github.url
         if github.teams_to_groups:
             extra["hubkeeper-github-teams"] = LiteralScalarString(snippets.with_data(
                 snippets.GITHUB_TEAMS, {

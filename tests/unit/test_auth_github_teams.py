@@ -1,0 +1,130 @@
+"""auth.github's admin teams and GitHub Enterprise Server (auth.github.url): hub.yaml's errors
+at their lines, what is rendered, and the identity the authenticator gives the core (the
+numeric id as subject, the teams as lower-case 'org:team')."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubkeeper.base.errors import InvalidInput
+from hubkeeper.config import parse
+from hubkeeper.config.access import provider_groups
+from hubkeeper.hub.auth import GitHubTeamsAuthenticator, ProviderIdentity
+from tests.unit.test_auth_github import rendered
+
+CB = "https://hub.example.org/hub/oauth_callback"
+HEAD = f"auth:\n  kind: github\n  github:\n    callback_url: {CB}\n"
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(InvalidInput) as caught:
+        parse(text, "hub.yaml")
+    return [str(problem) for problem in caught.value.problems]
+
+
+INVALID = [
+    ("admin team outside the organisations",
+     HEAD + "    organizations: [physics]\n    admin_teams: ['physics:tas', 'chem:tas']\n",
+     "hub.yaml:6:34: auth.github.admin_teams[1]: 'chem:tas' is neither in "
+     "auth.github.organizations nor a team of an organisation listed there, so its members "
+     "could not log in to be admins; add 'chem:tas' (or 'chem') to organizations"),
+    ("admin team beside another team of its organisation",
+     HEAD + "    organizations: ['physics:students']\n    admin_teams: ['physics:tas']\n",
+     "hub.yaml:6:19: auth.github.admin_teams[0]: 'physics:tas' is neither in"),
+    ("admin team listed twice",
+     HEAD + "    organizations: [physics]\n    admin_teams: ['physics:tas', 'Physics:TAs']\n",
+     "hub.yaml:6:34: auth.github.admin_teams[1]: 'Physics:TAs' is listed twice (first at "
+     "item 1)"),
+    ("admin team that is an organisation",
+     HEAD + "    organizations: [physics]\n    admin_teams: [physics]\n",
+     "hub.yaml:6:19: auth.github.admin_teams[0]: 'physics' is not valid; use a GitHub team "
+     "'org:team'"),
+    ("first login admitting nobody", HEAD + "users:\n  accounts: first_login\n  admins: [ann]\n",
+     "hub.yaml:6:13: users.accounts: first_login with kind 'github' admits the members of "
+     "auth.github.organizations, and none are listed"),
+    ("enterprise url with a path", HEAD + "    url: https://github.example.edu/api/v3\n"
+     "    organizations: [physics]\n",
+     "hub.yaml:5:10: auth.github.url: 'https://github.example.edu/api/v3' must be the "
+     "server's address alone, without a path"),
+    ("enterprise url over http", HEAD + "    url: http://github.example.edu\n"
+     "    organizations: [physics]\n",
+     "hub.yaml:5:10: auth.github.url: 'http://github.example.edu' must start with https://"),
+    ("github url with another kind", "auth:\n  kind: pam\n  github:\n"
+     "    url: https://github.example.edu\nusers: {allowed: [a]}\n",
+     "hub.yaml:4:5: auth.github: only used with kind 'github', not 'pam'"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [case[1:] for case in INVALID],
+                         ids=[case[0] for case in INVALID])
+def test_invalid_github_section_is_reported_at_its_line(text: str, expected: str) -> None:
+    problems = problems_of(text)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected), problems[0]
+
+
+def test_valid_admin_teams_and_first_login() -> None:
+    spec = parse(HEAD + "    url: https://github.example.edu/\n"
+                 "    organizations: ['growth:participants', 'Growth:TAs']\n"
+                 "    teams_to_groups: {'growth:participants': students, 'Growth:TAs': tas}\n"
+                 "    admin_teams: ['growth:tas']\n"
+                 "users:\n  accounts: first_login\n", "hub.yaml")
+    assert spec.auth.github.url == "https://github.example.edu"
+    # The authenticator names teams in lower case; so do the core's map and admin groups.
+    assert provider_groups(spec.auth) == ({"growth:participants": "students",
+                                           "growth:tas": "tas"}, ("growth:tas",))
+    everyone = parse(HEAD + "users:\n  accounts: first_login\n  allow_all: true\n", "hub.yaml")
+    assert everyone.users.allow_all
+
+
+TEAMS = """
+hub: {name: physics, ip: 0.0.0.0, port: 443}
+auth:
+  kind: github
+  github:
+    callback_url: https://hub.example.org/hub/oauth_callback
+    organizations: [physics-dept]
+    admin_teams: ["physics-dept:tas"]
+users:
+  admins: [prof]
+"""
+
+
+def test_admin_teams_alone_list_the_teams_at_login() -> None:
+    c = rendered(TEAMS)
+    assert c.GitHubOAuthenticator.scope == ["read:org"]
+    assert c.GitHubOAuthenticator.populate_teams_in_auth_state is True
+    assert c.GitHubOAuthenticator.github_url == "https://github.com"
+    authenticator = GitHubTeamsAuthenticator(config=c)
+    assert authenticator.github_api == "https://api.github.com"
+    assert authenticator.authorize_url == "https://github.com/login/oauth/authorize"
+
+
+def test_enterprise_server_url_moves_oauth_and_api() -> None:
+    c = rendered(TEAMS.replace("    organizations:", "    url: https://github.example.edu\n"
+                               "    organizations:"))
+    authenticator = GitHubTeamsAuthenticator(config=c)
+    assert authenticator.authorize_url == "https://github.example.edu/login/oauth/authorize"
+    assert authenticator.token_url == "https://github.example.edu/login/oauth/access_token"
+    assert authenticator.userdata_url == "https://github.example.edu/api/v3/user"
+    assert authenticator.github_api == "https://github.example.edu/api/v3"
+
+
+def model(github_id: object, teams: list[tuple[str, str]]) -> dict:
+    return {"name": "ann", "auth_state": {
+        "github_user": {"login": "Ann", "id": github_id},
+        "teams": [{"slug": slug, "organization": {"login": org}} for org, slug in teams]}}
+
+
+def test_provider_identity_is_the_numeric_id_and_lower_case_teams() -> None:
+    authenticator = GitHubTeamsAuthenticator(config=rendered(TEAMS))
+    identity = authenticator.provider_identity(
+        model(4242, [("Physics-Dept", "TAs"), ("physics-dept", "chess")]))
+    assert identity == ProviderIdentity("github", "github:4242",
+                                        frozenset({"physics-dept:tas", "physics-dept:chess"}))
+
+
+@pytest.mark.parametrize("github_id", [None, "4242", True])
+def test_no_identity_without_a_numeric_id(github_id: object) -> None:
+    authenticator = GitHubTeamsAuthenticator(config=rendered(TEAMS))
+    assert authenticator.provider_identity(model(github_id, [])) is None
