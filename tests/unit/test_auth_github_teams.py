@@ -4,13 +4,22 @@ numeric id as subject, the teams as lower-case 'org:team')."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import json
+import urllib.parse
+
 import pytest
+from tornado.web import HTTPError
 
 from hubkeeper.base.errors import InvalidInput
 from hubkeeper.config import parse
 from hubkeeper.config.access import provider_groups
 from hubkeeper.hub.auth import GitHubTeamsAuthenticator, ProviderIdentity
-from tests.unit.test_auth_github import rendered
+from tests.support.github_standin import GitHubStandIn, OAuthApp
+from tests.unit.test_auth_github import SECRETS, rendered
+from tests.unit.test_auth_github import state as state  # autouse: the state dir of each test
 
 CB = "https://hub.example.org/hub/oauth_callback"
 HEAD = f"auth:\n  kind: github\n  github:\n    callback_url: {CB}\n"
@@ -128,3 +137,65 @@ def test_provider_identity_is_the_numeric_id_and_lower_case_teams() -> None:
 def test_no_identity_without_a_numeric_id(github_id: object) -> None:
     authenticator = GitHubTeamsAuthenticator(config=rendered(TEAMS))
     assert authenticator.provider_identity(model(github_id, [])) is None
+
+
+# --- the real authenticator over HTTP against the GitHub stand-in -------------------------
+
+
+class Callback:
+    """What authenticate() reads from the request GitHub redirected to the hub's callback."""
+
+    def __init__(self, code: str, cookie_state: str) -> None:
+        self.code, self.cookie_state = code, cookie_state
+
+    def get_argument(self, name: str, default: str | None = None) -> str | None:
+        return {"code": self.code}.get(name, default)
+
+    def get_state_cookie(self) -> str:
+        return self.cookie_state
+
+
+def standin_login(github: GitHubStandIn, authenticator: GitHubTeamsAuthenticator,
+                  login: str) -> dict | None:
+    """The browser's half done by hand (signed in on GitHub, authorize with PKCE); then the
+    hub's half: JupyterHub's get_authenticated_user, every request real HTTP."""
+    verifier = "v" * 43
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).decode().rstrip("=")
+    query = {"client_id": github.app.client_id, "redirect_uri": github.app.callback_url,
+             "scope": "read:org", "state": "s", "code_challenge": challenge,
+             "code_challenge_method": "S256"}
+    status, location = github.authorize(query, github.sign_in(login))
+    assert status == 302, location
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))["code"]
+    cookie = base64.urlsafe_b64encode(json.dumps(
+        {"state_id": "s", "next_url": "", "code_verifier": verifier}).encode()).decode()
+    return asyncio.run(authenticator.get_authenticated_user(Callback(code, cookie), None))
+
+
+def test_the_authenticator_against_the_standin() -> None:
+    app = OAuthApp(SECRETS.github_client_id, SECRETS.github_client_secret,
+                   "https://hub.example.org/hub/oauth_callback")
+    with GitHubStandIn(app) as github:
+        github.register("Ann", 101, teams=("physics-dept:tas", "physics-dept:chess",
+                                           "physics-dept:students"))
+        github.register("bo", 102, orgs=("other-school",))
+        text = TEAMS.replace("    organizations:", f"    url: {github.url}\n"
+                             "    organizations:")
+        authenticator = GitHubTeamsAuthenticator(config=rendered(text))
+        model = standin_login(github, authenticator, "ann")
+        assert model is not None and model["name"] == "ann"
+        # Three teams on two pages: the Link header was followed.
+        assert sorted(t["slug"] for t in model["auth_state"]["teams"]) == [
+            "chess", "students", "tas"]
+        assert authenticator.provider_identity(model) == ProviderIdentity(
+            "github", "github:101", frozenset({"physics-dept:tas", "physics-dept:chess",
+                                               "physics-dept:students"}))
+        assert standin_login(github, authenticator, "bo") is None  # not in physics-dept
+
+        github.rename("Ann", "ann-old")
+        github.register("ann", 103, orgs=("physics-dept",))
+        with pytest.raises(HTTPError) as refused:  # bound to 101 at the first login
+            standin_login(github, authenticator, "ann")
+        assert refused.value.status_code == 403
+        assert "belongs to another GitHub account" in refused.value.log_message

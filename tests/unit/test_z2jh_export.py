@@ -191,11 +191,11 @@ def test_the_github_teams_snippet_maps_teams_to_groups(kubeconfig: Path) -> None
     authenticator_class = c.JupyterHub.authenticator_class
     assert c.GitHubOAuthenticator.manage_groups is True
     authenticator = authenticator_class(config=c)
-    team = {"organization": {"login": "Growth-Astro"}, "slug": "instructors"}
-    other = {"organization": {"login": "elsewhere"}, "slug": "instructors"}
+    team = {"organization": {"login": "Growth-Astro-School"}, "slug": "tas"}
+    other = {"organization": {"login": "elsewhere"}, "slug": "tas"}
     groups = asyncio.run(authenticator.get_user_groups(
         {"github_user": {"login": "Alice"}, "teams": [team, other]}))
-    assert groups == {"instructors"}
+    assert groups == {"tas"}
     assert asyncio.run(authenticator.get_user_groups(
         {"github_user": {"login": "bob"}, "teams": [other]})) == set()
     assert "load_groups" not in values["hub"]["config"]["JupyterHub"]  # GitHub decides
