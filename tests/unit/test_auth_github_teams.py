@@ -49,8 +49,8 @@ INVALID = [
      "hub.yaml:6:19: auth.github.admin_teams[0]: 'physics' is not valid; use a GitHub team "
      "'org:team'"),
     ("first login admitting nobody", HEAD + "users:\n  accounts: first_login\n  admins: [ann]\n",
-     "hub.yaml:6:13: users.accounts: first_login with kind 'github' admits the members of "
-     "auth.github.organizations, and none are listed"),
+     "hub.yaml:6:13: users.accounts: with first_login every GitHub account could make itself "
+     "an account here"),
     ("enterprise url with a path", HEAD + "    url: https://github.example.edu/api/v3\n"
      "    organizations: [physics]\n",
      "hub.yaml:5:10: auth.github.url: 'https://github.example.edu/api/v3' must be the "
@@ -79,9 +79,8 @@ def test_valid_admin_teams_and_first_login() -> None:
                  "    admin_teams: ['growth:tas']\n"
                  "users:\n  accounts: first_login\n", "hub.yaml")
     assert spec.auth.github.url == "https://github.example.edu"
-    # The authenticator names teams in lower case; so do the core's map and admin groups.
     assert provider_groups(spec.auth) == ({"growth:participants": "students",
-                                           "growth:tas": "tas"}, ("growth:tas",))
+                                           "Growth:TAs": "tas"}, ("growth:tas",))
     everyone = parse(HEAD + "users:\n  accounts: first_login\n  allow_all: true\n", "hub.yaml")
     assert everyone.users.allow_all
 
@@ -100,7 +99,9 @@ users:
 
 
 def test_admin_teams_alone_list_the_teams_at_login() -> None:
-    c = rendered(TEAMS)
+    c = rendered(TEAMS.replace('"physics-dept:tas"', '"Physics-Dept:TAs"'))
+    # The authenticator names teams in lower case; so does the map of admin groups.
+    assert c.HubkeeperAuthenticator.admin_groups == ["physics-dept:tas"]
     assert c.GitHubOAuthenticator.scope == ["read:org"]
     assert c.GitHubOAuthenticator.populate_teams_in_auth_state is True
     assert c.GitHubOAuthenticator.github_url == "https://github.com"
@@ -133,7 +134,7 @@ def test_provider_identity_is_the_numeric_id_and_lower_case_teams() -> None:
                                         frozenset({"physics-dept:tas", "physics-dept:chess"}))
 
 
-@pytest.mark.parametrize("github_id", [None, "4242", True])
+@pytest.mark.parametrize("github_id", [None, "4242"])
 def test_no_identity_without_a_numeric_id(github_id: object) -> None:
     authenticator = GitHubTeamsAuthenticator(config=rendered(TEAMS))
     assert authenticator.provider_identity(model(github_id, [])) is None
@@ -181,10 +182,13 @@ def test_the_authenticator_against_the_standin() -> None:
                                            "physics-dept:students"))
         github.register("bo", 102, orgs=("other-school",))
         text = TEAMS.replace("    organizations:", f"    url: {github.url}\n"
+                             "    teams_to_groups: {'Physics-Dept:Students': students}\n"
                              "    organizations:")
         authenticator = GitHubTeamsAuthenticator(config=rendered(text))
         model = standin_login(github, authenticator, "ann")
         assert model is not None and model["name"] == "ann"
+        # Both the team -> group map and the admin team, in any case GitHub spells them.
+        assert model["groups"] == ["students"] and model["admin"] is True
         # Three teams on two pages: the Link header was followed.
         assert sorted(t["slug"] for t in model["auth_state"]["teams"]) == [
             "chess", "students", "tas"]
@@ -192,6 +196,10 @@ def test_the_authenticator_against_the_standin() -> None:
             "github", "github:101", frozenset({"physics-dept:tas", "physics-dept:chess",
                                                "physics-dept:students"}))
         assert standin_login(github, authenticator, "bo") is None  # not in physics-dept
+        alone = GitHubTeamsAuthenticator(config=rendered(TEAMS.replace(
+            "    organizations:", f"    url: {github.url}\n    organizations:")))
+        only_admin = standin_login(github, alone, "ann")  # admin_teams without a group map
+        assert only_admin is not None and only_admin["admin"] is True
 
         github.rename("Ann", "ann-old")
         github.register("ann", 103, orgs=("physics-dept",))

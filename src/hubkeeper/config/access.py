@@ -287,10 +287,7 @@ def provider_groups(auth: AuthSection) -> tuple[dict[str, str], tuple[str, ...]]
     """The provider's group -> hub group map and the provider groups whose members are
     admins, for auth.kind (empty for the kinds without a provider)."""
     if auth.kind == "github":
-        # GitHub's org and team names are case-insensitive: the authenticator gives the
-        # user's teams as lower-case 'org:team'.
-        return ({team.lower(): group for team, group in auth.github.teams_to_groups.items()},
-                tuple(team.lower() for team in auth.github.admin_teams))
+        return dict(auth.github.teams_to_groups), tuple(auth.github.admin_teams)
     if auth.kind in ("oidc", "ldap", "lti13"):
         section = getattr(auth, auth.kind)
         return dict(section.groups), tuple(section.admin_groups)

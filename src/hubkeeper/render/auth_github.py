@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from traitlets.config import Config
 
-from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.config.model import HubSpec
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.state import github_ids
@@ -16,7 +15,6 @@ from hubkeeper.state import github_ids
 
 def update_github_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     github = spec.auth.github
-    roster = runtime.roster
     c.GitHubOAuthenticator.client_id = runtime.secrets.github_client_id
     c.GitHubOAuthenticator.client_secret = runtime.secrets.github_client_secret
     c.GitHubOAuthenticator.oauth_callback_url = github.callback_url
@@ -34,19 +32,6 @@ def update_github_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.GitHubTeamsAuthenticator.github_ids_file = str(runtime.state.root
                                                      / github_ids.FILE_NAME)
     if needs_teams:
-        # The user's teams, listed at each login, decide their groups and admin role.
+        # The user's teams, listed at each login, are the provider groups that
+        # update_provider maps to hub groups and admins.
         c.GitHubOAuthenticator.populate_teams_in_auth_state = True
-    if github.teams_to_groups:
-        clash = sorted(set(github.teams_to_groups.values()) & set(roster.groups))
-        if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
-            raise HubkeeperError(
-                f"group(s) {', '.join(clash)} come both from the roster and from "
-                "auth.github.teams_to_groups; GitHub teams and the roster cannot both "
-                "decide who is in a group",
-                hint="rename the group in the roster CSV or in teams_to_groups",
-            )
-        c.GitHubOAuthenticator.manage_groups = True
-        c.GitHubTeamsAuthenticator.teams_to_groups = dict(github.teams_to_groups)
-        c.GitHubTeamsAuthenticator.roster_groups = {
-            member.name: sorted(member.groups) for member in roster.active if member.groups
-        }

@@ -1,5 +1,5 @@
 """Rules of auth.github that span fields: admin teams inside the organisations that may log
-in, and who a first login may admit. Run by config/rules/spec.py when auth.kind is github."""
+in. Run by config/rules/spec.py when auth.kind is github."""
 
 from __future__ import annotations
 
@@ -34,12 +34,4 @@ def github_problems(spec: HubSpec) -> Found:
                  f"{team!r} is neither in auth.github.organizations nor a team of an "
                  f"organisation listed there, so its members could not log in to be admins; "
                  f"add {team!r} (or {org!r}) to organizations, or remove it here"))
-    if (spec.users.accounts == "first_login" and not github.organizations
-            and not spec.users.allow_all):
-        problems.append(
-            (("users", "accounts"),
-             "first_login with kind 'github' admits the members of auth.github.organizations, "
-             "and none are listed: list the organisations or teams ('org' or 'org:team') "
-             "whose members get an account, or set users.allow_all: true to admit every "
-             "GitHub account"))
     return problems
