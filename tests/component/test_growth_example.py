@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from hubkeeper.config.environments import ImageBuild
+from hubkeeper.host.images import build_context
 from tests.component.test_auth_github_hub import CLIENT_ID, CLIENT_SECRET, save_github_secrets
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
 from tests.support.docker import docker, notebook_context, require_engine
@@ -87,7 +89,11 @@ def local_image():
     require_engine()
     directory = Path(f"/var/tmp/{P}-growth-image")
     shutil.rmtree(directory, ignore_errors=True)
-    docker("build", "-q", "-t", IMAGE, str(notebook_context(directory)), timeout=1800)
+    # Built the way `env build` builds the suite's other images (trust_host_ca: pip in the
+    # build trusts the host's CA bundle), so the engine's cached layers serve it.
+    with build_context(notebook_context(directory),
+                       ImageBuild(context=str(directory), trust_host_ca=True)) as context:
+        docker("build", "-q", "-t", IMAGE, str(context), timeout=1800)
     shutil.rmtree(directory, ignore_errors=True)
     yield IMAGE
     for container in docker("ps", "-a", "-q", "--filter",
