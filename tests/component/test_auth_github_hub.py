@@ -10,6 +10,7 @@ hub's /hub/oauth_login, the stand-in's sign-in form and authorize page, the hub'
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import pwd
@@ -158,7 +159,7 @@ def test_team_members_get_accounts_at_first_login(workdir: Path, github, hubs,
     standin.register(ANN, 5004, teams=(f"{ORG}:participants",))
     status, page, api = asyncio.run(refused(hub.url, ANN, ANN))
     assert status == 403, page
-    assert f"this hub's user {ANN} belongs to another GitHub account" in page
+    assert f"this hub's user {ANN} belongs to another GitHub account" in html.unescape(page)
     assert api in (401, 403)  # no hub session: not ann's server, files or account
     assert pwd.getpwnam(ANN).pw_uid == account.pw_uid
 
