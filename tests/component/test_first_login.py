@@ -111,6 +111,17 @@ def test_admit_makes_a_journaled_account_like_the_roster(config: Path) -> None:
     assert "nothing to change" in again.stdout
     assert pwd.getpwnam(ANN).pw_uid == entry.pw_uid
 
+    locked = hk(config, "users", "lock", ANN)  # the roster's verbs take them too
+    assert locked.returncode == 0, locked.stderr
+    assert Journal.load(config.parent / "state" / "journal.json").accounts[ANN].locked
+    rendered = json.loads(hk(config, "render", "--json").stdout)
+    assert ANN in rendered["jupyterhub"]["Authenticator"]["blocked_users"]
+    unlocked = hk(config, "users", "unlock", ANN)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert not Journal.load(config.parent / "state" / "journal.json").accounts[ANN].locked
+    assert Path("/etc/shadow").read_text().split(f"\n{ANN}:", 1)[1].startswith("!")
+    assert json.loads(hk(config, "plan", "--json").stdout)["actions"] == []
+
 
 def test_admit_refuses_and_changes_nothing(config: Path) -> None:
     before = ours()

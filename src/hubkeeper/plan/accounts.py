@@ -103,13 +103,15 @@ def plan_host(roster: Roster, host: HostUsers, journal: Journal) -> list[Action]
             continue
         if not host.home(member.account).exists:
             actions.append(Action("create-home", member.account, account.home))
-        if member.provider is not None:
-            pass  # no password: they log in at their provider, and `!` stays in shadow
-        elif record is None or not record.password_set:
+        # A first-login account has no password (`!` in shadow: they log in at their
+        # provider), so the journal says whether hubkeeper locked it, not the `!`.
+        is_locked = account.locked if member.provider is None else bool(record and
+                                                                         record.locked)
+        if member.provider is None and (record is None or not record.password_set):
             actions.append(Action("set-password", member.account))
-        elif account.locked and not member.locked:
+        elif is_locked and not member.locked:
             actions.append(Action("unlock", member.account))
-        if member.locked and not account.locked:
+        if member.locked and not is_locked:
             actions.append(Action("lock", member.account))
         have = {name for name, group in host.groups.items()
                 if member.account in group.members and journal.owns_group(name)}

@@ -11,7 +11,9 @@ bind again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hubkeeper.base.userfile import load_users, save_users
 
@@ -29,20 +31,27 @@ def load(path: Path) -> dict[str, str]:
 def bind(path: str, user: str, subject: str) -> bool:
     """Check `user` against its recorded subject, recording it at the first login. Returns
     whether this login recorded it; raises Mismatch when another subject holds the name."""
+    return bind_value(path, user, subject, load, "subject")
+
+
+def bind_value(path: str, user: str, value: Any, reader: Callable[[Path], dict[str, Any]],
+               what: str) -> bool:
+    """`bind` for any such file (also state/github_ids.py): `reader` reads it, `what` names
+    the value in the refusal."""
     file = Path(path)
     if not file.parent.is_dir():  # the hub's state dir; never made here
         raise Mismatch(f"{file.parent} does not exist, so no login can be bound")
     try:
-        recorded = load(file)
+        recorded = reader(file)
     except (OSError, ValueError) as exc:
         raise Mismatch(f"{path} cannot be read: {exc}") from None
-    if recorded.get(user) == subject:
+    if recorded.get(user) == value:
         return False
     if user in recorded:
-        raise Mismatch(f"hub user {user} is bound to {recorded[user]!r}, and this login as "
-                       f"{user} is {subject!r} (a renamed or re-registered name at the "
-                       f"provider); remove the line from {path} only if the person really "
-                       "changed accounts there")
-    recorded[user] = subject
+        raise Mismatch(f"hub user {user} is bound to {what} {recorded[user]!r}, and this "
+                       f"login as {user} is {what} {value!r} (a renamed or re-registered "
+                       f"name at the provider); remove the line from {path} only if the "
+                       "person really changed accounts there")
+    recorded[user] = value
     save_users(file, recorded)
     return True

@@ -11,6 +11,7 @@ from hubkeeper.config.backends import backend_of
 from hubkeeper.config.model import HubSpec, https_port
 from hubkeeper.config.rules import Found, Locate
 from hubkeeper.config.rules.auth_github import github_problems
+from hubkeeper.config.rules.auth_lti13 import lti13_problems
 from hubkeeper.config.rules.cluster import kubernetes_problems
 
 
@@ -70,6 +71,7 @@ def semantic_problems(spec: HubSpec) -> Found:
                 )
             )
     problems += _auth_kind_problems(spec)
+    problems += lti13_problems(spec)
     problems += _environment_problems(spec)
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
@@ -107,6 +109,7 @@ def semantic_problems(spec: HubSpec) -> Found:
     if not (users.allowed or users.admins or users.allow_all or users.groups
             or users.roster.csv or users.roster.entries or users.roster.ranges
             or (auth.kind == "github" and auth.github.organizations)
+            or (auth.kind == "lti13" and auth.lti13.courses)
             or users.accounts == "first_login"  # the provider admits (_first_login_problems)
             or (auth.kind == "native" and auth.open_signup)):
         problems.append(
