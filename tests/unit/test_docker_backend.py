@@ -201,7 +201,7 @@ def test_the_seed_set_ups_are_expressed_in_hub_yaml(example: str, tmp_path: Path
     else:
         assert [hook["script"] for hook in c.HubkeeperSpawner.hooks_as_root] == [
             str(path.parent / "start" / "as-root.sh")]
-        assert c.HubkeeperSpawner.group_limits["instructors"]["memory"] == 8 * 1024**3
+        assert c.HubkeeperSpawner.group_limits["tas"]["memory"] == 8 * 1024**3
 
 
 def test_a_state_dir_others_cannot_traverse_is_refused_with_venv_environments() -> None:

@@ -191,14 +191,41 @@ def test_the_github_teams_snippet_maps_teams_to_groups(kubeconfig: Path) -> None
     authenticator_class = c.JupyterHub.authenticator_class
     assert c.GitHubOAuthenticator.manage_groups is True
     authenticator = authenticator_class(config=c)
-    team = {"organization": {"login": "Growth-Astro"}, "slug": "instructors"}
-    other = {"organization": {"login": "elsewhere"}, "slug": "instructors"}
+    team = {"organization": {"login": "Growth-Astro-School"}, "slug": "tas"}
+    other = {"organization": {"login": "elsewhere"}, "slug": "tas"}
     groups = asyncio.run(authenticator.get_user_groups(
         {"github_user": {"login": "Alice"}, "teams": [team, other]}))
-    assert groups == {"instructors"}
+    assert groups == {"tas"}
     assert asyncio.run(authenticator.get_user_groups(
         {"github_user": {"login": "bob"}, "teams": [other]})) == set()
     assert "load_groups" not in values["hub"]["config"]["JupyterHub"]  # GitHub decides
+
+
+def test_the_github_teams_snippet_makes_the_admin_teams_admins(kubeconfig: Path) -> None:
+    """The TAs' team of examples/growth are admins on Kubernetes too: the snippet's
+    authenticator, its teams listed by the GitHub stand-in over HTTP."""
+    from tests.support.github_standin import GitHubStandIn, OAuthApp
+
+    c = spawner_config(exported(EXAMPLES["growth"]))
+    authenticator = c.JupyterHub.authenticator_class(config=c)
+    app = OAuthApp("id", "secret", "https://growth.example.org/hub/oauth_callback")
+    with GitHubStandIn(app) as github:
+        authenticator.github_api = f"{github.url}/api/v3"
+        github.register("ta", 1, teams=("Growth-Astro-School:TAs",))
+        github.register("student", 2, teams=("growth-astro-school:participants",))
+
+        def admin(login: str) -> bool | None:
+            status, location = github.authorize(
+                {"client_id": "id", "redirect_uri": app.callback_url}, github.sign_in(login))
+            code = location.partition("code=")[2]
+            token = github.access_token({"client_id": "id", "client_secret": "secret",
+                                         "code": code})
+            model = {"name": login, "admin": None, "auth_state": {
+                "token_response": token, "github_user": {"login": login, "email": "x@y"}}}
+            return asyncio.run(authenticator.update_auth_model(model))["admin"]
+
+        assert admin("ta") is True
+        assert admin("student") is False
 
 
 def test_the_native_snippet_finds_its_templates(kubeconfig: Path) -> None:

@@ -17,6 +17,7 @@ from hubkeeper.config.types import (
     Section,
     Username,
     check_callback_url,
+    check_github_url,
     check_ip_address,
     check_public_url,
     check_url_prefix,
@@ -98,6 +99,12 @@ GitHubTeam = Annotated[str, Field(pattern=GITHUB_TEAM_PATTERN)]
 
 
 class GitHubSection(Section):
+    url: Annotated[str, AfterValidator(check_github_url)] = Field(
+        "https://github.com",
+        description="The GitHub server: https://github.com, or your GitHub Enterprise "
+        "Server's address (its API is then <url>/api/v3). The OAuth app is registered "
+        "there.",
+    )
     callback_url: Annotated[str, AfterValidator(check_callback_url)] | None = Field(
         None,
         description="Required. The 'Authorization callback URL' of the GitHub OAuth app: "

@@ -96,6 +96,22 @@ def check_callback_url(value: str) -> str:
     return value
 
 
+def check_github_url(value: str) -> str:
+    """auth.github.url: https://github.com or a GitHub Enterprise Server's address."""
+    example = "e.g. https://github.com or https://github.example.edu"
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{value!r} is not a web address; {example}")
+    if parts.scheme == "http" and not _loopback_host(parts.hostname):
+        raise ValueError(f"{value!r} must start with https://: the hub sends the GitHub OAuth "
+                         "app's client secret there (http is only accepted for localhost)")
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path.strip(
+            "/"):
+        raise ValueError(f"{value!r} must be the server's address alone, without a path, "
+                         f"user, query or fragment; {example}")
+    return value.rstrip("/")
+
+
 def check_public_url(value: str) -> str:
     """hub.url: https://host[:port][/prefix/], what users type; nginx terminates TLS there."""
     example = "e.g. https://hub.example.edu or https://example.edu/course/"

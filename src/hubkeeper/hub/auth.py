@@ -22,7 +22,7 @@ from nativeauthenticator.handlers import LoginHandler as _NativeLoginHandler
 from nativeauthenticator.handlers import SignUpHandler as _NativeSignUpHandler
 from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
-from traitlets import Bool, Dict, List, Unicode
+from traitlets import Bool, Dict, List, Set, Unicode
 from traitlets.config import LoggingConfigurable
 
 from hubkeeper.roster.policy import name_problem, portable_name
@@ -87,7 +87,10 @@ class HubkeeperAuthenticator(LoggingConfigurable):
         key_trait=Unicode(), value_trait=Unicode(), config=True,
         help="The provider's group -> hub group.",
     )
-    admin_groups = List(
+    # A set, and rendered only with manage_groups: oauthenticator's OAuthenticator has a
+    # trait of this name (a set it intersects with the groups at login, refused without
+    # manage_groups), and its observer and _apply_managed_groups see this one.
+    admin_groups = Set(
         Unicode(), config=True,
         help="Provider groups whose members are hub admins (decided at each login).",
     )

@@ -21,11 +21,12 @@ from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.context.urls import bind_url, hub_bind_url
+from hubkeeper.render.auth_github import update_github_auth
 from hubkeeper.render.auth_ldap import update_ldap_auth
 from hubkeeper.render.auth_lti13 import update_lti13_auth
 from hubkeeper.render.extra_services import update_extra_services
 from hubkeeper.render.hubkeeper_services import update_culling, update_schedule, update_services
-from hubkeeper.state import admitted, github_ids, invites, subjects
+from hubkeeper.state import admitted, invites, subjects
 
 PROXY_CLASS = "hubkeeper.hub.chp.CheckedProxy"
 
@@ -142,21 +143,7 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     if kind == "lti13":
         update_lti13_auth(c, spec, runtime)
     if kind == "github":
-        github = spec.auth.github
-        c.GitHubOAuthenticator.client_id = runtime.secrets.github_client_id
-        c.GitHubOAuthenticator.client_secret = runtime.secrets.github_client_secret
-        c.GitHubOAuthenticator.oauth_callback_url = github.callback_url
-        c.GitHubOAuthenticator.allowed_organizations = set(github.organizations)
-        # read:org lets the hub see private memberships and the user's teams; nothing more.
-        needs_org = bool(github.organizations or github.teams_to_groups)
-        c.GitHubOAuthenticator.scope = ["read:org"] if needs_org else []
-        # Whoever leaves the organisation is refused at their next login.
-        c.GitHubOAuthenticator.allow_existing_users = False
-        # A login stays with the GitHub user id of its first login (renamed logins).
-        c.GitHubTeamsAuthenticator.github_ids_file = str(runtime.state.root
-                                                         / github_ids.FILE_NAME)
-        if github.teams_to_groups or github.admin_teams:
-            c.GitHubOAuthenticator.populate_teams_in_auth_state = True
+        update_github_auth(c, spec, runtime)
 
 
 def update_provider(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -169,7 +156,7 @@ def update_provider(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         group_map = {team.lower(): group for team, group in group_map.items()}
         admin_groups = tuple(team.lower() for team in admin_groups)
     listed = [member for member in roster.active if member.provider is None]
-    if group_map:
+    if group_map or admin_groups:  # OAuthenticator's admin_groups needs manage_groups
         clash = sorted(set(group_map.values())
                        & {group for member in listed for group in member.groups})
         if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
@@ -210,7 +197,8 @@ def native_templates() -> str:
 
 def manages_groups(spec: HubSpec) -> bool:
     """Whether the authenticator decides users' groups at login (Authenticator.manage_groups)."""
-    return bool(provider_groups(spec.auth)[0])
+    group_map, admin_groups = provider_groups(spec.auth)
+    return bool(group_map or admin_groups)
 
 
 def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:

@@ -116,20 +116,25 @@ def _hub(spec: HubSpec, roster: Roster) -> CommentedMap:
         extra["hubkeeper-native"] = LiteralScalarString(snippets.NATIVE_TEMPLATES)
     else:
         github = spec.auth.github
-        needs_org = bool(github.organizations or github.teams_to_groups)
+        needs_org = bool(github.organizations or github.teams_to_groups
+                         or github.admin_teams)
         config["GitHubOAuthenticator"] = yaml_map({
             "oauth_callback_url": github.callback_url,
             "allowed_organizations": list(github.organizations),
             "scope": ["read:org"] if needs_org else [],
             "allow_existing_users": False,
         })
-        if github.teams_to_groups:
+        if github.url != "https://github.com":  # a GitHub Enterprise Server
+            config["GitHubOAuthenticator"]["github_url"] = github.url
+        if github.teams_to_groups or github.admin_teams:
             extra["hubkeeper-github-teams"] = LiteralScalarString(snippets.with_data(
                 snippets.GITHUB_TEAMS, {
                     "teams": dict(github.teams_to_groups),
+                    "admin_teams": sorted(team.lower() for team in github.admin_teams),
                     "roster": {member.name: sorted(member.groups) for member in active
                                if member.groups}}))
-    if not (kind == "github" and spec.auth.github.teams_to_groups):
+    if not (kind == "github" and (spec.auth.github.teams_to_groups
+                                  or spec.auth.github.admin_teams)):
         active_names = {member.name for member in active}
         config["JupyterHub"]["load_groups"] = yaml_map({
             group: {"users": [name for name in roster.group_members(group)

@@ -77,7 +77,8 @@ c.KubeSpawner.pre_spawn_hook = hubkeeper_before_start
 
 GITHUB_TEAMS = '''\
 # hubkeeper: GitHub teams become hub groups at each login (hub.yaml
-# auth.github.teams_to_groups); users keep their roster groups. Written by `hubkeeper
+# auth.github.teams_to_groups); users keep their roster groups; members of
+# auth.github.admin_teams are admins, decided at each login. Written by `hubkeeper
 # export z2jh`: edit hub.yaml.
 import json
 
@@ -86,14 +87,26 @@ from oauthenticator.github import GitHubOAuthenticator
 HUBKEEPER_GITHUB = json.loads(r"""{data}""")
 
 
+def hubkeeper_teams(auth_state):
+    return {{f"{{team['organization']['login']}}:{{team['slug']}}".lower()
+             for team in auth_state.get("teams") or []}}
+
+
 class HubkeeperGitHubAuthenticator(GitHubOAuthenticator):
     async def get_user_groups(self, auth_state):
         login = self.normalize_username(auth_state[self.user_auth_state_key]["login"])
-        member_of = {{f"{{team['organization']['login']}}:{{team['slug']}}".lower()
-                     for team in auth_state.get("teams") or []}}
+        member_of = hubkeeper_teams(auth_state)
         groups = {{group for team, group in HUBKEEPER_GITHUB["teams"].items()
                    if team.lower() in member_of}}
         return groups | set(HUBKEEPER_GITHUB["roster"].get(login, []))
+
+    async def update_auth_model(self, auth_model):
+        auth_model = await super().update_auth_model(auth_model)
+        if HUBKEEPER_GITHUB["admin_teams"]:
+            in_team = bool(hubkeeper_teams(auth_model["auth_state"])
+                           & set(HUBKEEPER_GITHUB["admin_teams"]))
+            auth_model["admin"] = in_team or auth_model["name"] in self.admin_users
+        return auth_model
 
 
 c.JupyterHub.authenticator_class = HubkeeperGitHubAuthenticator

@@ -10,6 +10,7 @@ from hubkeeper.config.access import NATIVE_FIELDS, PROVIDERS
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.model import HubSpec, https_port
 from hubkeeper.config.rules import Found, Locate
+from hubkeeper.config.rules.auth_github import github_problems
 from hubkeeper.config.rules.auth_ldap import ldap_problems
 from hubkeeper.config.rules.auth_lti13 import lti13_problems
 from hubkeeper.config.rules.cluster import kubernetes_problems
@@ -272,6 +273,7 @@ def _auth_kind_problems(spec: HubSpec) -> Found:
                  f"{group!r} is also a roster group; GitHub teams and the roster cannot "
                  "both decide who is in it: use another group name")
             )
+    problems += github_problems(spec)
     return problems
 
 
