@@ -96,6 +96,25 @@ def check_callback_url(value: str) -> str:
     return value
 
 
+def check_issuer_url(value: str) -> str:
+    """An OpenID Connect issuer: https://host[:port][/path], no query or fragment; http only
+    on a loopback host (a test provider on this machine)."""
+    example = "e.g. https://keycloak.example.edu/realms/campus"
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{value!r} is not a web address; {example}")
+    if parts.scheme == "http" and not _loopback_host(parts.hostname):
+        raise ValueError(f"{value!r} must start with https:// (http is only accepted for "
+                         "a provider on this machine: localhost, 127.0.0.1, ::1)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{value!r} must be a plain address without user, query or "
+                         f"fragment; {example}")
+    if parts.path.endswith("/.well-known/openid-configuration"):
+        raise ValueError(f"{value!r}: give the issuer itself, without "
+                         "/.well-known/openid-configuration")
+    return value
+
+
 def check_public_url(value: str) -> str:
     """hub.url: https://host[:port][/prefix/], what users type; nginx terminates TLS there."""
     example = "e.g. https://hub.example.edu or https://example.edu/course/"

@@ -148,7 +148,7 @@ class Hub:
             self.paths,
             self.relative(auth.password_file) if auth.password_file else None,
             self.relative(auth.admin_password_file) if auth.admin_password_file else None,
-            github=auth.kind == "github")
+            github=auth.kind == "github", oidc=auth.kind == "oidc")
 
     def read_secret(self, name: str) -> str:
         return read_secret(self.paths, name)

@@ -20,6 +20,7 @@ from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.context.urls import bind_url, hub_bind_url
+from hubkeeper.render.auth_oidc import update_oidc_auth
 from hubkeeper.render.extra_services import update_extra_services
 from hubkeeper.render.hubkeeper_services import update_culling, update_schedule, update_services
 from hubkeeper.state import github_ids, invites
@@ -158,6 +159,8 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             c.GitHubTeamsAuthenticator.roster_groups = {
                 member.name: sorted(member.groups) for member in roster.active if member.groups
             }
+    if kind == "oidc":
+        update_oidc_auth(c, spec, runtime)
 
 
 HUBKEEPER_TEMPLATES = package_file("hub/templates")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubkeeper.base.errors import InvalidInput, Problem
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import SCHEMA_HINT, LoadedSpec
 from hubkeeper.config.rules.mode import Mode, auth_kind, effective_mode, mode_problems
@@ -17,6 +17,7 @@ from hubkeeper.host.accounts import observe
 from hubkeeper.host.preflight import cluster_problems, machine_problems, to_make
 from hubkeeper.plan.accounts import host_problems
 from hubkeeper.roster import Roster
+from hubkeeper.state.statedir import OIDC_CLIENT_HOW, OIDC_SECRETS, read_operator_secret
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def check(hub: Hub) -> CheckResult:
         # hook has a script): asked of a hub.yaml that breaks them, they could only mislead.
         _refuse(loaded, problems, hint)
     problems += machine_problems(loaded, mode, hub.paths, starting=False)
+    problems += _operator_secret_problems(hub, auth_kind(spec, mode))
     notes: tuple[str, ...] = ()
     if mode == "system" and roster is not None:
         # Before the first apply the roster's accounts do not exist yet: that is apply's
@@ -74,6 +76,21 @@ def check(hub: Hub) -> CheckResult:
     _refuse(loaded, problems, hint)
     assert roster is not None  # else its problems were raised
     return _result(loaded, roster, mode, auth_kind(spec, mode), notes)
+
+
+def _operator_secret_problems(hub: Hub, kind: str) -> list[Problem]:
+    """The secrets the operator saves into the state dir for a provider (hubkeeper cannot
+    make them), found at the auth section: missing, empty or readable by others."""
+    if kind != "oidc":
+        return []
+    problems = []
+    for name, what in OIDC_SECRETS:
+        try:
+            read_operator_secret(hub.paths, name, what, OIDC_CLIENT_HOW)
+        except HubkeeperError as exc:
+            problems.append(hub.loaded.problem(
+                ("auth", "oidc"), f"{exc.message} ({exc.hint})" if exc.hint else exc.message))
+    return problems
 
 
 def _refuse(loaded: LoadedSpec, problems: list[Problem], hint: str | None) -> None:

@@ -10,6 +10,7 @@ from hubkeeper.config.access import NATIVE_FIELDS
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.model import HubSpec, https_port
 from hubkeeper.config.rules import Found, Locate
+from hubkeeper.config.rules.auth_oidc import oidc_problems
 from hubkeeper.config.rules.cluster import kubernetes_problems
 
 
@@ -68,6 +69,7 @@ def semantic_problems(spec: HubSpec) -> Found:
                 )
             )
     problems += _auth_kind_problems(spec)
+    problems += oidc_problems(spec)
     problems += _environment_problems(spec)
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
@@ -105,6 +107,7 @@ def semantic_problems(spec: HubSpec) -> Found:
     if not (users.allowed or users.admins or users.allow_all or users.groups
             or users.roster.csv or users.roster.entries or users.roster.ranges
             or (auth.kind == "github" and auth.github.organizations)
+            or (auth.kind == "oidc" and auth.oidc.allowed_groups)
             or (auth.kind == "native" and auth.open_signup)):
         problems.append(
             (
