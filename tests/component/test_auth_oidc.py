@@ -25,13 +25,11 @@ from tests.support.oidc import (
     OIDCUser,
     P,
     oidc_hub,
-    oidc_provider,
 )
 from tests.support.procs import server_pids, uid_of
 from tests.support.simuser import SimUserError
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
-__all__ = ["oidc_provider"]  # the session's provider, a fixture
 
 ANN, BEA, TINA, OLGA = f"{P}ann", f"{P}bea", f"{P}tina", f"{P}olga"
 

@@ -16,14 +16,13 @@ import pytest
 
 from hubkeeper.config import load
 from tests.support.browser import SPAWN_TIMEOUT_MS, STEP_TIMEOUT_MS, chromium_page
-from tests.support.oidc import FIRST_LOGIN_OIDC, PASSWORD, P, oidc_hub, oidc_provider
+from tests.support.oidc import FIRST_LOGIN_OIDC, PASSWORD, P, oidc_hub
 from tests.support.procs import server_pids, uid_of
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.root]
-__all__ = ["oidc_provider"]  # the session's provider, a fixture
 
 SCREENSHOT = "browser-oidc-console.png"
 ANN = f"{P}ann"

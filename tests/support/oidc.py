@@ -1,9 +1,10 @@
 """The suite's OpenID Connect provider (npm oidc-provider, run by oidc_provider.mjs) and a
 simulated person who logs in through it.
 
-The provider starts once per session (`oidc_provider` fixture) on a free loopback port and
-is killed by its pid at the end. Each test registers its own client for its hub's callback
-URL over OAuth 2.0 Dynamic Client Registration and saves it as the hub's secrets.
+The provider starts once per session (the `oidc_provider` fixture of tests/conftest.py) on
+a free loopback port and is killed by its pid at the end. Each test registers its own
+client for its hub's callback URL over OAuth 2.0 Dynamic Client Registration and saves it
+as the hub's secrets.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 
-import pytest
 import yaml
 from yarl import URL
 
@@ -115,15 +114,6 @@ def start_provider(directory: Path) -> OIDCProvider:
         raise AssertionError(f"oidc-provider exited with {proc.returncode}:\n"
                              f"{log.read_text()}")
     return OIDCProvider(json.loads(line)["issuer"], proc, token, log)
-
-
-@pytest.fixture(scope="session")
-def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OIDCProvider]:
-    provider = start_provider(tmp_path_factory.mktemp("oidc"))
-    try:
-        yield provider
-    finally:
-        provider.stop()
 
 
 def save_client(state: Path, client: tuple[str, str]) -> None:
