@@ -8,6 +8,7 @@ import click
 
 from hubkeeper.cli.app import Context, cli, hub_command, progress_bar, shared_options
 from hubkeeper.cli.output import emit
+from hubkeeper.verbs.admit import admit
 from hubkeeper.verbs.users import add_user, credentials, list_users, set_locked
 
 
@@ -70,3 +71,20 @@ def users_credentials_command(obj: Context, names: tuple[str, ...], config: Path
 users_group.command("lock", help="Lock NAME (users.locked): no login, server stopped, files "
                     "kept.")(_lock_command(True))
 users_group.command("unlock", help="Unlock NAME again.")(_lock_command(False))
+
+
+@users_group.command("admit", hidden=True)
+@click.argument("name")
+@click.option("--provider", required=True, help="The identity provider (auth.kind).")
+@click.option("--subject", required=True, help="The provider's stable id for the person.")
+@click.option("--group", "-g", "groups", multiple=True, help="A hub group (repeatable).")
+@click.option("--admin", is_flag=True, help="The provider makes them an admin.")
+@shared_options()
+@click.pass_obj
+def users_admit_command(obj: Context, name: str, provider: str, subject: str,
+                        groups: tuple[str, ...], admin: bool, config: Path | None,
+                        as_json: bool) -> None:
+    """Make the account of NAME, admitted by the identity provider at their first login
+    (users.accounts: first_login). The hub runs this; operators need not."""
+    emit(admit(obj.open(config), name, provider=provider, subject=subject, groups=groups,
+               admin=admin), as_json, obj.out)

@@ -28,10 +28,7 @@ def oidc_callback_url(spec: HubSpec) -> str | None:
 def oidc_problems(spec: HubSpec) -> Found:
     auth = spec.auth
     if auth.kind != "oidc":
-        if "oidc" in auth.model_fields_set:
-            return [(("auth", "oidc"), f"only used with kind 'oidc', not "
-                     f"{auth.kind or 'the default'!r}; remove it")]
-        return []
+        return []  # auth.oidc with another kind: spec.py's _auth_kind_problems
     if "oidc" not in auth.model_fields_set:
         return [(("auth", "kind"),
                  "kind 'oidc' needs an auth.oidc section with at least issuer (the "
