@@ -7,6 +7,7 @@ the provider's subject."""
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
 import pwd
 import subprocess
@@ -59,8 +60,9 @@ def test_roster_member_logs_in_through_the_provider(workdir: Path, hubs, oidc_pr
                                                     clean_accounts) -> None:
     """accounts: roster: the roster's account (made by apply) logs in with the provider and
     its server runs as that account; someone the provider knows but nothing admits is
-    refused."""
-    config = oidc_hub(workdir, oidc_provider, users=f"  allowed: [{BEA}]\n", oidc="")
+    refused, and so is someone an allowed group admits but who has no account."""
+    config = oidc_hub(workdir, oidc_provider, users=f"  allowed: [{BEA}]\n",
+                      oidc="    allowed_groups: [tas]\n")
     check = hk(config, "check")
     assert check.returncode == 0, check.stdout + check.stderr
     apply_accounts(config)
@@ -72,6 +74,12 @@ def test_roster_member_logs_in_through_the_provider(workdir: Path, hubs, oidc_pr
         assert uid_of(pid) == pwd.getpwnam(name).pw_uid
     with pytest.raises(SimUserError, match="login refused: HTTP 403"):
         asyncio.run(login_only(hub.url, OLGA, "olga"))
+    # (with accounts: roster the hub user is the provider's name, only lower-cased)
+    with pytest.raises(SimUserError, match=f"You cannot log in as {TINA}@example.edu: there "
+                       "is no account for this user on this hub"):
+        asyncio.run(login_only(hub.url, TINA, "tina"))
+    with pytest.raises(KeyError):
+        pwd.getpwnam(TINA)
 
 
 def test_check_names_the_missing_client_secrets(workdir: Path, oidc_provider,
@@ -104,11 +112,15 @@ def test_first_login_makes_the_account_of_someone_only_the_provider_knows(
     assert result == repr((account.pw_uid, account.pw_dir))
     assert model["admin"] is False
     assert STUDENTS in model["groups"]
-    record = json.loads((workdir / "state" / "journal.json").read_text())["accounts"][ANN]
-    assert record["uid"] == account.pw_uid
+    state = workdir / "state"
     subject = f"oidc:{oidc_provider.issuer} 0a1b2c3d-ann"
-    assert subject in json.dumps(record) or subject in (workdir / "state" /
-                                                        "subjects.json").read_text()
+    record = json.loads((state / "journal.json").read_text())["accounts"][ANN]
+    assert (record["uid"], record["origin"], record["subject"]) == (account.pw_uid, "oidc",
+                                                                    subject)
+    assert json.loads((state / "subjects.json").read_text())["users"][ANN] == subject
+    admitted = json.loads((state / "admitted.json").read_text())["users"][ANN]
+    assert (admitted["groups"], admitted["admin"]) == ([STUDENTS], False)
+    assert ANN in grp.getgrnam(STUDENTS).gr_mem  # the provider's group, a Linux group
     for pid, name in server_pids(load(config).spec.hub.api_port).items():
         assert uid_of(pid) == pwd.getpwnam(name).pw_uid
 
@@ -116,7 +128,7 @@ def test_first_login_makes_the_account_of_someone_only_the_provider_knows(
     tina = asyncio.run(login_only(hub.url, TINA, "tina"))
     assert tina["admin"] is True
     assert TAS in tina["groups"]
-    assert pwd.getpwnam(TINA)
+    assert TINA in grp.getgrnam(TAS).gr_mem
 
     # ann's second login reuses her account.
     model, result = asyncio.run(visit(hub.url, ANN, "ann", "import os; os.getuid()"))
@@ -126,7 +138,7 @@ def test_first_login_makes_the_account_of_someone_only_the_provider_knows(
     # Another person at the provider with ann's name (another subject) is refused.
     with pytest.raises(SimUserError, match="login refused: HTTP 403") as refused:
         asyncio.run(login_only(hub.url, ANN, "impostor"))
-    assert ANN in str(refused.value)
+    assert f"this hub's user {ANN} belongs to another oidc account" in str(refused.value)
     # Someone the provider knows but no allowed group admits gets nothing.
     with pytest.raises(SimUserError, match="login refused: HTTP 403"):
         asyncio.run(login_only(hub.url, OLGA, "olga"))

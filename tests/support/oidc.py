@@ -40,7 +40,8 @@ PEOPLE = {
             "name": "Ann Student", "email": f"{P}ann@example.edu", "groups": ["students"]},
     "bea": {"sub": "0a1b2c3d-bea", "preferred_username": f"{P}bea",
             "name": "Bea Student", "email": f"{P}bea@example.edu", "groups": ["students"]},
-    "tina": {"sub": "0a1b2c3d-tina", "preferred_username": f"{P}tina",
+    # an e-mail as the name: the hub user is the portable name hkoatina
+    "tina": {"sub": "0a1b2c3d-tina", "preferred_username": f"{P}Tina@example.edu",
              "name": "Tina Assistant", "email": f"{P}tina@example.edu", "groups": ["tas"]},
     "olga": {"sub": "0a1b2c3d-olga", "preferred_username": f"{P}olga",
              "name": "Olga Alumna", "email": f"{P}olga@example.edu", "groups": ["alumni"]},
@@ -185,7 +186,7 @@ class OIDCUser(SimUser):
             if at_hub:
                 if response.status == 302:
                     return  # logged in: the hub's cookie is set
-                raise SimUserError(f"login refused: HTTP {response.status} at {url}: "
+                raise SimUserError(f"login refused: HTTP {response.status} at {url.path}: "
                                    f"{_excerpt(_message(body), 600)}")
             if response.status not in (302, 303) or not location:
                 raise SimUserError(f"login refused by the provider: HTTP {response.status} "
@@ -197,4 +198,5 @@ class OIDCUser(SimUser):
 def _message(page: str) -> str:
     """The message of a JupyterHub error page, else the page."""
     found = re.search(r'<div class="error">(.*?)</div>', page, re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1))).strip() if found else page
+    text = found.group(1) if found else page
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip())
