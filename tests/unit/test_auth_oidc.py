@@ -181,6 +181,16 @@ def test_allowed_groups_alone_let_someone_in() -> None:
     assert parse(text).auth.oidc.allowed_groups == ["students"]
 
 
+def test_the_examples_of_docs_users_oidc_load() -> None:
+    import re
+
+    text = (Path(__file__).parents[2] / "docs" / "users-oidc.md").read_text()
+    keycloak, google = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert parse(keycloak).auth.oidc.allowed_groups == ["physics-students", "physics-tas"]
+    web = "hub: {url: https://hub.example.edu/}\ntls: {letsencrypt_email: a@example.edu}\n"
+    assert parse(web + google).auth.oidc.username_claim == "email"
+
+
 # -- secrets -----------------------------------------------------------------------------
 
 def test_client_secrets_are_read_from_the_state_dir(tmp_path: Path) -> None:
