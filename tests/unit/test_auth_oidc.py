@@ -261,6 +261,30 @@ def test_discovery_of_another_issuer_is_refused() -> None:
     assert auth.authorize_url != ISSUER + "/auth"
 
 
+def test_a_provider_that_cannot_be_reached_is_asked_again_at_the_next_login() -> None:
+    from tornado.httpclient import HTTPClientError
+
+    auth = authenticator()
+    answers: list[object] = [HTTPClientError(502), DOCUMENT]
+    asked: list[str] = []
+
+    async def fetch(url, *args, **kwargs):
+        asked.append(url)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    auth.httpfetch = fetch  # type: ignore[method-assign]
+    with pytest.raises(web.HTTPError) as caught:
+        asyncio.run(auth.discover())
+    assert caught.value.status_code == 503
+    asyncio.run(auth.discover())
+    asyncio.run(auth.discover())  # once found, not asked again
+    assert asked == [ISSUER + "/.well-known/openid-configuration"] * 2
+    assert auth.token_url == ISSUER + "/token"
+
+
 def id_token(**claims) -> str:
     now = int(time.time())
     return jwt.encode({"iss": ISSUER, "sub": "u-1", "aud": "CLIENT", "exp": now + 60,
@@ -280,7 +304,7 @@ def test_id_token_claims_check_audience_issuer_and_expiry() -> None:
         auth.id_token_claims({"access_token": "a"})  # no ID token: not OpenID Connect
 
 
-def test_claims_come_from_the_id_token_and_userinfo_of_the_same_subject() -> None:
+def test_claims_come_from_the_id_token_and_the_userinfo_of_the_same_subject() -> None:
     auth = authenticator()
     auth._apply_discovery(DOCUMENT)
 
@@ -297,9 +321,10 @@ def test_claims_come_from_the_id_token_and_userinfo_of_the_same_subject() -> Non
         return {"sub": "u-2", "preferred_username": "ann"}
 
     auth.httpfetch = other  # type: ignore[method-assign]
-    with pytest.raises(web.HTTPError):
-        asyncio.run(auth.token_to_user({"id_token": id_token(), "access_token": "a",
-                                        "token_type": "Bearer"}))
+    claims = asyncio.run(auth.token_to_user({"id_token": id_token(preferred_username="bo"),
+                                             "access_token": "a", "token_type": "Bearer"}))
+    # another subject's userinfo is not used (OpenID Connect Core 5.3.2)
+    assert (claims["sub"], claims["preferred_username"]) == ("u-1", "bo")
 
 
 def model(name: str, groups: object, sub: str = "u-1") -> dict:

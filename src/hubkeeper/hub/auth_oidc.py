@@ -7,7 +7,7 @@ document must name the configured issuer. The ID token (received straight from t
 provider's token endpoint, which oauthenticator authenticates with the client secret over
 TLS, so OpenID Connect Core 3.1.3.7 lets its signature go unchecked) gives `iss` and `sub`;
 its audience, issuer and expiry are checked. Its claims merged with the userinfo endpoint's
-(same `sub`) are the user's claims: the name (`username_claim`), the groups
+(when about the same `sub`) are the user's claims: the name (`username_claim`), the groups
 (`groups_claim`), and the subject 'oidc:<iss> <sub>' the hub user stays bound to.
 
 Who may log in: the roster (JupyterHub's allowed_users), everyone with users.allow_all, and
@@ -142,17 +142,17 @@ class OIDCAuthenticator(HubkeeperAuthenticator, GenericOAuthenticator):
                           "please log in again.") from None
 
     async def token_to_user(self, token_info):  # type: ignore[override]
-        """The user's claims: the ID token's, then the userinfo endpoint's (which must be
-        about the same subject)."""
+        """The user's claims: the ID token's, and the userinfo endpoint's when they are
+        about the same subject (OpenID Connect Core 5.3.2: else they must not be used)."""
         claims = self.id_token_claims(token_info)
         if self.userdata_url:
             userinfo = await super().token_to_user(token_info)
-            if userinfo.get("sub") != claims["sub"]:
-                self.log.warning("userinfo sub %r differs from the ID token's %r",
-                                 userinfo.get("sub"), claims["sub"])
-                raise refusal(403, "The identity provider's answer could not be accepted; "
-                              "please log in again.")
-            claims = {**claims, **userinfo, "iss": claims["iss"]}
+            if not isinstance(userinfo, dict) or userinfo.get("sub") != claims["sub"]:
+                self.log.warning("userinfo ignored: its sub %r is not the ID token's %r",
+                                 userinfo.get("sub") if isinstance(userinfo, dict) else None,
+                                 claims["sub"])
+                return claims
+            claims = {**claims, **userinfo, "iss": claims["iss"], "sub": claims["sub"]}
         return claims
 
     def _claims(self, model: dict) -> dict:
