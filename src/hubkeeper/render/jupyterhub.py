@@ -21,6 +21,7 @@ from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.context.urls import bind_url, hub_bind_url
+from hubkeeper.render.auth_lti13 import update_lti13_auth
 from hubkeeper.render.auth_oidc import update_oidc_auth
 from hubkeeper.render.extra_services import update_extra_services
 from hubkeeper.render.hubkeeper_services import update_culling, update_schedule, update_services
@@ -136,6 +137,8 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         # Its page.html adds "Authorize Users" (admins) and "Change Password" to the menu;
         # hubkeeper's sign-up page adds the invite code to its sign-up page.
         c.JupyterHub.template_paths = [HUBKEEPER_TEMPLATES, native_templates()]
+    if kind == "lti13":
+        update_lti13_auth(c, spec, runtime)
     if kind == "github":
         github = spec.auth.github
         c.GitHubOAuthenticator.client_id = runtime.secrets.github_client_id
