@@ -14,7 +14,7 @@ import pytest
 from tornado import web
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
-from hubkeeper.config import parse
+from hubkeeper.config import load, parse
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.hub.auth_oidc import OIDCAuthenticator
@@ -173,6 +173,24 @@ def test_callback_must_be_hub_url_followed_by_the_callback_path() -> None:
         "'https://hub.example.edu/physics/hub/oauth_callback' (hub.url followed by "
         "hub/oauth_callback): the provider sends people back there; or remove it, it is the "
         "default"]
+
+
+def test_a_mapped_group_may_not_also_be_a_roster_group() -> None:
+    text = local(rest="  groups: {tas: [ann]}\n").replace(
+        "callback\n", "callback\n    groups: {physics-tas: tas}\n")
+    assert problems_of(text) == [
+        "hub.yaml:7:27: auth.oidc.groups.physics-tas: 'tas' is also a roster group; the "
+        "provider and the roster cannot both decide who is in it: use another group name"]
+
+
+def test_limits_may_name_a_group_the_provider_fills(tmp_path: Path) -> None:
+    from hubkeeper.config.rules.roster import group_reference_problems
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(local().replace("callback\n", "callback\n    groups: {physics-tas: tas}\n")
+                      + "limits:\n  groups:\n    tas: {memory: 2G}\n    tsa: {memory: 1G}\n")
+    problems = [str(p) for p in group_reference_problems(load(config), ())]
+    assert len(problems) == 1 and "limits.groups.tsa: 'tsa' is not a roster group" in problems[0]
 
 
 def test_allowed_groups_alone_let_someone_in() -> None:

@@ -56,6 +56,14 @@ def oidc_problems(spec: HubSpec) -> Found:
                          "set auth.oidc.allowed_groups (the provider groups whose members "
                          "get an account), or users.allow_all: true to admit everyone the "
                          "provider accepts"))
+    roster_groups = set(users.groups)
+    for entry in users.roster.entries:
+        roster_groups.update(entry.groups)
+    for claim_group, group in oidc.groups.items():
+        if group in roster_groups:
+            problems.append((("auth", "oidc", "groups", claim_group),
+                             f"{group!r} is also a roster group; the provider and the roster "
+                             "cannot both decide who is in it: use another group name"))
     return problems
 
 
