@@ -174,3 +174,16 @@ def accounts():
 
     yield create
     remove_test_accounts()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory):
+    """The suite's OpenID Provider (npm oidc-provider, tests/support/oidc.py), started once
+    per session on a free loopback port and stopped by its pid at the end."""
+    from tests.support.oidc import start_provider
+
+    provider = start_provider(tmp_path_factory.mktemp("oidc"))
+    try:
+        yield provider
+    finally:
+        provider.stop()

@@ -14,7 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from hubkeeper.config.types import GroupName, Section, _loopback_host
+from hubkeeper.config.types import (
+    GroupName,
+    Section,
+    check_callback_url,
+    check_issuer_url,
+    secure_address,
+)
 
 
 class ProviderSection(Section):
@@ -32,7 +38,47 @@ class ProviderSection(Section):
 
 
 class OIDCSection(ProviderSection):
-    pass
+    issuer: Annotated[str, AfterValidator(check_issuer_url)] | None = Field(
+        None,
+        description="Required. The provider's issuer, exactly as its "
+        "<issuer>/.well-known/openid-configuration names it, e.g. "
+        "https://keycloak.example.edu/realms/campus, "
+        "https://login.microsoftonline.com/<tenant id>/v2.0 or https://accounts.google.com. "
+        "The hub reads that document at the first login (authorize, token and userinfo "
+        "addresses). The client's ID and secret are read from <state_dir>/secrets/"
+        "oidc-client-id and oidc-client-secret, never from this file.",
+    )
+    callback_url: Annotated[str, AfterValidator(check_callback_url)] | None = Field(
+        None,
+        description="The redirect URI registered with the provider: this hub's public "
+        "address followed by hub/oauth_callback, e.g. "
+        "https://hub.example.edu/hub/oauth_callback. Default with hub.url: hub.url followed "
+        "by hub/oauth_callback (required without it).",
+    )
+    username_claim: str = Field(
+        "preferred_username", min_length=1, max_length=100,
+        description="The claim (of the ID token or userinfo) whose value is the hub user "
+        "name, e.g. preferred_username, email, upn. With users.accounts: first_login it is "
+        "made a portable Linux name (lower case, e-mail domain dropped).",
+    )
+    groups_claim: str = Field(
+        "groups", min_length=1, max_length=100,
+        description="The claim that lists the user's groups (names the provider sends, "
+        "matched by groups, admin_groups and allowed_groups).",
+    )
+    scopes: list[Annotated[str, Field(pattern=r"^[!#-\[\]-~]+$")]] | None = Field(
+        None,
+        description="Scopes asked for. Default: openid profile email, plus groups when "
+        "groups, admin_groups or allowed_groups are set and the provider offers a 'groups' "
+        "scope (its scopes_supported). Given: must include openid.",
+    )
+    allowed_groups: list[str] = Field(
+        default_factory=list,
+        description="Members of these provider groups (values of groups_claim) may log "
+        "in, besides the roster; with users.accounts: first_login they get an account at "
+        "their first login. Empty: only the roster's users may (or everyone the provider "
+        "accepts, with users.allow_all: true).",
+    )
 
 
 def check_ldap_url(value: str) -> str:
@@ -117,12 +163,7 @@ def check_lti_url(value: str) -> str:
     """An LTI platform's address: https (http only on this machine's loopback, for tests),
     a host, no query or fragment (the issuer is compared as a string)."""
     example = "e.g. https://canvas.instructure.com"
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{value!r} is not a web address; {example}")
-    if parts.scheme == "http" and not _loopback_host(parts.hostname):
-        raise ValueError(f"{value!r} must start with https:// (http is only accepted for "
-                         "localhost)")
+    parts = secure_address(value, example, "the hub trusts the keys found there")
     if parts.username or parts.password or parts.fragment:
         raise ValueError(f"{value!r} must be a plain address without user or fragment")
     return value

@@ -72,7 +72,7 @@ def check_ip_address(value: str) -> str:
     return value
 
 
-def _loopback_host(host: str) -> bool:
+def loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -86,7 +86,7 @@ def check_callback_url(value: str) -> str:
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"{value!r} is not a web address; {example}")
-    if parts.scheme == "http" and not _loopback_host(parts.hostname):
+    if parts.scheme == "http" and not loopback_host(parts.hostname):
         raise ValueError(
             f"{value!r} must start with https://: GitHub sends the login code to this "
             "address (http is only accepted for localhost)"
@@ -96,20 +96,41 @@ def check_callback_url(value: str) -> str:
     return value
 
 
-def check_github_url(value: str) -> str:
-    """auth.github.url: https://github.com or a GitHub Enterprise Server's address."""
-    example = "e.g. https://github.com or https://github.example.edu"
+def secure_address(value: str, example: str, why: str) -> urllib.parse.SplitResult:
+    """A web address that secrets are sent to: https, or http on this machine only."""
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"{value!r} is not a web address; {example}")
-    if parts.scheme == "http" and not _loopback_host(parts.hostname):
-        raise ValueError(f"{value!r} must start with https://: the hub sends the GitHub OAuth "
-                         "app's client secret there (http is only accepted for localhost)")
+    if parts.scheme == "http" and not loopback_host(parts.hostname):
+        raise ValueError(f"{value!r} must start with https://: {why} (http is only accepted "
+                         "for a server on this machine: localhost, 127.0.0.1, ::1)")
+    return parts
+
+
+def check_github_url(value: str) -> str:
+    """auth.github.url: https://github.com or a GitHub Enterprise Server's address."""
+    example = "e.g. https://github.com or https://github.example.edu"
+    parts = secure_address(value, example, "the hub sends the GitHub OAuth app's client "
+                            "secret there")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path.strip(
             "/"):
         raise ValueError(f"{value!r} must be the server's address alone, without a path, "
                          f"user, query or fragment; {example}")
     return value.rstrip("/")
+
+
+def check_issuer_url(value: str) -> str:
+    """An OpenID Connect issuer: https://host[:port][/path], no query or fragment; http only
+    on a loopback host (a test provider on this machine)."""
+    example = "e.g. https://keycloak.example.edu/realms/campus"
+    parts = secure_address(value, example, "the hub sends the client's secret there")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{value!r} must be a plain address without user, query or "
+                         f"fragment; {example}")
+    if parts.path.endswith("/.well-known/openid-configuration"):
+        raise ValueError(f"{value!r}: give the issuer itself, without "
+                         "/.well-known/openid-configuration")
+    return value
 
 
 def check_public_url(value: str) -> str:

@@ -167,7 +167,7 @@ class Hub:
             self.paths,
             self.relative(auth.password_file) if auth.password_file else None,
             self.relative(auth.admin_password_file) if auth.admin_password_file else None,
-            github=auth.kind == "github",
+            github=auth.kind == "github", oidc=auth.kind == "oidc",
             ldap_bind=auth.kind == "ldap" and auth.ldap.lookup_dn_search_user is not None)
 
     def read_secret(self, name: str) -> str:

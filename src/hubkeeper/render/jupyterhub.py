@@ -24,6 +24,7 @@ from hubkeeper.context.urls import bind_url, hub_bind_url
 from hubkeeper.render.auth_github import update_github_auth
 from hubkeeper.render.auth_ldap import update_ldap_auth
 from hubkeeper.render.auth_lti13 import update_lti13_auth
+from hubkeeper.render.auth_oidc import update_oidc_auth
 from hubkeeper.render.extra_services import update_extra_services
 from hubkeeper.render.hubkeeper_services import update_culling, update_schedule, update_services
 from hubkeeper.state import admitted, invites, subjects
@@ -144,6 +145,8 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         update_lti13_auth(c, spec, runtime)
     if kind == "github":
         update_github_auth(c, spec, runtime)
+    if kind == "oidc":
+        update_oidc_auth(c, spec, runtime)
 
 
 def update_provider(c: Config, spec: HubSpec, runtime: Runtime) -> None:

@@ -9,7 +9,8 @@
                                 shared-password, admin-password (each 0600); with auth.kind
                                 github also github-client-id, github-client-secret (written
                                 by the operator, never generated); with auth.ldap's
-                                lookup_dn_search_user ldap-bind-password (the same way)
+                                lookup_dn_search_user ldap-bind-password, with auth.kind
+                                oidc oidc-client-id, oidc-client-secret (the same way)
     <state>/run/                0700; hub.lock (held while a hub runs), apply.lock,
                                 snapshot.lock, archive.lock (each 0600), jupyterhub.pid,
                                 proxy.pid
@@ -149,13 +150,16 @@ class Secrets:
     github_client_secret: str = ""
     status_token: str = ""  # the read-only token of `hubkeeper status`
     ldap_bind_password: str = ""  # only read with auth.ldap.lookup_dn_search_user
+    oidc_client_id: str = ""  # only read with auth.kind oidc
+    oidc_client_secret: str = ""
 
     @classmethod
     def redacted(cls, paths: StatePaths) -> Secrets:
         hidden = "<redacted>"
         return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden,
                    github_client_id=hidden, github_client_secret=hidden,
-                   status_token=hidden, ldap_bind_password=hidden)
+                   status_token=hidden, ldap_bind_password=hidden,
+                   oidc_client_id=hidden, oidc_client_secret=hidden)
 
 
 def _generate(name: str) -> bytes:
@@ -312,9 +316,25 @@ def read_ldap_bind_password(paths: StatePaths) -> str:
     return read_operator_secret(paths, LDAP_BIND_SECRET, LDAP_BIND_WHAT, LDAP_BIND_HOW)
 
 
+OIDC_CLIENT_HOW = ("register a client (confidential, authorization code flow) with your "
+                   "OpenID Connect provider, with auth.oidc.callback_url as its redirect URI "
+                   "(docs/users.md)")
+
+
+OIDC_SECRETS = (("oidc-client-id", "the OpenID Connect client's ID"),
+                ("oidc-client-secret", "the OpenID Connect client's secret"))
+
+
+def read_oidc_client(paths: StatePaths) -> tuple[str, str]:
+    """The OpenID Connect client's ID and secret, saved by the operator."""
+    client_id, secret = (read_operator_secret(paths, name, what, OIDC_CLIENT_HOW)
+                         for name, what in OIDC_SECRETS)
+    return client_id, secret
+
+
 def read_secrets(paths: StatePaths, password_file: Path | None = None,
                  admin_password_file: Path | None = None, github: bool = False,
-                 ldap_bind: bool = False) -> Secrets:
+                 ldap_bind: bool = False, oidc: bool = False) -> Secrets:
     def from_file(path: Path | None, fallback: str) -> str:
         if path is None:
             return read_secret(paths, fallback)
@@ -323,6 +343,7 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
         except OSError as exc:
             raise HubkeeperError(f"cannot read password file {path}: {exc.strerror}") from None
 
+    oidc_client = read_oidc_client(paths) if oidc else ("", "")
     return Secrets(
         cookie_secret_file=str(paths.secret("cookie-secret")),
         proxy_token=read_secret(paths, "proxy-token"),
@@ -338,5 +359,7 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
             "('Generate a new client secret' on the app's page)", GITHUB_APP_HOW)
         if github else "",
         ldap_bind_password=read_ldap_bind_password(paths) if ldap_bind else "",
+        oidc_client_id=oidc_client[0],
+        oidc_client_secret=oidc_client[1],
     )
 

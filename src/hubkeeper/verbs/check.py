@@ -17,7 +17,12 @@ from hubkeeper.host.accounts import observe
 from hubkeeper.host.preflight import cluster_problems, machine_problems, to_make
 from hubkeeper.plan.accounts import host_problems
 from hubkeeper.roster import Roster
-from hubkeeper.state.statedir import read_ldap_bind_password
+from hubkeeper.state.statedir import (
+    OIDC_CLIENT_HOW,
+    OIDC_SECRETS,
+    read_ldap_bind_password,
+    read_operator_secret,
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ def check(hub: Hub) -> CheckResult:
         _refuse(loaded, problems, hint)
     problems += machine_problems(loaded, mode, hub.paths, starting=False)
     problems += _ldap_secret_problems(hub, auth_kind(spec, mode))
+    problems += _operator_secret_problems(hub, auth_kind(spec, mode))
     notes: tuple[str, ...] = ()
     if mode == "system" and roster is not None:
         # Before the first apply the roster's accounts do not exist yet: that is apply's
@@ -90,6 +96,19 @@ def _ldap_secret_problems(hub: Hub, kind: str) -> list[Problem]:
         message = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
         return [hub.loaded.problem(("auth", "ldap", "lookup_dn_search_user"), message)]
     return []
+def _operator_secret_problems(hub: Hub, kind: str) -> list[Problem]:
+    """The secrets the operator saves into the state dir for a provider (hubkeeper cannot
+    make them), found at the auth section: missing, empty or readable by others."""
+    if kind != "oidc":
+        return []
+    problems = []
+    for name, what in OIDC_SECRETS:
+        try:
+            read_operator_secret(hub.paths, name, what, OIDC_CLIENT_HOW)
+        except HubkeeperError as exc:
+            problems.append(hub.loaded.problem(
+                ("auth", "oidc"), f"{exc.message} ({exc.hint})" if exc.hint else exc.message))
+    return problems
 
 
 def _refuse(loaded: LoadedSpec, problems: list[Problem], hint: str | None) -> None:

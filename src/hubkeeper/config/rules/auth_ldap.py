@@ -4,7 +4,6 @@ finds its entry (bind_dn_template or a search), the group DNs, and who first_log
 
 from __future__ import annotations
 
-import ipaddress
 import string
 import urllib.parse
 
@@ -14,6 +13,7 @@ from ldap3.utils.dn import parse_dn
 from hubkeeper.config.auth_providers import LDAPSection
 from hubkeeper.config.model import HubSpec
 from hubkeeper.config.rules import Found
+from hubkeeper.config.types import loopback_host
 
 SECTION = ("auth", "ldap")
 EXAMPLE_DN = "e.g. cn=students,ou=groups,dc=example,dc=org"
@@ -24,15 +24,6 @@ def effective_tls(ldap: LDAPSection) -> str:
     if ldap.tls:
         return ldap.tls
     return "ldaps" if (ldap.server or "").startswith("ldaps://") else "starttls"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_dn(value: str) -> bool:
@@ -85,7 +76,7 @@ def _server_problems(ldap: LDAPSection) -> Found:
         problems.append(((*SECTION, "tls"),
                          f"ldaps needs an ldaps:// server address, not {ldap.server!r}; "
                          "or use tls: starttls with ldap://"))
-    elif tls == "none" and not _loopback(host):
+    elif tls == "none" and not loopback_host(host):
         problems.append(((*SECTION, "tls"),
                          f"none would send every password to {host} in the clear; use "
                          "starttls (ldap:// upgraded to TLS) or an ldaps:// address. Plain "

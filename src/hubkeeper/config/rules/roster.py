@@ -1,12 +1,13 @@
 """Rules of hub.yaml against its roster: every group hub.yaml names is a group of the roster
-(or one GitHub teams fill at login). The roster is passed as its group names, so that config
-needs nothing of the roster package."""
+(or one the identity provider fills at login). The roster is passed as its group names, so
+that config needs nothing of the roster package."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
 from hubkeeper.base.errors import Problem
+from hubkeeper.config.access import provider_groups
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.rules.cluster import kubernetes_problems
 
@@ -28,12 +29,10 @@ def environment_group_problems(loaded: LoadedSpec, groups: Collection[str]) -> l
 
 def group_reference_problems(loaded: LoadedSpec, groups: Collection[str]) -> list[Problem]:
     """limits.groups, services[].groups, schedule[].group and slurm.groups name roster
-    groups, or groups GitHub teams fill at login (a typo would silently give its members the
-    hub-wide limits, or lock everyone out of a service)."""
+    groups, or groups the identity provider's groups fill at login (a typo would silently
+    give its members the hub-wide limits, or lock everyone out of a service)."""
     spec = loaded.spec
-    known = set(groups)
-    if spec.auth.kind == "github":
-        known |= set(spec.auth.github.teams_to_groups.values())
+    known = set(groups) | set(provider_groups(spec.auth)[0].values())
     named: list[tuple[tuple[str | int, ...], str]] = [
         (("limits", "groups", name), name) for name in spec.limits.groups]
     named += [(("services", index, "groups", position), group)

@@ -13,6 +13,7 @@ from hubkeeper.config.rules import Found, Locate
 from hubkeeper.config.rules.auth_github import github_problems
 from hubkeeper.config.rules.auth_ldap import ldap_problems
 from hubkeeper.config.rules.auth_lti13 import lti13_problems
+from hubkeeper.config.rules.auth_oidc import oidc_problems
 from hubkeeper.config.rules.cluster import kubernetes_problems
 
 
@@ -73,6 +74,7 @@ def semantic_problems(spec: HubSpec) -> Found:
             )
     problems += _auth_kind_problems(spec)
     problems += ldap_problems(spec)
+    problems += oidc_problems(spec)
     problems += lti13_problems(spec)
     problems += _environment_problems(spec)
     problems += _web_problems(spec)
@@ -112,6 +114,7 @@ def semantic_problems(spec: HubSpec) -> Found:
             or users.roster.csv or users.roster.entries or users.roster.ranges
             or (auth.kind == "github" and auth.github.organizations)
             or (auth.kind == "ldap" and auth.ldap.allowed_groups)
+            or (auth.kind == "oidc" and auth.oidc.allowed_groups)
             or (auth.kind == "lti13" and auth.lti13.courses)
             or users.accounts == "first_login"  # the provider admits (_first_login_problems)
             or (auth.kind == "native" and auth.open_signup)):
