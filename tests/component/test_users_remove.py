@@ -131,7 +131,7 @@ def test_remove_archives_then_removes_a_user_with_a_running_server(workdir: Path
     recorded = json.loads((hub.state / "archives.json").read_text())
     assert recorded[-1]["path"] == str(archive) and recorded[-1]["user"] == ANN
     zips = workdir / "zips"
-    exported = ok(hk(config, "export", ANN, "--from", str(archive), "--to", str(zips)))
+    ok(hk(config, "export", ANN, "--from", str(archive), "--to", str(zips)))
     (zipped,) = zips.glob("*.zip")
     with zipfile.ZipFile(zipped) as opened:
         assert opened.read("thesis.md") == b"# chapter 1\n"

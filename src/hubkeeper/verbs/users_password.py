@@ -1,11 +1,11 @@
 """`hubkeeper users password NAME`: a new generated password for one roster user.
 
 auth.kind pam (system mode): the account's Linux password, set with chpasswd (host/shadow.py)
-and journaled (`password_set`). auth.kind native: the user's nativeauthenticator password,
-changed by the running hub itself (its admin page `/hub/change-password/NAME`, called with
-hubkeeper's service token), so that the hub's own code hashes it and its own database session
-writes it; with the hub stopped it is refused rather than written into the database behind
-the hub's back. Other kinds have no password hubkeeper could set.
+and journaled (`password_set`). auth.kind native: the user's nativeauthenticator password in
+the hub database, hashed as nativeauthenticator does, only while the hub is stopped (held by
+its lock): the running hub keeps its own session on that database, and its admin page
+(/hub/change-password/NAME) takes a browser's cookie, not a token, so a running hub is
+refused with a clear message. Other kinds have no password hubkeeper could set.
 
 The password is written first to a new 0600 CSV in <state>/credentials/ (like apply's), so
 it is never lost; the CLI shows it once, and only on a terminal.
@@ -14,18 +14,16 @@ it is never lost; the CLI shows it once, and only on a terminal.
 from __future__ import annotations
 
 import secrets
-import urllib.parse
 from dataclasses import dataclass, field
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
-from hubkeeper.base.locks import apply_lock
+from hubkeeper.base.locks import HubLock, apply_lock
 from hubkeeper.context.hub import Hub
-from hubkeeper.host.hubapi import HubUnreachable, fetch
+from hubkeeper.host.nativedb import set_native_password
 from hubkeeper.host.shadow import ShadowTools
 from hubkeeper.lifecycle.retirement import account_problem
 from hubkeeper.ops.converge import write_credentials
 from hubkeeper.roster.policy import name_problem
-from hubkeeper.state.statedir import read_secret
 
 PASSWORD_BYTES = 12  # 16 characters of token_urlsafe
 
@@ -98,43 +96,28 @@ def set_password(hub: Hub, name: str, tools: ShadowTools | None = None) -> Passw
     return PasswordResult(str(hub.path), name, account, "pam", str(written), password)
 
 
-CHANGED = "has been changed successfully"
-
-
 def _native(hub: Hub, name: str) -> PasswordResult:
-    """nativeauthenticator's own admin page of the running hub sets the password."""
-    try:
-        token = read_secret(hub.paths, "service-token")
-    except HubkeeperError:
-        token = None
+    """nativeauthenticator's password, written while no hub runs (host/nativedb.py)."""
     password = secrets.token_urlsafe(PASSWORD_BYTES)
-    url = (hub.hub_api_url.rstrip("/") + "/hub/change-password/"
-           + urllib.parse.quote(name, safe=""))
-    body = urllib.parse.urlencode({"new_password": password,
-                                   "new_password_confirmation": password}).encode()
-    not_running = HubkeeperError(
-        f"the hub {hub.name!r} is not running: a native password is changed by the hub "
-        "itself (nativeauthenticator hashes it and writes it in its database)",
-        hint="start it (`hubkeeper up`), then run `hubkeeper users password` again; nothing "
-        "was changed")
-    if token is None:
-        raise not_running
-    with apply_lock(hub.paths):
-        written = write_credentials(hub.paths, {name: password}, {})  # first: never lost
-        try:
-            answer = fetch(url, what="the hub", method="POST", body=body,
-                           headers={"Authorization": f"token {token}",
-                                    "Content-Type": "application/x-www-form-urlencoded"})
-        except HubUnreachable:
-            written.unlink(missing_ok=True)
-            raise not_running from None
-        if answer.status == 404:
-            written.unlink(missing_ok=True)
-            raise HubkeeperError(f"{name!r} has not signed up yet: there is no password to "
-                                 "reset", hint=f"`hubkeeper users credentials {name}` gives a "
-                                 "new invite code for signing up")
-        if answer.status != 200 or CHANGED not in answer.body.decode(errors="replace"):
-            written.unlink(missing_ok=True)
-            raise HubkeeperError(f"the hub did not change {name}'s password (HTTP "
-                                 f"{answer.status})", hint="see the hub's log")
+    lock = HubLock(hub.paths)
+    hub.paths.run.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        lock.acquire()  # no `up` starts while we write its database
+    except HubkeeperError:
+        raise HubkeeperError(
+            f"the hub {hub.name!r} is running: a native password is kept in its database, "
+            "which the running hub holds", hint=f"stop it, run `hubkeeper users password "
+            f"{name}` again, then start it; or, as an admin, change it on the hub's page "
+            f"/hub/change-password/{name}; nothing was changed") from None
+    try:
+        with apply_lock(hub.paths):
+            written = write_credentials(hub.paths, {name: password}, {})  # first: never lost
+            if not set_native_password(hub.paths.database, name, password):
+                written.unlink()
+                raise HubkeeperError(
+                    f"{name!r} has not signed up yet: there is no password to reset",
+                    hint=f"`hubkeeper users credentials {name}` gives a new invite code for "
+                    "signing up")
+    finally:
+        lock.release()
     return PasswordResult(str(hub.path), name, None, "native", str(written), password)
