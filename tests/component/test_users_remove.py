@@ -143,6 +143,17 @@ def test_remove_archives_then_removes_a_user_with_a_running_server(workdir: Path
     assert again.returncode == 1 and f"{ANN!r} is not on the roster" in again.stderr
 
 
+def hub_users(config: Path) -> set[str]:
+    import sqlite3
+
+    database = config.parent / "state" / "jupyterhub.sqlite"
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return {name for (name,) in connection.execute("SELECT name FROM users")}
+    finally:
+        connection.close()
+
+
 def _uid(pid: str) -> int | None:
     try:
         return os.stat(f"/proc/{pid}").st_uid
@@ -222,6 +233,7 @@ def test_killed_midway_then_run_again_finishes(workdir: Path, clean_accounts, hu
         for number in range(250):
             (home / f"f{folder}" / f"{number}.txt").write_text(f"{folder}/{number}\n")
     journal_path = config.parent / "state" / "journal.json"
+    assert WS3 in hub_users(config)  # the hub's database has the user (it ran once)
     proc = subprocess.Popen([HUBKEEPER, "--config", str(config), "users", "remove", WS3,
                              "--yes", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -259,6 +271,11 @@ def test_killed_midway_then_run_again_finishes(workdir: Path, clean_accounts, hu
     with zipfile.ZipFile(zipped) as opened:
         assert opened.read("f39/249.txt") == b"39/249\n"
     assert all(exists(name) for name in (WS1, WS2, ANN, BOB))
+    # the hub was not running: it still had the user; its next start unregisters them
+    hub = hubs.start(config)
+    token = (hub.state / "secrets" / "service-token").read_text().strip()
+    assert _hub_status(hub.url, WS3, token) == 404
+    assert _hub_status(hub.url, WS2, token) == 200
 
 
 def test_never_removes_an_account_hubkeeper_did_not_create(workdir: Path, accounts) -> None:
