@@ -273,6 +273,7 @@ def test_killed_midway_then_run_again_finishes(workdir: Path, clean_accounts, hu
     assert all(exists(name) for name in (WS1, WS2, ANN, BOB))
     # the hub was not running: it still had the user; its next start unregisters them
     hub = hubs.start(config)
+    hub.wait_logged("roster: 1 change(s) made in the hub")  # up's hub half of apply
     token = (hub.state / "secrets" / "service-token").read_text().strip()
     assert _hub_status(hub.url, WS3, token) == 404
     assert _hub_status(hub.url, WS2, token) == 200
