@@ -12,7 +12,6 @@ registry and written again), so they delete the row themselves and run the comma
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,25 +181,35 @@ def remove_user(hub: Hub, name: str, yes: bool, to: Path | None = None,
                              hint="nothing of this hub was made here yet: remove the name "
                              "from hub.yaml by hand")
     paths.run.mkdir(mode=0o700, exist_ok=True)
+    done: list[str] = []
+    archived: tuple[str, str] | None = None  # (folder, manifest SHA-256)
+    if resumed is None and target.home is not None:
+        # Outside the apply lock: a large home takes a while, and first logins (admission)
+        # need that lock meanwhile.
+        assert parent is not None
+        with archive_lock(paths):
+            info = archive_home(hub, target, parent, progress)
+        verdict = check_archive(hub, target, info.directory, info.manifest_sha256, full=True,
+                                progress=progress)
+        if not verdict.ok:
+            refused = Removal(name, target.account, str(target.home), target.uid, now(),
+                              archive=str(info.directory),
+                              manifest_sha256=info.manifest_sha256)
+            return result("refused", plan, refused, problems=verdict.problems)
+        archived = (str(info.directory), info.manifest_sha256)
+        done.append(f"archived {target.home} into {info.directory} (verified)")
     with apply_lock(paths):  # apply (and the hub's admissions) write the same journal
-        removal = resumed
-        done: list[str] = []
+        removals = Removals.load(paths.root)  # as they are now, under the lock
+        journal = hub.load_journal()
+        removal = removals.unfinished(name)
+        if removal is None and resumed is not None:
+            raise HubkeeperError(f"another run finished the removal of {name!r} meanwhile")
+        target = find_target(hub, name, journal, removal)
         if removal is None:
             removal = Removal(name, target.account, str(target.home) if target.home else None,
                               target.uid, now())
-            if target.home is not None:
-                assert parent is not None
-                with archive_lock(paths):
-                    info = archive_home(hub, target, parent, progress)
-                verdict = check_archive(hub, target, info.directory, info.manifest_sha256,
-                                        full=True, progress=progress)
-                if not verdict.ok:
-                    return result("refused", plan, dataclasses.replace(
-                        removal, archive=str(info.directory),
-                        manifest_sha256=info.manifest_sha256), problems=verdict.problems)
-                removal.archive, removal.manifest_sha256 = (str(info.directory),
-                                                            info.manifest_sha256)
-                done.append(f"archived {target.home} into {info.directory} (verified)")
+            if archived is not None:
+                removal.archive, removal.manifest_sha256 = archived
             removals.entries.append(removal)
             removals.save()  # from here on, a run killed at any point is resumed
         else:
@@ -234,18 +243,21 @@ def _gate(hub: Hub, target: Target, removal: Removal, removals: Removals, full: 
     """The last check before the home goes, now that nothing of the user's runs: the archive
     still holds the home as it is (re-read whole when a killed run made it). A home written
     to since (and still whole) is archived again; otherwise nothing more is removed."""
-    assert removal.archive is not None
-    verdict = check_archive(hub, target, Path(removal.archive), removal.manifest_sha256,
-                            full=full, progress=progress)
-    if verdict.ok:
-        return []
+    verdict = None
+    if removal.archive is not None:
+        verdict = check_archive(hub, target, Path(removal.archive), removal.manifest_sha256,
+                                full=full, progress=progress)
+        if verdict.ok:
+            return []
+    why = "; ".join(verdict.problems) if verdict else "no archive was made of it yet"
     if not target.account_exists and target.mode == "system":
         raise HubkeeperError(
             f"{target.user}'s home {target.home} does not match its archive "
-            f"{removal.archive}: " + "; ".join(verdict.problems),
+            f"{removal.archive}: {why}",
             hint="its removal had begun; look at what changed, then run `hubkeeper users "
             f"remove {target.user} --yes` again")
-    parent = Path(removal.archive).parent
+    parent = (Path(removal.archive).parent if removal.archive
+              else _archive_parent(hub, None))
     with archive_lock(hub.paths):
         info = archive_home(hub, target, parent, progress)
     again = check_archive(hub, target, info.directory, info.manifest_sha256, full=True,
@@ -258,6 +270,5 @@ def _gate(hub: Hub, target: Target, removal: Removal, removals: Removals, full: 
             "--yes` again")
     removal.archive, removal.manifest_sha256 = str(info.directory), info.manifest_sha256
     removals.save()
-    return [f"{target.user}'s home changed after the first archive "
-            f"({'; '.join(verdict.problems)[:200]}): archived again into {info.directory} "
+    return [f"{target.user}'s home: {why[:200]}; archived (again) into {info.directory} "
             "(verified)"]
