@@ -165,3 +165,18 @@ def test_the_password_is_shown_only_on_a_terminal_and_never_in_json() -> None:
     as_json = io.StringIO()
     emit(result, True, Console(file=as_json, force_terminal=True, width=200))
     assert "s3cret" not in as_json.getvalue()
+
+
+def test_retire_never_takes_a_one_user_archive_for_the_newest_of_the_hub(tmp_path: Path
+                                                                         ) -> None:
+    from hubkeeper.state.statedir import StatePaths
+    from hubkeeper.verbs.retire import choose_archive
+
+    paths = StatePaths(tmp_path / "state")
+    paths.root.mkdir()
+    whole, one = tmp_path / "lab-20260101T000000", tmp_path / "lab-ann-20260102T000000"
+    (paths.root / "archives.json").write_text(json.dumps([
+        {"path": str(whole), "finished": "x", "manifest_sha256": "aa"},
+        {"path": str(one), "finished": "y", "manifest_sha256": "bb", "user": "ann"}]))
+    assert choose_archive(paths, None, None) == (whole, "aa")
+    assert choose_archive(paths, one, None) == (one, "bb")  # when given, it is checked
