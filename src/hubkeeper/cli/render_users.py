@@ -68,8 +68,10 @@ def _(result: UserRemoveResult, console: Console) -> None:
             f"{result.user}'s home as it is:")
         for problem in result.problems:
             say(f"  {problem}")
-        say("  (a home written to while it was archived: their server or processes still "
-            f"run; `hubkeeper users lock {result.user}` stops the server; then run again)")
+        if any("changed since the archive" in problem for problem in result.problems):
+            say("  (the home was written to while it was archived: their server or processes "
+                f"still run; `hubkeeper users lock {result.user}` stops the server; then run "
+                "again)")
         return
     else:
         say(f"removed {result.user}"
