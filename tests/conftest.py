@@ -38,7 +38,7 @@ def workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
 
     Kept, with its logs, when the test fails: the path is printed in the failure report.
     """
-    path = Path(tempfile.mkdtemp(prefix="hktest-"))
+    path = Path(tempfile.mkdtemp(prefix=f"{TEST_ACCOUNT_PREFIX}-"))  # this run's own
     SESSION_WORKDIRS.append(path)
     os.chmod(path, 0o755)
     yield path

@@ -326,3 +326,4 @@ def test_personal_mode_removes_the_users_folder(workdir: Path, hubs) -> None:
     # deleting the hub user took the name out of the running hub's allowed users
     with pytest.raises(SimUserError, match="login refused"):
         asyncio.run(login_again())
+

@@ -255,8 +255,8 @@ def test_authenticator_takes_the_rendered_values() -> None:
     assert authenticator.manage_groups is True
     assert authenticator.populate_teams_in_auth_state is True
     assert authenticator.allow_existing_users is False
-    assert authenticator.teams_to_groups == {"physics-dept:students": "students",
-                                             "physics-dept:tas": "tas"}
+    assert authenticator.group_map == {"physics-dept:students": "students",
+                                       "physics-dept:tas": "tas"}
     assert authenticator.roster_groups == {"prof": ["lecturers"], "dana": ["lecturers"]}
     assert authenticator.admin_users == {"prof"}
     assert authenticator.github_ids_file == str(STATE.root / "github-ids.json")

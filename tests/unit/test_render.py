@@ -195,11 +195,11 @@ def test_github_auth() -> None:
     assert c.GitHubOAuthenticator.allowed_organizations == {"physics-dept",
                                                             "chem-dept:lab-assistants"}
     assert c.GitHubOAuthenticator.scope == ["read:org"]
-    assert c.GitHubOAuthenticator.manage_groups is True
+    assert c.Authenticator.manage_groups is True
     assert c.GitHubOAuthenticator.populate_teams_in_auth_state is True
-    assert c.GitHubTeamsAuthenticator.teams_to_groups == {"physics-dept:tas": "tas",
-                                                          "chem-dept:lab-assistants": "lab"}
-    assert c.GitHubTeamsAuthenticator.roster_groups == {"prof": ["lecturers"]}
+    assert c.HubkeeperAuthenticator.group_map == {"physics-dept:tas": "tas",
+                                                  "chem-dept:lab-assistants": "lab"}
+    assert c.HubkeeperAuthenticator.roster_groups == {"prof": ["lecturers"]}
     assert c.Authenticator.admin_users == {"prof"}
     # the authenticator owns group membership: JupyterHub refuses load_groups then
     assert "load_groups" not in c.JupyterHub
@@ -209,8 +209,9 @@ def test_github_auth() -> None:
 def test_github_without_teams_leaves_groups_to_the_roster() -> None:
     c = rendered(GITHUB.replace(
         'teams_to_groups: {"physics-dept:tas": tas, "chem-dept:lab-assistants": lab}', ""))
-    assert "manage_groups" not in c.GitHubOAuthenticator
+    assert "manage_groups" not in c.Authenticator
     assert set(c.GitHubTeamsAuthenticator) == {"github_ids_file"}  # no teams, ids bound
+    assert "group_map" not in c.HubkeeperAuthenticator
     assert c.JupyterHub.load_groups == {"lecturers": {"users": ["prof"]}}
 
 
@@ -230,7 +231,7 @@ def test_github_team_group_also_in_the_roster_csv_is_refused(tmp_path: Path) -> 
     spec = parse(text)
     roster = build_roster(LoadedSpec(spec, tmp_path / "hub.yaml"))
     with pytest.raises(HubkeeperError, match="tas come both from the roster and from "
-                                             "auth.github.teams_to_groups"):
+                                             "auth.github's groups"):
         render(spec, Runtime(mode="system", state=STATE, secrets=SECRETS,
                              proxy_command=("p",), singleuser_command=("s",), as_root=True,
                              roster=roster))

@@ -9,6 +9,7 @@ import click
 from hubkeeper.base import exits
 from hubkeeper.cli.app import Context, cli, hub_command, progress_bar, shared_options
 from hubkeeper.cli.output import emit
+from hubkeeper.verbs.admit import admit
 from hubkeeper.verbs.users import add_user, credentials, list_users, set_locked
 from hubkeeper.verbs.users_password import set_password
 from hubkeeper.verbs.users_remove import remove_user
@@ -111,6 +112,23 @@ def users_remove_command(obj: Context, name: str, yes: bool, to: Path | None, qu
 def users_password_command(obj: Context, name: str, config: Path | None,
                            as_json: bool) -> None:
     """A new generated password for NAME (auth.kind pam: the Linux account's; native: the
-    sign-up password, through the running hub). Written to a 0600 CSV in the state dir, and
+    sign-up password, while the hub is stopped). Written to a 0600 CSV in the state dir, and
     shown once when the output is a terminal."""
     emit(set_password(obj.open(config), name), as_json, obj.out)
+
+
+@users_group.command("admit", hidden=True)
+@click.argument("name")
+@click.option("--provider", required=True, help="The identity provider (auth.kind).")
+@click.option("--subject", required=True, help="The provider's stable id for the person.")
+@click.option("--group", "-g", "groups", multiple=True, help="A hub group (repeatable).")
+@click.option("--admin", is_flag=True, help="The provider makes them an admin.")
+@shared_options()
+@click.pass_obj
+def users_admit_command(obj: Context, name: str, provider: str, subject: str,
+                        groups: tuple[str, ...], admin: bool, config: Path | None,
+                        as_json: bool) -> None:
+    """Make the account of NAME, admitted by the identity provider at their first login
+    (users.accounts: first_login). The hub runs this; operators need not."""
+    emit(admit(obj.open(config), name, provider=provider, subject=subject, groups=groups,
+               admin=admin), as_json, obj.out)

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hubkeeper.cli.render_base import text
+from hubkeeper.verbs.admit import AdmitResult
 from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.users import Credentials, UsersChange, UsersList
 from hubkeeper.verbs.users_password import PasswordResult
@@ -96,3 +97,13 @@ def _(result: PasswordResult, console: Console) -> None:
         console.print(f"  password: {result.password}", highlight=False, markup=False)
         console.print("  (not shown again; hand it over, then delete the file)",
                       highlight=False, markup=False)
+
+
+@text.register
+def _(result: AdmitResult, console: Console) -> None:
+    if result.roster:
+        console.print(f"{result.user} is on the roster: `apply` makes their account")
+        return
+    made = ", ".join(f"{a.kind} {a.subject}" for a in result.actions) or "nothing to change"
+    console.print(f"{result.user} (account {result.account}, admitted by {result.provider}"
+                  f"{', admin' if result.admin else ''}): {made}")

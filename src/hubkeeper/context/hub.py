@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from hubkeeper.base.errors import Problem
+from hubkeeper.base.errors import HubkeeperError, Problem
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import LoadedSpec, load, load_for_check
 from hubkeeper.config.model import HubSpec
@@ -33,6 +33,8 @@ from hubkeeper.config.types import config_relative
 from hubkeeper.context import urls
 from hubkeeper.context.runtime import resolve_mode
 from hubkeeper.roster import Roster, build_roster
+from hubkeeper.roster.build import FirstLogin
+from hubkeeper.state import admitted
 from hubkeeper.state.journal import Journal
 from hubkeeper.state.statedir import (
     Secrets,
@@ -110,7 +112,24 @@ class Hub:
 
     @cached_property
     def roster(self) -> Roster:
-        return build_roster(self.loaded)
+        """hub.yaml's roster, with the people an identity provider admitted at their first
+        login (users.accounts: first_login)."""
+        return build_roster(self.loaded, self.first_logins())
+
+    def first_logins(self) -> tuple[FirstLogin, ...]:
+        if self.spec.users.accounts != "first_login":
+            return ()
+        path = admitted.path_in(self.paths.root)
+        try:
+            people = admitted.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise HubkeeperError(
+                f"the record of people admitted at first login, {path}, cannot be read: "
+                f"{exc}",
+                hint="run hubkeeper as the hub's account (root in system mode); if it is "
+                "damaged, take it from the newest snapshot's hub/state/ folder") from None
+        return tuple(FirstLogin(p.name, p.provider, p.subject, p.groups, p.admin)
+                     for p in people.values())
 
     @cached_property
     def mode(self) -> Mode:
@@ -148,7 +167,8 @@ class Hub:
             self.paths,
             self.relative(auth.password_file) if auth.password_file else None,
             self.relative(auth.admin_password_file) if auth.admin_password_file else None,
-            github=auth.kind == "github")
+            github=auth.kind == "github",
+            ldap_bind=auth.kind == "ldap" and auth.ldap.lookup_dn_search_user is not None)
 
     def read_secret(self, name: str) -> str:
         return read_secret(self.paths, name)

@@ -95,6 +95,7 @@ class Runtime:
     removed: frozenset[str] = frozenset()  # journaled users no longer on the roster
     config_dir: Path | None = None  # hub.yaml's directory: relative paths in it start here
     python: str = "python3"  # hubkeeper's interpreter, for the services the hub runs
+    config_file: Path | None = None  # hub.yaml (the hub runs `users admit` on it)
 
     @classmethod
     def from_hub(cls, hub: Hub, redact: bool = False) -> Runtime:
@@ -113,4 +114,5 @@ class Runtime:
             removed=removed,
             config_dir=hub.directory,
             python=sys.executable,
+            config_file=hub.path,
         )

@@ -9,9 +9,11 @@ too (state/identity.py). Native sign-up of a roster name needs that user's invit
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 
 from jupyterhub.auth import PAMAuthenticator as _PAMAuthenticator
 from jupyterhub.handlers import BaseHandler
@@ -23,8 +25,11 @@ from tornado import web
 from traitlets import Bool, Dict, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from hubkeeper.state import github_ids, invites
+from hubkeeper.roster.policy import name_problem, portable_name
+from hubkeeper.state import admitted, github_ids, invites, subjects
 from hubkeeper.state.identity import Unbound, journal_account
+
+ADMIT_TIMEOUT = 300.0  # seconds: a first login waits this long at most for its account
 
 
 def refusal(status: int, message: str) -> web.HTTPError:
@@ -96,11 +101,28 @@ class HubkeeperAuthenticator(LoggingConfigurable):
         help="Hub users who are admins whatever their provider groups (the roster's).",
     )
 
+    admitted_file = Unicode(
+        "", config=True,
+        help="hubkeeper's record of the people admitted at first login (read here to see "
+        "when a person's provider groups or admin role changed).",
+    )
+    account_prefix = Unicode("", config=True, help="Prefix of the Linux account names.")
+    _admitting = Dict()  # hub user -> asyncio.Lock: one admission of a user at a time
+
     def provider_identity(self, model: dict) -> ProviderIdentity | None:
         """The provider's subject and groups for an authenticated model; None for logins
         without an identity provider (PAM, native, shared password). Each provider's class
         overrides it."""
         return None
+
+    def normalize_username(self, username: str) -> str:
+        name = super().normalize_username(username)  # type: ignore[misc]
+        if not self.first_login:
+            return name
+        try:
+            return portable_name(name, self.account_prefix)
+        except ValueError:
+            return name  # refused with the reason in check_identity
 
     async def get_authenticated_user(self, handler, data):  # type: ignore[no-untyped-def]
         model = await super().get_authenticated_user(handler, data)  # type: ignore[misc]
@@ -109,22 +131,100 @@ class HubkeeperAuthenticator(LoggingConfigurable):
         return model
 
     async def check_identity(self, model: dict) -> None:
-        """Raise an HTTP error when the authenticated user must not be let in."""
+        """Raise an HTTP error when the authenticated user must not be let in. A login
+        through an identity provider is bound to the provider's subject, gets its hub
+        groups and admin role from the provider's groups, and (first_login, system mode)
+        its account at the first login."""
+        name = model["name"]
+        identity = self.provider_identity(model)
+        if identity is not None:
+            self.bind_subject(name, identity)
+            mapped = {self.group_map[g] for g in identity.groups if g in self.group_map}
+            provider_admin = bool(identity.groups & set(self.admin_groups))
+            if self.manage_groups:
+                model["groups"] = sorted(mapped | set(self.roster_groups.get(name, ())))
+            model["admin"] = provider_admin or name in self.roster_admins
+            if self.first_login and self.journal_path:
+                await self.admit(name, identity, mapped, provider_admin)
         if not self.journal_path:
             return
         try:
-            journal_account(self.journal_path, model["name"])
+            journal_account(self.journal_path, name)
         except Unbound as exc:
-            self.log.warning("login of %s refused: %s", model["name"], exc)
-            raise refusal(403, f"You cannot log in as {model['name']}: there is no account "
+            self.log.warning("login of %s refused: %s", name, exc)
+            raise refusal(403, f"You cannot log in as {name}: there is no account "
                           "for this user on this hub. Tell your instructor.") from None
+
+    def bind_subject(self, name: str, identity: ProviderIdentity) -> None:
+        if not self.subjects_file:
+            return
+        try:
+            first = subjects.bind(self.subjects_file, name, identity.subject)
+        except subjects.Mismatch as exc:
+            self.log.warning("login of %s refused: %s", name, exc)
+            raise refusal(
+                403, f"You cannot log in as {name}: this hub's user {name} belongs to "
+                f"another {identity.provider} account (the name was renamed or given to "
+                "someone else there). Tell your instructor.") from None
+        if first:
+            self.log.info("%s: bound to %s", name, identity.subject)
+
+    async def admit(self, name: str, identity: ProviderIdentity, groups: set[str],
+                    admin: bool) -> None:
+        """First login: have `users admit` make the account, unless it exists and the
+        provider's groups and admin role are as recorded. One admission per user at a
+        time; other logins go on meanwhile."""
+        reason = name_problem(name)
+        if reason is not None:
+            self.log.warning("first login of %s refused: %s", name, reason)
+            raise refusal(403, f"Your name at {identity.provider}, {name}, cannot be an "
+                          f"account name on this hub ({reason}). Tell your instructor.")
+        lock = self._admitting.setdefault(name, asyncio.Lock())
+        async with lock:
+            if self._admitted_as(name, groups, admin):
+                return
+            command = [*self.admit_command, name, "--provider", identity.provider,
+                       "--subject", identity.subject]
+            for group in sorted(groups):
+                command += ["--group", group]
+            if admin:
+                command.append("--admin")
+            self.log.info("first login of %s (%s): making the account", name,
+                          identity.subject)
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *command, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                output, _ = await asyncio.wait_for(process.communicate(), ADMIT_TIMEOUT)
+            except (OSError, asyncio.TimeoutError) as exc:
+                self.log.error("users admit %s failed: %r", name, exc)
+                raise refusal(503, "Your account on this hub could not be made just now; "
+                              "please try again in a minute.") from None
+            if process.returncode != 0:
+                self.log.error("users admit %s failed (exit %s): %s", name,
+                               process.returncode, output.decode(errors="replace").strip())
+                raise refusal(403, f"Your account ({name}) could not be made on this hub. "
+                              "Tell your instructor.")
+
+    def _admitted_as(self, name: str, groups: set[str], admin: bool) -> bool:
+        """Whether `name` has its account and the recorded groups and admin role."""
+        try:
+            journal_account(self.journal_path, name)
+        except Unbound:
+            return False
+        try:
+            record = admitted.load(Path(self.admitted_file)).get(name)
+        except (OSError, ValueError, KeyError) as exc:
+            self.log.error("%s cannot be read: %s", self.admitted_file, exc)
+            return True  # the account exists; groups are brought in line by `apply`
+        if record is None:
+            return True  # a roster account
+        return set(record.groups) == groups and record.admin == admin
 
 
 class PAMAuthenticator(HubkeeperAuthenticator, _PAMAuthenticator):
     """PAM, for hubs whose Linux accounts carry users.account_prefix (e.g. 'jupyter-ann' for
     the hub user 'ann'): the password is checked for the account, the hub sees the user."""
-
-    account_prefix = Unicode("", config=True, help="Prefix of the Linux account names.")
 
     async def authenticate(self, handler, data):  # type: ignore[override]
         hub_name = data["username"]
@@ -280,21 +380,11 @@ class GitHubTeamsAuthenticator(HubkeeperAuthenticator, GitHubOAuthenticator):
     a later login of that name with another id is refused, so the hub user (its files, its
     account, its admin role) does not pass to the new owner of the name.
 
-    With `manage_groups`, JupyterHub sets a user's groups at each login to the `groups` of the
-    auth model, which oauthenticator fills from `get_user_groups(auth_state)`; here that is
-    the groups of the user's teams (from `auth_state["teams"]`, fetched by
-    `populate_teams_in_auth_state`) plus the user's roster groups, so that a login does not
-    drop them.
+    Teams are the provider groups (`provider_identity`: 'org:team', from
+    `auth_state["teams"]`, fetched with `populate_teams_in_auth_state`); the mixin maps them
+    to hub groups and admins.
     """
 
-    teams_to_groups = Dict(
-        key_trait=Unicode(), value_trait=Unicode(), config=True,
-        help="GitHub team 'org:team' (the team's slug, as in its URL) -> hub group.",
-    )
-    roster_groups = Dict(
-        key_trait=Unicode(), value_trait=List(Unicode()), config=True,
-        help="Hub user -> hub groups the user keeps whatever their teams (the roster's).",
-    )
     github_ids_file = Unicode(
         "", config=True,
         help="Where each hub user's GitHub user id is recorded at their first login (JSON, "
@@ -302,10 +392,10 @@ class GitHubTeamsAuthenticator(HubkeeperAuthenticator, GitHubOAuthenticator):
     )
 
     async def check_identity(self, model: dict) -> None:
-        await super().check_identity(model)  # system mode: an account of hubkeeper's first
+        """The login stays with the GitHub id of its first login (checked before anything
+        else, so a renamed login reaches neither the account nor an admission)."""
         name = model["name"]
-        user = (model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
-        github_id = user.get("id")
+        github_id = self._github_user(model).get("id")
         if not self.github_ids_file:
             self.log.warning("%s: GitHub logins are not bound to ids (github_ids_file unset)",
                              name)
@@ -323,15 +413,21 @@ class GitHubTeamsAuthenticator(HubkeeperAuthenticator, GitHubOAuthenticator):
                     "GitHub). Tell your instructor.") from None
             if first:
                 self.log.info("%s: bound to GitHub user id %d", name, github_id)
+        await super().check_identity(model)
+
+    def _github_user(self, model: dict) -> dict:
+        return (model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
+
+    def provider_identity(self, model: dict) -> ProviderIdentity | None:
+        github_id = self._github_user(model).get("id")
+        if not isinstance(github_id, int):
+            return None  # refused above
+        teams = (model.get("auth_state") or {}).get("teams") or []
+        return ProviderIdentity("github", f"github:{github_id}", frozenset(
+            ":".join(_team_key(team["organization"]["login"], team["slug"]))
+            for team in teams))
 
     async def get_user_groups(self, auth_state: dict) -> set[str]:  # type: ignore[override]
-        login = self.normalize_username(auth_state[self.user_auth_state_key]["login"])
-        teams = auth_state.get("teams")
-        if teams is None:
-            self.log.error("no GitHub teams in auth_state for %s: set "
-                           "populate_teams_in_auth_state and the read:org scope", login)
-            teams = []
-        member_of = {_team_key(team["organization"]["login"], team["slug"]) for team in teams}
-        groups = {group for team, group in self.teams_to_groups.items()
-                  if _team_key(*team.partition(":")[::2]) in member_of}
-        return groups | set(self.roster_groups.get(login, ()))
+        """oauthenticator's hook under manage_groups; the groups are set in
+        check_identity from the teams (provider_identity), so none here."""
+        return set()

@@ -62,6 +62,7 @@ class Target:
     gid: int | None
     home: Path | None  # None: nothing on disk to archive (never applied, or already gone)
     account_exists: bool  # the account is still in passwd (its home is untouched)
+    provider: str | None = None  # admitted by this identity provider at first login
 
     def tree(self) -> Tree:
         assert self.home is not None
@@ -112,7 +113,8 @@ def find_target(hub: Hub, name: str, journal: Journal, unfinished: Removal | Non
         gid = record.gid if record else None
     if home is not None and (not os.path.lexists(home) or str(home) == "/"):
         home = None
-    return Target(name, "system", account, uid, gid, home, entry is not None)
+    return Target(name, "system", account, uid, gid, home, entry is not None,
+                  member.provider if member else None)
 
 
 def _unknown(hub: Hub, name: str) -> HubkeeperError:

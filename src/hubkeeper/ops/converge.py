@@ -98,7 +98,10 @@ class Prepared:
 
 
 def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
-            host_side: bool = True) -> Prepared:
+            host_side: bool = True, accounts_only: bool = False) -> Prepared:
+    """Observe and plan. `host_side` False: only the hub's users (`sync_hub`).
+    `accounts_only`: accounts, groups and data folders, without environments or the hub's
+    users (`users admit`, run by the hub for a first login)."""
     journal = Journal.load(paths.journal)
     notes: list[str] = []
     actions: list[Action] = []
@@ -120,6 +123,9 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
         if loaded.spec.data.shared or loaded.spec.data.group_folders:
             notes.append("personal mode: data.shared and data.group_folders need system mode "
                          "(root) and are not set up")
+    if accounts_only:
+        return Prepared(loaded, roster, mode, paths, journal, changed, None,
+                        UsersPlan(ordered(actions), tuple(notes)))
     if host_side and loaded.spec.environments:  # apply builds what changed, like `env build`
         problems = environment_problems(loaded, roster)
         if problems:
@@ -267,7 +273,8 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
         member = members[action.subject]
         old = journal.accounts.get(action.subject)
         journal.accounts[action.subject] = AccountRecord(
-            account=action.subject, user=member.name, uid=old.uid if old else None)
+            account=action.subject, user=member.name, uid=old.uid if old else None,
+            origin=member.provider or "roster", subject=member.subject)
     if creating:
         journal.save()  # intents first: a kill after useradd still leaves the account ours
     for index, action in enumerate(creating, 1):

@@ -95,18 +95,23 @@ def plan_host(roster: Roster, host: HostUsers, journal: Journal) -> list[Action]
         wanted = {roster.prefix + g for g in member.groups}
         if account is None:
             uid = f"uid {record.uid}" if record and record.uid is not None else ""
-            actions.append(Action("create-account", member.account, uid))
-            actions.append(Action("set-password", member.account))
+            actions.append(Action("create-account", member.account, uid or _origin(member)))
+            if member.provider is None:  # first-login users log in at their provider
+                actions.append(Action("set-password", member.account))
             if member.locked:
                 actions.append(Action("lock", member.account))
             continue
         if not host.home(member.account).exists:
             actions.append(Action("create-home", member.account, account.home))
-        if record is None or not record.password_set:
+        # A first-login account has no password (`!` in shadow: they log in at their
+        # provider), so the journal says whether hubkeeper locked it, not the `!`.
+        is_locked = account.locked if member.provider is None else bool(record and
+                                                                         record.locked)
+        if member.provider is None and (record is None or not record.password_set):
             actions.append(Action("set-password", member.account))
-        elif account.locked and not member.locked:
+        elif is_locked and not member.locked:
             actions.append(Action("unlock", member.account))
-        if member.locked and not account.locked:
+        if member.locked and not is_locked:
             actions.append(Action("lock", member.account))
         have = {name for name, group in host.groups.items()
                 if member.account in group.members and journal.owns_group(name)}
@@ -120,6 +125,10 @@ def plan_host(roster: Roster, host: HostUsers, journal: Journal) -> list[Action]
         if name not in on_roster and account is not None and not account.locked:
             actions.append(Action("lock", name, "removed from the roster"))
     return actions
+
+
+def _origin(member: Member) -> str:
+    return f"first login ({member.provider})" if member.provider else ""
 
 
 def plan_hub(roster: Roster, hub: HubState, removed: set[str]) -> list[Action]:

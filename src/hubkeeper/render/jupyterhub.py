@@ -13,6 +13,7 @@ from traitlets.config import Config
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import package_file
+from hubkeeper.config.access import PROVIDERS, provider_groups
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.environments import Hook
 from hubkeeper.config.model import HubSpec, default_environment
@@ -20,9 +21,11 @@ from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.context.urls import bind_url, hub_bind_url
+from hubkeeper.render.auth_ldap import update_ldap_auth
+from hubkeeper.render.auth_lti13 import update_lti13_auth
 from hubkeeper.render.extra_services import update_extra_services
 from hubkeeper.render.hubkeeper_services import update_culling, update_schedule, update_services
-from hubkeeper.state import github_ids, invites
+from hubkeeper.state import admitted, github_ids, invites, subjects
 
 PROXY_CLASS = "hubkeeper.hub.chp.CheckedProxy"
 
@@ -103,12 +106,17 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     kind = auth_kind(spec, runtime.mode)
     c.JupyterHub.authenticator_class = AUTHENTICATORS[kind]
     roster = runtime.roster
-    c.Authenticator.admin_users = {member.name for member in roster.active if member.admin}
-    c.Authenticator.allowed_users = {member.name for member in roster.active}
+    # People a provider admitted at first login are let in, and made admins, by the
+    # provider at each login (leaving the team or group takes effect at the next one).
+    listed = [member for member in roster.active if member.provider is None]
+    c.Authenticator.admin_users = {member.name for member in listed if member.admin}
+    c.Authenticator.allowed_users = {member.name for member in listed}
     c.Authenticator.blocked_users = {m.name for m in roster.members if m.locked} | set(
         runtime.removed)
     c.Authenticator.allow_all = spec.users.allow_all
-    if runtime.mode == "system" and kind in ("pam", "native", "github"):
+    if kind in PROVIDERS:
+        update_provider(c, spec, runtime)
+    if runtime.mode == "system" and kind in ("pam", "native", *PROVIDERS):
         # A login whose hub user has no account of hubkeeper's is refused (and its start).
         c.HubkeeperAuthenticator.journal_path = str(runtime.state.journal)
     if kind == "pam":
@@ -129,6 +137,10 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         # Its page.html adds "Authorize Users" (admins) and "Change Password" to the menu;
         # hubkeeper's sign-up page adds the invite code to its sign-up page.
         c.JupyterHub.template_paths = [HUBKEEPER_TEMPLATES, native_templates()]
+    if kind == "ldap":
+        update_ldap_auth(c, spec, runtime)
+    if kind == "lti13":
+        update_lti13_auth(c, spec, runtime)
     if kind == "github":
         github = spec.auth.github
         c.GitHubOAuthenticator.client_id = runtime.secrets.github_client_id
@@ -143,21 +155,45 @@ def update_auth(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         # A login stays with the GitHub user id of its first login (renamed logins).
         c.GitHubTeamsAuthenticator.github_ids_file = str(runtime.state.root
                                                          / github_ids.FILE_NAME)
-        if github.teams_to_groups:
-            clash = sorted(set(github.teams_to_groups.values()) & set(roster.groups))
-            if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
-                raise HubkeeperError(
-                    f"group(s) {', '.join(clash)} come both from the roster and from "
-                    "auth.github.teams_to_groups; GitHub teams and the roster cannot both "
-                    "decide who is in a group",
-                    hint="rename the group in the roster CSV or in teams_to_groups",
-                )
+        if github.teams_to_groups or github.admin_teams:
             c.GitHubOAuthenticator.populate_teams_in_auth_state = True
-            c.GitHubOAuthenticator.manage_groups = True
-            c.GitHubTeamsAuthenticator.teams_to_groups = dict(github.teams_to_groups)
-            c.GitHubTeamsAuthenticator.roster_groups = {
-                member.name: sorted(member.groups) for member in roster.active if member.groups
-            }
+
+
+def update_provider(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """What every identity provider shares (hub/auth.py HubkeeperAuthenticator): the
+    provider's groups -> hub groups and admins, logins bound to the provider's subject,
+    and with users.accounts: first_login the account made at the first login."""
+    roster = runtime.roster
+    group_map, admin_groups = provider_groups(spec.auth)
+    if spec.auth.kind == "github":  # GitHub names are case-insensitive; compared lower-case
+        group_map = {team.lower(): group for team, group in group_map.items()}
+        admin_groups = tuple(team.lower() for team in admin_groups)
+    listed = [member for member in roster.active if member.provider is None]
+    if group_map:
+        clash = sorted(set(group_map.values())
+                       & {group for member in listed for group in member.groups})
+        if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
+            raise HubkeeperError(
+                f"group(s) {', '.join(clash)} come both from the roster and from "
+                f"auth.{spec.auth.kind}'s groups; the provider and the roster cannot both "
+                "decide who is in a group",
+                hint="rename the group in the roster CSV or in hub.yaml's provider section",
+            )
+        c.Authenticator.manage_groups = True
+        c.HubkeeperAuthenticator.group_map = group_map
+        c.HubkeeperAuthenticator.roster_groups = {
+            member.name: sorted(member.groups) for member in listed if member.groups}
+    c.HubkeeperAuthenticator.admin_groups = list(admin_groups)
+    c.HubkeeperAuthenticator.roster_admins = sorted(m.name for m in listed if m.admin)
+    c.HubkeeperAuthenticator.subjects_file = str(runtime.state.root / subjects.FILE_NAME)
+    c.HubkeeperAuthenticator.account_prefix = spec.users.account_prefix
+    if spec.users.accounts == "first_login":
+        c.HubkeeperAuthenticator.first_login = True
+        c.HubkeeperAuthenticator.admitted_file = str(admitted.path_in(runtime.state.root))
+        if runtime.mode == "system":
+            c.HubkeeperAuthenticator.admit_command = [
+                runtime.python, "-m", "hubkeeper", "--config", str(runtime.config_file),
+                "users", "admit"]
 
 
 HUBKEEPER_TEMPLATES = package_file("hub/templates")
@@ -174,7 +210,7 @@ def native_templates() -> str:
 
 def manages_groups(spec: HubSpec) -> bool:
     """Whether the authenticator decides users' groups at login (Authenticator.manage_groups)."""
-    return spec.auth.kind == "github" and bool(spec.auth.github.teams_to_groups)
+    return bool(provider_groups(spec.auth)[0])
 
 
 def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:

@@ -47,6 +47,8 @@ class Member:
     email: str | None = None
     password: str | None = field(default=None, repr=False)
     origin: Origin = Origin("hub.yaml", None)
+    provider: str | None = None  # admitted by this identity provider at first login
+    subject: str | None = None  # and bound to this subject there
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,21 @@ def expand_range(pattern: str) -> list[str]:
     return [f"{match['stem']}{number:0{width}d}" for number in range(start, end + 1)]
 
 
-def build_roster(loaded: LoadedSpec) -> Roster:
-    """The roster hub.yaml describes. Raises InvalidInput with every problem; pure but for
-    reading the roster CSV."""
+@dataclass(frozen=True)
+class FirstLogin:
+    """A person an identity provider admitted at their first login (users.accounts:
+    first_login), as the state dir records them (state/admitted.py)."""
+
+    name: str
+    provider: str
+    subject: str
+    groups: tuple[str, ...] = ()
+    admin: bool = False
+
+
+def build_roster(loaded: LoadedSpec, admitted: tuple[FirstLogin, ...] = ()) -> Roster:
+    """The roster hub.yaml describes, with the people `admitted` at first login who are not
+    in it. Raises InvalidInput with every problem; pure but for reading the roster CSV."""
     users = loaded.spec.users
     problems: list[Problem] = []
     details: dict[str, dict] = {}
@@ -149,6 +163,9 @@ def build_roster(loaded: LoadedSpec) -> Roster:
             loc = ("users", "groups", group, index)
             if check(loc, name):
                 declare(name, _where(loaded, loc), [group])
+    first_login = {person.name: person for person in admitted if person.name not in origin}
+    for person in first_login.values():
+        declare(person.name, Origin(f"first login ({person.provider})", None), person.groups)
     for index, name in enumerate(users.locked):
         if name not in origin:
             problems.append(loaded.problem(
@@ -159,15 +176,21 @@ def build_roster(loaded: LoadedSpec) -> Roster:
         raise InvalidInput(_sorted(problems),
                            hint="fix the roster; nothing is applied while a row is bad")
     admins, locked = set(users.admins), set(users.locked)
+    admins |= {name for name, person in first_login.items() if person.admin}
     members = tuple(
         Member(name=name, account=users.account_prefix + name,
                groups=frozenset(groups_of[name]), admin=name in admins,
-               locked=name in locked, origin=origin[name], **details.get(name, {}))
+               locked=name in locked, origin=origin[name], **details.get(name, {}),
+               **_provider_of(first_login.get(name)))
         for name in origin
     )
     all_groups = sorted(set().union(*(m.groups for m in members)) | set(users.groups))
     return Roster(members=members, groups=tuple(all_groups), prefix=users.account_prefix,
                   source=str(loaded.path))
+
+
+def _provider_of(person: FirstLogin | None) -> dict[str, str]:
+    return {"provider": person.provider, "subject": person.subject} if person else {}
 
 
 def _where(loaded: LoadedSpec, loc: tuple) -> Origin:

@@ -45,3 +45,23 @@ def name_problem(name: str, what: str = "user name") -> str | None:
     if name in RESERVED or name.startswith("systemd-"):
         return f"{name!r} is reserved for the system or a service"
     return None
+
+
+def portable_name(raw: str, prefix: str = "") -> str:
+    """The hub user name for a name an identity provider gives (a GitHub login, a
+    preferred_username, an LDAP uid, an e-mail): lower case, an e-mail's domain dropped,
+    every other character than a-z 0-9 '_' '-' turned into '-'. Raises ValueError saying
+    why when the result cannot be an account (too long with `prefix`, reserved, not
+    starting with a letter or '_'): such a login is refused, never truncated into
+    someone else's name."""
+    name = raw.strip().lower()
+    if "@" in name:
+        name = name.split("@", 1)[0]
+    name = re.sub(r"[^a-z0-9_-]", "-", name)
+    reason = name_problem(name)
+    if reason is None and len(prefix + name) > MAX_ACCOUNT:
+        reason = (f"account {prefix + name!r} (with users.account_prefix) has more than "
+                  f"{MAX_ACCOUNT} characters")
+    if reason is not None:
+        raise ValueError(f"the provider's name {raw!r} gives {reason}")
+    return name

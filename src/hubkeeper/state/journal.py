@@ -35,6 +35,8 @@ class AccountRecord:
     home: str | None = None
     password_set: bool = False
     locked: bool = False
+    origin: str = "roster"  # or the identity provider that admitted the user at first login
+    subject: str | None = None  # the provider's stable id for them (first login)
 
 
 @dataclass

@@ -8,7 +8,8 @@
                                 prewarm), status-token (read-only: status),
                                 shared-password, admin-password (each 0600); with auth.kind
                                 github also github-client-id, github-client-secret (written
-                                by the operator, never generated)
+                                by the operator, never generated); with auth.ldap's
+                                lookup_dn_search_user ldap-bind-password (the same way)
     <state>/run/                0700; hub.lock (held while a hub runs), apply.lock,
                                 snapshot.lock, archive.lock (each 0600), jupyterhub.pid,
                                 proxy.pid
@@ -147,13 +148,14 @@ class Secrets:
     github_client_id: str = ""  # only read with auth.kind github
     github_client_secret: str = ""
     status_token: str = ""  # the read-only token of `hubkeeper status`
+    ldap_bind_password: str = ""  # only read with auth.ldap.lookup_dn_search_user
 
     @classmethod
     def redacted(cls, paths: StatePaths) -> Secrets:
         hidden = "<redacted>"
         return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden,
                    github_client_id=hidden, github_client_secret=hidden,
-                   status_token=hidden)
+                   status_token=hidden, ldap_bind_password=hidden)
 
 
 def _generate(name: str) -> bytes:
@@ -299,8 +301,20 @@ GITHUB_APP_HOW = ("register an OAuth app at https://github.com/settings/applicat
                   "its 'Authorization callback URL'")
 
 
+LDAP_BIND_SECRET = "ldap-bind-password"
+LDAP_BIND_WHAT = "the password of auth.ldap.lookup_dn_search_user"
+LDAP_BIND_HOW = ("ask the directory's administrators for a search account (its DN is "
+                 "auth.ldap.lookup_dn_search_user) and its password")
+
+
+def read_ldap_bind_password(paths: StatePaths) -> str:
+    """The password of the account that searches the directory, saved by the operator."""
+    return read_operator_secret(paths, LDAP_BIND_SECRET, LDAP_BIND_WHAT, LDAP_BIND_HOW)
+
+
 def read_secrets(paths: StatePaths, password_file: Path | None = None,
-                 admin_password_file: Path | None = None, github: bool = False) -> Secrets:
+                 admin_password_file: Path | None = None, github: bool = False,
+                 ldap_bind: bool = False) -> Secrets:
     def from_file(path: Path | None, fallback: str) -> str:
         if path is None:
             return read_secret(paths, fallback)
@@ -323,5 +337,6 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
             paths, "github-client-secret", "a client secret of the GitHub OAuth app "
             "('Generate a new client secret' on the app's page)", GITHUB_APP_HOW)
         if github else "",
+        ldap_bind_password=read_ldap_bind_password(paths) if ldap_bind else "",
     )
 

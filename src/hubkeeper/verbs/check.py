@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubkeeper.base.errors import InvalidInput, Problem
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import SCHEMA_HINT, LoadedSpec
 from hubkeeper.config.rules.mode import Mode, auth_kind, effective_mode, mode_problems
@@ -17,6 +17,7 @@ from hubkeeper.host.accounts import observe
 from hubkeeper.host.preflight import cluster_problems, machine_problems, to_make
 from hubkeeper.plan.accounts import host_problems
 from hubkeeper.roster import Roster
+from hubkeeper.state.statedir import read_ldap_bind_password
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def check(hub: Hub) -> CheckResult:
         # hook has a script): asked of a hub.yaml that breaks them, they could only mislead.
         _refuse(loaded, problems, hint)
     problems += machine_problems(loaded, mode, hub.paths, starting=False)
+    problems += _ldap_secret_problems(hub, auth_kind(spec, mode))
     notes: tuple[str, ...] = ()
     if mode == "system" and roster is not None:
         # Before the first apply the roster's accounts do not exist yet: that is apply's
@@ -74,6 +76,20 @@ def check(hub: Hub) -> CheckResult:
     _refuse(loaded, problems, hint)
     assert roster is not None  # else its problems were raised
     return _result(loaded, roster, mode, auth_kind(spec, mode), notes)
+
+
+def _ldap_secret_problems(hub: Hub, kind: str) -> list[Problem]:
+    """auth.ldap.lookup_dn_search_user's password, which the operator saves into the state
+    dir: missing, empty or readable by others, found at that field."""
+    ldap = hub.spec.auth.ldap
+    if kind != "ldap" or ldap.lookup_dn_search_user is None:
+        return []
+    try:
+        read_ldap_bind_password(hub.paths)
+    except HubkeeperError as exc:
+        message = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+        return [hub.loaded.problem(("auth", "ldap", "lookup_dn_search_user"), message)]
+    return []
 
 
 def _refuse(loaded: LoadedSpec, problems: list[Problem], hint: str | None) -> None:

@@ -44,6 +44,7 @@ from hubkeeper.lifecycle.user_removal import (
 from hubkeeper.plan.unlist import unlist
 from hubkeeper.roster.csvfile import read_roster_csv
 from hubkeeper.roster.policy import name_problem
+from hubkeeper.state import admitted
 from hubkeeper.state.removals import Removal, Removals
 
 
@@ -106,6 +107,7 @@ def _unlisting(hub: Hub, name: str) -> list[str]:
 
 
 def _unlist_now(hub: Hub, name: str) -> list[str]:
+    """Off hub.yaml, and off the people admitted at first login (a roster source too)."""
     changes: list[str] = []
 
     def mutate(document: CommentedMap) -> None:
@@ -113,6 +115,9 @@ def _unlist_now(hub: Hub, name: str) -> list[str]:
 
     if _unlisting(hub, name):
         edit_config(hub.path, mutate)
+    path = admitted.path_in(hub.paths.root)
+    if admitted.forget(path, name):
+        changes.append(f"removed from the people admitted at first login ({path})")
     return changes
 
 
@@ -132,6 +137,9 @@ def _plan(target: Target, unlisting: list[str], parent: Path | None, resumed: Re
     steps.append(f"stop {user}'s server and delete the hub user")
     steps += [f"hub.yaml: {change}" for change in unlisting] or ["hub.yaml: does not list "
                                                                  f"{user}"]
+    if target.provider:
+        steps.append(f"forget that {target.provider} admitted {user} at their first login "
+                     "(their provider may admit them again)")
     if target.mode == "system":
         if target.account_exists:
             steps.append(f"kill the processes of {target.account} (uid {target.uid})")

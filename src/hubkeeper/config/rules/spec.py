@@ -6,10 +6,12 @@ import ipaddress
 import urllib.parse
 
 from hubkeeper.base.errors import Problem
-from hubkeeper.config.access import NATIVE_FIELDS
+from hubkeeper.config.access import NATIVE_FIELDS, PROVIDERS
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.model import HubSpec, https_port
 from hubkeeper.config.rules import Found, Locate
+from hubkeeper.config.rules.auth_ldap import ldap_problems
+from hubkeeper.config.rules.auth_lti13 import lti13_problems
 from hubkeeper.config.rules.cluster import kubernetes_problems
 
 
@@ -28,13 +30,14 @@ def system_auth_rules(spec: HubSpec) -> Found:
         problems.append((("auth", "kind"),
                          "'shared-password' gives every user the one password, so in system "
                          "mode anyone could log in as anyone and get their Linux account; "
-                         "use 'pam' (Linux passwords), 'native' or 'github', or hub.mode: "
-                         "personal"))
+                         "use 'pam' (Linux passwords), 'native' or an identity provider "
+                         "('github', 'oidc', 'ldap', 'lti13'), or hub.mode: personal"))
     elif auth.kind == "dummy":
         problems.append((("auth", "kind"),
                          "'dummy' accepts any password, so in system mode anyone could log "
                          "in as anyone and get their Linux account; use 'pam' (Linux "
-                         "passwords), 'native' or 'github', or hub.mode: personal"))
+                         "passwords), 'native' or an identity provider ('github', 'oidc', "
+                         "'ldap', 'lti13'), or hub.mode: personal"))
     elif auth.kind == "native" and auth.open_signup:
         problems.append((("auth", "open_signup"),
                          "in system mode a hub user runs as a Linux account, so sign-ups "
@@ -68,6 +71,8 @@ def semantic_problems(spec: HubSpec) -> Found:
                 )
             )
     problems += _auth_kind_problems(spec)
+    problems += ldap_problems(spec)
+    problems += lti13_problems(spec)
     problems += _environment_problems(spec)
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
@@ -105,6 +110,9 @@ def semantic_problems(spec: HubSpec) -> Found:
     if not (users.allowed or users.admins or users.allow_all or users.groups
             or users.roster.csv or users.roster.entries or users.roster.ranges
             or (auth.kind == "github" and auth.github.organizations)
+            or (auth.kind == "ldap" and auth.ldap.allowed_groups)
+            or (auth.kind == "lti13" and auth.lti13.courses)
+            or users.accounts == "first_login"  # the provider admits (_first_login_problems)
             or (auth.kind == "native" and auth.open_signup)):
         problems.append(
             (
@@ -213,13 +221,15 @@ def _auth_kind_problems(spec: HubSpec) -> Found:
                 (("auth", key),
                  f"only used with kind 'native', not {auth.kind or 'the default'!r}; remove it")
             )
-    if auth.kind != "github":
-        if "github" in given:
+    for provider in PROVIDERS:
+        if provider in given and auth.kind != provider:
             problems.append(
-                (("auth", "github"),
-                 f"only used with kind 'github', not {auth.kind or 'the default'!r}; "
+                (("auth", provider),
+                 f"only used with kind {provider!r}, not {auth.kind or 'the default'!r}; "
                  "remove it")
             )
+    problems += _first_login_problems(spec)
+    if auth.kind != "github":
         return problems
     github = auth.github
     if "github" not in given:
@@ -263,6 +273,24 @@ def _auth_kind_problems(spec: HubSpec) -> Found:
                  "both decide who is in it: use another group name")
             )
     return problems
+
+
+def _first_login_problems(spec: HubSpec) -> Found:
+    """users.accounts: first_login needs a provider that says who may come, and says it."""
+    auth, users = spec.auth, spec.users
+    if users.accounts != "first_login":
+        return []
+    if auth.kind not in PROVIDERS:
+        return [(("users", "accounts"),
+                 f"first_login lets an identity provider admit people, and auth.kind "
+                 f"{auth.kind or 'the default'!r} is none; use kind 'github', 'oidc', 'ldap' "
+                 "or 'lti13', or accounts: roster")]
+    if auth.kind == "github" and not (auth.github.organizations or users.allow_all):
+        return [(("users", "accounts"),
+                 "with first_login every GitHub account could make itself an account here; "
+                 "list the organisations or teams admitted in auth.github.organizations "
+                 "(or, knowingly, users.allow_all: true)")]
+    return []
 
 
 RESERVED_SERVICES = ("hubkeeper", "hubkeeper-status", "idle-culler", "hubkeeper-schedule")
