@@ -25,6 +25,7 @@ from hubkeeper.host.accounts import observe
 from hubkeeper.host.dirs import GROUP_FOLDER_ACL, acl_entries, parse_getfacl
 from hubkeeper.roster import build_roster
 from hubkeeper.state.journal import AccountRecord, GroupRecord, Journal
+from hubkeeper.state.removals import Removal, Removals
 from hubkeeper.state.statedir import StatePaths
 from hubkeeper.verbs.doctor import (
     Change,
@@ -139,8 +140,13 @@ def test_the_journal_against_the_machine(tmp_path: Path) -> None:
         "carl": AccountRecord("carl", "carl", "created", 2003, 2003, "/home/carl"),
         "dora": AccountRecord("dora", "dora", "creating"),
         "emil": AccountRecord("emil", "emil", "removing", 2004, 2004, "/home/emil"),
+        "fay": AccountRecord("fay", "fay", "removing", 2006, 2006, "/home/fay"),
     }, groups={"lab": GroupRecord("lab", "created", 3001)})
     ctx = context(tmp_path, "system", journal, {"passwd": PASSWD, "group": GROUP})
+    ctx.paths.root.mkdir(parents=True, exist_ok=True)
+    removals = Removals(ctx.paths.root / "removals.json",
+                        [Removal("fay", "fay", "/home/fay", 2006, "2026-01-05T10:00:00+00:00")])
+    removals.save()
     by_subject: dict[str, list[Finding]] = {}
     for finding in journal_checks(ctx):
         by_subject.setdefault(finding.subject, []).append(finding)
@@ -152,6 +158,9 @@ def test_the_journal_against_the_machine(tmp_path: Path) -> None:
     assert dora.status == "problem" and "Run `hubkeeper apply` again" in dora.explanation
     [emil] = by_subject["emil"]
     assert "Run `hubkeeper retire --yes` again" in emil.explanation
+    [fay] = by_subject["fay"]  # `users remove fay` was killed: never advise retire for it
+    assert "`hubkeeper users remove fay --yes` was stopped" in fay.explanation
+    assert "retire" not in fay.explanation
     [lab] = by_subject["lab"]
     assert lab.status == "problem" and "has gid 3000" in lab.explanation
     [bob] = by_subject["bob"]  # on the roster, exists, not in the journal

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import click
 
+from hubkeeper.base import exits
 from hubkeeper.cli.app import Context, cli, hub_command, progress_bar, shared_options
 from hubkeeper.cli.output import emit
 from hubkeeper.verbs.admit import admit
 from hubkeeper.verbs.users import add_user, credentials, list_users, set_locked
+from hubkeeper.verbs.users_password import set_password
+from hubkeeper.verbs.users_remove import remove_user
 
 
 @cli.group("users")
@@ -71,6 +74,47 @@ def users_credentials_command(obj: Context, names: tuple[str, ...], config: Path
 users_group.command("lock", help="Lock NAME (users.locked): no login, server stopped, files "
                     "kept.")(_lock_command(True))
 users_group.command("unlock", help="Unlock NAME again.")(_lock_command(False))
+
+
+@users_group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Archive the home, then remove the user (without "
+              "it: only show what would be done).")
+@click.option("--to", type=click.Path(file_okay=False, path_type=Path),
+              help="The folder the user's archive goes in [default: archive.dir].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@shared_options()
+@click.pass_obj
+def users_remove_command(obj: Context, name: str, yes: bool, to: Path | None, quiet: bool,
+                         config: Path | None, as_json: bool) -> None:
+    """Remove NAME from the hub during a course: their home is archived (the same format as
+    `hubkeeper archive`) and the archive verified; only then are their server, hub user,
+    roster entry, processes, account and home removed. Running it again finishes a removal
+    that was interrupted. Exit 1 when the archive check refuses.
+
+    \b
+    Example:
+      hubkeeper users remove ann            # what it would do
+      hubkeeper users remove ann --yes
+      hubkeeper export ann --from /var/backups/hubkeeper/<hub>-ann-<time>
+    """
+    with progress_bar(quiet or as_json) as progress:
+        result = remove_user(obj.open(config), name, yes, to, progress)
+    emit(result, as_json, obj.out)
+    if result.status == "refused":
+        click.get_current_context().exit(exits.FAILED)
+
+
+@users_group.command("password")
+@click.argument("name")
+@shared_options()
+@click.pass_obj
+def users_password_command(obj: Context, name: str, config: Path | None,
+                           as_json: bool) -> None:
+    """A new generated password for NAME (auth.kind pam: the Linux account's; native: the
+    sign-up password, while the hub is stopped). Written to a 0600 CSV in the state dir, and
+    shown once when the output is a terminal."""
+    emit(set_password(obj.open(config), name), as_json, obj.out)
 
 
 @users_group.command("admit", hidden=True)

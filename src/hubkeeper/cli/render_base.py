@@ -15,6 +15,7 @@ from hubkeeper.verbs.doctor import DoctorResult
 from hubkeeper.verbs.prewarm import PrewarmResult
 from hubkeeper.verbs.tls import TlsStatusResult
 from hubkeeper.verbs.usage import UsageResult
+from hubkeeper.verbs.users_password import PasswordResult
 
 LIST_AT_MOST = 40  # longer plans are summarised per kind; --json has every action
 
@@ -31,6 +32,8 @@ def to_json(result: Any) -> str:
                           ("ok", "warning", "problem")}
     if isinstance(result, (TlsStatusResult, PrewarmResult)):
         body["ok"] = result.ok
+    if isinstance(result, PasswordResult):  # in the 0600 file; JSON goes to logs and pipes
+        del body["password"]
     return json.dumps(body, indent=2, sort_keys=True)
 
 

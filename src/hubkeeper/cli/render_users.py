@@ -9,6 +9,8 @@ from hubkeeper.cli.render_base import text
 from hubkeeper.verbs.admit import AdmitResult
 from hubkeeper.verbs.adopt import AdoptResult
 from hubkeeper.verbs.users import Credentials, UsersChange, UsersList
+from hubkeeper.verbs.users_password import PasswordResult
+from hubkeeper.verbs.users_remove import UserRemoveResult
 
 
 @text.register
@@ -53,6 +55,48 @@ def _(result: AdoptResult, console: Console) -> None:
     for orphan in result.skipped:
         console.print(f"  skipped {orphan.home}: {orphan.skipped}", highlight=False,
                       markup=False)
+
+
+@text.register
+def _(result: UserRemoveResult, console: Console) -> None:
+    def say(line: str) -> None:
+        console.print(line, highlight=False, markup=False)
+
+    if result.status == "plan":
+        say(f"users remove {result.user} would ({result.mode} mode):")
+    elif result.status == "refused":
+        say(f"REFUSED: nothing was removed; the archive {result.archive} does not hold "
+            f"{result.user}'s home as it is:")
+        for problem in result.problems:
+            say(f"  {problem}")
+        if any("changed since the archive" in problem for problem in result.problems):
+            say("  (the home was written to while it was archived: their server or processes "
+                f"still run; `hubkeeper users lock {result.user}` stops the server; then run "
+                "again)")
+        return
+    else:
+        say(f"removed {result.user}"
+            + (" (an interrupted removal finished)" if result.resumed else "") + ":")
+    for step in result.steps:
+        say(f"  {step}")
+    for kept in result.kept:
+        say(f"  KEPT {kept}")
+    if result.status == "plan":
+        say(f"run `hubkeeper users remove {result.user} --yes` to do it")
+    elif result.archive:
+        say(f"archive: {result.archive} (`hubkeeper export {result.user} --from "
+            f"{result.archive}` gives their zip)")
+
+
+@text.register
+def _(result: PasswordResult, console: Console) -> None:
+    where = "Linux account " + result.account if result.account else "sign-up (native)"
+    console.print(f"new password for {result.user} ({where}) written to {result.file} "
+                  "(mode 0600)", highlight=False, markup=False)
+    if console.is_terminal:  # shown once, to a person; never into a log or a pipe
+        console.print(f"  password: {result.password}", highlight=False, markup=False)
+        console.print("  (not shown again; hand it over, then delete the file)",
+                      highlight=False, markup=False)
 
 
 @text.register

@@ -37,7 +37,10 @@ def section(document: CommentedMap, *keys: str) -> CommentedMap:
 
 
 def edit_config(path: Path, mutate: Callable[[CommentedMap], None],
-                check: Callable[[LoadedSpec], None] | None = None) -> None:
+                check: Callable[[LoadedSpec], None] | None = None,
+                dry_run: bool = False) -> None:
+    """Mutate, validate, write. `dry_run`: validate only (a verb that edits hub.yaml in the
+    middle of its steps checks first that the edit will hold)."""
     yaml = _yaml()
     text = path.read_text(encoding="utf-8")
     document = yaml.load(text) or CommentedMap()
@@ -51,4 +54,6 @@ def edit_config(path: Path, mutate: Callable[[CommentedMap], None],
         raise InvalidInput(problems, hint=SCHEMA_HINT)
     if check is not None:
         check(LoadedSpec(spec, path.absolute(), parsed))
+    if dry_run:
+        return
     write_atomic(path, new_text.encode(), mode=stat.S_IMODE(path.stat().st_mode))

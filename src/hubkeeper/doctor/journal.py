@@ -13,6 +13,7 @@ from hubkeeper.doctor.findings import Context, Finding
 from hubkeeper.plan.data import data_specs
 from hubkeeper.state.installed import file_state
 from hubkeeper.state.journal import Journal
+from hubkeeper.state.removals import Removals
 
 CHECK = "journal"
 
@@ -31,13 +32,20 @@ def journal_checks(ctx: Context) -> list[Finding]:
     return findings
 
 
-def _unfinished(kind: str, name: str, state: str) -> Finding | None:
-    """A record a killed run left half-way, with the command that finishes it."""
+def _unfinished(kind: str, name: str, state: str, removing_user: str | None = None
+                ) -> Finding | None:
+    """A record a killed run left half-way, with the command that finishes it.
+    `removing_user`: the hub user whose `users remove` began this account's removal."""
     if state == "creating":
         return Finding(CHECK, "problem", name, (
             f"The journal says {kind} {name} was being created when `hubkeeper apply` was "
             "stopped (killed, or the machine went down). Run `hubkeeper apply` again: it "
             "finishes the work and confirms the record."))
+    if state == "removing" and removing_user is not None:
+        return Finding(CHECK, "problem", name, (
+            f"The journal says {kind} {name} was being removed when `hubkeeper users remove "
+            f"{removing_user} --yes` was stopped. Run it again: it finishes the removal from "
+            "the same archive (<state>/removals.json names it)."))
     if state == "removing":
         return Finding(CHECK, "problem", name, (
             f"The journal says {kind} {name} was being removed when `hubkeeper retire` was "
@@ -49,8 +57,14 @@ def _unfinished(kind: str, name: str, state: str) -> Finding | None:
 def _accounts(ctx: Context, journal: Journal) -> list[Finding]:
     findings = []
     on_roster = {member.account for member in ctx.roster.members}
+    try:
+        removals = Removals.load(ctx.paths.root)
+    except HubkeeperError:
+        removals = Removals(ctx.paths.root / "removals.json")
     for name, record in sorted(journal.accounts.items()):
-        unfinished = _unfinished("the account", name, record.state)
+        removal = removals.unfinished(record.user)
+        unfinished = _unfinished("the account", name, record.state,
+                                 removal.user if removal else None)
         if unfinished:
             findings.append(unfinished)
             continue

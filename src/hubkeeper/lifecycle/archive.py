@@ -12,6 +12,11 @@
 `sha256sum -c MANIFEST.json.sha256` checks the manifest; `verify_archive`
 (lifecycle/archive_verify.py) re-reads every tar and every member. `<state>/archives.json`
 lists the archives written (for `retire`).
+
+`users remove` writes the same archive for one user (`write_archive(..., user=NAME)`): the
+folder is <hub>-<user>-<time>, it holds that home and hub.tar.zst (no data folders), and its
+MANIFEST.json and its line in archives.json carry `"user": NAME`, so that `retire` never
+takes it for an archive of the whole hub.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -220,8 +225,10 @@ def _tree(state: _Writing, relative: str, root: Path) -> list[dict]:
     return members
 
 
-def _hub_tar(state: _Writing, contents: HubContents, started: datetime) -> list[dict]:
-    """hub.tar.zst: the hub's own files (not its secrets), the roster, the database."""
+def _hub_tar(state: _Writing, contents: HubContents, started: datetime,
+             database_needed: bool = True) -> list[dict]:
+    """hub.tar.zst: the hub's own files (not its secrets), the roster, the database (a
+    one-user archive of a hub that never ran has none)."""
     writer = TarZstWriter(state.directory / HUB_TAR, state.counted(HUB_TAR))
     members: list[dict] = []
     database = state.directory / ".jupyterhub.sqlite"
@@ -249,13 +256,14 @@ def _hub_tar(state: _Writing, contents: HubContents, started: datetime) -> list[
                                             "groups": list(contents.roster.groups),
                                             "members": roster}, indent=1).encode() + b"\n")
         members.append(member_dict(entry))
-        backup_database(contents.paths.database, database)
-        with open(database, "rb", buffering=0) as handle:
-            info = os.fstat(handle.fileno())
-            entry = Entry(DATABASE_MEMBER, "f", info.st_size, info.st_mode, info.st_uid,
-                          info.st_gid, info.st_mtime_ns)
-            writer.add_file(entry, handle)
-        members.append(member_dict(entry))
+        if database_needed or contents.paths.database.exists():
+            backup_database(contents.paths.database, database)
+            with open(database, "rb", buffering=0) as handle:
+                info = os.fstat(handle.fileno())
+                entry = Entry(DATABASE_MEMBER, "f", info.st_size, info.st_mode, info.st_uid,
+                              info.st_gid, info.st_mtime_ns)
+                writer.add_file(entry, handle)
+            members.append(member_dict(entry))
     except BaseException:
         writer.abandon()
         raise
@@ -271,14 +279,19 @@ def _root_facts(path: Path) -> dict:
 
 
 def write_archive(contents: HubContents, parent: Path, progress: Progress = silent,
-                  now: Callable[[], datetime] = utcnow) -> ArchiveInfo:
+                  now: Callable[[], datetime] = utcnow, user: str | None = None
+                  ) -> ArchiveInfo:
     """Write the archive of `contents` into a new folder under `parent`; record it in
-    <state>/archives.json. Nothing is left behind when it fails."""
+    <state>/archives.json. Nothing is left behind when it fails. `user`: only that user's
+    home (and the hub's files), for `users remove`."""
     check_target(contents, parent)
+    if user is not None:
+        contents = replace(contents, homes=(contents.home(user),), data=(), missing=())
     prepare_parent(parent)
     started = now()
     hub = contents.loaded.spec.hub.name
-    name = unique_name(parent, f"{hub}-{started:%Y%m%dT%H%M%S}")
+    stem = f"{hub}-{user}" if user is not None else hub
+    name = unique_name(parent, f"{stem}-{started:%Y%m%dT%H%M%S}")
     partial = parent / f".partial-{name}"
     partial.mkdir(mode=0o700)
     state = _Writing(partial, len(contents.homes) + len(contents.data) + 1, progress)
@@ -297,7 +310,7 @@ def write_archive(contents: HubContents, parent: Path, progress: Progress = sile
             members = _tree(state, tar, folder.path)
             data[str(folder.path)] = {"tar": tar, "kind": folder.kind,
                                       **_root_facts(folder.path), "members": members}
-        hub_members = _hub_tar(state, contents, started)
+        hub_members = _hub_tar(state, contents, started, database_needed=user is None)
         finished = now()
         header = {
             "kind": KIND, "hub": hub, "hubkeeper": __version__,
@@ -308,6 +321,8 @@ def write_archive(contents: HubContents, parent: Path, progress: Progress = sile
             "hub_files": {"tar": HUB_TAR, "members": hub_members},
             "missing": list(contents.missing), "skipped": state.skipped,
         }
+        if user is not None:
+            header["user"] = user
         digest = write_manifest(partial, header, state.entries)
         final = parent / name
         os.rename(partial, final)
@@ -316,6 +331,8 @@ def write_archive(contents: HubContents, parent: Path, progress: Progress = sile
         shutil.rmtree(partial, ignore_errors=True)
         raise
     record = {"path": str(final), "finished": header["finished"], "manifest_sha256": digest}
+    if user is not None:
+        record["user"] = user
     records = recorded_archives(contents.paths) + [record]
     write_atomic(archives_file(contents.paths),
                  (json.dumps(records, indent=1) + "\n").encode(), mode=0o600)

@@ -45,6 +45,7 @@ from hubkeeper.plan.data import data_paths, data_problems, data_specs, plan_data
 from hubkeeper.roster import Roster
 from hubkeeper.state import invites
 from hubkeeper.state.journal import AccountRecord, DirRecord, GroupRecord, Journal
+from hubkeeper.state.removals import removed_users
 from hubkeeper.state.statedir import StatePaths, read_secret
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,10 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
         api = None
         notes.append("the hub is not running: it takes the roster when it starts")
     else:
-        actions += plan_hub(roster, hub, journal.users_off({m.name for m in roster.members}))
+        on_roster = {m.name for m in roster.members}
+        # `users remove` while the hub was down: the hub still has them
+        removed = journal.users_off(on_roster) | (removed_users(paths.root) - on_roster)
+        actions += plan_hub(roster, hub, removed)
     return Prepared(loaded, roster, mode, paths, journal, changed, api,
                     UsersPlan(ordered(actions), tuple(notes)))
 
@@ -205,7 +209,7 @@ def issue_invites(loaded: LoadedSpec, roster: Roster, paths: StatePaths,
               else _new_invites(roster, codes_file))
     if not issued:
         return None, ()
-    credentials = _write_credentials(paths, {}, issued)
+    credentials = write_credentials(paths, {}, issued)
     _save_invites(codes_file, issued)
     return credentials, tuple(sorted(issued))
 
@@ -217,8 +221,8 @@ def _save_invites(codes_file: Path, issued: dict[str, str]) -> None:
                                           for user, code in issued.items()}})
 
 
-def _write_credentials(paths: StatePaths, passwords: dict[str, str],
-                       codes: dict[str, str]) -> Path:
+def write_credentials(paths: StatePaths, passwords: dict[str, str],
+                      codes: dict[str, str]) -> Path:
     """The 0600 CSV for the instructor: username, password (generated Linux password) and,
     with native login, invite_code (what signing up as that name needs)."""
     credentials = _credentials_file(paths)
@@ -299,7 +303,7 @@ def execute(prepared: Prepared, progress: Progress, tools: ShadowTools | None = 
     issued = (_new_invites(roster, codes_file)
               if prepared.loaded.spec.auth.kind == "native" else {})
     if generated or issued:  # written before they count: the instructor never loses one
-        credentials = _write_credentials(prepared.paths, generated, issued)
+        credentials = write_credentials(prepared.paths, generated, issued)
     if issued:
         _save_invites(codes_file, issued)
     for start in range(0, len(passwords), PASSWORD_BATCH):

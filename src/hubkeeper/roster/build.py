@@ -17,7 +17,7 @@ from hubkeeper.roster.csvfile import read_roster_csv
 from hubkeeper.roster.policy import MAX_ACCOUNT, name_problem
 
 MAX_RANGE = 5000
-_RANGE = re.compile(r"^(?P<stem>[a-z_][a-z0-9_-]*)\{(?P<start>[0-9]+)\.\.(?P<end>[0-9]+)\}$")
+RANGE_RE = re.compile(r"^(?P<stem>[a-z_][a-z0-9_-]*)\{(?P<start>[0-9]+)\.\.(?P<end>[0-9]+)\}$")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Roster:
 
 def expand_range(pattern: str) -> list[str]:
     """'training_user{1..42}' -> training_user1 ... training_user42 ('{01..42}' pads)."""
-    match = _RANGE.match(pattern)
+    match = RANGE_RE.match(pattern)
     if not match:
         raise ValueError(f"{pattern!r} is not a range like 'training_user{{1..42}}'")
     start, end = int(match["start"]), int(match["end"])

@@ -54,7 +54,21 @@ def record(path: Path, person: Admitted) -> Admitted:
         datetime.now(timezone.utc).isoformat(timespec="seconds")
     people[person.name] = Admitted(person.name, person.provider, person.subject,
                                    tuple(sorted(set(person.groups))), person.admin, first)
+    _save(path, people)
+    return people[person.name]
+
+
+def forget(path: Path, name: str) -> bool:
+    """Take `name` off the admitted people (`users remove`); False when not among them."""
+    people = load(path)
+    if name not in people:
+        return False
+    del people[name]
+    _save(path, people)
+    return True
+
+
+def _save(path: Path, people: dict[str, Admitted]) -> None:
     save_users(path, {name: {"provider": p.provider, "subject": p.subject,
                              "groups": list(p.groups), "admin": p.admin, "first": p.first}
                       for name, p in sorted(people.items())})
-    return people[person.name]

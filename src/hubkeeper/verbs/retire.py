@@ -70,16 +70,18 @@ def choose_archive(paths: StatePaths, given: Path | None, record: dict | None
                    ) -> tuple[Path | None, str | None]:
     """The archive to check (given, else the one a killed retire used, else the newest
     recorded) and the manifest SHA-256 recorded for it when it was written."""
-    recorded = {str(Path(a["path"]).resolve()): a.get("manifest_sha256")
-                for a in recorded_archives(paths)}
+    archives = recorded_archives(paths)
+    recorded = {str(Path(a["path"]).resolve()): a.get("manifest_sha256") for a in archives}
+    # `users remove` records its one-user archives too: never the newest archive of the hub
+    whole = [str(Path(a["path"]).resolve()) for a in archives if not a.get("user")]
     if record and record.get("archive"):
         recorded.setdefault(record["archive"]["path"], record["archive"]["manifest_sha256"])
     if given is not None:
         directory = given.resolve()
     elif record and record.get("archive"):
         directory = Path(record["archive"]["path"])
-    elif recorded:
-        directory = Path(list(recorded)[-1])
+    elif whole:
+        directory = Path(whole[-1])
     else:
         return None, None
     return directory, recorded.get(str(directory))
