@@ -101,7 +101,7 @@ users:
 def test_admin_teams_alone_list_the_teams_at_login() -> None:
     c = rendered(TEAMS.replace('"physics-dept:tas"', '"Physics-Dept:TAs"'))
     # The authenticator names teams in lower case; so does the map of admin groups.
-    assert c.HubkeeperAuthenticator.admin_groups == ["physics-dept:tas"]
+    assert c.HubkeeperAuthenticator.provider_admin_groups == ["physics-dept:tas"]
     assert c.GitHubOAuthenticator.scope == ["read:org"]
     assert c.GitHubOAuthenticator.populate_teams_in_auth_state is True
     assert c.GitHubOAuthenticator.github_url == "https://github.com"

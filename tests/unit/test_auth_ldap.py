@@ -237,7 +237,7 @@ def test_normal_dn_ignores_case_and_spaces() -> None:
 def authenticator() -> LDAPAuthenticator:
     return LDAPAuthenticator(server_address="ldap.example.org", bind_dn_template=[PEOPLE],
                              allowed_groups=[STUDENTS], group_map={TAS: "tas"},
-                             admin_groups=[TAS.upper()])
+                             provider_admin_groups=[TAS.upper()])
 
 
 def model(attributes: dict, ldap_groups: list[str] | None = None) -> dict:
@@ -299,7 +299,7 @@ def test_active_directory_entries_through_ldap3s_mock_of_its_schema() -> None:
     auth = LDAPAuthenticator(
         server_address="dc1.ad.example.org", bind_dn_template=["CN={username},DC=ad"],
         allowed_groups=[students], group_map={tas: "tas"},
-        admin_groups=["CN=Staff Only,OU=Groups,DC=ad,DC=example,DC=org"])
+        provider_admin_groups=["CN=Staff Only,OU=Groups,DC=ad,DC=example,DC=org"])
 
     attributes = auth.get_user_attributes(conn, user_dn)
     identity = auth.provider_identity({"name": "ann", "auth_state": {

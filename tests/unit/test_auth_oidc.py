@@ -251,7 +251,7 @@ def test_check_reports_missing_client_secrets_at_the_auth_section(tmp_path: Path
 
 def authenticator(**traits) -> OIDCAuthenticator:
     return OIDCAuthenticator(issuer=ISSUER, client_id="CLIENT", client_secret="S",
-                             allowed_claim_groups=["students"], admin_groups=["tas"],
+                             allowed_claim_groups=["students"], provider_admin_groups=["tas"],
                              **traits)
 
 

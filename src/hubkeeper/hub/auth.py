@@ -87,10 +87,9 @@ class HubkeeperAuthenticator(LoggingConfigurable):
         key_trait=Unicode(), value_trait=Unicode(), config=True,
         help="The provider's group -> hub group.",
     )
-    # A set, and rendered only with manage_groups: oauthenticator's OAuthenticator has a
-    # trait of this name (a set it intersects with the groups at login, refused without
-    # manage_groups), and its observer and _apply_managed_groups see this one.
-    admin_groups = Set(
+    # Not `admin_groups`: oauthenticator's OAuthenticator has a trait of that name, for hub
+    # groups, that it checks against manage_groups and applies itself.
+    provider_admin_groups = Set(
         Unicode(), config=True,
         help="Provider groups whose members are hub admins (decided at each login).",
     )
@@ -143,7 +142,7 @@ class HubkeeperAuthenticator(LoggingConfigurable):
         if identity is not None:
             self.bind_subject(name, identity)
             mapped = {self.group_map[g] for g in identity.groups if g in self.group_map}
-            provider_admin = bool(identity.groups & set(self.admin_groups))
+            provider_admin = bool(identity.groups & set(self.provider_admin_groups))
             if self.manage_groups:
                 model["groups"] = sorted(mapped | set(self.roster_groups.get(name, ())))
             model["admin"] = provider_admin or name in self.roster_admins

@@ -85,7 +85,7 @@ class LDAPAuthenticator(HubkeeperAuthenticator, _LDAPAuthenticator):
     def _named_groups(self) -> dict[str, set[str]]:
         """Every group DN hub.yaml names: its normal form -> hub.yaml's spellings of it."""
         named: dict[str, set[str]] = {}
-        for dn in (*(self.allowed_groups or ()), *self.group_map, *self.admin_groups):
+        for dn in (*(self.allowed_groups or ()), *self.group_map, *self.provider_admin_groups):
             named.setdefault(normal_dn(dn), set()).add(dn)
         return named
 

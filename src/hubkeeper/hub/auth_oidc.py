@@ -11,7 +11,7 @@ its audience, issuer and expiry are checked. Its claims merged with the userinfo
 (`groups_claim`), and the subject 'oidc:<iss> <sub>' the hub user stays bound to.
 
 Who may log in: the roster (JupyterHub's allowed_users), everyone with users.allow_all, and
-members of `allowed_claim_groups` or `admin_groups` (provider groups, from the groups
+members of `allowed_claim_groups` or `provider_admin_groups` (provider groups, from the groups
 claim).
 """
 
@@ -23,7 +23,7 @@ import jwt
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado.httpclient import HTTPClientError
-from traitlets import Bool, List, Unicode, observe
+from traitlets import Bool, List, Unicode
 
 from hubkeeper.hub.auth import HubkeeperAuthenticator, ProviderIdentity, refusal
 
@@ -175,17 +175,9 @@ class OIDCAuthenticator(HubkeeperAuthenticator, GenericOAuthenticator):
         return ProviderIdentity("oidc", f"oidc:{claims['iss']} {claims['sub']}",
                                 self.provider_groups(claims))
 
-    @observe("allowed_groups", "auth_state_groups_key")
-    def _requires_manage_groups(self, change):  # type: ignore[no-untyped-def]
-        # oauthenticator's check, without admin_groups: here those are HubkeeperAuthenticator's
-        # provider groups (same trait name), which need no manage_groups.
-        if change.new and not self.manage_groups:
-            raise ValueError(f"{type(self).__name__}.{change.name} requires manage_groups")
-
     async def _apply_managed_groups(self, auth_model):  # type: ignore[override]
-        # oauthenticator would match its admin_groups (hub groups there) against the
-        # groups; here admin_groups are the provider's, and check_identity decides both a
-        # user's hub groups and admin status from the provider's groups.
+        # oauthenticator would set the hub groups from the groups claim as they are;
+        # check_identity maps them (group_map) and decides admin status from them.
         return auth_model
 
     async def check_allowed(self, username, auth_model):  # type: ignore[override]
@@ -196,6 +188,6 @@ class OIDCAuthenticator(HubkeeperAuthenticator, GenericOAuthenticator):
         identity = self.provider_identity(auth_model)
         if identity is None:
             return False
-        admitting = set(self.allowed_claim_groups) | set(self.admin_groups)
+        admitting = set(self.allowed_claim_groups) | set(self.provider_admin_groups)
         return bool(identity.groups & admitting)
 

@@ -159,7 +159,7 @@ def update_provider(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         group_map = {team.lower(): group for team, group in group_map.items()}
         admin_groups = tuple(team.lower() for team in admin_groups)
     listed = [member for member in roster.active if member.provider is None]
-    if group_map or admin_groups:  # OAuthenticator's admin_groups needs manage_groups
+    if group_map:
         clash = sorted(set(group_map.values())
                        & {group for member in listed for group in member.groups})
         if clash:  # hub.yaml's own groups are checked when it is loaded; this is the CSV
@@ -173,7 +173,7 @@ def update_provider(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         c.HubkeeperAuthenticator.group_map = group_map
         c.HubkeeperAuthenticator.roster_groups = {
             member.name: sorted(member.groups) for member in listed if member.groups}
-    c.HubkeeperAuthenticator.admin_groups = list(admin_groups)
+    c.HubkeeperAuthenticator.provider_admin_groups = list(admin_groups)
     c.HubkeeperAuthenticator.roster_admins = sorted(m.name for m in listed if m.admin)
     c.HubkeeperAuthenticator.subjects_file = str(runtime.state.root / subjects.FILE_NAME)
     c.HubkeeperAuthenticator.account_prefix = spec.users.account_prefix
@@ -200,8 +200,7 @@ def native_templates() -> str:
 
 def manages_groups(spec: HubSpec) -> bool:
     """Whether the authenticator decides users' groups at login (Authenticator.manage_groups)."""
-    group_map, admin_groups = provider_groups(spec.auth)
-    return bool(group_map or admin_groups)
+    return bool(provider_groups(spec.auth)[0])
 
 
 def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
