@@ -482,12 +482,16 @@ def _parser() -> argparse.ArgumentParser:
     venv.add_argument("path", type=Path)
     venv.add_argument("--python", type=Path, default=DEFAULT_PYTHON)
     venv.add_argument("--upgrade-pip", action="store_true")
-    venv.add_argument("pip_args", nargs=argparse.REMAINDER, metavar="PIP_ARGS",
-                      help="what follows goes to pip install (e.g. -e '.[test]')")
+    venv.epilog = "what follows `--` goes to pip install, e.g. `venv .venv -- -e '.[test]'`"
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tail: list[str] = []
+    if "--" in argv:  # pip's own arguments (`venv`), which argparse must not read
+        cut = argv.index("--")
+        argv, tail = argv[:cut], argv[cut + 1:]
     args = _parser().parse_args(argv)
     out = sys.stdout.write
     try:
@@ -521,8 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             link_command(args.prefix, args.link, replace=args.replace)
             out(f"{args.link} -> {args.prefix / CURRENT / 'bin' / 'hubkeeper'}\n")
         elif args.command == "venv":
-            pip_args = [a for a in args.pip_args if a != "--"]
-            make_venv(args.path, pip_args, python=args.python, upgrade_pip=args.upgrade_pip)
+            make_venv(args.path, tail, python=args.python, upgrade_pip=args.upgrade_pip)
     except HubkeeperError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         if exc.hint:
