@@ -142,13 +142,15 @@ def pam_hub(directory: Path, name: str, rest: str) -> Path:
 
 
 def start_hub(config: Path, deadline: float = 120.0, env: dict[str, str] | None = None,
-              log_name: str = "up.log") -> RunningHub:
+              log_name: str = "up.log", executable: str = HUBKEEPER,
+              cwd: Path | None = None) -> RunningHub:
+    """`executable up` (the clone's hubkeeper unless another install's is given)."""
     output = config.parent / log_name
     with open(output, "ab") as sink:
         proc = subprocess.Popen(
-            [HUBKEEPER, "--config", str(config), "up"],
+            [executable, "--config", str(config), "up"],
             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            env={**os.environ, **(env or {})}, start_new_session=True, cwd=cwd,
         )
     spec = load(config).spec
     hub = RunningHub(config, f"http://127.0.0.1:{spec.hub.port}/", proc, output)

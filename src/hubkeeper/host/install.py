@@ -25,11 +25,13 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__" and not __package__:
-    # Run by path: the package's tree, not this folder (whose modules would shadow others),
-    # goes first on sys.path.
+    # Run by path: the package's tree goes first on sys.path, and this folder (whose
+    # modules would shadow others: site, tls, ...) not at all.
     from pathlib import Path as _Path
 
-    sys.path[0] = str(_Path(__file__).resolve().parents[2])
+    _here = _Path(__file__).resolve()
+    sys.path[:] = [entry for entry in sys.path if _Path(entry or ".").resolve() != _here.parent]
+    sys.path.insert(0, str(_here.parents[2]))
 
 import argparse
 import contextlib

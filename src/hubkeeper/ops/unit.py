@@ -17,6 +17,7 @@ from pathlib import Path
 from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.base.locks import apply_lock
 from hubkeeper.config.loader import LoadedSpec
+from hubkeeper.host.install import CURRENT, install_of
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.running import running_hub
 from hubkeeper.host.systemd import SystemdHost
@@ -90,10 +91,21 @@ class ServiceUninstall:
     commands: tuple[str, ...]
 
 
-def hubkeeper_executable() -> Path:
-    """The `hubkeeper` command of this installation (beside its Python, in the venv)."""
-    beside = Path(sys.executable).parent / "hubkeeper"
+def hubkeeper_executable(python: Path | None = None) -> Path:
+    """The `hubkeeper` command of this installation (beside its Python, in the venv).
+
+    From a versioned install (docs/install.md) it is `<prefix>/current/bin/hubkeeper`, not
+    the versioned path this process runs from: the unit then follows `activate`, so an
+    upgrade or a rollback needs only a restart, not a new unit. A clone's .venv (or any
+    other venv) is named as it is. `python`: the interpreter (default: this process's)."""
+    beside = Path(python or sys.executable).parent / "hubkeeper"
     if beside.is_file() and os.access(beside, os.X_OK):
+        versioned = install_of(beside)
+        if versioned is not None:
+            prefix, _ = versioned
+            via_current = prefix / CURRENT / "bin" / "hubkeeper"
+            if via_current.is_file() and os.access(via_current, os.X_OK):
+                return via_current
         return beside
     found = shutil.which("hubkeeper")
     if found:
