@@ -20,6 +20,7 @@ from typing import Literal
 from hubkeeper import __version__
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import write_atomic
+from hubkeeper.state.migrations import check_readable_beside
 
 JOURNAL_SCHEMA = 1
 State = Literal["creating", "created", "removing"]
@@ -76,6 +77,7 @@ class Journal:
     def load(cls, path: Path) -> Journal:
         if not path.exists():
             return cls(path)
+        check_readable_beside(path)  # a state dir of another format: refused, not misread
         try:
             body = json.loads(path.read_text())
             if body.get("schema") != JOURNAL_SCHEMA:

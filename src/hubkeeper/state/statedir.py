@@ -1,7 +1,9 @@
 """The state directory: hub database, secrets (0600), run files, logs, personal homes.
 
     <state>/                    0711: users' servers pass through to envs/, nothing else
-    <state>/VERSION             {"schema": 1, "created_by": "hubkeeper 0.1.0"}
+    <state>/VERSION             {"schema": 1, "created_by": "hubkeeper 0.1.0"}; an older
+                                schema is migrated forward by `up` and `apply`, a newer
+                                one refused (state/migrations.py)
     <state>/jupyterhub.sqlite   the hub database (0600: ports, admins, password hashes)
     <state>/journal.json        every account, group and folder hubkeeper created (journal.py)
     <state>/secrets/            0700; cookie-secret, proxy-token, service-token (apply,
@@ -39,8 +41,7 @@ from hubkeeper.base.locks import RUN_DIR_MODE, private_directory, renew
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
-
-STATE_SCHEMA = 1
+from hubkeeper.state.migrations import STATE_SCHEMA, check_version, write_version
 
 STATE_DIR_MODE = 0o711  # servers run as users and execute envs/<name>/current/bin/python
 DATABASE_MODE = 0o600
@@ -184,8 +185,7 @@ def ensure_layout(paths: StatePaths) -> list[str]:
         renew(lock)  # an older hubkeeper's 0644 lock file, maybe held open by a student
     protect_database(paths)
     if not paths.version_file.exists():
-        body = {"schema": STATE_SCHEMA, "created_by": f"hubkeeper {__version__}"}
-        write_atomic(paths.version_file, (json.dumps(body) + "\n").encode())
+        write_version(paths, STATE_SCHEMA, f"hubkeeper {__version__}")
         created.append(str(paths.version_file))
     else:
         check_state_version(paths)
@@ -246,19 +246,11 @@ def check_not_retired(paths: StatePaths) -> None:
 
 
 def check_state_version(paths: StatePaths) -> None:
+    """Refuse a retired state dir, and one of another schema than this hubkeeper's (an
+    older one names `up`/`apply`, which migrate it; a newer one the hubkeeper that wrote
+    it)."""
     check_not_retired(paths)
-    try:
-        found = json.loads(paths.version_file.read_text()).get("schema")
-    except (OSError, ValueError) as exc:
-        raise HubkeeperError(
-            f"cannot read {paths.version_file}: {exc}",
-            hint="this file marks a hubkeeper state directory; restore it from a snapshot",
-        ) from None
-    if found != STATE_SCHEMA:
-        raise HubkeeperError(
-            f"{paths.root} holds state of schema {found}; this hubkeeper reads {STATE_SCHEMA}",
-            hint="run the hubkeeper version that wrote it, or upgrade hubkeeper",
-        )
+    check_version(paths, STATE_SCHEMA)
 
 
 def read_secret(paths: StatePaths, name: str) -> str:

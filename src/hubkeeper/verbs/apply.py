@@ -11,6 +11,7 @@ from hubkeeper.context.hub import Hub
 from hubkeeper.ops.converge import execute
 from hubkeeper.ops.site import apply_site, site_plan
 from hubkeeper.plan.actions import Action
+from hubkeeper.state.migrations import migrate
 from hubkeeper.state.statedir import ensure_layout
 from hubkeeper.verbs.plan import prepare_from
 
@@ -26,6 +27,8 @@ class ApplyResult:
 
 
 def apply(hub: Hub, progress: Callable[[int, int, Action], None]) -> ApplyResult:
+    hub.check_not_retired()
+    migrated = migrate(hub.paths)  # an older hubkeeper's state format, before it is read
     first = prepare_from(hub)  # validates everything before the first change
     site_plan(first.loaded, first.journal)  # and hub.url's nginx and certificate files
     ensure_layout(first.paths)
@@ -35,5 +38,6 @@ def apply(hub: Hub, progress: Callable[[int, int, Action], None]) -> ApplyResult
         credentials = execute(prepared, progress)
         site_done = apply_site(prepared.loaded, prepared.journal)  # after the accounts
     return ApplyResult(str(prepared.loaded.path), prepared.mode, len(prepared.roster.members),
-                       prepared.plan.actions + site_done, prepared.plan.notes + site.notes,
+                       prepared.plan.actions + site_done,
+                       tuple(migrated) + prepared.plan.notes + site.notes,
                        str(credentials) if credentials else None)

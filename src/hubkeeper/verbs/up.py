@@ -15,6 +15,7 @@ from hubkeeper.context.runtime import Runtime
 from hubkeeper.host.preflight import preflight_problems
 from hubkeeper.host.supervisor import Supervisor
 from hubkeeper.ops.converge import sync_hub
+from hubkeeper.state.migrations import migrate
 from hubkeeper.state.statedir import (
     StatePaths,
     ensure_layout,
@@ -69,6 +70,7 @@ def up(hub: Hub, on_ready: Callable[[Banner], None], output: IO[str] | None) -> 
     hub.check_not_retired()
     lock = HubLock(paths)
     lock.check_free()
+    migrated = migrate(paths)  # an older hubkeeper's state format, before it is read
     problems = preflight_problems(loaded, roster, mode, paths, starting=True)
     if problems:
         raise InvalidInput(problems)
@@ -81,7 +83,7 @@ def up(hub: Hub, on_ready: Callable[[Banner], None], output: IO[str] | None) -> 
         ensure_secrets(paths)
         runtime = Runtime.from_hub(hub)
         spec = loaded.spec
-        warnings: list[str] = []
+        warnings: list[str] = [f"migrated {line}" for line in migrated]
         if mode == "personal":
             import pwd
 
