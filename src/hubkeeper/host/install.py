@@ -14,7 +14,7 @@ A venv cannot be moved once built (its scripts' shebangs hold its path), so it i
 place behind the marker instead of in a temp folder renamed at the end.
 
 Standard library only: `./run setup` runs this file with Debian's python3 before any venv
-exists (`python3 src/hubkeeper/host/install.py venv .venv -e '.[test]'`), and a server
+exists (`python3 src/hubkeeper/host/install.py venv .venv -- -e '.[test]'`), and a server
 installs from the wheel itself (`PYTHONPATH=hubkeeper-X.whl python3 -m
 hubkeeper.host.install install ./hubkeeper-X.whl`, docs/install.md). Of hubkeeper it imports
 only the error class and the atomic writer (base/, which import the standard library only).
