@@ -128,7 +128,7 @@ def test_read_only_commands_refuse_newer_state_and_change_nothing(tmp_path: Path
     paths = state_of(tmp_path, STATE_SCHEMA + 1, "hubkeeper 9.0.0")
     before = paths.version_file.read_bytes()
     (paths.root / "journal.json").write_text('{"schema": 1}')
-    for command in (["users", "list"], ["apply"]):
+    for command in (["users", "list"], ["apply"], ["up"]):
         refused = hk(config, *command)
         assert refused.returncode == 1, (command, refused.stdout, refused.stderr)
         assert "written by hubkeeper 9.0.0" in refused.stderr, refused.stderr
