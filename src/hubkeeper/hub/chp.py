@@ -11,17 +11,32 @@ Configured as `c.JupyterHub.proxy_class` (render.py); imported by JupyterHub, no
 
 from __future__ import annotations
 
+import inspect
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import ClientConnectionError, ClientResponseError
 from jupyterhub.proxy import ConfigurableHTTPProxy
 from jupyterhub.utils import exponential_backoff, url_path_join
+from tornado.httpclient import HTTPClientError
 
 from hubkeeper.host.peer import ListenerRefused, check_listener
 
 API_DEADLINE = 30  # seconds, as JupyterHub's own api_request retries
+
+# JupyterHub 5 calls api_request(..., client=) and reads a tornado response (`.body`, and
+# tornado's HTTPError for a 404 on delete); 6 reads an aiohttp response (`await .json()`).
+TORNADO_ANSWERS = "client" in inspect.signature(ConfigurableHTTPProxy.api_request).parameters
+
+
+@dataclass(frozen=True)
+class TornadoAnswer:
+    """What JupyterHub 5 reads of a proxy API answer."""
+
+    code: int
+    body: bytes
 
 
 class CheckedConnector(aiohttp.TCPConnector):
@@ -56,9 +71,10 @@ class CheckedProxy(ConfigurableHTTPProxy):
                 connector=CheckedConnector("the hub's proxy (its API)"))
         return self._checked_session
 
-    async def api_request(self, path: str, method: str = "GET",
-                          body: Any = None) -> Any:  # type: ignore[override]
-        """JupyterHub's own api_request (6.1), through `_session()`."""
+    async def api_request(self, path: str, method: str = "GET", body: Any = None,
+                          client: Any = None) -> Any:  # type: ignore[override]
+        """JupyterHub's own api_request (6.1), through `_session()`; on JupyterHub 5 the
+        answer in tornado's shape (`client`, tornado's own, is not used)."""
         url = url_path_join(self.api_url, "api/routes", path)
         if isinstance(body, dict):
             body = json.dumps(body)
@@ -70,6 +86,11 @@ class CheckedProxy(ConfigurableHTTPProxy):
                     response = await self._session().request(
                         method, url, data=body,
                         headers={"Authorization": f"token {self.auth_token}"})
+                    if TORNADO_ANSWERS and response.status < 500:
+                        data = await response.read()
+                        if response.status >= 400:
+                            raise HTTPClientError(response.status, response.reason)
+                        return TornadoAnswer(response.status, data)
                     response.raise_for_status()
                     return response
             except ListenerRefused as exc:  # nothing was sent: say so where operators look

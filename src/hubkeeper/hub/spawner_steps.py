@@ -19,7 +19,7 @@ import pwd
 import sys
 from typing import Any
 
-from jupyterhub.spawner import SpawnException
+from tornado import web
 
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.hub.hooks import (
@@ -32,6 +32,17 @@ from hubkeeper.hub.hooks import (
 )
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
+
+try:
+    from jupyterhub.spawner import SpawnException
+except ImportError:  # JupyterHub 5 (SpawnException is new in 6.0): the same shape, by hand
+
+    class SpawnException(web.HTTPError):  # type: ignore[no-redef]
+        def __init__(self, message: str, *, reason: str, log_message: str = "",
+                     status_code: int = 400) -> None:
+            self.message = message
+            # tornado's log_message (read-only) is what JupyterHub 5 shows the user
+            super().__init__(status_code, message, reason=reason)
 
 
 class SpawnRefused(SpawnException):
