@@ -106,8 +106,10 @@ def test_service_token_has_least_scopes() -> None:
     role = c.JupyterHub.load_roles[0]
     assert role["services"] == ["hubkeeper"]
     assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers",
-                                   "admin:users", "admin:groups", "servers", "users:activity"}
+                                   "admin:users", "admin:groups", "servers", "users:activity",
+                                   "tokens!user=hubkeeper-canary"}  # upgrade's canary only
     assert "admin:servers" not in role["scopes"] and "admin:auth_state" not in role["scopes"]
+    assert "tokens" not in role["scopes"]  # no token of any other user
 
 
 def test_status_has_a_token_that_changes_nothing() -> None:

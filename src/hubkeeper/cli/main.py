@@ -18,6 +18,7 @@ from hubkeeper.cli import (  # noqa: F401
     commands_ops,
     commands_run,
     commands_setup,
+    commands_upgrade,
     commands_users,
 )
 from hubkeeper.cli.app import cli

@@ -8,6 +8,7 @@ from hubkeeper.cli import (  # noqa: F401
     render_lifecycle,
     render_run,
     render_setup,
+    render_upgrade,
     render_users,
 )
 from hubkeeper.cli.render_base import emit, text, to_json

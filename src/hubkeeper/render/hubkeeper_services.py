@@ -21,6 +21,7 @@ SERVICE_SCOPES = [
     "read:hub", "list:users", "read:users", "read:servers",  # what is there
     "admin:users", "admin:groups", "servers",  # apply: the roster, while the hub runs
     "users:activity",  # prewarm --until: started servers kept from idle culling
+    "tokens!user=hubkeeper-canary",  # upgrade: its canary's token (host/canary.py), no other
 ]
 STATUS_SERVICE_NAME = "hubkeeper-status"
 # What `hubkeeper status` reads: a token that can change nothing, for the verb run most often.

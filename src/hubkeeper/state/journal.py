@@ -116,7 +116,7 @@ class Journal:
     def users_off(self, on_roster: set[str]) -> set[str]:
         """Hub users of accounts hubkeeper created that are no longer on the roster."""
         return {record.user for record in self.accounts.values()
-                if record.user not in on_roster}
+                if record.user not in on_roster and record.origin != "canary"}  # upgrade's
 
     def owns_account(self, account: str) -> bool:
         return account in self.accounts

@@ -23,6 +23,11 @@
                                 .lock (0600) while one builds
     <state>/users/<name>/       personal mode: each hub user's directory (0700)
     <state>/RETIRED.json        written by `hubkeeper retire`; then no hub starts here again
+    <state>/upgrade.json        the upgrade under way (or the last one): its steps, written
+                                before each (lifecycle/upgrade.py)
+    <state>/upgrade/<id>/       that upgrade's work: the database kept byte for byte, its
+                                upgraded copy (0700)
+    <state>/announcement.txt    the banner JupyterHub shows on every page while it exists
 """
 
 from __future__ import annotations
@@ -112,6 +117,18 @@ class StatePaths:
     @property
     def retired(self) -> Path:
         return self.root / "RETIRED.json"
+
+    @property
+    def upgrade_record(self) -> Path:
+        return self.root / "upgrade.json"
+
+    @property
+    def upgrades(self) -> Path:
+        return self.root / "upgrade"
+
+    @property
+    def announcement(self) -> Path:
+        return self.root / "announcement.txt"
 
     def secret(self, name: str) -> Path:
         return self.secrets / name
