@@ -14,6 +14,7 @@ import contextvars
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jupyterhub.auth import PAMAuthenticator as _PAMAuthenticator
 from jupyterhub.handlers import BaseHandler
@@ -275,7 +276,9 @@ class NativeLoginHandler(_NativeLoginHandler):
       does not accept; such errors get JupyterHub's plain error page instead.
     """
 
-    statsd = _NoStatsd()
+    @property
+    def statsd(self) -> Any:  # JupyterHub 5 still has its own client, and uses it
+        return self.settings.get("statsd") or _NoStatsd()
 
     def render_template(self, name, **ns):  # type: ignore[override]
         if name == "error.html":
