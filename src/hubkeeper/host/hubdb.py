@@ -85,10 +85,14 @@ def upgraded_copy(venv: Path, database: Path, copy: Path) -> str:
         source.close()
         target.close()
     os.chmod(copy, 0o600)
+    # JupyterHub runs `alembic` by name: the install's own, first on PATH.
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     done = subprocess.run(
         [str(venv / "bin" / "jupyterhub"), "upgrade-db", f"--db=sqlite:///{copy}"],
         capture_output=True, text=True, timeout=UPGRADE_TIMEOUT, cwd=copy.parent,
-        stdin=subprocess.DEVNULL)
+        stdin=subprocess.DEVNULL, env=env)
     if done.returncode != 0:
         raise HubkeeperError(f"`jupyterhub upgrade-db` of {venv.name} failed on the copy "
                              f"{copy}: {(done.stderr or done.stdout).strip()[-500:]}",

@@ -103,10 +103,12 @@ def hub_answers(url: str) -> bool:
         return False
 
 
-def start_detached(executable: Path, hub: Hub) -> int:
+def start_detached(executable: Path, hub: Hub,
+                   spawned: Callable[[int], None] = lambda pid: None) -> int:
     """`<install>/bin/hubkeeper --config hub.yaml up` in a session of its own (it outlives
-    us), its output appended to <state>/logs/up.log; returns its pid once the hub answers
-    through the proxy, or raises with the log's last lines."""
+    us), its output appended to <state>/logs/up.log; `spawned` gets its pid at once (the
+    record keeps it: a kill now must not leave an `up` nobody knows of). Returns the pid
+    once the hub answers through the proxy, or raises with the log's last lines."""
     paths = hub.paths
     paths.logs.mkdir(parents=True, exist_ok=True)
     output = paths.logs / "up.log"
@@ -115,6 +117,7 @@ def start_detached(executable: Path, hub: Hub) -> int:
         proc = subprocess.Popen([str(executable), "--config", str(hub.path), "up"],
                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                                 cwd=hub.directory, env=_clean_env(), start_new_session=True)
+    spawned(proc.pid)
     end = time.monotonic() + START_DEADLINE
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -262,8 +265,31 @@ class Upgrade:
         previous = installs.activate(self.prefix, self.record["to"])
         self.say(f"{self.prefix / installs.CURRENT} -> {self.record['to']} (was {previous})")
 
+    def _spawned(self, pid: int) -> None:
+        self.record["start_pid"] = pid
+        save_record(self.paths, self.record)
+
+    def _started_up(self) -> int | None:
+        """The `up` an earlier (killed) run of a start spawned, while it still runs."""
+        pid = self.record.get("start_pid")
+        argv = procs.cmdline(pid) if pid else []
+        return pid if argv and "up" in argv and any("hubkeeper" in a for a in argv) else None
+
+    def _end_started_up(self) -> None:
+        """An `up` spawned by a killed run that may not hold the hub lock yet: it would
+        take the hub over later."""
+        pid = self._started_up()
+        if pid is not None:
+            procs.stop(pid, deadline=15.0)
+
     def step_start(self) -> None:
         venv = installs.install_path(self.prefix, self.record["to"])
+        earlier = self._started_up()
+        if earlier is not None:  # a killed run's `up`, maybe still starting: let it finish
+            end = time.monotonic() + START_DEADLINE
+            while (time.monotonic() < end and procs.alive(earlier)
+                   and not (running_hub(self.paths) and hub_answers(self.hub.public_url))):
+                time.sleep(0.3)
         running = running_hub(self.paths)
         if running:  # a killed upgrade's start: adopt it if it is the new install's
             argv = procs.cmdline(running)
@@ -276,7 +302,7 @@ class Upgrade:
                     self.say(f"the hub answers on {self.record['to']} (pid {running})")
                     return
             stop_hub(self.paths)
-        pid = start_detached(venv / "bin" / "hubkeeper", self.hub)
+        pid = start_detached(venv / "bin" / "hubkeeper", self.hub, self._spawned)
         self.record["started_pid"] = pid
         self.say(f"the hub answers on {self.record['to']} (hubkeeper up, pid {pid})")
 
@@ -298,6 +324,7 @@ class Upgrade:
         save_record(self.paths, self.record)
         done = set(self.record["done"]) | {self.record.get("step") or ""}
         if done & {"start", "canary", "activate", "database", "stop"}:
+            self._end_started_up()
             pid = stop_hub(self.paths)
             if pid is not None:
                 self.say(f"stopped the hub on the new install (pid {pid})")
@@ -312,7 +339,7 @@ class Upgrade:
             self.say("database: the old one back, byte for byte (SHA-256 checked)")
         if self.record["hub_was_running"] and running_hub(self.paths) is None:
             old = installs.install_path(self.prefix, self.record["from"]) / "bin" / "hubkeeper"
-            pid = start_detached(old, self.hub)
+            pid = start_detached(old, self.hub, self._spawned)
             self.say(f"the hub answers on {self.record['from']} again (hubkeeper up, pid {pid})")
         self.paths.announcement.unlink(missing_ok=True)
         self.record["state"] = "rolled-back"
