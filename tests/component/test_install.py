@@ -196,3 +196,19 @@ def test_a_build_killed_mid_install_is_never_activated_and_is_rebuilt(
     assert switched.stdout.strip() == f"{prefix / 'current'} -> new (was old)"
     twice = from_wheel(release.wheel, *build[:3], "--name", "new", *build[3:])
     assert twice.returncode == 1 and "already a complete install" in twice.stderr
+
+
+def test_a_requirement_pip_cannot_install_fails_the_build_and_changes_nothing(
+        release: Release, workdir: Path) -> None:
+    prefix = workdir / "opt"
+    missing = workdir / "hubkeeper-9.9.9-py3-none-any.whl"
+    failed = from_wheel(release.wheel, "install", "--prefix", str(prefix), "--link",
+                        str(workdir / "bin" / "hubkeeper"), str(missing))
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(f"error: pip install {missing} into {prefix / '9.9.9'} "
+                                    "failed (exit 1):\n"), failed.stderr
+    assert str(missing) in failed.stderr  # pip's own words, its last lines
+    assert "hint: nothing was activated" in failed.stderr
+    assert (prefix / "9.9.9" / ".incomplete").exists()
+    assert not (prefix / "current").is_symlink()
+    assert not (workdir / "bin").exists()

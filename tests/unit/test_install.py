@@ -65,6 +65,7 @@ def test_activate_swaps_current_and_names_the_previous(tmp_path: Path) -> None:
     complete(tmp_path, "0.1.0", "2026-01-01T00:00:00+00:00")
     complete(tmp_path, "0.2.0", "2026-02-01T00:00:00+00:00")
     assert current(tmp_path) is None
+    os.symlink("0.2.0", tmp_path / ".current.999999")  # an activate killed before its rename
     assert activate(tmp_path, "0.1.0") is None
     assert activate(tmp_path, "0.2.0") == "0.1.0"
     assert os.readlink(tmp_path / CURRENT) == "0.2.0"  # relative: names the install

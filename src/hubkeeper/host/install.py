@@ -318,9 +318,10 @@ def activate(prefix: Path, name: str) -> str | None:
         if link.exists() and not link.is_symlink():
             raise InstallError(f"{link} is not a link; nothing was changed",
                                hint="move it away and activate again")
+        for stale in prefix.glob(f".{CURRENT}.*"):  # an activate killed before its rename
+            if stale.is_symlink():
+                stale.unlink()
         temp = prefix / f".{CURRENT}.{os.getpid()}"
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
         os.symlink(name, temp)  # relative: the link names the install, not a path
         os.replace(temp, link)
         fsync_dir(prefix)

@@ -81,6 +81,8 @@ def render_unit(spec: HubSpec, config_path: Path, hubkeeper_executable: Path) ->
         if problem:
             raise ValueError(problem)
     name = unit_name(spec)
+    # From a versioned install the executable is <prefix>/current/bin/hubkeeper
+    # (ops/unit.hubkeeper_executable), so ExecStart and PATH both follow `current`.
     venv_bin = str(PurePosixPath(executable).parent)
     working_dir = str(PurePosixPath(config).parent)
     lines = [

@@ -7,6 +7,9 @@ ordered list of migration steps brings an older state dir to this hubkeeper's.
 - Only `up` and `apply` migrate (they write the state anyway), right after hub.yaml loads,
   under the apply lock, and only while no hub runs on the state dir: a running hub of the
   older version reads the state too.
+- A step changes how the state is stored, never what it says: that it runs before the
+  roster and the machine are checked (a problem there stops `apply` after it) leaves
+  nothing an operator would want undone.
 - Each step is idempotent, and VERSION is rewritten atomically after each one, so a
   migration killed half-way resumes at the step that did not finish.
 - Every other command, read-only ones first, refuses an older state dir (and says that `up`
