@@ -41,8 +41,10 @@ from hubkeeper.host import install as installs
 from hubkeeper.host.hubapi import HubAPI, HubUnreachable, fetch
 from hubkeeper.host.peer import ListenerRefused
 from hubkeeper.host.running import running_hub, stop_hub
+from hubkeeper.host.systemd import SystemdHost
 from hubkeeper.lifecycle.snapshot import take_snapshot
 from hubkeeper.lifecycle.sources import hub_contents
+from hubkeeper.render.systemd import unit_name
 from hubkeeper.state.statedir import StatePaths
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,18 @@ def _tail(path: Path, offset: int) -> str:
     return " | ".join(lines[-4:])[-600:]
 
 
+def hub_runner(hub: Hub, host: SystemdHost | None = None) -> str:
+    """How the running hub was started, to restart it the same way: `systemd:<unit>` when
+    its `up` runs in hubkeeper's unit (`service install`), else `detached` (a `hubkeeper up`
+    in a terminal, or none: `upgrade` starts `up` in the background)."""
+    pid = running_hub(hub.paths)
+    host = host or SystemdHost.detect()
+    unit = unit_name(hub.spec)
+    if pid and host.booted and host.runs_in_unit(pid, unit):
+        return f"systemd:{unit}"
+    return "detached"
+
+
 def running_servers(hub: Hub) -> int | None:
     """How many servers run (None: the hub does not answer)."""
     try:
@@ -232,7 +246,7 @@ class Upgrade:
         time.sleep(grace)
 
     def step_stop(self) -> None:
-        pid = stop_hub(self.paths)
+        pid = self.stop_the_hub()
         self.say(f"stopped the hub (pid {pid})" if pid is not None else "the hub was not "
                  "running")
 
@@ -264,6 +278,34 @@ class Upgrade:
     def step_activate(self) -> None:
         previous = installs.activate(self.prefix, self.record["to"])
         self.say(f"{self.prefix / installs.CURRENT} -> {self.record['to']} (was {previous})")
+
+    def _unit(self) -> str | None:
+        how = self.record.get("hub_how") or "detached"
+        return how.split(":", 1)[1] if how.startswith("systemd:") else None
+
+    def stop_the_hub(self) -> int | None:
+        """The hub stopped the way it runs: its unit by systemctl, else its `up` by SIGTERM."""
+        unit = self._unit()
+        if unit is None:
+            return stop_hub(self.paths)
+        pid = running_hub(self.paths)
+        SystemdHost.detect().systemctl("stop", unit)
+        if not procs.wait_until(lambda: running_hub(self.paths) is None, START_DEADLINE):
+            raise HubkeeperError(f"`systemctl stop {unit}` returned but the hub still runs")
+        return pid
+
+    def start_the_hub(self, venv: Path) -> int:
+        """The hub started the way it ran: its unit (which runs <prefix>/current), else
+        `<venv>/bin/hubkeeper up` in the background. Returns the `up`'s pid once it answers."""
+        unit = self._unit()
+        if unit is None:
+            return start_detached(venv / "bin" / "hubkeeper", self.hub, self._spawned)
+        SystemdHost.detect().systemctl("start", unit)
+        if not procs.wait_until(lambda: bool(running_hub(self.paths))
+                                and hub_answers(self.hub.public_url), START_DEADLINE):
+            raise HubkeeperError(f"the hub of {unit} did not answer within "
+                                 f"{START_DEADLINE:.0f} s", hint=f"journalctl -u {unit}")
+        return running_hub(self.paths) or 0
 
     def _spawned(self, pid: int) -> None:
         self.record["start_pid"] = pid
@@ -301,8 +343,8 @@ class Upgrade:
                     self.record["started_pid"] = running
                     self.say(f"the hub answers on {self.record['to']} (pid {running})")
                     return
-            stop_hub(self.paths)
-        pid = start_detached(venv / "bin" / "hubkeeper", self.hub, self._spawned)
+            self.stop_the_hub()
+        pid = self.start_the_hub(venv)
         self.record["started_pid"] = pid
         self.say(f"the hub answers on {self.record['to']} (hubkeeper up, pid {pid})")
 
@@ -313,7 +355,7 @@ class Upgrade:
                                  "seconds": round(result.seconds, 1)}
         self.say(f"canary: {result.user} logged in, started a server, 1+1 = {result.result}")
         if not self.record["hub_was_running"]:
-            stop_hub(self.paths)
+            self.stop_the_hub()
             self.say("the hub was not running before: stopped again")
 
     # ---- undo ----
@@ -325,7 +367,7 @@ class Upgrade:
         done = set(self.record["done"]) | {self.record.get("step") or ""}
         if done & {"start", "canary", "activate", "database", "stop"}:
             self._end_started_up()
-            pid = stop_hub(self.paths)
+            pid = self.stop_the_hub()
             if pid is not None:
                 self.say(f"stopped the hub on the new install (pid {pid})")
         current = installs.current(self.prefix)
@@ -338,8 +380,7 @@ class Upgrade:
             hubdb.put_back(self.paths.database, kept, db["sha256"])
             self.say("database: the old one back, byte for byte (SHA-256 checked)")
         if self.record["hub_was_running"] and running_hub(self.paths) is None:
-            old = installs.install_path(self.prefix, self.record["from"]) / "bin" / "hubkeeper"
-            pid = start_detached(old, self.hub, self._spawned)
+            pid = self.start_the_hub(installs.install_path(self.prefix, self.record["from"]))
             self.say(f"the hub answers on {self.record['from']} again (hubkeeper up, pid {pid})")
         self.paths.announcement.unlink(missing_ok=True)
         self.record["state"] = "rolled-back"
@@ -356,6 +397,7 @@ def default_canary(hub: Hub) -> canary.CanaryResult:
 def new_record(hub: Hub, prefix: Path, old: str, new: str, requirements: list[str],
                grace: int, hub_was_running: bool, from_versions: dict) -> dict:
     return {"schema": RECORD_SCHEMA, "id": utcnow(), "state": "running", "step": None,
+            "hub_how": hub_runner(hub),
             "done": [], "prefix": str(prefix), "from": old, "to": new,
             "requirements": requirements, "grace": grace, "hub_was_running": hub_was_running,
             "from_versions": from_versions, "config": str(hub.path), "started": utcnow(),
