@@ -3,8 +3,9 @@
 One system-mode hub, made and used on an install of this tree with JupyterHub 5.5.4 (real
 accounts with passwords, a group, a token, a running server with a file), goes through, in
 order: the plan (nothing changes); a requirement that cannot install; a release whose hub
-does not start; `upgrade` killed with SIGKILL mid-way, then `rollback`, and killed again,
-then `upgrade` finishing it; `rollback` by hand; and the upgrade to JupyterHub 6.1.1 in one
+does not start, and the same release whose canary cannot run code; `upgrade` killed with
+SIGKILL mid-way, then `rollback`, and killed again, then `upgrade` finishing it; `rollback`
+by hand; and the upgrade to JupyterHub 6.1.1 in one
 command, after which the users log in with their passwords and find their files, groups and
 token, and the database is at JupyterHub 6's revision. Every failure must leave the hub
 serving on 5.5.4 with the old database byte for byte.
@@ -190,11 +191,36 @@ def test_a_requirement_that_cannot_install_leaves_the_hub_as_it_was(world: World
     world.assert_old_serving(revision)
 
 
+# A broken release, built once: its hub does not start while `break-hub` lies beside
+# hub.yaml; without it the hub starts, but no kernel runs code (ipykernel_launcher is
+# shadowed by one that exits), so the canary cannot run `1+1`.
+BROKEN_HUB_CONFIG = """\
+import os
+if os.path.exists(os.path.join(os.path.dirname(os.environ["HUBKEEPER_CONFIG"]), "break-hub")):
+    raise SystemExit("this release cannot start a hub")
+from hubkeeper.hub.launch import config_for_this_process
+c = get_config()  # noqa: F821
+c.merge(config_for_this_process())
+"""
+BROKEN_SINGLEUSER = """\
+import os, sys
+os.environ["PYTHONPATH"] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nokernel")
+sys.modules.setdefault("rfc3987_syntax", None)
+sys.argv[0] = "jupyterhub-singleuser"
+import runpy
+runpy.run_module("jupyterhub.singleuser", run_name="__main__", alter_sys=True)
+"""
+
+
 def test_a_release_whose_hub_does_not_start_is_rolled_back(world: World) -> None:
     revision = world.revision()
+    (world.config.parent / "break-hub").touch()
     broken = broken_wheel(world.base / "broken", {
-        "hub/jupyterhub_config.py": 'raise SystemExit("this release cannot start a hub")\n'})
+        "hub/jupyterhub_config.py": BROKEN_HUB_CONFIG,
+        "proc/singleuser.py": BROKEN_SINGLEUSER,
+        "proc/nokernel/ipykernel_launcher.py": "raise SystemExit(3)\n"})
     done = world.upgrade(*world.new_requirements(broken), "--name", "broken")
+    (world.config.parent / "break-hub").unlink()
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED at step start" in done.stdout, done.stdout
     assert "everything was put back" in done.stdout
@@ -202,6 +228,17 @@ def test_a_release_whose_hub_does_not_start_is_rolled_back(world: World) -> None
     assert record["state"] == "rolled-back" and record["error"]["step"] == "start"
     assert record["database"]["to_revision"] != record["database"]["from_revision"]
     assert "the old one back, byte for byte" in done.stdout
+    world.assert_put_back()
+    world.assert_old_serving(revision)
+
+
+def test_a_release_whose_canary_cannot_run_code_is_rolled_back(world: World) -> None:
+    revision = world.revision()
+    done = world.upgrade("--name", "broken", *world.new_requirements(
+        next((world.base / "broken" / "wheel").glob("*.whl"))))  # built: reused
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED at step canary: canary, running 1+1 in a kernel" in done.stdout, done.stdout
+    assert "the hub answers on broken" in done.stdout  # it started, and served no code
     world.assert_put_back()
     world.assert_old_serving(revision)
     installs.remove(world.prefix, "broken")

@@ -43,6 +43,7 @@ def broken_wheel(directory: Path, breakage: dict[str, str]) -> Path:
     shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
         ".venv", ".git", "test-artifacts", "node_modules", "__pycache__", "*.egg-info"))
     for relative, text in breakage.items():
+        (tree / "src" / "hubkeeper" / relative).parent.mkdir(parents=True, exist_ok=True)
         (tree / "src" / "hubkeeper" / relative).write_text(text)
     import sys
 
