@@ -41,7 +41,10 @@ except ImportError:  # JupyterHub 5 (SpawnException is new in 6.0): the same sha
         def __init__(self, message: str, *, reason: str, log_message: str = "",
                      status_code: int = 400) -> None:
             self.message = message
-            # tornado's log_message (read-only) is what JupyterHub 5 shows the user
+            # tornado's log_message (read-only) is what JupyterHub 5 shows the user, so the
+            # details go to the hub's log here
+            if log_message and log_message != message:
+                logging.getLogger("JupyterHub").error("%s", log_message)
             super().__init__(status_code, message, reason=reason)
 
 
