@@ -56,3 +56,13 @@ def test_an_upgrade_is_unfinished_until_done_or_rolled_back() -> None:
     assert unfinished({"state": "running"}) and unfinished({"state": "rolling-back"})
     assert not unfinished({"state": "done"}) and not unfinished({"state": "rolled-back"})
     assert not unfinished(None)
+
+
+def test_the_canary_name_is_reserved_for_the_canary() -> None:
+    """Neither a roster line nor a first login may reach the canary's journaled account."""
+    from hubkeeper.host.canary import CANARY_USER
+    from hubkeeper.roster.policy import name_problem, portable_name
+
+    assert name_problem(CANARY_USER) == f"{CANARY_USER!r} is reserved for the system or a service"
+    with pytest.raises(ValueError, match="reserved"):
+        portable_name("Hubkeeper-Canary@example.edu")

@@ -20,6 +20,7 @@ RESERVED = frozenset({
     "video", "plugdev", "netdev", "input", "render", "kvm", "sgx", "tape", "voice", "fax", "src",
     "utmp", "sasl", "lpadmin", "crontab",
     "z2jh",  # `hubkeeper export z2jh` writes the Kubernetes values, not a user's zip
+    "hubkeeper-canary",  # upgrade's own user (host/canary.py): never a roster or provider name
 })
 
 
