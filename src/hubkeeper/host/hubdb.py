@@ -70,10 +70,9 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def upgraded_copy(venv: Path, database: Path, copy: Path) -> str:
-    """`copy`: the database copied whole (SQLite's backup), then upgraded by the JupyterHub
-    of `venv` (`jupyterhub upgrade-db`, run in the copy's folder, which also gets its
-    timestamped backup). Returns the copy's revision, checked against that JupyterHub's."""
+def backup(database: Path, copy: Path) -> None:
+    """`copy` (0600): the hub database copied whole with SQLite's online backup API,
+    consistent even while the hub writes (snapshots, and the upgrade's copy)."""
     copy.unlink(missing_ok=True)
     source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     target = sqlite3.connect(copy)
@@ -85,6 +84,13 @@ def upgraded_copy(venv: Path, database: Path, copy: Path) -> str:
         source.close()
         target.close()
     os.chmod(copy, 0o600)
+
+
+def upgraded_copy(venv: Path, database: Path, copy: Path) -> str:
+    """`copy`: the database copied whole (SQLite's backup), then upgraded by the JupyterHub
+    of `venv` (`jupyterhub upgrade-db`, run in the copy's folder, which also gets its
+    timestamped backup). Returns the copy's revision, checked against that JupyterHub's."""
+    backup(database, copy)
     # JupyterHub runs `alembic` by name: the install's own, first on PATH.
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}

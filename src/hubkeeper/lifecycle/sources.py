@@ -24,6 +24,7 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.context.hub import Hub
 from hubkeeper.context.runtime import Mode
+from hubkeeper.host.hubdb import backup
 from hubkeeper.roster import Roster
 from hubkeeper.state.journal import Journal
 from hubkeeper.state.statedir import StatePaths
@@ -167,11 +168,9 @@ def backup_database(source: Path, target: Path) -> int:
     if not source.exists():
         raise HubkeeperError(f"the hub database {source} does not exist",
                              hint="start the hub once (`hubkeeper up`) before a snapshot")
-    target.unlink(missing_ok=True)
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    backup(source, target)
     dst = sqlite3.connect(target)
     try:
-        src.backup(dst)
         (verdict,) = dst.execute("PRAGMA integrity_check").fetchone()
         if verdict != "ok":
             raise HubkeeperError(f"the copy of {source} fails SQLite's integrity check: "
@@ -180,9 +179,7 @@ def backup_database(source: Path, target: Path) -> int:
     except sqlite3.Error as exc:
         raise HubkeeperError(f"cannot copy the hub database {source}: {exc}") from None
     finally:
-        src.close()
         dst.close()
-    os.chmod(target, 0o600)
     return int(users)
 
 
