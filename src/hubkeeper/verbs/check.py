@@ -18,9 +18,11 @@ from hubkeeper.host.preflight import cluster_problems, machine_problems, to_make
 from hubkeeper.plan.accounts import host_problems
 from hubkeeper.roster import Roster
 from hubkeeper.state.statedir import (
+    LDAP_BIND_HOW,
+    LDAP_BIND_SECRET,
+    LDAP_BIND_WHAT,
     OIDC_CLIENT_HOW,
     OIDC_SECRETS,
-    read_ldap_bind_password,
     read_operator_secret,
 )
 
@@ -68,7 +70,6 @@ def check(hub: Hub) -> CheckResult:
         # hook has a script): asked of a hub.yaml that breaks them, they could only mislead.
         _refuse(loaded, problems, hint)
     problems += machine_problems(loaded, mode, hub.paths, starting=False)
-    problems += _ldap_secret_problems(hub, auth_kind(spec, mode))
     problems += _operator_secret_problems(hub, auth_kind(spec, mode))
     notes: tuple[str, ...] = ()
     if mode == "system" and roster is not None:
@@ -84,30 +85,22 @@ def check(hub: Hub) -> CheckResult:
     return _result(loaded, roster, mode, auth_kind(spec, mode), notes)
 
 
-def _ldap_secret_problems(hub: Hub, kind: str) -> list[Problem]:
-    """auth.ldap.lookup_dn_search_user's password, which the operator saves into the state
-    dir: missing, empty or readable by others, found at that field."""
-    ldap = hub.spec.auth.ldap
-    if kind != "ldap" or ldap.lookup_dn_search_user is None:
-        return []
-    try:
-        read_ldap_bind_password(hub.paths)
-    except HubkeeperError as exc:
-        message = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
-        return [hub.loaded.problem(("auth", "ldap", "lookup_dn_search_user"), message)]
-    return []
 def _operator_secret_problems(hub: Hub, kind: str) -> list[Problem]:
     """The secrets the operator saves into the state dir for a provider (hubkeeper cannot
-    make them), found at the auth section: missing, empty or readable by others."""
-    if kind != "oidc":
-        return []
+    make them): missing, empty or readable by others, each found at the field needing it."""
+    wanted: list[tuple[tuple[str, ...], str, str, str]] = []
+    if kind == "ldap" and hub.spec.auth.ldap.lookup_dn_search_user is not None:
+        wanted.append((("auth", "ldap", "lookup_dn_search_user"), LDAP_BIND_SECRET,
+                       LDAP_BIND_WHAT, LDAP_BIND_HOW))
+    if kind == "oidc":
+        wanted += [(("auth", "oidc"), name, what, OIDC_CLIENT_HOW) for name, what in OIDC_SECRETS]
     problems = []
-    for name, what in OIDC_SECRETS:
+    for loc, name, what, how in wanted:
         try:
-            read_operator_secret(hub.paths, name, what, OIDC_CLIENT_HOW)
+            read_operator_secret(hub.paths, name, what, how)
         except HubkeeperError as exc:
             problems.append(hub.loaded.problem(
-                ("auth", "oidc"), f"{exc.message} ({exc.hint})" if exc.hint else exc.message))
+                loc, f"{exc.message} ({exc.hint})" if exc.hint else exc.message))
     return problems
 
 
