@@ -388,6 +388,23 @@ environments:
     [dee_container] = hub_containers(hub_name, dee)
     assert inspect(dee_container)["Image"] == second["id"]
 
+    # 7b. `env rollback`: new servers are given the first image again, pinned so that `env
+    # build` leaves it; --to (an id's first 12 digits) goes forward again. `env prune` with
+    # keep: 1 keeps the first image while cy's container runs from it.
+    back = hk(config, "env", "rollback", "py")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert record(config)["id"] == first["id"] and record(config)["tag"] == first["tag"]
+    assert "pinned by `env rollback`" in hk(config, "env", "build", "py").stderr
+    assert record(config)["id"] == first["id"]
+    forward = hk(config, "env", "rollback", "py", "--to", second["id"][7:19])
+    assert forward.returncode == 0, forward.stdout + forward.stderr
+    assert record(config)["id"] == second["id"]
+    config.write_text(config.read_text().replace(
+        "trust_host_ca: true}", "trust_host_ca: true}\n    keep: 1"))
+    busy = json.loads(hk(config, "env", "prune", "py", "--json").stdout)
+    assert busy["removed"] == [] and busy["in_use"] == [first["id"]]
+    assert inspect_image_id(first["tag"]) == first["id"]
+
     # 8. Stopping removes the container and leaves the home; a restart gets the new image.
     cy_home = Path(pwd.getpwnam(cy).pw_dir)
     (cy_home / "py" / "work.ipynb").write_text("{}")
@@ -397,6 +414,10 @@ environments:
     assert asyncio.run(session(hub.url, cy, PASSWORD, [VERSION])) == ["'v2'"]
     [cy_container] = hub_containers(hub_name, cy)
     assert inspect(cy_container)["Image"] == second["id"]
+    pruned = json.loads(hk(config, "env", "prune", "py", "--json").stdout)
+    assert pruned["removed"] == [first["id"]], pruned
+    assert docker("image", "inspect", first["id"], check=False).returncode != 0
+    assert record(config)["history"] == [second["id"]]
 
     # dee's server dies (killed from the host): its container ends (the hub removes it when
     # it next polls, whenever that is). The hub's shutdown stops cy's server: no container

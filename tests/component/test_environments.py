@@ -209,3 +209,69 @@ def test_apply_builds_what_changed_and_then_nothing(workdir: Path) -> None:
     changed = hubkeeper(config, "apply")
     assert "build-environment fun" in changed.stdout, changed.stdout
     assert "tabulate==" in (current / "requirements.lock").read_text()
+
+
+def test_rollback_pins_a_build_and_keep_never_removes_one_in_use(workdir: Path) -> None:
+    """`env rollback` brings back the build before, `apply` leaves it until hub.yaml
+    changes; builds beyond keep go, except one a process still runs from."""
+    config = write_config(workdir, extra="environments:\n  fun: {packages: [toolz], keep: 2}\n")
+    envs = workdir / "state" / "envs" / "fun"
+
+    def current() -> str:
+        return (envs / "current").resolve().name
+
+    def builds() -> list[str]:
+        return sorted(p.name for p in envs.iterdir()
+                      if not p.is_symlink() and (p / "requirements.lock").is_file())
+
+    assert hubkeeper(config, "env", "build", "-q").returncode == 0
+    b1 = current()
+    # A server of b1 (its argv names the resolved build, as the spawner starts it).
+    server = subprocess.Popen([str(envs / b1 / "bin" / "python"), "-c",
+                               "import time; time.sleep(600)"])
+    try:
+        assert hubkeeper(config, "env", "rebuild", "fun", "-q").returncode == 0
+        b2 = current()
+        third = hubkeeper(config, "env", "rebuild", "fun")
+        assert third.returncode == 0, third.stderr
+        b3 = current()
+        assert len({b1, b2, b3}) == 3
+        assert builds() == sorted([b1, b2, b3])  # b1 is beyond keep: 2, but in use
+        assert f"kept {b1} beyond keep: running servers use them" in third.stderr
+    finally:
+        server.kill()
+        server.wait()
+    pruned = json.loads(hubkeeper(config, "env", "prune", "fun", "--json").stdout)
+    assert pruned["removed"] == [b1] and pruned["in_use"] == []
+    assert builds() == sorted([b2, b3])
+
+    # Back to b2: pinned, so neither apply nor env build moves it.
+    back = hubkeeper(config, "env", "rollback", "fun")
+    assert back.returncode == 0, back.stderr
+    assert f"new servers start from {b2} (was {b3})" in back.stdout
+    assert current() == b2
+    plan = json.loads(hubkeeper(config, "plan", "--json").stdout)
+    assert not [a for a in plan["actions"] if a["kind"] == "build-environment"]
+    assert "pinned by `env rollback`" in hubkeeper(config, "env", "build", "fun").stderr
+    assert current() == b2
+    listed = json.loads(hubkeeper(config, "env", "list", "--json").stdout)
+    assert listed["environments"][0]["pinned"]
+    # Nothing older than b2; a build that does not exist is bad input, nothing changes.
+    older = hubkeeper(config, "env", "rollback", "fun")
+    assert older.returncode == 1 and "no build is older than the current one" in older.stderr
+    bad = hubkeeper(config, "env", "rollback", "fun", "--to", "nope")
+    assert bad.returncode == 2, bad.stderr
+    assert f"command line: --to: 'nope' is not a finished build of fun; valid: {b2}, {b3}" \
+        in bad.stderr
+    assert current() == b2
+    # Forward again by name, then back; a change of hub.yaml's fun ends the pin.
+    assert hubkeeper(config, "env", "rollback", "fun", "--to", b3).returncode == 0
+    assert current() == b3
+    assert hubkeeper(config, "env", "rollback", "fun", "--to", b2).returncode == 0
+    config.write_text(config.read_text().replace("[toolz]", "[toolz, tabulate]"))
+    applied = hubkeeper(config, "apply")
+    assert "build-environment fun" in applied.stdout, applied.stdout + applied.stderr
+    b4 = current()
+    assert "tabulate==" in (envs / b4 / "requirements.lock").read_text()
+    assert not (envs / "pinned.json").exists()
+    assert builds() == sorted([b3, b4])  # b2 went: the newest other than current is b3

@@ -13,7 +13,7 @@ from hubkeeper.base import exits
 from hubkeeper.cli.app import Context, cli, hub_command, shared_options
 from hubkeeper.cli.output import emit
 from hubkeeper.verbs.capacity import capacity
-from hubkeeper.verbs.env import build_envs, list_envs, rebuild_env
+from hubkeeper.verbs.env import build_envs, list_envs, prune_env, rebuild_env, rollback_env
 from hubkeeper.verbs.prewarm import prewarm
 from hubkeeper.verbs.status import status
 from hubkeeper.verbs.up import up
@@ -104,7 +104,7 @@ def prewarm_command(ctx: click.Context, groups: tuple[str, ...], users: tuple[st
 
 @cli.group("env")
 def env_group() -> None:
-    """The Python environments of hub.yaml (environments:): build, list, rebuild."""
+    """The environments of hub.yaml (environments:): build, list, rebuild, rollback, prune."""
 
 
 def _pip_lines(quiet: bool) -> Callable[[str], None]:
@@ -139,6 +139,29 @@ def env_rebuild_command(obj: Context, name: str, quiet: bool, config: Path | Non
     """Build NAME anew (newest allowed versions); running servers keep the old build."""
     emit(rebuild_env(obj.open(config), name, _pip_lines(quiet or as_json)), as_json,
          obj.out)
+
+
+@env_group.command("rollback")
+@click.argument("name")
+@click.option("--to", "to", metavar="BUILD", help="The build to go back to (env list; docker: "
+              "an image id of at least 12 digits, or a tag). Default: the one before.")
+@shared_options()
+@click.pass_obj
+def env_rollback_command(obj: Context, name: str, to: str | None, config: Path | None,
+                         as_json: bool) -> None:
+    """New servers of NAME start from the build before the current one (or --to), pinned
+    until hub.yaml changes NAME or `env rebuild NAME`; running servers keep theirs."""
+    emit(rollback_env(obj.open(config), name, to), as_json, obj.out)
+
+
+@env_group.command("prune")
+@click.argument("name")
+@shared_options()
+@click.pass_obj
+def env_prune_command(obj: Context, name: str, config: Path | None, as_json: bool) -> None:
+    """Remove NAME's old builds beyond its keep: count now (every build does it too); the
+    current one and any a running server uses stay."""
+    emit(prune_env(obj.open(config), name, _pip_lines(True)), as_json, obj.out)
 
 
 hub_command(

@@ -8,7 +8,12 @@ from rich.table import Table
 from hubkeeper.cli.render_base import text
 from hubkeeper.config.types import format_size
 from hubkeeper.verbs.capacity import CapacityResult
-from hubkeeper.verbs.env import EnvBuildResult, EnvListResult
+from hubkeeper.verbs.env import (
+    EnvBuildResult,
+    EnvListResult,
+    EnvPruneResult,
+    EnvRollbackResult,
+)
 from hubkeeper.verbs.prewarm import PrewarmResult
 from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.up import Banner, UpResult
@@ -93,8 +98,26 @@ def _(result: EnvBuildResult, console: Console) -> None:
             continue
         console.print(f"{env.name}: built {env.build}; new servers use it", highlight=False)
         if env.previous:
-            console.print(f"  the previous build {env.previous} is kept: running servers may "
-                          "use it", highlight=False)
+            console.print(f"  running servers keep the build they started from; "
+                          f"`hubkeeper env rollback {env.name}` returns new servers to "
+                          f"{env.previous} (while it is kept: env list)", highlight=False)
+
+
+@text.register
+def _(result: EnvRollbackResult, console: Console) -> None:
+    console.print(f"{result.name}: new servers start from {result.now} (was {result.before}); "
+                  "running servers keep theirs", highlight=False)
+    console.print(f"  pinned: apply and env build keep it until hub.yaml changes "
+                  f"{result.name} or `hubkeeper env rebuild {result.name}`", highlight=False)
+
+
+@text.register
+def _(result: EnvPruneResult, console: Console) -> None:
+    removed = ", ".join(result.removed) or "nothing"
+    console.print(f"{result.name}: removed {removed}", highlight=False)
+    if result.in_use:
+        console.print(f"  kept beyond keep, in use: {', '.join(result.in_use)}",
+                      highlight=False)
 
 
 @text.register
@@ -103,7 +126,9 @@ def _(result: EnvListResult, console: Console) -> None:
     for env in result.environments:
         who = " ".join(env.groups) or "everyone"
         current = env.current or "NOT BUILT"
-        if env.current and not env.up_to_date:
+        if env.pinned:
+            current += f" (pinned by env rollback, {env.pinned})"
+        elif env.current and not env.up_to_date:
             current += " (hub.yaml changed: env build)"
         table.add_row(env.name + (" (default)" if env.default else ""), who, current,
                       str(len(env.builds)), "\n".join(env.locked) or "-")

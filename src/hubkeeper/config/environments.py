@@ -183,6 +183,13 @@ class Environment(Section):
         description="The environment a user gets when they do not choose one. Exactly one "
         "environment has it when there are several; a single environment is the default.",
     )
+    keep: int = Field(
+        3, ge=1, le=100,
+        description="How many builds (docker: images) of this environment are kept, the "
+        "current one included: after a build the oldest beyond this count are removed, "
+        "except any a running server or kernel still uses. `env rollback` goes back to one "
+        "of them.",
+    )
     image: Annotated[str, AfterValidator(image_reference)] | None = Field(
         None,
         description="backend docker: an image on the local engine (e.g. "

@@ -4,9 +4,18 @@ new servers use.
     <state>/envs/<name>/<content-hash>[-<stamp>]/   a venv (0755), requirements.lock inside
     <state>/envs/<name>/current -> <build>          switched atomically after a good build
 
+    <state>/envs/<name>/pinned.json                 after `env rollback`: the build chosen
+                                                    and the content it was chosen against
+
 The venv holds only the environment's packages; a .pth file appends hubkeeper's own
 site-packages, so JupyterLab, jupyterhub and ipykernel come from there while the
-environment's packages take precedence. Old builds are kept: a running server may use one.
+environment's packages take precedence. After a build the oldest builds beyond the
+environment's `keep` are removed, never the current one nor one a process on this machine
+runs from (a server or kernel started from a build keeps its resolved path in its argv).
+
+`env rollback` points `current` at an earlier build and pins it: `apply` and `env build`
+leave a pinned build alone while hub.yaml's content for the environment is the one the pin
+was made against; a change there, or `env rebuild`, ends the pin.
 """
 
 from __future__ import annotations
@@ -25,12 +34,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.base.locks import env_lock
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
 from hubkeeper.host import images
+from hubkeeper.host.envkeep import Pin, pin_now, prune_order
 from hubkeeper.state.statedir import STATE_DIR_MODE, StatePaths
 
 LOCK_FILE = "requirements.lock"  # `pip freeze` of the build; written last: the build is whole
@@ -173,6 +183,59 @@ def builds(directory: Path) -> list[str]:
     return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime)]
 
 
+def builds_in_use(directory: Path) -> set[str]:
+    """The builds under `directory` that a process on this machine runs from: a server's or
+    kernel's argv names its build's resolved python (hub/spawner_steps.environment_python)."""
+    prefix = str(directory) + "/"
+    used: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        for arg in argv[:4]:
+            text = arg.decode(errors="replace")
+            if text.startswith(prefix):
+                used.add(text[len(prefix):].split("/", 1)[0])
+    return used - {"current"}
+
+
+def prune(directory: Path, keep: int) -> tuple[list[str], list[str]]:
+    """Remove the finished builds beyond `keep` (see prune_order); the caller holds the
+    environment's lock. Returns (removed, kept because in use)."""
+    remove, busy = prune_order(builds(directory), current_build(directory), keep,
+                               builds_in_use(directory))
+    for name in remove:
+        shutil.rmtree(directory / name)
+    return remove, busy
+
+
+def rollback(directory: Path, content: str, to: str | None) -> tuple[str, str]:
+    """Point `current` at `to` (a finished build) or at the build made before the current
+    one, and pin it; the caller holds the environment's lock. Returns (from, to)."""
+    finished = builds(directory)
+    current = current_build(directory)
+    if current is None:
+        raise HubkeeperError(f"{directory} has no current build",
+                             hint="build it first: hubkeeper env build")
+    if to is None:
+        earlier = finished[:finished.index(current)] if current in finished else []
+        if not earlier:
+            raise HubkeeperError(
+                f"{directory.name}: no build is older than the current one ({current})",
+                hint="`hubkeeper env list` shows the builds kept; choose one with --to")
+        to = earlier[-1]
+    elif to not in finished:
+        raise InvalidInput([Problem(
+            "command line", None, None, "--to", f"{to!r} is not a finished build of "
+            f"{directory.name}; valid: {', '.join(finished) or 'none'}")])
+    switch_current(directory, to)
+    pin_now(directory, to, content)
+    return current, to
+
+
 # Used by `hubkeeper env` and by `apply`.
 def env_source(loaded: LoadedSpec, name: str) -> EnvSource:
     if name not in loaded.spec.environments:
@@ -199,30 +262,87 @@ def build_one(loaded: LoadedSpec, paths: StatePaths, name: str, force: bool,
     whether one was made, what was current before)."""
     source = env_source(loaded, name)
     directory = paths.envs / name
+    keep = loaded.spec.environments[name].keep
     if backend_of(loaded.spec).environments == "image":
         with env_lock(directory):
-            return images.build_image(images.engine(), loaded, directory, name, force,
-                                      progress)
+            client = images.engine()
+            built = images.build_image(client, loaded, directory, name, force, progress)
+            if built[1]:
+                _report_pruned(name, *images.prune(client, loaded, directory, name, keep),
+                               progress)
+            return built
     with env_lock(directory):
         os.chmod(directory, 0o755)
         digest = content_hash(source)
         previous = current_build(directory)
         finished = builds(directory)
+        pin = Pin.read(directory)
+        if not force and pin is not None and pin.holds(previous, digest):
+            assert previous is not None
+            progress(f"== {name}: {previous} is pinned by `env rollback` ({pin.at}); "
+                     f"`hubkeeper env rebuild {name}` builds anew")
+            return previous, False, previous
         if not force and previous and previous.split("-")[0] == digest:  # nothing to do
+            Pin.clear(directory)
             return previous, False, previous
         build_name = digest
         if force or build_name in finished:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
             build_name = f"{digest}-{stamp}"
+            for count in range(2, 100):  # two rebuilds in one second: never over a build
+                if build_name not in finished:
+                    break
+                build_name = f"{digest}-{stamp}{count}"
         progress(f"== {name}: building {directory / build_name}")
         build(source, directory, build_name, progress)
         switch_current(directory, build_name)
+        Pin.clear(directory)
+        _report_pruned(name, *prune(directory, keep), progress)
         return build_name, True, previous
+
+
+def _report_pruned(name: str, removed: list[str], busy: list[str],
+                   progress: Callable[[str], None]) -> None:
+    if removed:
+        progress(f"== {name}: removed the old builds {', '.join(removed)} (keep)")
+    if busy:
+        progress(f"== {name}: kept {', '.join(busy)} beyond keep: running servers use them")
+
+
+def rollback_one(loaded: LoadedSpec, paths: StatePaths, name: str,
+                 to: str | None) -> tuple[str, str]:
+    """`env rollback NAME [--to BUILD]`: (the build or image before, the one now current)."""
+    source = env_source(loaded, name)
+    directory = paths.envs / name
+    with env_lock(directory):
+        if backend_of(loaded.spec).environments == "image":
+            return images.rollback(images.engine(), loaded, directory, name, to)
+        return rollback(directory, content_hash(source), to)
+
+
+def prune_one(loaded: LoadedSpec, paths: StatePaths, name: str,
+              progress: Callable[[str], None]) -> tuple[list[str], list[str]]:
+    """`env prune NAME`: the old builds beyond keep removed now."""
+    env_source(loaded, name)
+    directory = paths.envs / name
+    keep = loaded.spec.environments[name].keep
+    with env_lock(directory):
+        if backend_of(loaded.spec).environments == "image":
+            removed, busy = images.prune(images.engine(), loaded, directory, name, keep)
+        else:
+            removed, busy = prune(directory, keep)
+    _report_pruned(name, removed, busy, progress)
+    return removed, busy
 
 
 def needs_build(loaded: LoadedSpec, paths: StatePaths, name: str) -> bool:
     """Whether NAME's current build is missing or was made from other content."""
     if backend_of(loaded.spec).environments == "image":
         return images.needs_image(loaded, paths.envs / name, name)
-    current = current_build(paths.envs / name)
-    return current is None or current.split("-")[0] != content_hash(env_source(loaded, name))
+    directory = paths.envs / name
+    current = current_build(directory)
+    digest = content_hash(env_source(loaded, name))
+    pin = Pin.read(directory)
+    if current is not None and pin is not None and pin.holds(current, digest):
+        return False
+    return current is None or current.split("-")[0] != digest

@@ -1,10 +1,14 @@
 """Environments as images on the local Docker engine (backend: docker).
 
-    <state>/envs/<name>/image.json   {"tag", "id", "source", "built_at", "previous": [ids]}
+    <state>/envs/<name>/image.json   {"tag", "id", "source", "built_at", "previous": [ids],
+                                      "history": [every id kept, in the order recorded]}
 
 `image.json` names the image new servers start, by id: written (atomically) only after a
 good build or pull, so a failed build leaves servers on the image they had. Running
-containers keep the image they were created from; old images stay on the engine.
+containers keep the image they were created from. After a new image the oldest beyond the
+environment's `keep` lose their hubkeeper tags (the engine then deletes them), except any a
+container still uses; `env rollback` records an earlier one again and pins it
+(host/envkeep.py).
 
 A built image is tagged hubkeeper/<hub>-<environment>:<content hash>, the hash taken over
 the build directory's files, the Dockerfile's name, the build args and trust_host_ca: a
@@ -28,10 +32,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.errors import HubkeeperError, InvalidInput, Problem
 from hubkeeper.config.environments import ImageBuild
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
+from hubkeeper.host.envkeep import Pin, pin_now, prune_order
 
 RECORD = "image.json"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -51,7 +56,12 @@ class ImageRecord:
     id: str  # sha256:..., what servers start
     source: str  # content hash of the build directory; "" for image:
     built_at: str
-    previous: tuple[str, ...]  # ids recorded before, newest last
+    history: tuple[str, ...]  # every id kept, in the order first recorded, `id` among them
+
+    @property
+    def previous(self) -> tuple[str, ...]:
+        """The other ids kept, oldest first."""
+        return tuple(each for each in self.history if each != self.id)
 
     @classmethod
     def read(cls, directory: Path) -> ImageRecord | None:
@@ -59,12 +69,14 @@ class ImageRecord:
             data = json.loads((directory / RECORD).read_text())
         except FileNotFoundError:
             return None
+        history = data.get("history") or [*data.get("previous", ()), data["id"]]
         return cls(data["tag"], data["id"], data.get("source", ""), data.get("built_at", ""),
-                   tuple(data.get("previous", ())))
+                   tuple(history))
 
     def write(self, directory: Path) -> None:
         body = {"tag": self.tag, "id": self.id, "source": self.source,
-                "built_at": self.built_at, "previous": list(self.previous)}
+                "built_at": self.built_at, "previous": list(self.previous),
+                "history": list(self.history)}
         temporary = directory / f".{RECORD}.{os.getpid()}"
         temporary.write_text(json.dumps(body, indent=2) + "\n")
         os.chmod(temporary, 0o644)
@@ -172,6 +184,12 @@ def build_image(client: Any, loaded: LoadedSpec, directory: Path, name: str, for
     the id recorded before)."""
     env = loaded.spec.environments[name]
     before = ImageRecord.read(directory)
+    pin = Pin.read(directory)
+    if not force and before is not None and pin is not None and pin.holds(
+            before.id, content_id(loaded, name)) and _exists(client, before.id):
+        progress(f"== {name}: {before.tag} is pinned by `env rollback` ({pin.at}); "
+                 f"`hubkeeper env rebuild {name}` builds anew")
+        return before.tag, False, before.id
     if env.image is not None:
         return _pull(client, env.image, directory, before, force, progress)
     assert env.build is not None  # checked when hub.yaml is loaded
@@ -238,28 +256,116 @@ def _pull(client: Any, image: str, directory: Path, before: ImageRecord | None, 
 def _record(client: Any, tag: str, source: str, directory: Path,
             before: ImageRecord | None) -> str:
     image_id = client.inspect_image(tag)["Id"]
-    previous: tuple[str, ...] = ()
-    if before is not None:
-        previous = tuple(p for p in before.previous if p != image_id)
-        if before.id != image_id:
-            previous = (*previous, before.id)
+    history = tuple(each for each in before.history if each != image_id) if before else ()
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    ImageRecord(tag, image_id, source, stamp, previous[-10:]).write(directory)
+    ImageRecord(tag, image_id, source, stamp, (*history, image_id)).write(directory)
+    if before is None or before.id != image_id:
+        Pin.clear(directory)
     return tag
 
 
+def content_id(loaded: LoadedSpec, name: str) -> str:
+    """What hub.yaml says NAME is made of: the image reference, or the build's context hash."""
+    env = loaded.spec.environments[name]
+    if env.image is not None:
+        return env.image
+    assert env.build is not None
+    return context_hash(config_relative(loaded.directory, env.build.context), env.build)
+
+
 def needs_image(loaded: LoadedSpec, directory: Path, name: str) -> bool:
-    """Whether NAME has no recorded image, or one made from other content."""
+    """Whether NAME has no recorded image, or one made from other content (and not pinned
+    by `env rollback` against the present content)."""
     record = ImageRecord.read(directory)
     if record is None:
         return True
-    env = loaded.spec.environments[name]
-    if env.image is not None:
-        return record.tag != env.image
-    assert env.build is not None
-    return record.source != context_hash(config_relative(loaded.directory, env.build.context),
-                                         env.build)
+    content = content_id(loaded, name)
+    pin = Pin.read(directory)
+    if pin is not None and pin.holds(record.id, content):
+        return False
+    if loaded.spec.environments[name].image is not None:
+        return record.tag != content
+    return record.source != content
+
+
+def _matches(image_id: str, wanted: str) -> bool:
+    bare = image_id.removeprefix("sha256:")
+    wanted = wanted.removeprefix("sha256:")
+    return len(wanted) >= 12 and bare.startswith(wanted)
+
+
+def rollback(client: Any, loaded: LoadedSpec, directory: Path, name: str,
+             to: str | None) -> tuple[str, str]:
+    """Record the image recorded before the current one (or `to`: an id, at least 12 hex
+    digits, or a tag) for new servers, and pin it. Returns (the id before, the id now)."""
+    record = ImageRecord.read(directory)
+    if record is None:
+        raise HubkeeperError(f"environment {name!r} has no image recorded",
+                             hint=f"build it first: hubkeeper env build {name}")
+    history = list(record.history)
+    if to is None:
+        earlier = history[:history.index(record.id)]
+        if not earlier:
+            raise HubkeeperError(
+                f"{name}: no image was recorded before the current one ({record.tag})",
+                hint="`hubkeeper env list` shows the images kept; choose one with --to")
+        target = earlier[-1]
+    else:
+        found = [each for each in history if _matches(each, to)]
+        if not found and _exists(client, to):
+            found = [each for each in history if each == client.inspect_image(to)["Id"]]
+        if not found:
+            raise InvalidInput([Problem(
+                "command line", None, None, "--to", f"{to!r} is not an image kept for "
+                f"{name}; valid: {', '.join(each[7:19] for each in history)}")])
+        target = found[0]
+    if not _exists(client, target):
+        raise HubkeeperError(f"{name}: image {target} is no longer on this engine",
+                             hint="choose another with --to, or build anew: env rebuild")
+    repository = image_repository(loaded.spec.hub.name, name)
+    tags = client.inspect_image(target).get("RepoTags") or []
+    ours = [tag for tag in tags if tag.startswith(repository + ":")]
+    tag = (ours or tags or [target])[0]
+    source = tag.split(":", 1)[1].split("-")[0] if ours else ""
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    ImageRecord(tag, target, source, stamp, record.history).write(directory)
+    pin_now(directory, target, content_id(loaded, name))
+    return record.id, target
+
+
+def prune(client: Any, loaded: LoadedSpec, directory: Path, name: str,
+          keep: int) -> tuple[list[str], list[str]]:
+    """Untag the images beyond `keep` (hubkeeper's own tags only: a pulled image may serve
+    others) and forget them; an image a container uses, running or stopped, stays.
+    Returns (removed ids, ids kept because in use)."""
+    import docker
+
+    record = ImageRecord.read(directory)
+    if record is None:
+        return [], []
+    used = {container.get("ImageID", "") for container in client.containers(all=True)}
+    remove, busy = prune_order(list(record.history), record.id, keep, used)
+    repository = image_repository(loaded.spec.hub.name, name)
+    removed: list[str] = []
+    for image_id in remove:
+        try:
+            tags = client.inspect_image(image_id).get("RepoTags") or []
+        except docker.errors.ImageNotFound:
+            removed.append(image_id)
+            continue
+        try:
+            for tag in tags:
+                if tag.startswith(repository + ":"):
+                    client.remove_image(tag)
+        except docker.errors.APIError:  # a container made meanwhile: keep it listed
+            busy.append(image_id)
+            continue
+        removed.append(image_id)
+    history = tuple(each for each in record.history if each not in removed)
+    ImageRecord(record.tag, record.id, record.source, record.built_at, history).write(
+        directory)
+    return removed, busy
 
 
 def discard(directory: Path, hub: str) -> str | None:

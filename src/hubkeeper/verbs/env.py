@@ -1,9 +1,11 @@
-"""`hubkeeper env build [NAME] | list | rebuild NAME`: the environments of hub.yaml."""
+"""`hubkeeper env build [NAME] | list | rebuild NAME | rollback NAME | prune NAME`: the
+environments of hub.yaml."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.config.backends import backend_of
@@ -11,6 +13,7 @@ from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.model import default_environment
 from hubkeeper.context.hub import Hub
 from hubkeeper.host import envs, images
+from hubkeeper.host.envkeep import Pin
 from hubkeeper.host.preflight import environment_problems
 from hubkeeper.state.statedir import StatePaths
 
@@ -40,6 +43,7 @@ class EnvInfo:
     builds: tuple[str, ...]  # every finished build (docker: image id), oldest first; old
     # ones may be in use by running servers
     locked: tuple[str, ...]  # current's `pip freeze` (docker: empty, the image has it)
+    pinned: str | None = None  # when `env rollback` chose current: since when
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,42 @@ def rebuild_env(hub: Hub, name: str, progress: Callable[[str], None]) -> EnvBuil
     return build_envs(hub, name, progress, force=True)
 
 
+def _pinned(directory: Path, current: str | None) -> str | None:
+    pin = Pin.read(directory)
+    return pin.at if pin is not None and current is not None and pin.build == current else None
+
+
+@dataclass(frozen=True)
+class EnvRollbackResult:
+    config: str
+    name: str
+    before: str  # the build (docker: image id) current was
+    now: str  # the build current is now, pinned
+
+
+@dataclass(frozen=True)
+class EnvPruneResult:
+    config: str
+    name: str
+    removed: tuple[str, ...]
+    in_use: tuple[str, ...]  # beyond keep but kept: running servers use them
+
+
+def rollback_env(hub: Hub, name: str, to: str | None) -> EnvRollbackResult:
+    """NAME's new servers start from the build before the current one (or `to`); running
+    servers keep theirs. Pinned until hub.yaml changes NAME or `env rebuild NAME`."""
+    loaded, paths = _setup(hub)
+    before, now = envs.rollback_one(loaded, paths, name, to)
+    return EnvRollbackResult(str(loaded.path), name, before, now)
+
+
+def prune_env(hub: Hub, name: str, progress: Callable[[str], None]) -> EnvPruneResult:
+    """Remove NAME's builds beyond its keep now (a build does it by itself)."""
+    loaded, paths = _setup(hub)
+    removed, busy = envs.prune_one(loaded, paths, name, progress)
+    return EnvPruneResult(str(loaded.path), name, tuple(removed), tuple(busy))
+
+
 def list_envs(hub: Hub) -> EnvListResult:
     loaded, paths = _setup(hub)
     default = default_environment(loaded.spec)
@@ -88,7 +128,8 @@ def list_envs(hub: Hub) -> EnvListResult:
                 name, name == default, tuple(env.groups), str(directory),
                 f"{record.tag} ({record.id[7:19]})" if record else None,
                 not images.needs_image(loaded, directory, name),
-                tuple(record.previous) + (record.id,) if record else (), ()))
+                tuple(record.history) if record else (), (),
+                _pinned(directory, record.id if record else None)))
             continue
         current = envs.current_build(directory)
         locked: tuple[str, ...] = ()
@@ -97,5 +138,6 @@ def list_envs(hub: Hub) -> EnvListResult:
         fresh = bool(current) and current.split("-")[0] == envs.content_hash(
             envs.env_source(loaded, name))
         rows.append(EnvInfo(name, name == default, tuple(env.groups), str(directory), current,
-                            fresh, tuple(envs.builds(directory)), locked))
+                            fresh, tuple(envs.builds(directory)), locked,
+                            _pinned(directory, current)))
     return EnvListResult(str(loaded.path), tuple(rows))
