@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -172,6 +173,9 @@ def test_the_plan_names_what_changes_and_changes_nothing(world: World) -> None:
     changes = {c["package"]: (c["old"], c["new"]) for c in planned["changes"]}
     assert changes["jupyterhub"] == (OLD_JUPYTERHUB, NEW_JUPYTERHUB)
     assert planned["schema_may_change"] and planned["database_revision"]
+    # read from 6.1.1's wheel; the upgrade test below finds the database at this revision
+    assert re.fullmatch(r"[0-9a-f]{12}", planned["database_head"] or ""), planned
+    assert planned["database_head"] != planned["database_revision"]
     assert planned["hub_running"] and planned["servers_running"] == 1
     assert planned["servers_restart"]
     assert not (world.prefix / planned["target"]).exists()

@@ -66,3 +66,25 @@ def test_the_canary_name_is_reserved_for_the_canary() -> None:
     assert name_problem(CANARY_USER) == f"{CANARY_USER!r} is reserved for the system or a service"
     with pytest.raises(ValueError, match="reserved"):
         portable_name("Hubkeeper-Canary@example.edu")
+
+
+def test_the_database_head_is_read_from_a_jupyterhub_wheel(tmp_path) -> None:
+    import zipfile
+
+    from hubkeeper.host.hubdb import head_in_wheel
+
+    wheel = tmp_path / "jupyterhub-9.0.0-py3-none-any.whl"
+    scripts = {  # a chain a <- b <- c, with the annotations alembic writes today
+        "a": 'revision = "aaaaaaaaaaaa"\ndown_revision = None\n',
+        "b": "revision: str = 'bbbbbbbbbbbb'\ndown_revision: Union[str, None] = 'aaaaaaaaaaaa'\n",
+        "c": "revision = 'cccccccccccc'\ndown_revision = 'bbbbbbbbbbbb'\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, body in scripts.items():
+            archive.writestr(f"jupyterhub/alembic/versions/{name}.py", '"""x"""\n' + body)
+        archive.writestr("jupyterhub/other.py", "revision = 'ffffffffffff'\n")
+    assert head_in_wheel(wheel) == "cccccccccccc"
+    with zipfile.ZipFile(wheel, "a") as archive:  # a second head: no single answer
+        archive.writestr("jupyterhub/alembic/versions/d.py",
+                         "revision = 'dddddddddddd'\ndown_revision = 'aaaaaaaaaaaa'\n")
+    assert head_in_wheel(wheel) is None

@@ -21,10 +21,13 @@ def _(result: UpgradePlan, console: Console) -> None:
     if not result.changes:
         console.print("  no package changes version")
     db = result.database_revision or "none yet"
-    console.print(f"  database: revision {db}; " + (
-        "JupyterHub changes version: `jupyterhub upgrade-db` runs on a copy, the database "
-        "is kept for rollback" if result.schema_may_change else "JupyterHub stays: no "
-        "schema change"))
+    if not result.schema_may_change:
+        console.print(f"  database: revision {db}; the new JupyterHub runs on it: no schema "
+                      "change")
+    else:
+        head = result.database_head or "unknown (its wheel could not be read)"
+        console.print(f"  database: revision {db} -> {head}: `jupyterhub upgrade-db` runs on "
+                      "a copy, the database is kept for rollback")
     console.print(f"  state format: schema {result.state_schema}")
     if result.servers_restart:
         console.print(f"  servers: {result.servers_running} running; they stop with the "

@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
+import zipfile
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
@@ -60,6 +62,30 @@ def head_revision(venv: Path) -> str:
         raise HubkeeperError(f"cannot read the database revision of the JupyterHub in {venv}: "
                              f"{(done.stderr or done.stdout).strip()[-300:]}")
     return lines[-1].strip()
+
+
+REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
+
+
+def head_in_wheel(wheel: Path) -> str | None:
+    """The alembic head of the JupyterHub in `wheel`, read from its migration scripts
+    (jupyterhub/alembic/versions/*.py: `revision` and `down_revision`) without installing
+    it: the one revision no other script names as its parent. None when the wheel has no
+    single head."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if not (name.startswith("jupyterhub/alembic/versions/") and name.endswith(".py")):
+                continue
+            found = dict(match.groups() for match in REVISION_LINE.finditer(
+                archive.read(name).decode("utf-8", "replace")))
+            if "revision" not in found:
+                continue
+            revisions.add(found["revision"].strip().strip("'\""))
+            parents.update(re.findall(r"[0-9a-f]{6,}", found.get("down_revision", "")))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def sha256(path: Path) -> str:

@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,9 @@ class UpgradePlan:
     requirements: tuple[str, ...]
     changes: tuple[Change, ...]  # only what differs
     database_revision: str | None
-    schema_may_change: bool  # JupyterHub's version changes: upgrade-db runs on a copy
+    database_head: str | None  # the revision the new JupyterHub runs on (None: unknown)
+    schema_may_change: bool  # the new JupyterHub's head differs (or is unknown): upgrade-db
+    # runs on a copy
     state_schema: int
     hub_running: bool
     servers_running: int | None
@@ -110,6 +113,22 @@ def resolve(venv: Path, requirements: tuple[str, ...]) -> dict[str, str]:
             item["metadata"]["version"] for item in report.get("install", [])}
 
 
+def new_database_head(venv: Path, jupyterhub: str) -> str | None:
+    """The database revision JupyterHub `jupyterhub` runs on, read from its wheel (pip
+    download, no install); None when it cannot be fetched or read: the plan then says the
+    schema may change."""
+    with tempfile.TemporaryDirectory(prefix="hubkeeper-plan-") as work:
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "download", "--quiet", "--no-deps",
+             "--only-binary", ":all:", "--disable-pip-version-check", "--dest", work,
+             f"jupyterhub=={jupyterhub}"], capture_output=True, text=True, timeout=600,
+            cwd="/")
+        wheels = list(Path(work).glob("jupyterhub-*.whl"))
+        if done.returncode != 0 or len(wheels) != 1:
+            return None
+        return hubdb.head_in_wheel(wheels[0])
+
+
 def default_name(versions: dict[str, str]) -> str:
     hub = versions.get("hubkeeper", "unknown")
     jupyterhub = versions.get("jupyterhub")
@@ -130,11 +149,16 @@ def plan(hub: Hub, requirements: tuple[str, ...] = (), name: str | None = None,
     running = running_hub(hub.paths) is not None
     servers = steps.running_servers(hub) if running else 0
     record = steps.read_record(hub.paths)
+    database = hubdb.revision(hub.paths.database)
+    jupyterhub_changes = old.get("jupyterhub") != new.get("jupyterhub")
+    head = database
+    if jupyterhub_changes and new.get("jupyterhub"):
+        head = new_database_head(current.path, new["jupyterhub"])
     return UpgradePlan(
         hub=hub.name, prefix=str(prefix), current=current.name, target=target,
         requirements=requirements, changes=changes,
-        database_revision=hubdb.revision(hub.paths.database),
-        schema_may_change=old.get("jupyterhub") != new.get("jupyterhub"),
+        database_revision=database, database_head=head,
+        schema_may_change=jupyterhub_changes and (head is None or head != database),
         state_schema=STATE_SCHEMA, hub_running=running, servers_running=servers,
         servers_restart=bool(servers),
         downtime=("the hub is down from its stop until the new one answers: the database "
