@@ -3,12 +3,17 @@ the pull's report, and which environment a running server's material goes to."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from hubkeeper.base.errors import InvalidInput
 from hubkeeper.config import parse
+from hubkeeper.config.rules.cluster import kubernetes_problems
 from hubkeeper.host.materials import Pull, PullReport, parse_report
 from hubkeeper.verbs.materials import server_environment
+from tests.unit.test_cli import run
 from tests.unit.test_render import rendered
 
 BASE = """\
@@ -117,3 +122,31 @@ def test_a_running_servers_environment_is_its_choice_or_its_groups_default() -> 
     only_stats = parse(BASE.replace("py: {default: true}", "py: {default: true, groups: [x]}"))
     assert server_environment(only_stats, {"servers": {"": {}}, "groups": ["lab"]}) == "stats"
     assert server_environment(parse("users: {allowed: [ann]}\n"), {"servers": {"": {}}}) == ""
+
+
+def test_bad_materials_stop_every_verb_and_change_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text("hub: {mode: personal, state_dir: state}\nusers: {allowed: [a]}\n"
+                      "materials:\n  - {repo: 'ext::sh -c id', target: ../home}\n")
+    for verb in (("check",), ("up",), ("materials", "publish")):
+        result = run("--config", str(config), *verb)
+        assert result.returncode == 2, (verb, result.stderr)
+        assert f"{config}:4:12: materials[0].repo: 'ext::sh -c id' is not a git" \
+            in result.stderr
+        assert f"{config}:4:37: materials[0].target: '../home' is not a folder name" \
+            in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hub.yaml"]
+
+
+def test_kubernetes_is_told_to_use_nbgitpuller_links() -> None:
+    spec = parse(BASE + "materials: [{repo: /srv/a.git, target: course}]\n")
+    assert [found for found in kubernetes_problems(spec) if found[0] == ("materials",)]
+
+
+def test_the_docs_example_loads() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "materials.md").read_text()
+    block = re.search(r"```yaml\n(materials:.*?)```", page, re.S)
+    assert block is not None
+    spec = parse("users: {allowed: [ada]}\nenvironments: {py: {}}\n" + block.group(1))
+    assert [m.target for m in spec.materials] == ["course", "notes"]
+    assert spec.materials[0].environments == ["py"] and spec.materials[1].branch is None
