@@ -12,7 +12,6 @@ As the user that program can only do what the user can.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -117,10 +116,6 @@ def pull_as(identity: Identity | None, account: str, home: str, pull: Pull) -> P
         stdout, stderr = proc.communicate()
         return parse_report(pull, proc.returncode, stdout, stderr, timed_out=True)
     return parse_report(pull, proc.returncode, stdout, stderr)
-
-
-def material_folder(base: str, target: str) -> str:
-    return os.path.join(base, target)
 
 
 def applies(environments: Sequence[str], environment: str) -> bool:

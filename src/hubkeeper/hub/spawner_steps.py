@@ -238,7 +238,7 @@ class StartSteps:
                     self.log.info("%s: material %s: %s", self.user.name, pull.folder,
                                   report.describe())
                     continue
-                os.write(log_fd, report.output.encode()[-4000:])
+                os.write(log_fd, report.output.encode())  # git's output, capped by parse_report
                 what = f"material {pull.repo} could not be pulled into {pull.folder}"
                 if entry.get("on_failure") != "fail":
                     self.log.warning("%s: %s: %s; the server starts with the material as it "
