@@ -46,6 +46,10 @@ def kubernetes_problems(spec: HubSpec) -> Found:
                 problems.append((("environments", name, key),
                                  f"not possible on a cluster (it is on this machine): "
                                  f"{instead}"))
+    if spec.materials:
+        problems.append((("materials",), "materials are pulled by this machine into homes "
+                         "on its disks; on Kubernetes give students nbgitpuller links (or put "
+                         "the material in the image) and remove it here"))
     for index, service in enumerate(spec.services):
         problems.append((("services", index), f"services are programs of this machine; on "
                          f"Kubernetes run {service.name!r} as its own Deployment and "

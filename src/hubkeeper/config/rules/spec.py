@@ -15,6 +15,7 @@ from hubkeeper.config.rules.auth_ldap import ldap_problems
 from hubkeeper.config.rules.auth_lti13 import lti13_problems
 from hubkeeper.config.rules.auth_oidc import oidc_problems
 from hubkeeper.config.rules.cluster import kubernetes_problems
+from hubkeeper.config.rules.materials import materials_problems
 
 
 def spec_problems(spec: HubSpec, at: Locate) -> list[Problem]:
@@ -77,6 +78,7 @@ def semantic_problems(spec: HubSpec) -> Found:
     problems += oidc_problems(spec)
     problems += lti13_problems(spec)
     problems += _environment_problems(spec)
+    problems += materials_problems(spec)
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
     problems += _slurm_problems(spec)
