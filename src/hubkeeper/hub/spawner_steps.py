@@ -37,6 +37,7 @@ from hubkeeper.hub.hooks import (
 )
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
+DEBIAN_KERNELS = "/usr/share/jupyter/kernels"  # kernelspecs of Debian's packages
 
 try:
     from jupyterhub.spawner import SpawnException
@@ -206,12 +207,15 @@ class StartSteps:
     def environment_jupyter_paths(self) -> dict[str, str]:
         """The server runs the environment's python, whose sys.prefix is the build: point
         Jupyter at hubkeeper's venv (this process's prefix) for the server extensions'
-        config (JupyterLab), the lab assets and the data files."""
+        config (JupyterLab), the lab assets and the data files. Debian's kernelspecs are
+        hidden (proc/singleuser.py): an environment's kernels are its build's (an R
+        environment's `ir`, host/renv.py), hubkeeper's python3, and the user's own."""
         if not self.environment_name:
             return {}
         return {"JUPYTER_CONFIG_PATH": os.path.join(sys.prefix, "etc", "jupyter"),
                 "JUPYTER_PATH": os.path.join(sys.prefix, "share", "jupyter"),
-                "JUPYTERLAB_DIR": os.path.join(sys.prefix, "share", "jupyter", "lab")}
+                "JUPYTERLAB_DIR": os.path.join(sys.prefix, "share", "jupyter", "lab"),
+                "HUBKEEPER_HIDDEN_KERNELS": DEBIAN_KERNELS}
 
     # --- course material ----------------------------------------------------------------
 

@@ -39,6 +39,7 @@ def kubernetes_problems(spec: HubSpec) -> Found:
                              "(for backend local: build one with its packages and push it)"))
         for key, instead in (("build", "build and push it, then give image:"),
                              ("packages", "install them in the image"),
+                             ("r", "install R and IRkernel in the image"),
                              ("requirements", "install them in the image"),
                              ("home_template", "put the files in the image and give "
                               "starter_files:")):

@@ -213,6 +213,10 @@ def _backend_environment_problems(
                 problems.append((("environments", name, key),
                                  "not used on backend docker: install them in the image "
                                  "(RUN pip install ... in its Dockerfile)"))
+        if env.r is not None:
+            problems.append((("environments", name, "r"),
+                             "not used on backend docker: install R and IRkernel in the "
+                             "image (e.g. RUN apt-get install r-cran-irkernel)"))
     return problems
 
 
