@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 import os
 import pwd
@@ -22,6 +23,7 @@ from typing import Any
 from tornado import web
 
 from hubkeeper.base.whoami import effective_uid
+from hubkeeper.context.runtime import SERVER_CONFIG_DIR, SERVER_CONFIG_ENV
 from hubkeeper.hub.hooks import (
     SAFE_PATH,
     HookOutcome,
@@ -198,13 +200,19 @@ class StartSteps:
         return python
 
     def environment_jupyter_paths(self) -> dict[str, str]:
-        """The server runs the environment's python, whose sys.prefix is the build: point
-        Jupyter at hubkeeper's venv (this process's prefix) for the server extensions'
-        config (JupyterLab), the lab assets and the data files."""
+        """hubkeeper's server settings first on JUPYTER_CONFIG_PATH (they load last, so
+        they win; the environment's server_config files run after them). An environment's
+        server runs its own python, whose sys.prefix is the build: point Jupyter at
+        hubkeeper's venv (this process's prefix) for the server extensions' config
+        (JupyterLab, jupyter-resource-usage), the lab assets and the data files."""
+        snippets = (self.environments.get(self.environment_name, {}).get("server_config", [])
+                    if self.environment_name else [])
+        env = {"JUPYTER_CONFIG_PATH": os.pathsep.join(
+                   [SERVER_CONFIG_DIR, os.path.join(sys.prefix, "etc", "jupyter")]),
+               SERVER_CONFIG_ENV: json.dumps(snippets)}
         if not self.environment_name:
-            return {}
-        return {"JUPYTER_CONFIG_PATH": os.path.join(sys.prefix, "etc", "jupyter"),
-                "JUPYTER_PATH": os.path.join(sys.prefix, "share", "jupyter"),
+            return env
+        return {**env, "JUPYTER_PATH": os.path.join(sys.prefix, "share", "jupyter"),
                 "JUPYTERLAB_DIR": os.path.join(sys.prefix, "share", "jupyter", "lab")}
 
     # --- start-up hooks -----------------------------------------------------------------

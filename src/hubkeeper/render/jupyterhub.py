@@ -296,6 +296,8 @@ def update_environments(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             "home_template": (_config_path(runtime, env.home_template)
                               if env.home_template else ""),
             **({"starter_files": env.starter_files} if env.starter_files else {}),
+            **({"server_config": [_config_path(runtime, value) for value in env.server_config]}
+               if env.server_config else {}),
         }
         for name, env in spec.environments.items()
     }
