@@ -25,12 +25,13 @@ LAB = f"{P}lab"
 # tabulate and toolz are tiny pure-Python packages that hubkeeper's venv does not have.
 ENVIRONMENTS = (
     "environments:\n"
-    "  tables: {packages: [tabulate], default: true}\n"
+    "  tables: {packages: [tabulate], default: true, server_config: [extra/server.py]}\n"
     "  fun: {packages: [toolz], groups: [" + LAB + "], home_template: tpl}\n"
     "hooks:\n"
     "  as_root: [{script: hooks/env.sh}]\n")
 PROBE = ("import os, sys\nr = {'prefix': sys.prefix, 'cwd': os.getcwd(), "
-         "'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd')}\n"
+         "'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd'), "
+         "'extra': os.environ.get('HK_EXTRA')}\n"
          "for m in ('tabulate', 'toolz'):\n"
          "    try:\n        __import__(m); r[m] = True\n"
          "    except ImportError:\n        r[m] = False\n"
@@ -70,14 +71,15 @@ async def forged(url: str, name: str, environment: str) -> tuple[int, str]:
 
 
 async def session(url: str, name: str, environment: str | None, code: list[str],
-                  stop: bool = True) -> list[str]:
+                  stop: bool = True, gets: tuple[str, ...] = ()) -> list:
     async with SimUser(url, name, PASSWORD) as user:
         await user.login()
         status, text = await start(user, {"environment": environment} if environment else {})
         assert status in (201, 202), text
         await user.wait_ready(120)
         await user.open_server()
-        results = [await user.run_code(each) for each in code]
+        results: list = [await user.run_code(each) for each in code]
+        results += [await user.server_get(path) for path in gets]
         if stop:
             await user.stop_server()
         return results
@@ -109,8 +111,17 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     (workdir / "hooks" / "env.sh").write_text(
         f"#!/bin/sh\necho \"$HUBKEEPER_USER $HUBKEEPER_ENVIRONMENT\" >> {out}/env\n")
     os.chmod(workdir / "hooks" / "env.sh", 0o755)
+    # The escape hatch: a hub setting hub.yaml does not model (a variable in every server)
+    # and a server setting of environment tables (files ending .hidden are not listed).
+    (workdir / "extra").mkdir(mode=0o755)
+    (workdir / "extra" / "hub.py").write_text(
+        'c.Spawner.environment = {"HK_EXTRA": "from extra_config"}\n')
+    (workdir / "extra" / "server.py").write_text(
+        'c.ContentsManager.hide_globs = ["__pycache__", "*.hidden"]\n')
+    for snippet in ("hub.py", "server.py"):
+        os.chmod(workdir / "extra" / snippet, 0o644)
     config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann, bo),
-                          extra=ENVIRONMENTS)
+                          extra=ENVIRONMENTS, hub_extra="  extra_config: [extra/hub.py]\n")
     config.write_text(config.read_text().replace(
         "users:\n", f"users:\n  groups: {{{LAB}: [{ann}]}}\n"))
 
@@ -136,14 +147,22 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     assert "there is no environment 'nope'" in text, (status, text)
 
     # bo gets the default; ann chooses fun.
-    bo_run = result(asyncio.run(session(hub.url, bo, None, [PROBE]))[0])
+    files = "[open(name, 'w').close() for name in ('x.hidden', 'x.shown')]"
+    bo_results = asyncio.run(session(hub.url, bo, None, [PROBE, files],
+                                     gets=("api/contents/", "api/metrics/v1")))
+    bo_run = result(bo_results[0])
     assert bo_run["tabulate"] and not bo_run["toolz"]
+    assert bo_run["extra"] == "from extra_config"  # hub.extra_config reached the kernel
+    listed = {item["name"] for item in bo_results[2]["content"]}
+    assert "x.shown" in listed and "x.hidden" not in listed  # tables' server_config
+    assert bo_results[3]["rss"] > 0  # jupyter-resource-usage runs in an environment's server
     assert bo_run["prefix"] == str((envs / "tables" / "current").resolve())
     home = Path(pwd.getpwnam(ann).pw_dir)
     edit = f"open({str(home / 'fun' / 'notes.txt')!r}, 'w').write('mine\\n')"
     ann_run = asyncio.run(session(hub.url, ann, "fun", [PROBE, edit]))
     probe = result(ann_run[0])
     assert probe["toolz"] and not probe["tabulate"]
+    assert probe["extra"] == "from extra_config"
     assert probe["prefix"] == str(first_fun)
     assert probe["cwd"] == probe["server_cwd"] == str(home / "fun")
     folder = home / "fun"
