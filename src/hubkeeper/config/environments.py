@@ -206,12 +206,7 @@ class Environment(Section):
         "does not have yet are copied.",
     )
     server_config: list[Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=list,
-        description="jupyter_server_config snippets: Python files (relative to hub.yaml or "
-        "absolute) each server of this environment loads at its start, in order, after "
-        "hubkeeper's own server settings, with `c` in scope (e.g. "
-        "c.ContentsManager.hide_globs). They run as the user inside their server and are the "
-        "operator's own responsibility: `check` compiles them, refuses one writable by "
-        "anyone but its owner (root or the hub's account) and, in system mode, one other "
-        "accounts cannot read.",
-    )
+        default_factory=list, description="jupyter_server_config snippets: Python files "
+        "(relative to hub.yaml or absolute) each server of this environment runs at its start, "
+        "after hubkeeper's own server settings, with `c` in scope; the operator's own "
+        "responsibility, checked like hub.extra_config and, in system mode, readable by all.")
