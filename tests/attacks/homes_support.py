@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from jupyterhub import orm
 
 from tests.attacks.conftest import Student, Students
 from tests.conftest import TEST_ACCOUNT_PREFIX
-from tests.support.hubproc import HUBKEEPER, pam_hub, record_accounts
+from tests.support.hubproc import hk, pam_hub, record_accounts
 
 # A student's loop against a walk by path of a folder that becomes theirs while root walks
 # it: as soon as one of the watched paths exists and is theirs, keep exchanging each folder
@@ -54,11 +53,6 @@ def wait_for(path: Path, deadline: float = 60.0) -> None:
     while not path.exists():
         assert time.monotonic() < end, f"{path} never appeared"
         time.sleep(0.05)
-
-
-def hk(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def course(workdir: Path, students: Students, *suffixes: str,

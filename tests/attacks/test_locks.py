@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX
-from tests.support.hubproc import HUBKEEPER, pam_hub
+from tests.support.hubproc import hk, pam_hub
 
 pytestmark = [pytest.mark.attack, pytest.mark.root]
 
@@ -53,11 +52,6 @@ for path in sys.argv[1:]:
     except OSError as exc:
         print("denied", path, exc.strerror)
 """
-
-
-def hk(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def old_state(state: Path) -> list[Path]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from hubkeeper.lifecycle.snapshot import verify_snapshot
 from hubkeeper.lifecycle.snapshot_target import complete_snapshots
 from tests.attacks.conftest import Student, Students
 from tests.conftest import TEST_ACCOUNT_PREFIX
-from tests.support.hubproc import HUBKEEPER, pam_hub
+from tests.support.hubproc import hk, pam_hub
 
 pytestmark = [pytest.mark.attack, pytest.mark.component, pytest.mark.root]
 
@@ -88,11 +87,6 @@ while True:
             pass
     time.sleep(0.01)
 """
-
-
-def hk(config: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @dataclass

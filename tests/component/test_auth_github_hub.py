@@ -14,7 +14,6 @@ import html
 import json
 import os
 import pwd
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX
 from tests.support.github_standin import GitHubStandIn, GitHubUser, OAuthApp
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import free_ports, hk, ok
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -32,16 +31,6 @@ ANN, TIM, OUTSIDER = f"{P}-ann", f"{P}-tim", f"{P}-out"  # GitHub logins = hub u
 STUDENTS, TAS = f"{P}stu", f"{P}ta"  # hub and Linux groups
 CLIENT_ID = "Iv1.standin0123456"
 CLIENT_SECRET = "standin-secret-0123456789abcdef0123456789"
-
-
-def hk(config: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def save_github_secrets(state: Path) -> None:

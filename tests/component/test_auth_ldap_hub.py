@@ -12,7 +12,6 @@ import asyncio
 import grp
 import json
 import pwd
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.conftest import require, require_root
-from tests.support.hubproc import HUBKEEPER, write_config
+from tests.support.hubproc import hk, write_config
 from tests.support.ldap import SLAPD, LdapServer, Person, running_slapd
 from tests.support.procs import server_pids, uid_of
 from tests.support.simuser import SimUser, SimUserError
@@ -91,11 +90,6 @@ def refused(url: str, person: Person, password: str | None = None) -> str:
 
 def journal(config: Path) -> dict:
     return json.loads((config.parent / "state" / "journal.json").read_text())
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=600)
 
 
 def api_port(config: Path) -> int:

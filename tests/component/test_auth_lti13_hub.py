@@ -9,7 +9,6 @@ import asyncio
 import grp
 import json
 import pwd
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, write_config
+from tests.support.hubproc import hk, ok, write_config
 from tests.support.lti_platform import INSTRUCTOR, LTIPlatform, LTIUser, launch
 from tests.support.procs import server_pids, uid_of
 
@@ -34,16 +33,6 @@ def lti_platform() -> Iterator[LTIPlatform]:
     platform = LTIPlatform().start()
     yield platform
     platform.stop()
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=600)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def lti_hub(workdir: Path, platform: LTIPlatform) -> Path:

@@ -10,7 +10,6 @@ import asyncio
 import grp
 import json
 import pwd
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from hubkeeper.config import load
 from hubkeeper.context.hub import Hub
 from hubkeeper.verbs.archive import archive as archive_verb
-from tests.support.hubproc import HUBKEEPER, apply_accounts
+from tests.support.hubproc import apply_accounts, hk
 from tests.support.oidc import (
     FIRST_LOGIN_OIDC,
     STUDENTS,
@@ -33,11 +32,6 @@ from tests.support.simuser import SimUserError
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
 ANN, BEA, TINA, OLGA = f"{P}ann", f"{P}bea", f"{P}tina", f"{P}olga"
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 async def visit(url: str, name: str, login: str, code: str) -> tuple[dict, str]:

@@ -158,6 +158,7 @@ json.dumps({'uid': run('id', '-u'), 'gid': run('id', '-g'), 'name': run('id', '-
             'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd'),
             'server': open(f'/proc/{os.getppid()}/cmdline').read().split('\\0'),
             'pid1': open('/proc/1/comm').read().strip(),
+            'vars': [os.environ.get('NLTK_DATA'), os.environ.get('HK_LEVEL')],
             'marker': open('/etc/hk-marker').read()})
 """
 
@@ -222,6 +223,10 @@ environments:
   py:
     build: {{context: image, trust_host_ca: true}}
     starter_files: /opt/starter
+    env: {{HK_LEVEL: py}}
+servers:
+  env: {{NLTK_DATA: /srv/nltk_data, HK_LEVEL: hub}}
+  groups: {{{lab}: {{env: {{HK_LEVEL: lab}}}}}}
 """)
     assert not Path("/etc/hk-marker").exists()
     applied = hk(config, "apply")  # accounts, data folders, links, the image
@@ -251,6 +256,8 @@ environments:
         assert (seen["uid"], seen["gid"], seen["name"]) == (
             str(account.pw_uid), str(account.pw_gid), name), seen
         assert seen["pid1"] == "docker-init"  # in a container, not on the host
+        # hub.yaml's variables in the container: the lab group's over py's over servers'
+        assert seen["vars"] == ["/srv/nltk_data", "lab" if name == ann else "py"], seen
         assert seen["home"] == str(home)
         assert seen["cwd"] == seen["server_cwd"] == str(home / "py")
         # the image's python runs hubkeeper's server script (the cheaper start)

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
 from tests.conftest import require_root
 from tests.support.docker import docker, notebook_context, require_engine
-from tests.support.hubproc import HUBKEEPER, write_config
+from tests.support.hubproc import hk, ok, write_config
 from tests.support.simuser import SimUser
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -26,16 +26,6 @@ HUB = f"{P}-dlife"
 USER = f"{P}dl1"
 PASSWORD = "Correct-Horse-7"
 CACHE_TAG = "hubkeeper-test-cache:notebook"
-
-
-def hk(config: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def containers() -> list[str]:

@@ -25,7 +25,7 @@ from hubkeeper.config import load
 from hubkeeper.host.running import orphan_proxy, running_hub
 from hubkeeper.state.statedir import StatePaths
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, pam_hub
+from tests.support.hubproc import hk, pam_hub
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -75,11 +75,6 @@ def write_hub(workdir: Path, users: list[str] = USERS) -> Path:
         "  min_free: 1M\n"
         f"  shared:\n    - {{path: {DATA}, link: data}}\n"
         f"  group_folders:\n    - {{path: {FOLDER}, group: {GROUP}}}\n")
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 def applied(workdir: Path) -> Path:

@@ -23,14 +23,21 @@ pytestmark = [pytest.mark.component, pytest.mark.root]
 PASSWORD = "Correct-Horse-7"
 LAB = f"{P}lab"
 # tabulate and toolz are tiny pure-Python packages that hubkeeper's venv does not have.
+# Variables: hub-wide < the environment's < the group's; fun opens the notebook interface.
 ENVIRONMENTS = (
     "environments:\n"
-    "  tables: {packages: [tabulate], default: true, server_config: [extra/server.py]}\n"
-    "  fun: {packages: [toolz], groups: [" + LAB + "], home_template: tpl}\n"
+    "  tables: {packages: [tabulate], default: true, env: {HK_LEVEL: tables},\n"
+    "           server_config: [extra/server.py]}\n"
+    "  fun: {packages: [toolz], groups: [" + LAB + "], home_template: tpl, ui: notebook,\n"
+    "        env: {HK_LEVEL: fun, HK_GROUP: fun}}\n"
+    "servers:\n"
+    "  env: {NLTK_DATA: /srv/nltk_data, HK_LEVEL: hub, HK_GROUP: hub}\n"
+    "  groups: {" + LAB + ": {env: {HK_GROUP: lab}}}\n"
     "hooks:\n"
     "  as_root: [{script: hooks/env.sh}]\n")
 PROBE = ("import os, sys\nr = {'prefix': sys.prefix, 'cwd': os.getcwd(), "
          "'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd'), "
+         "'env': [os.environ.get(n) for n in ('NLTK_DATA', 'HK_LEVEL', 'HK_GROUP')], "
          "'extra': os.environ.get('HK_EXTRA')}\n"
          "for m in ('tabulate', 'toolz'):\n"
          "    try:\n        __import__(m); r[m] = True\n"
@@ -70,6 +77,14 @@ async def forged(url: str, name: str, environment: str) -> tuple[int, str]:
         return status, text
 
 
+async def landing(user: SimUser) -> tuple[str, str]:
+    """Where /user/<name>/ lands after its redirects (the server's default URL), and the
+    page there."""
+    async with user.session.get(user.base + f"user/{user.name}/") as response:
+        assert response.status == 200, response.status
+        return response.url.path, await response.text()
+
+
 async def session(url: str, name: str, environment: str | None, code: list[str],
                   stop: bool = True, gets: tuple[str, ...] = ()) -> list:
     async with SimUser(url, name, PASSWORD) as user:
@@ -78,8 +93,9 @@ async def session(url: str, name: str, environment: str | None, code: list[str],
         assert status in (201, 202), text
         await user.wait_ready(120)
         await user.open_server()
-        results: list = [await user.run_code(each) for each in code]
-        results += [await user.server_get(path) for path in gets]
+        path, page = await landing(user)
+        results: list = [path, page] + [await user.run_code(each) for each in code]
+        results += [await user.server_get(endpoint) for endpoint in gets]
         if stop:
             await user.stop_server()
         return results
@@ -148,21 +164,28 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
 
     # bo gets the default; ann chooses fun.
     files = "[open(name, 'w').close() for name in ('x.hidden', 'x.shown')]"
-    bo_results = asyncio.run(session(hub.url, bo, None, [PROBE, files],
-                                     gets=("api/contents/", "api/metrics/v1")))
-    bo_run = result(bo_results[0])
+    bo_path, bo_page, bo_probe, _, bo_listing, bo_metrics = asyncio.run(session(
+        hub.url, bo, None, [PROBE, files], gets=("api/contents/", "api/metrics/v1")))
+    bo_run = result(bo_probe)
     assert bo_run["tabulate"] and not bo_run["toolz"]
     assert bo_run["extra"] == "from extra_config"  # hub.extra_config reached the kernel
-    listed = {item["name"] for item in bo_results[2]["content"]}
+    listed = {item["name"] for item in bo_listing["content"]}
     assert "x.shown" in listed and "x.hidden" not in listed  # tables' server_config
-    assert bo_results[3]["rss"] > 0  # jupyter-resource-usage runs in an environment's server
+    assert bo_metrics["rss"] > 0  # jupyter-resource-usage runs in an environment's server
     assert bo_run["prefix"] == str((envs / "tables" / "current").resolve())
+    # tables opens JupyterLab (servers.ui's default); its variables over the hub-wide ones
+    assert bo_path == f"/user/{bo}/lab" and "<title>JupyterLab</title>" in bo_page
+    assert bo_run["env"] == ["/srv/nltk_data", "tables", "hub"]
     home = Path(pwd.getpwnam(ann).pw_dir)
     edit = f"open({str(home / 'fun' / 'notes.txt')!r}, 'w').write('mine\\n')"
-    ann_run = asyncio.run(session(hub.url, ann, "fun", [PROBE, edit]))
+    ann_path, ann_page, *ann_run = asyncio.run(session(hub.url, ann, "fun", [PROBE, edit]))
     probe = result(ann_run[0])
     assert probe["toolz"] and not probe["tabulate"]
     assert probe["extra"] == "from extra_config"
+    # fun opens the notebook interface's file tree; the group's variable wins over fun's
+    assert ann_path == f"/user/{ann}/tree", ann_path
+    assert "<title>Home</title>" in ann_page and '"appName": "Jupyter Notebook"' in ann_page
+    assert probe["env"] == ["/srv/nltk_data", "fun", "lab"]
     assert probe["prefix"] == str(first_fun)
     assert probe["cwd"] == probe["server_cwd"] == str(home / "fun")
     folder = home / "fun"
@@ -184,13 +207,13 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     still = result(asyncio.run(in_running(hub.url, ann, PROBE)))
     assert still["toolz"] and still["prefix"] == str(first_fun)
 
-    async def restart() -> str:
+    async def restart() -> list[str]:
         async with SimUser(hub.url, ann, PASSWORD) as user:
             await user.login()
             await user.stop_server()
-        return (await session(hub.url, ann, "fun", [PROBE]))[0]
+        return await session(hub.url, ann, "fun", [PROBE])
 
-    fresh = result(asyncio.run(restart()))
+    fresh = result(asyncio.run(restart())[2])
     assert fresh["toolz"] and fresh["prefix"] == str(second_fun)
 
 

@@ -26,7 +26,7 @@ from hubkeeper.render.jupyterhub import render
 from hubkeeper.state.journal import Journal
 from hubkeeper.state.statedir import ensure_secrets
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import free_ports, hk
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -47,11 +47,6 @@ users:
   admins: [{PROF}]
 archive: {{dir: archives}}
 """
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 @pytest.fixture

@@ -16,18 +16,13 @@ import pytest
 
 from hubkeeper.lifecycle.snapshot_target import latest_name
 from tests.conftest import TEST_ACCOUNT_PREFIX
-from tests.support.hubproc import HUBKEEPER, pam_hub
+from tests.support.hubproc import HUBKEEPER, hk, pam_hub
 from tests.support.simuser import run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
 PREFIX = TEST_ACCOUNT_PREFIX
 ALICE, BOB = f"{PREFIX}01", f"{PREFIX}02"
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=600)
 
 
 def write_hub(workdir: Path) -> Path:

@@ -23,7 +23,7 @@ from hubkeeper.context.hub import Hub
 from hubkeeper.verbs.archive import archive as archive_verb
 from hubkeeper.verbs.archive import verify as verify_archive
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, pam_hub, write_config
+from tests.support.hubproc import HUBKEEPER, hk, ok, pam_hub, write_config
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -76,16 +76,6 @@ def write_hub(workdir: Path, environments: bool = False) -> Path:
         "archive: {dir: archives}\n"
         + ("environments:\n  plain: {}\n" if environments else ""))
     return config
-
-
-def hk(config: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def make_hub(workdir: Path, hubs, environments: bool = False) -> Path:

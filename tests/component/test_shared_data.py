@@ -9,13 +9,12 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, free_ports
+from tests.support.hubproc import free_ports, hk
 from tests.support.simuser import run_once
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -49,11 +48,6 @@ def write_hub(workdir: Path) -> Path:
         f"  shared:\n    - {{path: {DATA}, link: data}}\n"
         f"  group_folders:\n    - {{path: {PROJECT}, group: {TAS}, link: project}}\n")
     return config
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 TRY_WRITE = ("def attempt(path):\n    try:\n        open(path, 'w').write('x')\n"

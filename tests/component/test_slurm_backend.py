@@ -137,6 +137,7 @@ except ImportError:
 json.dumps({'uid': run('id', '-u'), 'name': run('id', '-un'), 'cwd': os.getcwd(),
             'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd'), 'prefix': sys.prefix,
             'toolz': toolz_ok, 'job': os.environ.get('SLURM_JOB_ID', ''),
+            'vars': [os.environ.get('NLTK_DATA'), os.environ.get('HK_GROUP')],
             'data': open(os.path.expanduser('~/data/dataset.csv')).read(),
             'hook': open(os.path.expanduser('~/hook-ran')).read()})
 """
@@ -167,6 +168,9 @@ hooks:
   as_user: [{{script: hooks/user.sh}}]
 environments:
   py: {{packages: [toolz]}}
+servers:
+  env: {{NLTK_DATA: /srv/nltk_data}}
+  groups: {{{lab}: {{env: {{HK_GROUP: lab}}}}}}
 slurm:
   partition: {cluster.partition}
   time: 2h
@@ -199,6 +203,8 @@ slurm:
         assert job["name"] == f"hubkeeper-{hub_name}-{name}"
         assert seen["prefix"] == str(build) and seen["toolz"]
         assert seen["cwd"] == seen["server_cwd"] == str(home / "py")
+        # servers.env and the lab group's, through sbatch's --export list into the job
+        assert seen["vars"] == ["/srv/nltk_data", "lab" if name == ann else None], seen
         # Hooks ran before the job (as root on the hub's machine, then as the user); the
         # shared data is reached through the link apply made (the same filesystem).
         assert seen["hook"] == f"as_user uid={account.pw_uid}\n"

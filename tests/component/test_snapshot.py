@@ -17,16 +17,11 @@ import pytest
 from hubkeeper.lifecycle.snapshot import verify_snapshot
 from hubkeeper.lifecycle.snapshot_target import complete_snapshots, latest_name
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
-from tests.support.hubproc import HUBKEEPER, pam_hub
+from tests.support.hubproc import HUBKEEPER, hk, pam_hub
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
 PREFIX = TEST_ACCOUNT_PREFIX
-
-
-def hk(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def write_hub(workdir: Path, users: int, targets: list[Path] | None = None,

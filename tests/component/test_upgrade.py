@@ -32,7 +32,7 @@ import pytest
 from hubkeeper.config import load
 from hubkeeper.host import hubdb
 from hubkeeper.host import install as installs
-from hubkeeper.host.canary import CANARY_USER
+from hubkeeper.host.canary import canary_account
 from hubkeeper.state.statedir import state_paths
 from tests.conftest import SESSION_WORKDIRS, TEST_ACCOUNT_PREFIX, remove_test_accounts, require_root
 from tests.support.hubproc import pam_hub
@@ -156,7 +156,8 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
     finally:
         if hub is not None:
             hub.stop()
-        subprocess.run(["userdel", "--remove", CANARY_USER], capture_output=True)
+        subprocess.run(["userdel", "--remove", canary_account(f"{PREFIX}up")],
+                       capture_output=True)
         remove_test_accounts()
         if failed or request.session.testsfailed:
             print(f"\nkept for diagnosis: {base}")

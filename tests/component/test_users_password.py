@@ -15,18 +15,13 @@ import pytest
 
 from tests.component.test_auth_native_hub import _invite_codes, _log_in, _sign_up
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, apply_accounts, pam_hub, write_config
+from tests.support.hubproc import HUBKEEPER, apply_accounts, hk, pam_hub, write_config
 from tests.support.simuser import SimUser, SimUserError
 
 pytestmark = [pytest.mark.component]
 
 ANN, WS1 = f"{P}pwann", f"{P}pwws1"
 OLD = "Old-password-2026"
-
-
-def hk(config: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=300, **kwargs)
 
 
 def shadow_field(account: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER, apply_accounts, pam_hub, write_config
+from tests.support.hubproc import HUBKEEPER, apply_accounts, hk, ok, pam_hub, write_config
 from tests.support.simuser import SimUser, SimUserError
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -38,16 +38,6 @@ users:
     ranges: ["{P}ws{{1..3}}"]
 archive: {{dir: archives}}
 """
-
-
-def hk(config: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def journal(config: Path) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX as P
-from tests.support.hubproc import HUBKEEPER
+from tests.support.hubproc import hk
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
 
@@ -24,11 +24,6 @@ users:
   roster:
     ranges: ["{P}ws{{1..2}}"]   # the workshop
 """
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_add_lock_unlock_keep_comments_and_apply(workdir: Path, clean_accounts) -> None:

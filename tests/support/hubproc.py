@@ -18,6 +18,19 @@ from tests.conftest import TEST_ACCOUNT_PREFIX
 HUBKEEPER = str(Path(sys.executable).parent / "hubkeeper")
 
 
+def hk(config: Path, *args: str, timeout: float = 900,
+       **kwargs) -> subprocess.CompletedProcess[str]:
+    """`hubkeeper --config CONFIG ARGS`, its output captured as text."""
+    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """`result`, after asserting it succeeded (its command and output in the message)."""
+    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
 def free_ports(count: int) -> list[int]:
     sockets = []
     try:

@@ -88,14 +88,20 @@ def test_status_of_a_hub_that_is_not_running(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["reachable"] is False
 
 
+def refused(tmp_path: Path, text: str, verb: str) -> str:
+    """`verb` on hub.yaml `text` (its state dir ./state) is bad input and changes nothing:
+    its stderr, where the file is named <hub.yaml>."""
+    config = tmp_path / "hub.yaml"
+    config.write_text("hub: {mode: personal, state_dir: state}\n" + text)
+    result = run("--config", str(config), verb)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert not (tmp_path / "state").exists()
+    return result.stderr.replace(str(config), "<hub.yaml>")
+
+
 def test_limits_and_services_name_roster_groups(tmp_path: Path) -> None:
     """A misspelt group would silently give its members the hub-wide limits."""
-    config = tmp_path / "hub.yaml"
-    config.write_text("hub: {mode: personal, state_dir: state}\n"
-                      "users:\n  allowed: [a, b]\n  groups: {tas: [a]}\n"
-                      "limits:\n  memory: 1G\n  groups: {taz: {memory: 2G}}\n")
-    result = run("--config", str(config), "check")
-    assert result.returncode == 2
-    assert (f"{config}:7:17: limits.groups.taz: 'taz' is not a roster group (roster "
-            "groups: tas)") in result.stderr
-    assert not (tmp_path / "state").exists()
+    stderr = refused(tmp_path, "users:\n  allowed: [a, b]\n  groups: {tas: [a]}\n"
+                     "limits:\n  memory: 1G\n  groups: {taz: {memory: 2G}}\n", "check")
+    assert ("<hub.yaml>:7:17: limits.groups.taz: 'taz' is not a roster group (roster "
+            "groups: tas)") in stderr

@@ -26,7 +26,7 @@ from hubkeeper.state.migrations import (
     read_version,
 )
 from hubkeeper.state.statedir import StatePaths, ensure_layout
-from tests.support.hubproc import HUBKEEPER, write_config
+from tests.support.hubproc import hk, write_config
 
 ME = f"hubkeeper {__version__}"
 
@@ -39,11 +39,6 @@ def counted(name: str):
             log.write(name + "\n")
         (paths.root / f"{name}.done").write_text("")
     return run
-
-
-def hk(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HUBKEEPER, "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=120)
 
 
 STEPS = (Migration(2, "two", counted("two")), Migration(3, "three", counted("three")))

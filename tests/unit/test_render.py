@@ -360,16 +360,69 @@ def test_environments_run_from_their_current_build() -> None:
     text += """
 environments:
   base: {packages: [tabulate], default: true}
-  stats: {packages: [toolz], groups: [lab], home_template: templates/stats}
+  stats: {packages: [toolz], groups: [lab], home_template: templates/stats, ui: notebook,
+          env: {DATA: /srv/stats}}
+servers:
+  ui: /voila/render/intro.ipynb
+  env: {NLTK_DATA: /srv/nltk_data, DATA: /srv/data}
+  groups:
+    lab: {env: {DATA: /srv/lab}}
+    tas: {}
 """
     c = rendered(text)
     assert c.HubkeeperSpawner.default_environment == "base"
     assert c.HubkeeperSpawner.environments == {
         "base": {"path": "/var/lib/hubkeeper/course/envs/base",
-                 "groups": [], "home_template": ""},
+                 "groups": [], "home_template": "", "default_url": "/voila/render/intro.ipynb"},
         "stats": {"path": "/var/lib/hubkeeper/course/envs/stats",
-                  "groups": ["lab"], "home_template": "/srv/course/templates/stats"},
+                  "groups": ["lab"], "home_template": "/srv/course/templates/stats",
+                  "default_url": "/tree", "env": {"DATA": "/srv/stats"}},
     }
+    # the UI of a server without environments, and the variables over every environment's
+    assert c.Spawner.default_url == "/voila/render/intro.ipynb"
+    assert c.HubkeeperSpawner.server_env == {"NLTK_DATA": "/srv/nltk_data", "DATA": "/srv/data"}
+    assert c.HubkeeperSpawner.group_env == [{"group": "lab", "env": {"DATA": "/srv/lab"}}]
+    plain = rendered(COURSE)
+    assert plain.Spawner.default_url == "/lab"
+    assert "server_env" not in plain.HubkeeperSpawner
+
+
+def test_a_start_gets_its_environments_ui_and_variables_by_precedence() -> None:
+    """hub-wide < the environment's < the user's groups' (the first listed under
+    servers.groups wins); the UI is the chosen environment's."""
+    from types import SimpleNamespace
+
+    from hubkeeper.hub.spawner import LocalSpawner
+
+    text = COURSE.replace("users: {admins: [prof], allowed: [ann, bo]}",
+                          "users: {admins: [prof], allowed: [ann, bo], "
+                          "groups: {lab: [ann], tas: [ann, bo]}}")
+    text += """
+environments:
+  base: {default: true}
+  stats: {ui: notebook, env: {WHO: stats, DATA: /srv/stats}}
+servers:
+  env: {WHO: hub, DATA: /srv/data, NLTK_DATA: /srv/nltk_data}
+  groups:
+    tas: {env: {WHO: tas}}
+    lab: {env: {WHO: lab, LAB: 'yes'}}
+"""
+    spawner = LocalSpawner(config=rendered(text))
+    groups = {"ann": ["lab", "tas"], "bo": ["tas"], "cy": []}
+
+    def started(name: str, environment: str) -> tuple[str, dict[str, str]]:
+        spawner.user = SimpleNamespace(name=name, groups=[SimpleNamespace(name=group)
+                                                          for group in groups[name]])
+        spawner.use_environment(environment)
+        return spawner.default_url, spawner.configured_env()
+
+    assert started("cy", "stats") == ("/tree", {
+        "WHO": "stats", "DATA": "/srv/stats", "NLTK_DATA": "/srv/nltk_data"})
+    assert started("ann", "stats") == ("/tree", {
+        "WHO": "tas", "DATA": "/srv/stats", "NLTK_DATA": "/srv/nltk_data", "LAB": "yes"})
+    # the next start in another environment gets that one's UI, not the last one's
+    assert started("bo", "base") == ("/lab", {
+        "WHO": "tas", "DATA": "/srv/data", "NLTK_DATA": "/srv/nltk_data"})
 
 
 def test_a_single_environment_is_the_default_and_none_means_hubkeepers_venv() -> None:

@@ -21,6 +21,8 @@ environments:
   py: {groups: [lab, envx]}
 limits:
   groups: {limx: {memory: 1G}}
+servers:
+  groups: {srvx: {env: {A: b}}}
 services:
   - {name: r, url: 'http://127.0.0.1:8787', hub_login: true, gate_port: 8788, groups: [svcx]}
 schedule:
@@ -42,12 +44,13 @@ def test_every_group_hub_yaml_names_is_checked_against_the_roster(tmp_path: Path
                                                                               roster.groups)
     assert [(p.line, p.field) for p in problems] == [
         (7, "environments.py.groups[1]"), (9, "limits.groups.limx"),
-        (11, "services[0].groups[0]"), (13, "schedule[0].group"), (15, "slurm.groups.slx"),
-        (18, "data.group_folders[0].group")]
-    for problem, name in zip(problems, ("envx", "limx", "svcx", "schx", "slx", "gfx"),
+        (11, "servers.groups.srvx"), (13, "services[0].groups[0]"), (15, "schedule[0].group"),
+        (17, "slurm.groups.slx"), (20, "data.group_folders[0].group")]
+    for problem, name in zip(problems, ("envx", "limx", "srvx", "svcx", "schx", "slx", "gfx"),
                              strict=True):
         assert problem.message == f"{name!r} is not a roster group (roster groups: lab)"
-    assert roster_problems(loaded, ("lab", "envx", "limx", "svcx", "schx", "slx")) == []
+    assert roster_problems(loaded, ("lab", "envx", "limx", "srvx", "svcx", "schx",
+                                    "slx")) == []
 
 
 def test_what_the_first_apply_will_create(tmp_path: Path) -> None:

@@ -309,6 +309,39 @@ def test_environments_parse() -> None:
      "hub.yaml:3:3: environments.My Env (key): 'My Env' is not valid; use a lower-case slug"),
     ("environments:\n  a: {packages: [tabulate], group: [lab]}\n",
      "hub.yaml:3:29: environments.a.group: unknown key 'group'"),
+    # servers: and environments.<name>.env/ui: reserved names, names, values, UIs
+    ("servers:\n  env: {JUPYTERHUB_API_URL: x}\n",
+     "hub.yaml:3:9: servers.env.JUPYTERHUB_API_URL (key): 'JUPYTERHUB_API_URL' is reserved: "
+     "JupyterHub sets the JUPYTERHUB_* variables"),
+    ("servers:\n  env:\n    MEM_LIMIT: 4G\n",
+     "hub.yaml:4:5: servers.env.MEM_LIMIT (key): 'MEM_LIMIT' is reserved: the spawner sets "
+     "it from limits:; choose another name"),
+    ("servers:\n  groups: {lab: {env: {HOME: /tmp}}}\n",
+     "hub.yaml:3:24: servers.groups.lab.env.HOME (key): 'HOME' is reserved: the spawner sets "
+     "it from the user's account"),
+    ("environments:\n  r: {env: {PATH: /opt/r/bin}}\n",
+     "hub.yaml:3:13: environments.r.env.PATH (key): 'PATH' is reserved: the spawner passes "
+     "the hub's own value on (env_keep)"),
+    ("environments:\n  r: {env: {HUBKEEPER_USER: x}}\n",
+     "hub.yaml:3:13: environments.r.env.HUBKEEPER_USER (key): 'HUBKEEPER_USER' is reserved"),
+    ("servers:\n  env: {LD_PRELOAD: /home/ada/evil.so}\n",
+     "hub.yaml:3:9: servers.env.LD_PRELOAD (key): 'LD_PRELOAD' is reserved: glibc and the "
+     "dynamic loader read it in every program, and on backend slurm root runs runuser"),
+    ("environments:\n  r: {env: {GCONV_PATH: /home/ada/gconv}}\n",
+     "hub.yaml:3:13: environments.r.env.GCONV_PATH (key): 'GCONV_PATH' is reserved: glibc"),
+    ("servers:\n  env: {2FAST: x}\n",
+     "hub.yaml:3:9: servers.env.2FAST (key): '2FAST' is not an environment variable name; "
+     "use letters, digits and _"),
+    ("servers:\n  env: {OMP_NUM_THREADS: 1}\n",
+     "hub.yaml:3:26: servers.env.OMP_NUM_THREADS: must be a string; got 1: write it in "
+     "quotes ('1')"),
+    ("servers:\n  ui: classic\n",
+     "hub.yaml:3:7: servers.ui: 'classic' is not a UI; use lab, notebook, or a path in the "
+     "server starting with /"),
+    ("environments:\n  r: {ui: /voila/../../etc}\n",
+     "hub.yaml:3:11: environments.r.ui: '/voila/../../etc' is not a path in the server"),
+    ("environments:\n  r: {ui: '/x/{username}'}\n",
+     "hub.yaml:3:11: environments.r.ui: '/x/{username}' is not a path in the server"),
 ])
 def test_environment_errors(text: str, expected: str) -> None:
     problems = problems_of(ENVS_USERS + text)
@@ -335,3 +368,24 @@ def test_environment_groups_and_files_are_checked_against_roster_and_disk(
         f"{hub}:3:42: environments.a.requirements: no such file: {tmp_path}/missing.txt",
         f"{hub}:3:70: environments.a.home_template: no such directory: {tmp_path}/nodir",
     ]
+
+
+def test_servers_variables_and_ui_parse() -> None:
+    spec = parse(ENVS_USERS + "servers:\n  ui: /voila/render/intro.ipynb\n"
+                 "  env: {NLTK_DATA: /srv/nltk_data, OMP_NUM_THREADS: '1'}\n"
+                 "  groups: {lab: {env: {NLTK_DATA: /srv/lab}}}\n"
+                 "environments:\n  r: {ui: notebook, env: {R_LIBS_SITE: /srv/r}}\n")
+    assert spec.servers.ui == "/voila/render/intro.ipynb"
+    assert spec.servers.env == {"NLTK_DATA": "/srv/nltk_data", "OMP_NUM_THREADS": "1"}
+    assert spec.servers.groups["lab"].env == {"NLTK_DATA": "/srv/lab"}
+    assert (spec.environments["r"].ui, spec.environments["r"].env) == (
+        "notebook", {"R_LIBS_SITE": "/srv/r"})
+    assert parse(ENVS_USERS).servers.ui == "lab"
+
+
+def test_apply_with_a_reserved_variable_changes_nothing(tmp_path: Path) -> None:
+    from tests.unit.test_cli import refused
+
+    stderr = refused(tmp_path, ENVS_USERS + "servers:\n  env: {CPU_LIMIT: '8'}\n", "apply")
+    assert ("<hub.yaml>:4:9: servers.env.CPU_LIMIT (key): 'CPU_LIMIT' is reserved: the "
+            "spawner sets it from limits:; choose another name") in stderr

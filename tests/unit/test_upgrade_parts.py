@@ -66,6 +66,13 @@ def test_the_canary_name_is_reserved_for_the_canary() -> None:
     assert name_problem(CANARY_USER) == f"{CANARY_USER!r} is reserved for the system or a service"
     with pytest.raises(ValueError, match="reserved"):
         portable_name("Hubkeeper-Canary@example.edu")
+    # its accounts, one per hub, neither
+    from hubkeeper.host.canary import canary_account
+
+    assert canary_account("physics") == "hkcanary-physics"
+    assert "reserved" in (name_problem(canary_account("physics")) or "")
+    long = canary_account("a" * 63)
+    assert len(long) <= 32 and long != canary_account("a" * 62) and long.startswith("hkcanary-")
 
 
 def test_the_database_head_is_read_from_a_jupyterhub_wheel(tmp_path) -> None:

@@ -392,3 +392,58 @@ def test_values_are_pure_and_repeatable() -> None:
     roster = build_roster(loaded)
     first = dump(z2jh_values(loaded.spec, roster, scripts))
     assert first == dump(z2jh_values(loaded.spec, roster, scripts))
+
+
+SERVERS = """\
+servers:
+  ui: notebook
+  env: {NLTK_DATA: /srv/nltk_data, LEVEL: hub, WHO: hub}
+  groups:
+    tas: {env: {WHO: tas}}
+    lab: {env: {WHO: lab, LAB: 'yes'}}
+"""
+
+
+def test_variables_and_ui_reach_the_pods_by_precedence(tmp_path: Path,
+                                                       kubeconfig: Path) -> None:
+    """servers.env < environments.<name>.env < servers.groups (the first listed wins); the
+    UI hub-wide and per environment (a profile's default_url)."""
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        CLUSTER_BASE.replace("admins: [prof]}", "admins: [prof], groups: {lab: [prof], "
+                             "tas: [prof, cara]}}") + SERVERS +
+        "environments:\n  py: {image: x/py:1, default: true, env: {LEVEL: py, WHO: py}}\n"
+        "  gpu: {image: x/gpu:1, groups: [lab], ui: /voila/render/intro.ipynb, "
+        "env: {LEVEL: gpu}}\n")
+    values = exported(config)
+    assert schema_errors(values) == []
+    assert values["singleuser"]["defaultUrl"] == "/tree"
+
+    def seen(user: str, groups: list[str], profile: str) -> tuple[dict[str, str], str]:
+        pod, _ = user_pod(values, user, groups, profile=profile)
+        env = _env(pod["spec"]["containers"][0])
+        names = ("NLTK_DATA", "LEVEL", "WHO", "LAB", "HUBKEEPER_ENVIRONMENT")
+        return {name: env[name] for name in names if name in env}, env["JUPYTERHUB_DEFAULT_URL"]
+
+    assert seen("cara", [], "py") == ({"NLTK_DATA": "/srv/nltk_data", "LEVEL": "py",
+                                       "WHO": "py", "HUBKEEPER_ENVIRONMENT": "py"}, "/tree")
+    assert seen("cara", ["tas"], "py")[0]["WHO"] == "tas"
+    assert seen("prof", ["lab", "tas"], "gpu") == (
+        {"NLTK_DATA": "/srv/nltk_data", "LEVEL": "gpu", "WHO": "tas", "LAB": "yes",
+         "HUBKEEPER_ENVIRONMENT": "gpu"}, "/voila/render/intro.ipynb")
+
+    # One environment for everyone: no profiles, the environment's UI and variables in
+    # singleuser, the groups' through the pre-spawn hook.
+    config.write_text(CLUSTER_BASE.replace("admins: [prof]}", "admins: [prof], groups: "
+                                           "{lab: [prof], tas: [cara]}}") + SERVERS +
+                      "environments:\n  py: {image: x/py:1, ui: lab, env: {LEVEL: py}}\n")
+    values = exported(config)
+    assert schema_errors(values) == []
+    assert "profileList" not in values["singleuser"]
+    assert values["singleuser"]["defaultUrl"] == "/lab"
+    assert values["singleuser"]["extraEnv"] == {
+        "NLTK_DATA": "/srv/nltk_data", "LEVEL": "py", "WHO": "hub",
+        "HUBKEEPER_ENVIRONMENT": "py"}
+    pod, _ = user_pod(values, "prof", ["lab"])
+    assert _env(pod["spec"]["containers"][0])["WHO"] == "lab"
+    assert _env(pod["spec"]["containers"][0])["JUPYTERHUB_DEFAULT_URL"] == "/lab"

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from hubkeeper.config.access import GroupName
+from hubkeeper.config.servers import ENV_HELP, UI_HELP, EnvVars, UserInterface
 from hubkeeper.config.types import (
     ENVIRONMENT_NAME_PATTERN,
     Duration,
@@ -183,6 +184,13 @@ class Environment(Section):
         description="The environment a user gets when they do not choose one. Exactly one "
         "environment has it when there are several; a single environment is the default.",
     )
+    ui: UserInterface | None = Field(
+        None, description=UI_HELP + " Empty: servers.ui.")
+    env: EnvVars = Field(
+        default_factory=dict,
+        description=ENV_HELP.replace("every user's server", "this environment's servers")
+        + " They replace servers.env of the same name; servers.groups.<group>.env replaces "
+        "them.")
     keep: int = Field(
         3, ge=1, le=100,
         description="How many builds (docker: images) of this environment are kept, the "

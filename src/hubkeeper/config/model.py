@@ -2,9 +2,9 @@
 
 Its sections are built by topic in `access.py` (hub, proxy, auth, users), `environments.py`
 (hooks, data, environments), `operation.py` (snapshots, archive, TLS, nginx, systemd,
-services) and `resources.py` (culling, starts, classes, limits, Slurm, Kubernetes); rules
-that span fields in `rules/`; loading (with file:line positions) in `loader.py`; the value
-types in `types.py`. Pure data.
+services), `resources.py` (culling, starts, classes, limits, Slurm, Kubernetes) and
+`servers.py` (the servers' variables and UI); rules that span fields in `rules/`; loading
+(with file:line positions) in `loader.py`; the value types in `types.py`. Pure data.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from hubkeeper.config.resources import (
     SlurmSection,
     StartsSection,
 )
+from hubkeeper.config.servers import ServersSection
 from hubkeeper.config.types import SCHEMA_VERSION, Section
 
 
@@ -68,6 +69,10 @@ class HubSpec(Section):
         description="Named Python environments (name -> packages, groups, home template), "
         "built by `hubkeeper env build`. Empty: servers run from hubkeeper's own venv.",
     )
+    servers: ServersSection = Field(
+        default_factory=ServersSection,
+        description="What every server starts with: the UI it opens, environment variables "
+        "(hub-wide and per group).")
     snapshots: SnapshotsSection = Field(
         default_factory=SnapshotsSection,
         description="Where `hubkeeper snapshot` writes and how many it keeps.",

@@ -5,7 +5,8 @@ token of its own from the hub (the service may issue tokens for this one user on
 `tokens!user=hubkeeper-canary`, render/hubkeeper_services.py), starts its server with that
 token, runs `1+1` in a kernel over the websocket through the proxy, as a browser's JupyterLab
 does, then its server is stopped and the hub user deleted. In system mode its server runs as
-the account `hubkeeper-canary`, which hubkeeper makes once and records in its journal
+the account `hkcanary-<hub>` (one per hub: hubs may share a machine), which hubkeeper makes
+once and records in its journal
 (origin `canary`: not a roster user, never unregistered by the roster's sync; `retire`
 removes it with the others).
 """
@@ -13,6 +14,7 @@ removes it with the others).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import pwd
 import subprocess
@@ -27,7 +29,8 @@ from hubkeeper.host.hubapi import ApiError, HubAPI, HubUnreachable, fetch
 from hubkeeper.host.peer import ListenerRefused
 from hubkeeper.state.journal import AccountRecord, Journal
 
-CANARY_USER = "hubkeeper-canary"
+CANARY_USER = "hubkeeper-canary"  # the hub user, in each hub's own database
+CANARY_ACCOUNT_PREFIX = "hkcanary-"  # its Linux account: hkcanary-<hub> (canary_account)
 CANARY_ORIGIN = "canary"
 START_DEADLINE = 120.0
 CODE_DEADLINE = 60.0
@@ -44,34 +47,46 @@ class CanaryResult:
     seconds: float
 
 
-def ensure_account(journal_path: Path) -> str:
-    """System mode: the canary's Linux account, made once and journaled (intent first)."""
+def canary_account(hub_name: str) -> str:
+    """The canary's Linux account on this machine for hub `hub_name`: one per hub, so that
+    hubs sharing a machine never claim each other's (and at most 32 characters)."""
+    name = CANARY_ACCOUNT_PREFIX + hub_name
+    if len(name) <= 32:
+        return name
+    digest = hashlib.sha256(hub_name.encode()).hexdigest()[:6]
+    return f"{CANARY_ACCOUNT_PREFIX}{hub_name[:16].rstrip('-')}-{digest}"
+
+
+def ensure_account(journal_path: Path, hub_name: str) -> str:
+    """System mode: the canary's Linux account, made once and journaled (intent first).
+    A journal that already records one (an earlier hubkeeper's `hubkeeper-canary`) keeps it."""
     journal = Journal.load(journal_path)
     record = journal.accounts.get(CANARY_USER)
+    account = record.account if record is not None else canary_account(hub_name)
     try:
-        entry = pwd.getpwnam(CANARY_USER)
+        entry = pwd.getpwnam(account)
     except KeyError:
         entry = None
     if record is not None and record.state == "created" and entry is not None:
-        return CANARY_USER
+        return account
     if entry is not None and record is None:
-        raise CanaryFailed(f"an account {CANARY_USER!r} exists that hubkeeper did not make",
+        raise CanaryFailed(f"an account {account!r} exists that hubkeeper did not make",
                            hint="remove or rename it; hubkeeper makes its own canary account")
-    journal.accounts[CANARY_USER] = AccountRecord(account=CANARY_USER, user=CANARY_USER,
+    journal.accounts[CANARY_USER] = AccountRecord(account=account, user=CANARY_USER,
                                                   state="creating", origin=CANARY_ORIGIN)
     journal.save()
     if entry is None:
         done = subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin",
-                               "--comment", "hubkeeper canary", CANARY_USER],
+                               "--comment", "hubkeeper canary", account],
                               capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
-            raise CanaryFailed(f"useradd {CANARY_USER} failed: {done.stderr.strip()}")
-        entry = pwd.getpwnam(CANARY_USER)
+            raise CanaryFailed(f"useradd {account} failed: {done.stderr.strip()}")
+        entry = pwd.getpwnam(account)
     journal.accounts[CANARY_USER] = AccountRecord(
-        account=CANARY_USER, user=CANARY_USER, state="created", uid=entry.pw_uid,
+        account=account, user=CANARY_USER, state="created", uid=entry.pw_uid,
         gid=entry.pw_gid, home=entry.pw_dir, origin=CANARY_ORIGIN)
     journal.save()
-    return CANARY_USER
+    return account
 
 
 def run_canary(hub_url: str, public_url: str, service_token: str) -> CanaryResult:

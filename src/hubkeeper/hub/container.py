@@ -213,7 +213,7 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
         await self.check_free_space()
         self.ensure_home()
         account = pwd.getpwnam(self.account)
-        self.environment_name = name
+        self.use_environment(name)
         self.image = self.recorded_image(name)
         self.environment_folder = await self.seed_environment_folder(name)
         self.notebook_dir = self.environment_folder

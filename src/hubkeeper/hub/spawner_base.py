@@ -49,6 +49,7 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
     user_options: Any
     orm_spawner: Any
     db: Any
+    default_url: str
 
     personal = Bool(
         False,
@@ -101,6 +102,17 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
     )
     default_environment = Unicode(
         "", config=True, help="The environment a user gets when they do not choose one.",
+    )
+
+    server_env = Dict(
+        Unicode(), config=True,
+        help="servers.env: variables of every user's server (environments[<name>]['env'] "
+        "and group_env replace them by name).",
+    )
+    group_env = List(
+        Dict(), config=True,
+        help="servers.groups in hub.yaml's order: [{group, env}]; for each name the first "
+        "of the user's groups that sets it wins, over the environment's and the hub-wide.",
     )
 
     limits = Dict(
@@ -307,6 +319,31 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
 
         return checked_in_start
 
+    def use_environment(self, name: str | None) -> None:
+        """This start's environment: its name (HUBKEEPER_ENVIRONMENT, its variables) and the
+        UI its server opens (Spawner.default_url, rendered per environment)."""
+        self.environment_name = name or ""
+        if name and self.environments[name].get("default_url"):
+            self.default_url = self.environments[name]["default_url"]
+
+    def configured_env(self) -> dict[str, str]:
+        """hub.yaml's variables for this start: hub-wide, then the chosen environment's, then
+        the user's groups' (the first listed under servers.groups wins)."""
+        env = dict(self.server_env)
+        if self.environment_name:
+            env.update(self.environments[self.environment_name].get("env") or {})
+        groups = {group.name for group in self.user.groups}
+        for entry in reversed(self.group_env):  # the first listed is applied last, and wins
+            if entry["group"] in groups:
+                env.update(entry["env"])
+        return env
+
+    def get_env(self) -> dict[str, str]:
+        """hub.yaml's variables under everything the spawner sets (the names are refused
+        when hub.yaml is loaded; this keeps JupyterHub's and the backend's values on top).
+        Every backend's env, docker's container and Slurm's export list, comes from here."""
+        return {**self.configured_env(), **super().get_env()}  # type: ignore[misc]
+
     def limits_for_user(self) -> Limits:
         """This user's limits: the hub's, or the largest of their groups' where set."""
         def limits(value: dict[str, Any]) -> Limits:
@@ -330,7 +367,8 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
             raise
         await self.check_free_space()
         self.ensure_home()
-        self.environment_name, self.environment_folder = name or "", ""
+        self.use_environment(name)
+        self.environment_folder = ""
         if not name:
             return None
         python = self.environment_python(name)

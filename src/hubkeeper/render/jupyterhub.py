@@ -18,6 +18,7 @@ from hubkeeper.config.backends import backend_of
 from hubkeeper.config.environments import Hook
 from hubkeeper.config.model import HubSpec, default_environment
 from hubkeeper.config.rules.mode import auth_kind
+from hubkeeper.config.servers import ui_url
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.context.urls import bind_url, hub_bind_url
@@ -52,6 +53,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_hooks(c, spec, runtime)
     update_data(c, spec, runtime)
     update_environments(c, spec, runtime)
+    update_servers(c, spec, runtime)
     update_services(c, spec, runtime)
     update_culling(c, spec, runtime)
     update_limits(c, spec, runtime)
@@ -210,7 +212,7 @@ def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
                              hint="hubkeeper export z2jh (docs/kubernetes.md)")
     c.JupyterHub.spawner_class = spawner_class
     c.Spawner.cmd = list(runtime.singleuser_command)
-    c.Spawner.default_url = "/lab"
+    c.Spawner.default_url = ui_url(spec.servers.ui)
     c.HubkeeperSpawner.personal = runtime.mode == "personal"
     c.HubkeeperSpawner.account_prefix = spec.users.account_prefix
     if runtime.mode == "system":
@@ -296,12 +298,28 @@ def update_environments(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             "home_template": (_config_path(runtime, env.home_template)
                               if env.home_template else ""),
             **({"starter_files": env.starter_files} if env.starter_files else {}),
+            # every environment says its UI: a start sets it over the last start's
+            "default_url": ui_url(env.ui or spec.servers.ui),
+            **({"env": dict(env.env)} if env.env else {}),
             **({"server_config": [_config_path(runtime, value) for value in env.server_config]}
                if env.server_config else {}),
         }
         for name, env in spec.environments.items()
     }
     c.HubkeeperSpawner.default_environment = default_environment(spec) or ""
+
+
+def update_servers(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """The servers' variables: hub-wide here, per environment in `environments`, per group
+    in hub.yaml's order (the first of a user's groups wins a name; hub/spawner_base.py)."""
+    servers = spec.servers
+    if servers.env:
+        c.HubkeeperSpawner.server_env = dict(servers.env)
+    # a list: the order is the precedence, and a list keeps it through any serialisation
+    group_env = [{"group": name, "env": dict(group.env)}
+                 for name, group in servers.groups.items() if group.env]
+    if group_env:
+        c.HubkeeperSpawner.group_env = group_env
 
 
 def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:

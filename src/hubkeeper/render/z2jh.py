@@ -168,9 +168,12 @@ def _group_data(spec: HubSpec) -> dict[str, Any]:
     folders = [{"name": f"hubkeeper-folder-{index}", "group": folder.group,
                 "path": folder.path, "claim": data_claim(spec, folder.path)}
                for index, folder in enumerate(spec.data.group_folders)]
-    if not (access or limits or folders):
+    env = [{"group": name, "env": dict(group.env)}
+           for name, group in spec.servers.groups.items() if group.env]
+    if not (access or limits or folders or env):
         return {}
-    return {"access": access, "limits": limits, "folders": folders,
+    return {"access": access, "limits": limits, "folders": folders, "env": env,
+            "profiles": not single_environment(spec),
             "memory_guarantee": spec.kubernetes.memory_guarantee,
             "cpu_guarantee": spec.kubernetes.cpu_guarantee}
 

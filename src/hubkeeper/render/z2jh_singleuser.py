@@ -17,6 +17,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 
 from hubkeeper.config.environments import Hook
 from hubkeeper.config.model import HubSpec, default_environment
+from hubkeeper.config.servers import ui_url
 from hubkeeper.render.hubkeeper_services import ACTIVITY_DEFAULT, activity_interval
 
 # The chart's names for the home volume; written out because the init containers mount it.
@@ -80,8 +81,10 @@ def singleuser_values(spec: HubSpec, scripts: Mapping[str, str]) -> CommentedMap
     kube = spec.kubernetes
     default = default_environment(spec)
     assert default is not None, "kubernetes_problems wants environments"
+    single = single_environment(spec)
+    ui = (single and spec.environments[single].ui) or spec.servers.ui
     singleuser = yaml_map({"image": chart_image(spec.environments[default].image or ""),
-                           "uid": kube.uid, "fsGid": kube.fs_gid, "defaultUrl": "/lab"})
+                           "uid": kube.uid, "fsGid": kube.fs_gid, "defaultUrl": ui_url(ui)})
     storage = yaml_map({
         "type": "dynamic",
         "capacity": quantity(kube.home_size),
@@ -116,11 +119,18 @@ def singleuser_values(spec: HubSpec, scripts: Mapping[str, str]) -> CommentedMap
     if limits.cpu:
         singleuser["cpu"] = yaml_map({"limit": limits.cpu,
                                       "guarantee": round(limits.cpu * kube.cpu_guarantee, 3)})
-    if not single_environment(spec):
+    # servers.env for everyone; an environment's own over it (its profile's, merged by
+    # KubeSpawner), and the groups' over both (hubkeeper-groups in hub.extraConfig)
+    extra_env = yaml_map(spec.servers.env)
+    if not single:
         singleuser["profileList"] = [_profile(spec, name, scripts) for name in spec.environments]
+        if extra_env:
+            singleuser["extraEnv"] = extra_env
     else:
         singleuser["initContainers"] = _init_containers(spec, default, scripts)
-        singleuser["extraEnv"] = yaml_map({"HUBKEEPER_ENVIRONMENT": default})
+        extra_env.update(spec.environments[single].env)
+        extra_env["HUBKEEPER_ENVIRONMENT"] = default
+        singleuser["extraEnv"] = extra_env
     links = [(folder.link, folder.path) for folder in spec.data.group_folders if folder.link]
     if links:
         singleuser["lifecycleHooks"] = yaml_map({"postStart": {"exec": {"command": [
@@ -152,10 +162,12 @@ def _profile(spec: HubSpec, name: str, scripts: Mapping[str, str]) -> dict[str, 
         "kubespawner_override": {
             "image": env.image,
             "init_containers": _init_containers(spec, name, scripts),
-            "environment": {"HUBKEEPER_ENVIRONMENT": name},
+            "environment": {**env.env, "HUBKEEPER_ENVIRONMENT": name},
             "notebook_dir": f"{spec.kubernetes.home_mount}/{name}",
         },
     }
+    if env.ui:
+        profile["kubespawner_override"]["default_url"] = ui_url(env.ui)
     if name == default_environment(spec):
         profile["default"] = True
     return profile

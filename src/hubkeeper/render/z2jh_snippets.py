@@ -12,7 +12,8 @@ from typing import Any
 
 GROUPS = '''\
 # hubkeeper: what depends on a user's groups (hub.yaml environments.<name>.groups,
-# limits.groups, data.group_folders). Written by `hubkeeper export z2jh`: edit hub.yaml.
+# limits.groups, data.group_folders, servers.groups). Written by `hubkeeper export
+# z2jh`: edit hub.yaml.
 import copy
 import json
 
@@ -25,9 +26,20 @@ def hubkeeper_groups_of(spawner):
     return {{group.name for group in spawner.user.groups}}
 
 
+def hubkeeper_group_env(spawner):
+    """servers.groups: for each name, the value of the first of the user's groups listed."""
+    groups = hubkeeper_groups_of(spawner)
+    env = {{}}
+    for entry in reversed(HUBKEEPER_GROUPS["env"]):
+        if entry["group"] in groups:
+            env.update(entry["env"])
+    return env
+
+
 def hubkeeper_profiles(spawner):
     """The environments open to the user's groups (an environment without groups is open
-    to everyone). A start asking for another one is refused by KubeSpawner."""
+    to everyone), each with the groups' variables over its own. A start asking for another
+    one is refused by KubeSpawner."""
     groups = hubkeeper_groups_of(spawner)
     access = HUBKEEPER_GROUPS["access"]
     profiles = [copy.deepcopy(profile) for profile in HUBKEEPER_PROFILES
@@ -35,6 +47,10 @@ def hubkeeper_profiles(spawner):
     if not profiles:
         raise web.HTTPError(403, "No environment of this hub is open to your groups; "
                             "ask your instructor.")
+    env = hubkeeper_group_env(spawner)
+    for profile in profiles:
+        override = profile.setdefault("kubespawner_override", {{}})
+        override["environment"] = {{**override.get("environment", {{}}), **env}}
     return profiles
 
 
@@ -46,9 +62,11 @@ def hubkeeper_with(existing, name, item):
 
 
 def hubkeeper_before_start(spawner):
-    """Limits of the user's groups (the largest of each, replacing the hub-wide one) and
-    the group folders of the groups they are in."""
+    """Limits of the user's groups (the largest of each, replacing the hub-wide one), the
+    group folders of the groups they are in, and their variables (a profile, loaded after
+    this hook, carries them again over its environment's own)."""
     groups = hubkeeper_groups_of(spawner)
+    spawner.environment = {{**spawner.environment, **hubkeeper_group_env(spawner)}}
     limits = [HUBKEEPER_GROUPS["limits"][name] for name in sorted(groups)
               if name in HUBKEEPER_GROUPS["limits"]]
     memory = [limit["memory"] for limit in limits if limit.get("memory")]
@@ -69,7 +87,7 @@ def hubkeeper_before_start(spawner):
             "name": folder["name"], "mountPath": folder["path"]}})
 
 
-if HUBKEEPER_GROUPS["access"]:
+if HUBKEEPER_GROUPS["profiles"] and (HUBKEEPER_GROUPS["access"] or HUBKEEPER_GROUPS["env"]):
     HUBKEEPER_PROFILES = c.KubeSpawner.profile_list  # singleuser.profileList
     c.KubeSpawner.profile_list = hubkeeper_profiles
 c.KubeSpawner.pre_spawn_hook = hubkeeper_before_start

@@ -28,13 +28,14 @@ def environment_group_problems(loaded: LoadedSpec, groups: Collection[str]) -> l
 
 
 def group_reference_problems(loaded: LoadedSpec, groups: Collection[str]) -> list[Problem]:
-    """limits.groups, services[].groups, schedule[].group and slurm.groups name roster
-    groups, or groups the identity provider's groups fill at login (a typo would silently
-    give its members the hub-wide limits, or lock everyone out of a service)."""
+    """limits.groups, servers.groups, services[].groups, schedule[].group and slurm.groups
+    name roster groups, or groups the identity provider's groups fill at login (a typo would
+    silently give its members the hub-wide limits, or lock everyone out of a service)."""
     spec = loaded.spec
     known = set(groups) | set(provider_groups(spec.auth)[0].values())
     named: list[tuple[tuple[str | int, ...], str]] = [
         (("limits", "groups", name), name) for name in spec.limits.groups]
+    named += [(("servers", "groups", name), name) for name in spec.servers.groups]
     named += [(("services", index, "groups", position), group)
               for index, service in enumerate(spec.services)
               for position, group in enumerate(service.groups)]
