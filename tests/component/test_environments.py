@@ -1,6 +1,8 @@
 """Environments (environments:), as root with real Linux accounts: `hubkeeper env build`,
 the spawn form, a forged API start, kernels from the chosen build, the per-environment
-folder and `env rebuild` under a running server."""
+folder and `env rebuild` under a running server; an R environment's kernel (Debian's R and
+IRkernel, a Debian r-cran package, one from a CRAN-like repository on disk) only for its
+group's servers."""
 
 from __future__ import annotations
 
@@ -24,12 +26,15 @@ PASSWORD = "Correct-Horse-7"
 LAB = f"{P}lab"
 # tabulate and toolz are tiny pure-Python packages that hubkeeper's venv does not have.
 # Variables: hub-wide < the environment's < the group's; fun opens the notebook interface.
+# fun is also an R environment: jsonlite from Debian (r-cran-jsonlite), hkdemo from a
+# CRAN-like repository the test writes (cran/, see cran_repository below).
 ENVIRONMENTS = (
     "environments:\n"
     "  tables: {packages: [tabulate], default: true, env: {HK_LEVEL: tables},\n"
     "           server_config: [extra/server.py]}\n"
     "  fun: {packages: [toolz], groups: [" + LAB + "], home_template: tpl, ui: notebook,\n"
-    "        env: {HK_LEVEL: fun, HK_GROUP: fun}}\n"
+    "        env: {HK_LEVEL: fun, HK_GROUP: fun},\n"
+    "        r: {packages: [jsonlite], cran: [hkdemo], cran_repository: 'file://CRAN'}}\n"
     "servers:\n"
     "  env: {NLTK_DATA: /srv/nltk_data, HK_LEVEL: hub, HK_GROUP: hub}\n"
     "  groups: {" + LAB + ": {env: {HK_GROUP: lab}}}\n"
@@ -43,6 +48,28 @@ PROBE = ("import os, sys\nr = {'prefix': sys.prefix, 'cwd': os.getcwd(), "
          "    try:\n        __import__(m); r[m] = True\n"
          "    except ImportError:\n        r[m] = False\n"
          "import json; json.dumps(r)")
+
+
+R_PROBE = 'library(jsonlite); library(hkdemo); paste(hello(), toJSON(1 + 1), .libPaths()[1])'
+
+
+def cran_repository(where: Path) -> Path:
+    """A CRAN-like repository on disk holding one tiny package, hkdemo (R CMD build,
+    tools::write_PACKAGES): what install.packages reads from CRAN, without the network."""
+    package = where / "src-hkdemo"
+    (package / "R").mkdir(parents=True)
+    (package / "DESCRIPTION").write_text(
+        "Package: hkdemo\nVersion: 0.1.0\nTitle: A Package for Tests\nDescription: Says "
+        "hello.\nLicense: MIT\nAuthor: Nobody\nMaintainer: Nobody <nobody@example.org>\n")
+    (package / "NAMESPACE").write_text("export(hello)\n")
+    (package / "R" / "hello.R").write_text('hello <- function() "hello from cran"\n')
+    contrib = where / "cran" / "src" / "contrib"
+    contrib.mkdir(parents=True)
+    subprocess.run(["R", "CMD", "build", "--no-manual", "--no-build-vignettes", str(package)],
+                   cwd=contrib, check=True, capture_output=True, timeout=120)
+    subprocess.run(["Rscript", "-e", 'tools::write_PACKAGES(".", type = "source")'],
+                   cwd=contrib, check=True, capture_output=True, timeout=120)
+    return where / "cran"
 
 
 def hubkeeper(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -101,11 +128,22 @@ async def session(url: str, name: str, environment: str | None, code: list[str],
         return results
 
 
-async def in_running(url: str, name: str, code: str) -> str:
+async def in_running(url: str, name: str, code: str, kernel: str = "python3") -> str:
     async with SimUser(url, name, PASSWORD) as user:
         await user.login()
         await user.open_server()
-        return await user.run_code(code)
+        return await user.run_code(code, kernel_name=kernel)
+
+
+async def kernelspecs(url: str, name: str, stop: bool) -> dict:
+    """The kernelspecs the user's running server offers, by name."""
+    async with SimUser(url, name, PASSWORD) as user:
+        await user.login()
+        await user.open_server()
+        specs = (await user.kernelspecs())["kernelspecs"]
+        if stop:
+            await user.stop_server()
+        return specs
 
 
 def result(text: str) -> dict:
@@ -139,7 +177,8 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann, bo),
                           extra=ENVIRONMENTS, hub_extra="  extra_config: [extra/hub.py]\n")
     config.write_text(config.read_text().replace(
-        "users:\n", f"users:\n  groups: {{{LAB}: [{ann}]}}\n"))
+        "users:\n", f"users:\n  groups: {{{LAB}: [{ann}]}}\n").replace(
+        "file://CRAN", f"file://{cran_repository(workdir)}"))
 
     built = hubkeeper(config, "env", "build")
     assert built.returncode == 0, built.stderr
@@ -148,6 +187,10 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     rows = {env["name"]: env for env in listed["environments"]}
     assert any(line.startswith("tabulate==") for line in rows["tables"]["locked"])
     assert any(line.startswith("toolz==") for line in rows["fun"]["locked"])
+    assert "cran:hkdemo==0.1.0" in rows["fun"]["locked"]
+    debian = {line.split("==")[0] for line in rows["fun"]["locked"]}
+    assert {"r-base-core", "r-cran-irkernel", "r-cran-jsonlite"} <= debian
+    assert not any(line.startswith("r-") for line in rows["tables"]["locked"])
     envs = workdir / "state" / "envs"
     first_fun = (envs / "fun" / "current").resolve()
     assert oct(first_fun.stat().st_mode & 0o777) == "0o755"
@@ -165,8 +208,13 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     # bo gets the default; ann chooses fun.
     files = "[open(name, 'w').close() for name in ('x.hidden', 'x.shown')]"
     bo_path, bo_page, bo_probe, _, bo_listing, bo_metrics = asyncio.run(session(
-        hub.url, bo, None, [PROBE, files], gets=("api/contents/", "api/metrics/v1")))
+        hub.url, bo, None, [PROBE, files], stop=False,
+        gets=("api/contents/", "api/metrics/v1")))
     bo_run = result(bo_probe)
+    # Debian's r-cran-irkernel has an `ir` kernelspec in /usr/share/jupyter/kernels: a
+    # server of an environment without R does not offer it.
+    bo_kernels = asyncio.run(kernelspecs(hub.url, bo, stop=True))
+    assert "ir" not in bo_kernels and "python3" in bo_kernels
     assert bo_run["tabulate"] and not bo_run["toolz"]
     assert bo_run["extra"] == "from extra_config"  # hub.extra_config reached the kernel
     listed = {item["name"] for item in bo_listing["content"]}
@@ -198,6 +246,12 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     asyncio.run(session(hub.url, ann, "fun", ["1"], stop=False))
     assert (folder / "notes.txt").read_text() == "mine\n"
     assert (folder / "new.txt").read_text() == "new\n"
+    # fun's R: its build's kernelspec, R code over the websocket, both packages.
+    ann_kernels = asyncio.run(kernelspecs(hub.url, ann, stop=False))
+    assert ann_kernels["ir"]["spec"]["env"] == {"R_LIBS": f"{first_fun}/R/library"}
+    assert asyncio.run(in_running(hub.url, ann, "1+1", kernel="ir")) == "[1] 2"
+    assert asyncio.run(in_running(hub.url, ann, R_PROBE, kernel="ir")) == \
+        f'[1] "hello from cran [2] {first_fun}/R/library"'
 
     # Rebuild under the running server: it keeps working on its build; new servers move.
     rebuilt = hubkeeper(config, "env", "rebuild", "fun")
@@ -317,3 +371,25 @@ def test_rollback_pins_a_build_and_keep_never_removes_one_in_use(workdir: Path) 
     assert "tabulate==" in (envs / b4 / "requirements.lock").read_text()
     assert not (envs / "pinned.json").exists()
     assert builds() == sorted([b3, b4])  # b2 went: the newest other than current is b3
+
+
+def test_an_r_environment_that_cannot_be_built_says_why(workdir: Path) -> None:
+    """CRAN where the machine does not reach it, and a Debian package that does not exist:
+    the build fails with the reason and leaves no current build."""
+    config = write_config(workdir, extra="environments:\n  stats: {r: {cran: [hkdemo], "
+                          "cran_repository: 'http://127.0.0.1:9'}}\n")
+    failed = hubkeeper(config, "env", "build", "stats")
+    assert failed.returncode == 1, failed.stderr
+    assert ("building environment 'stats' failed: the CRAN repository cannot be reached "
+            "(http://127.0.0.1:9)") in failed.stderr
+    assert "list packages Debian has under environments.stats.r.packages" in failed.stderr
+    envs = workdir / "state" / "envs" / "stats"
+    assert not (envs / "current").exists()
+    config.write_text(config.read_text().replace(
+        "{cran: [hkdemo], cran_repository: 'http://127.0.0.1:9'}", "{packages: [nosuchpkg0]}"))
+    failed = hubkeeper(config, "env", "build", "stats")
+    assert failed.returncode == 1, failed.stderr
+    assert ("building environment 'stats' failed: Debian has no package r-cran-nosuchpkg0"
+            in failed.stderr)
+    assert not (envs / "current").exists()
+    assert [p.name for p in envs.iterdir()] == [".lock"]

@@ -134,10 +134,21 @@ class SimUser:
     def _server_headers(self) -> dict[str, str]:
         return {"X-XSRFToken": self._cookie(f"user/{self.name}/", "_xsrf") or ""}
 
-    async def run_code(self, code: str, deadline: float = 60.0) -> str:
-        """Start a kernel, run `code` over the websocket, return the text/plain result."""
+    async def kernelspecs(self) -> dict:
+        """The server's GET /api/kernelspecs: {"default": ..., "kernelspecs": {name: ...}}."""
+        url = self.base + f"user/{self.name}/api/kernelspecs"
+        async with self.session.get(url, headers=self._server_headers()) as response:
+            if response.status != 200:
+                raise SimUserError(f"kernelspecs: HTTP {response.status} "
+                                   f"{_excerpt(await response.text())}")
+            return await response.json()
+
+    async def run_code(self, code: str, deadline: float = 60.0,
+                       kernel_name: str = "python3") -> str:
+        """Start a kernel (`kernel_name`), run `code` over the websocket, return the
+        text/plain result."""
         api = self.base + f"user/{self.name}/api/kernels"
-        async with self.session.post(api, json={"name": "python3"},
+        async with self.session.post(api, json={"name": kernel_name},
                                      headers=self._server_headers()) as response:
             if response.status != 201:
                 raise SimUserError(f"kernel start: HTTP {response.status} "
@@ -158,7 +169,10 @@ class SimUser:
             async with self.session.ws_connect(ws_url, origin=origin,
                                                headers=self._server_headers()) as ws:
                 await ws.send_str(json.dumps(request))
-                return await asyncio.wait_for(self._result(ws, msg_id), deadline)
+                # IRkernel shows a value as display_data, ipykernel as execute_result
+                kinds = {"execute_result"} | ({"display_data"} if kernel_name != "python3"
+                                              else set())
+                return await asyncio.wait_for(self._result(ws, msg_id, kinds), deadline)
         finally:
             async with self.session.delete(f"{api}/{kernel['id']}",
                                            headers=self._server_headers()):
@@ -175,7 +189,8 @@ class SimUser:
                                    f"{_excerpt(await response.text())}")
             return await response.json()
 
-    async def _result(self, ws: aiohttp.ClientWebSocketResponse, msg_id: str) -> str:
+    async def _result(self, ws: aiohttp.ClientWebSocketResponse, msg_id: str,
+                      kinds: set[str]) -> str:
         async for message in ws:
             if message.type != aiohttp.WSMsgType.TEXT:
                 continue
@@ -183,7 +198,7 @@ class SimUser:
             if reply.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = reply.get("msg_type") or reply["header"]["msg_type"]
-            if kind == "execute_result":
+            if kind in kinds:
                 return reply["content"]["data"]["text/plain"]
             if kind == "error":
                 raise SimUserError(f"kernel error: {reply['content'].get('evalue')}")

@@ -63,6 +63,10 @@ def test_a_docker_hub_renders_the_container_spawner() -> None:
      "  py: {image: a:1, packages: [pandas]}\n",
      "hub.yaml:4:30: environments.py.packages: not used on backend docker: install them in "
      "the image (RUN pip install ... in its Dockerfile)"),
+    ("backend: docker\nusers: {allowed: [a]}\nenvironments:\n"
+     "  py: {image: a:1, r: {packages: [jsonlite]}}\n",
+     "hub.yaml:4:23: environments.py.r: not used on backend docker: install R and IRkernel "
+     "in the image"),
     ("users: {allowed: [a]}\nenvironments:\n  py: {image: 'a:1'}\n",
      "hub.yaml:3:15: environments.py.image: only used with backend: docker (servers in "
      "containers); remove it, or set backend: docker"),

@@ -298,6 +298,26 @@ def test_environments_parse() -> None:
     assert default_environment(spec) == "base"
 
 
+def test_an_r_environment_parses_and_only_its_lists_change_the_build() -> None:
+    from hubkeeper.host import envs, renv
+
+    spec = parse(ENVS_USERS + "environments:\n  stats: {r: {packages: [jsonlite, "
+                 "data.table], cran: [hkdemo]}}\n")
+    r = spec.environments["stats"].r
+    assert r is not None and r.cran_repository == "https://cloud.r-project.org"
+    source = renv.RSource(tuple(r.packages), tuple(r.cran), r.cran_repository)
+    assert renv.debian_names(source) == ["r-base-core", "r-cran-irkernel", "r-cran-jsonlite",
+                                         "r-cran-data.table"]
+    python_only = envs.EnvSource("stats", (), None)
+    with_r = envs.EnvSource("stats", (), None, source)
+    assert "r" not in parse(ENVS_USERS + "environments:\n  a: {}\n").environments["a"] \
+        .model_fields_set
+    hashes = {envs.content_hash(python_only), envs.content_hash(with_r),
+              envs.content_hash(envs.EnvSource("stats", (), None, renv.RSource(
+                  ("jsonlite",), ("hkdemo",), r.cran_repository)))}
+    assert len(hashes) == 3
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("environments:\n  a: {default: true}\n  b: {default: true}\n",
      "hub.yaml:4:16: environments.b.default: 'a' is already the default environment; only "
@@ -342,6 +362,15 @@ def test_environments_parse() -> None:
      "hub.yaml:3:11: environments.r.ui: '/voila/../../etc' is not a path in the server"),
     ("environments:\n  r: {ui: '/x/{username}'}\n",
      "hub.yaml:3:11: environments.r.ui: '/x/{username}' is not a path in the server"),
+    ("environments:\n  a: {r: {packages: [jsonlite, json_lite]}}\n",
+     "hub.yaml:3:32: environments.a.r.packages[1]: 'json_lite' is not an R package name: "
+     "letters, digits and '.', starting with a letter (e.g. jsonlite, data.table); the "
+     "Debian package is r-cran-<name in lower case>"),
+    ("environments:\n  a: {r: {cran: [ggplot2], cran_repository: 'cran.r-project.org'}}\n",
+     "hub.yaml:3:45: environments.a.r.cran_repository: 'cran.r-project.org' is not a CRAN "
+     "repository URL; write e.g. https://cloud.r-project.org or file:///srv/cran"),
+    ("environments:\n  a: {r: {cran: ['2fast']}}\n",
+     "hub.yaml:3:18: environments.a.r.cran[0]: '2fast' is not an R package name"),
 ])
 def test_environment_errors(text: str, expected: str) -> None:
     problems = problems_of(ENVS_USERS + text)

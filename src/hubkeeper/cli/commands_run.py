@@ -1,4 +1,5 @@
-"""Commands that run the hub and look at it: up, status, usage, capacity, prewarm, env."""
+"""Commands that run the hub and look at it: up, status, usage, capacity, prewarm, env,
+materials."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hubkeeper.cli.app import Context, cli, hub_command, shared_options
 from hubkeeper.cli.output import emit
 from hubkeeper.verbs.capacity import capacity
 from hubkeeper.verbs.env import build_envs, list_envs, prune_env, rebuild_env, rollback_env
+from hubkeeper.verbs.materials import publish
 from hubkeeper.verbs.prewarm import prewarm
 from hubkeeper.verbs.status import status
 from hubkeeper.verbs.up import up
@@ -167,3 +169,31 @@ def env_prune_command(obj: Context, name: str, config: Path | None, as_json: boo
 hub_command(
     env_group, "list", list_envs,
     """Each environment: who may use it, its current build and the versions installed.""")
+
+
+@cli.group("materials")
+def materials_group() -> None:
+    """Course material from git (materials:): publish the instructor's changes now."""
+
+
+@materials_group.command("publish")
+@click.option("--user", "users", multiple=True, metavar="USER",
+              help="Only this user's server (repeatable). Default: every running server.")
+@shared_options()
+@click.pass_context
+def materials_publish_command(ctx: click.Context, users: tuple[str, ...],
+                              config: Path | None, as_json: bool) -> None:
+    """Pull the materials now into every running server's folder, as each user (the same
+    pull a start runs): new and untouched files follow the instructor, the student's edits
+    win. Exit 1 when a pull failed.
+
+    \b
+    Examples:
+      hubkeeper materials publish
+      hubkeeper materials publish --user ada
+    """
+    obj: Context = ctx.obj
+    result = publish(obj.open(config), users)
+    emit(result, as_json, obj.out)
+    if not result.ok:
+        ctx.exit(exits.FAILED)

@@ -54,8 +54,11 @@ def _model_section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
     out.append("|---|---|---|---|")
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            nested.append((name, annotation))
+        present = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        optional = type(None) in typing.get_args(annotation) and len(present) == 1
+        inner = present[0] if optional else annotation  # `Section | None` too
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            nested.append((name, inner))
         item = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else None
         if isinstance(item, type) and issubclass(item, BaseModel):
             nested.append((f"{name}[]", item))  # a list of mappings: document one item

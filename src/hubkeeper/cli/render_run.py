@@ -1,4 +1,4 @@
-"""Text for running the hub: up, status, usage, capacity, prewarm, env."""
+"""Text for running the hub: up, status, usage, capacity, prewarm, env, materials."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hubkeeper.verbs.env import (
     EnvPruneResult,
     EnvRollbackResult,
 )
+from hubkeeper.verbs.materials import PublishResult
 from hubkeeper.verbs.prewarm import PrewarmResult
 from hubkeeper.verbs.status import StatusResult
 from hubkeeper.verbs.up import Banner, UpResult
@@ -144,6 +145,19 @@ def _(result: PrewarmResult, console: Console) -> None:
     lines += [f"  {name}: NOT started: {why}" for name, why in result.failed]
     if result.until:
         lines.append(f"  kept from idle culling until {result.until}")
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
+@text.register
+def _(result: PublishResult, console: Console) -> None:
+    users = sorted({pull.user for pull in result.pulls} | {u for u, _ in result.failed_users})
+    servers = "server" if len(users) == 1 else "servers"
+    lines = [f"hub '{result.hub}': materials published to {len(users)} running {servers}"]
+    for pull in result.pulls:
+        lines.append(f"  {pull.user}: {pull.report.folder}: {pull.report.describe()}")
+    lines += [f"  {name}: NOT pulled: {why}" for name, why in result.failed_users]
+    lines += [f"  {name}: no running server (its next start pulls)"
+              for name in result.not_running]
     console.print("\n".join(lines), highlight=False, markup=False)
 
 

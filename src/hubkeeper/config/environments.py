@@ -153,6 +153,49 @@ class ImageBuild(Section):
         "the host.")
 
 
+R_PACKAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$")  # R's rule for a name
+
+
+def _r_package_name(value: str) -> str:
+    if len(value) > 64 or not R_PACKAGE_NAME.match(value):
+        raise ValueError(f"{value!r} is not an R package name: letters, digits and '.', "
+                         "starting with a letter (e.g. jsonlite, data.table); the Debian "
+                         "package is r-cran-<name in lower case>")
+    return value
+
+
+RPackageName = Annotated[str, AfterValidator(_r_package_name)]
+
+
+def _cran_repository(value: str) -> str:
+    if not re.match(r"^(https?://[^\s/]+(/\S*)?|file:///\S+)$", value):
+        raise ValueError(f"{value!r} is not a CRAN repository URL; write e.g. "
+                         "https://cloud.r-project.org or file:///srv/cran")
+    return value.rstrip("/")
+
+
+class RSection(Section):
+    """An R kernel for this environment's servers (docs/environments.md, R environments)."""
+
+    packages: list[RPackageName] = Field(
+        default_factory=list,
+        description="R packages installed from Debian, by their R name (jsonlite, ggplot2, "
+        "data.table): `env build` installs Debian's r-cran-<name in lower case> as root when "
+        "missing. They are machine-wide; the build's lock file records their versions.",
+    )
+    cran: list[RPackageName] = Field(
+        default_factory=list,
+        description="R packages installed from cran_repository into the build's own R "
+        "library (with their dependencies that Debian does not already provide). Needs a "
+        "machine that reaches the repository: the build fails and says so otherwise.",
+    )
+    cran_repository: Annotated[str, AfterValidator(_cran_repository)] = Field(
+        "https://cloud.r-project.org",
+        description="The CRAN (or CRAN-like) repository cran packages come from: an https "
+        "URL or file:/// path.",
+    )
+
+
 class Environment(Section):
     """The environment servers and kernels run from: a Python venv on the local backend, an
     image on the docker backend (see docs/environments.md)."""
@@ -191,6 +234,12 @@ class Environment(Section):
         description=ENV_HELP.replace("every user's server", "this environment's servers")
         + " They replace servers.env of the same name; servers.groups.<group>.env replaces "
         "them.")
+    r: RSection | None = Field(
+        None,
+        description="Also an R kernel (backends local and slurm): R and IRkernel from "
+        "Debian (r-base-core, r-cran-irkernel), registered for this environment's servers "
+        "only. `r: {}` gives R with Debian's base packages.",
+    )
     keep: int = Field(
         3, ge=1, le=100,
         description="How many builds (docker: images) of this environment are kept, the "

@@ -1,10 +1,11 @@
 """The one typed model of hub.yaml. Every field has a type, bounds, a default and a help text.
 
 Its sections are built by topic in `access.py` (hub, proxy, auth, users), `environments.py`
-(hooks, data, environments), `operation.py` (snapshots, archive, TLS, nginx, systemd,
-services), `resources.py` (culling, starts, classes, limits, Slurm, Kubernetes) and
-`servers.py` (the servers' variables and UI); rules that span fields in `rules/`; loading
-(with file:line positions) in `loader.py`; the value types in `types.py`. Pure data.
+(hooks, data, environments), `materials.py` (course material from git), `operation.py`
+(snapshots, archive, TLS, nginx, systemd, services), `resources.py` (culling, starts,
+classes, limits, Slurm, Kubernetes) and `servers.py` (the servers' variables and UI); rules
+that span fields in `rules/`; loading (with file:line positions) in `loader.py`; the value
+types in `types.py`. Pure data.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import Field
 
 from hubkeeper.config.access import AuthSection, HubSection, ProxySection, UsersSection
 from hubkeeper.config.environments import DataSection, Environment, EnvironmentName, HooksSection
+from hubkeeper.config.materials import Material
 from hubkeeper.config.operation import (
     ArchiveSection,
     HubService,
@@ -73,6 +75,12 @@ class HubSpec(Section):
         default_factory=ServersSection,
         description="What every server starts with: the UI it opens, environment variables "
         "(hub-wide and per group).")
+    materials: list[Material] = Field(
+        default_factory=list,
+        description="Course material from git repositories, pulled into each user's folder "
+        "at every server start and by `hubkeeper materials publish`; the student's edits "
+        "win, new and untouched files follow the instructor (docs/materials.md).",
+    )
     snapshots: SnapshotsSection = Field(
         default_factory=SnapshotsSection,
         description="Where `hubkeeper snapshot` writes and how many it keeps.",

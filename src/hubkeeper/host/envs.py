@@ -7,6 +7,8 @@ new servers use.
     <state>/envs/<name>/pinned.json                 after `env rollback`: the build chosen
                                                     and the content it was chosen against
 
+An R environment's build also holds its R library and `ir` kernelspec (host/renv.py).
+
 The venv holds only the environment's packages; a .pth file appends hubkeeper's own
 site-packages, so JupyterLab, jupyterhub and ipykernel come from there while the
 environment's packages take precedence. After a build the oldest builds beyond the
@@ -39,7 +41,7 @@ from hubkeeper.base.locks import env_lock
 from hubkeeper.config.backends import backend_of
 from hubkeeper.config.loader import LoadedSpec
 from hubkeeper.config.types import config_relative
-from hubkeeper.host import images
+from hubkeeper.host import images, renv
 from hubkeeper.host.envkeep import Pin, pin_now, prune_order
 from hubkeeper.state.statedir import STATE_DIR_MODE, StatePaths
 
@@ -55,6 +57,7 @@ class EnvSource:
     name: str
     packages: tuple[str, ...]
     requirements: Path | None
+    r: renv.RSource | None = None  # environments.<name>.r: also an R kernel
 
 
 def base_python() -> str:
@@ -67,13 +70,17 @@ def base_site_packages() -> str:
 
 
 def content_hash(source: EnvSource) -> str:
-    """Identity of a build: packages, requirements file content, Python version, base."""
-    body = {
+    """Identity of a build: packages, requirements file content, Python version, base, and
+    for an R environment its package lists (a key only then: Python builds keep their
+    hash)."""
+    body: dict[str, object] = {
         "packages": list(source.packages),
         "requirements": source.requirements.read_text() if source.requirements else None,
         "python": sys.version,
         "base": base_site_packages(),
     }
+    if source.r is not None:
+        body["r"] = source.r.identity()
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -123,6 +130,10 @@ def build(source: EnvSource, directory: Path, build_name: str,
     """Make the venv <directory>/<build_name>, install, freeze; on failure remove it and
     raise with pip's last lines. `current` is not touched here."""
     target = directory / build_name
+    debian: dict[str, str] = {}
+    if source.r is not None:  # first: apt's refusal costs no venv
+        debian = renv.ensure_debian(source.name, source.r,
+                                    lambda argv: _run(argv, progress), progress)
     if target.exists():
         shutil.rmtree(target)  # an earlier build that did not finish (no lock file)
     try:
@@ -148,6 +159,10 @@ def build(source: EnvSource, directory: Path, build_name: str,
         frozen = subprocess.check_output(
             [str(env_python(target)), "-m", "pip", "freeze", "--local"], text=True,
             env={"PATH": "/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        if source.r is not None:
+            r_lines = renv.build_r(source.name, source.r, target, debian,
+                                   lambda argv: _run(argv, progress))
+            frozen += "\n".join(r_lines) + "\n"
         _open_up(target)
         lock = target / LOCK_FILE
         lock.write_text(frozen)
@@ -156,6 +171,17 @@ def build(source: EnvSource, directory: Path, build_name: str,
         shutil.rmtree(target, ignore_errors=True)
         raise
     return target
+
+
+def locked_packages(build: Path) -> tuple[str, ...]:
+    """The lock file's packages, one per entry: pip's lines and the R ones (kept there as
+    comments, so the lock stays a requirements file), without the R headings."""
+    lock = build / LOCK_FILE
+    if not lock.is_file():
+        return ()
+    lines = (line.strip() for line in lock.read_text().splitlines())
+    return tuple(line.removeprefix("# ") for line in lines
+                 if line and not line.startswith("# R:"))
 
 
 def switch_current(directory: Path, build_name: str) -> None:
@@ -245,7 +271,9 @@ def env_source(loaded: LoadedSpec, name: str) -> EnvSource:
     env = loaded.spec.environments[name]
     requirements = (config_relative(loaded.directory, env.requirements)
                     if env.requirements else None)
-    return EnvSource(name, tuple(env.packages), requirements)
+    r = (renv.RSource(tuple(env.r.packages), tuple(env.r.cran), env.r.cran_repository)
+         if env.r is not None else None)
+    return EnvSource(name, tuple(env.packages), requirements, r)
 
 
 def make_envs_dir(paths: StatePaths) -> None:

@@ -217,6 +217,7 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
         self.image = self.recorded_image(name)
         self.environment_folder = await self.seed_environment_folder(name)
         self.notebook_dir = self.environment_folder
+        await self.pull_materials()  # on the host, as the user: the home is mounted
         limits = self.limits_for_user()
         self.mem_limit, self.cpu_limit = limits.memory, limits.cpu
         self.ip, self.port = "127.0.0.1", random_port()

@@ -103,6 +103,7 @@ class SlurmJobSpawner(HubkeeperSpawner, SlurmSpawner):
         self.job_python = python or sys.executable  # no environments: hubkeeper's own venv
         if python:
             self.notebook_dir = self.environment_folder
+        await self.pull_materials()  # on this machine: the nodes share the homes
         await self.run_hooks()
         limits = self.limits_for_user()
         # Jupyter shows these to the user (MEM_LIMIT, CPU_LIMIT); Slurm enforces them.

@@ -2,7 +2,8 @@
 (hub/spawner_base.py) and limits in cgroups (host/cgroups.py).
 
 Before the server: the environment is chosen and checked, the disk guard (data.min_free),
-~/<environment>/ seeded from its home template, then the start-up hooks (hub/spawner_steps.py).
+~/<environment>/ seeded from its home template, the course material pulled, then the
+start-up hooks (hub/spawner_steps.py).
 The server runs `<environment>/current/bin/python -P proc/singleuser.py` in ~/<environment>/.
 """
 
@@ -32,6 +33,7 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
             if python:
                 self.cmd = [python, "-P", SINGLEUSER]
                 self.notebook_dir = self.environment_folder
+            await self.pull_materials()
             await self.run_hooks()
             self.prepare_limits()
             started = await super().start()

@@ -86,6 +86,12 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
     hook_log_dir = Unicode(
         "", config=True, help="Directory (kept 0700) of each user's hook log <user>.log.",
     )
+    materials = List(
+        Dict(), config=True,
+        help="Course material pulled as the user at each start, after the environment's "
+        "folder is seeded: [{repo, branch (None: the default), target, environments (empty: "
+        "all), timeout: seconds, on_failure: warn|fail}] (docs/materials.md).",
+    )
     hub_name = Unicode("", config=True, help="The hub's name, given to hooks as HUBKEEPER_HUB.")
     min_free_bytes = Integer(
         0, config=True,

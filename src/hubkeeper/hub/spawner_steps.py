@@ -1,7 +1,8 @@
 """The steps of a start that every backend's spawner shares, besides accounts and admission
 (hub/spawner_base.py): the environment chosen and checked (a user may only start one their
 groups allow, also through the REST API), ~/<environment>/ seeded from its home template,
-and the start-up hooks (hooks.as_root, then hooks.as_user, see hub/hooks.py).
+the course material pulled as the user (materials:, host/materials.py), and the start-up
+hooks (hooks.as_root, then hooks.as_user, see hub/hooks.py).
 
 `StartSteps` is a mixin of HubkeeperSpawner and holds no traits: the settings it reads
 are HubkeeperSpawner's (c.HubkeeperSpawner.*), named below for the reader and the type
@@ -17,23 +18,28 @@ import json
 import logging
 import os
 import pwd
+import signal
 import sys
 from typing import Any
 
 from tornado import web
 
+from hubkeeper.base import procs
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.context.runtime import SERVER_CONFIG_DIR, SERVER_CONFIG_ENV
+from hubkeeper.host.materials import Pull, PullReport, applies, parse_report, pull_argv, pull_env
 from hubkeeper.hub.hooks import (
     SAFE_PATH,
     HookOutcome,
     HookScript,
     Identity,
+    note,
     open_log,
     run_hook,
 )
 
 SEED_TIMEOUT = 60.0  # seconds copying a home template may take
+DEBIAN_KERNELS = "/usr/share/jupyter/kernels"  # kernelspecs of Debian's packages
 
 try:
     from jupyterhub.spawner import SpawnException
@@ -80,6 +86,7 @@ class StartSteps:
     hooks_on_failure: str
     hook_log_dir: str
     hub_name: str
+    materials: list[dict[str, Any]]
 
     environment_name = ""  # the environment of the current start (HUBKEEPER_ENVIRONMENT)
     environment_folder = ""  # ~/<environment>/: the server's cwd and notebook dir
@@ -204,7 +211,10 @@ class StartSteps:
         they win; the environment's server_config files run after them). An environment's
         server runs its own python, whose sys.prefix is the build: point Jupyter at
         hubkeeper's venv (this process's prefix) for the server extensions' config
-        (JupyterLab, jupyter-resource-usage), the lab assets and the data files."""
+        (JupyterLab, jupyter-resource-usage), the lab assets and the data files. Debian's
+        kernelspecs are hidden (proc/singleuser.py): an environment's kernels are its
+        build's (an R environment's `ir`, host/renv.py), hubkeeper's python3, and the
+        user's own."""
         snippets = (self.environments.get(self.environment_name, {}).get("server_config", [])
                     if self.environment_name else [])
         env = {"JUPYTER_CONFIG_PATH": os.pathsep.join(
@@ -213,7 +223,71 @@ class StartSteps:
         if not self.environment_name:
             return env
         return {**env, "JUPYTER_PATH": os.path.join(sys.prefix, "share", "jupyter"),
-                "JUPYTERLAB_DIR": os.path.join(sys.prefix, "share", "jupyter", "lab")}
+                "JUPYTERLAB_DIR": os.path.join(sys.prefix, "share", "jupyter", "lab"),
+                "HUBKEEPER_HIDDEN_KERNELS": DEBIAN_KERNELS}
+
+    # --- course material ----------------------------------------------------------------
+
+    async def pull_materials(self) -> None:
+        """Pull each material of this start's environment into its folder, as the user
+        (host/materials.py). A failed pull is logged and the server starts with the
+        material as it was, unless its on_failure is fail."""
+        chosen = [entry for entry in self.materials
+                  if applies(entry.get("environments") or [], self.environment_name)]
+        if not chosen:
+            return
+        base = self.environment_folder or self.home_dir()
+        identity = self.hook_identity("as_user")
+        log_fd = open_log(self.hook_log_dir, self.user.name)
+        log_path = os.path.join(self.hook_log_dir, f"{self.user.name}.log")
+        try:
+            for entry in chosen:
+                pull = Pull(entry["repo"], entry.get("branch"),
+                            os.path.join(base, entry["target"]), float(entry["timeout"]))
+                note(log_fd, f"materials: pulling {pull.repo} into {pull.folder}")
+                report = await self.pull_material(pull, identity)
+                note(log_fd, f"materials: {pull.folder}: {report.describe()}")
+                if report.ok:
+                    self.log.info("%s: material %s: %s", self.user.name, pull.folder,
+                                  report.describe())
+                    continue
+                os.write(log_fd, report.output.encode())  # git's output, capped by parse_report
+                what = f"material {pull.repo} could not be pulled into {pull.folder}"
+                if entry.get("on_failure") != "fail":
+                    self.log.warning("%s: %s: %s; the server starts with the material as it "
+                                     "was (on_failure: warn); output in %s", self.user.name,
+                                     what, report.error, log_path)
+                    continue
+                raise SpawnRefused(
+                    f"Your server was not started: the course material for "
+                    f"~/{os.path.relpath(pull.folder, self.home_dir())} could not be "
+                    "updated. Tell your instructor.", reason="materials",
+                    log_message=f"{self.user.name}: {what}: {report.error}; output in "
+                    f"{log_path}")
+        finally:
+            os.close(log_fd)
+
+    async def pull_material(self, pull: Pull, identity: Identity) -> PullReport:
+        """One pull as the user (their uid, gid and groups), with its deadline."""
+        kwargs: dict[str, Any] = {}
+        if identity.uid is not None:
+            kwargs = {"user": identity.uid, "group": identity.gid,
+                      "extra_groups": list(identity.groups)}
+        env = pull_env(identity.env["USER"], identity.env["HOME"])
+        proc = await asyncio.create_subprocess_exec(
+            *pull_argv(pull), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd="/",
+            env=env, start_new_session=True, **kwargs)
+        try:
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), pull.timeout)
+        except asyncio.TimeoutError:
+            procs.send_group(proc.pid, signal.SIGKILL)
+            stdout, stderr = await proc.communicate()
+            return parse_report(pull, proc.returncode, stdout, stderr, timed_out=True)
+        except BaseException:  # the start was cancelled: leave nothing running
+            procs.send_group(proc.pid, signal.SIGKILL)
+            raise
+        return parse_report(pull, proc.returncode, stdout, stderr)
 
     # --- start-up hooks -----------------------------------------------------------------
 

@@ -11,14 +11,48 @@ imports `rfc3987_syntax` when it is installed (jupyter_events asks for it), to c
 and "uri" string formats, and that module builds a grammar when it is imported. Jupyter
 Server only checks its own event records with it; users see nothing of it. Marking it absent
 makes jsonschema skip those two formats, as it does wherever the package is not installed.
+
+With HUBKEEPER_HIDDEN_KERNELS set (the local and Slurm servers of environments, see
+hub/spawner_steps.environment_jupyter_paths), the server does not list the kernelspecs in
+that folder: Debian's packages put theirs in /usr/share/jupyter/kernels (r-cran-irkernel's
+`ir`), which would offer every environment's users a kernel that hub.yaml gives only to some
+(an R environment brings its own `ir` in its build, host/renv.py).
 """
 
+import os
 import runpy
 import sys
+import types
+
+HIDDEN_KERNELS = "HUBKEEPER_HIDDEN_KERNELS"
+MODULE = "hubkeeper_singleuser_kernelspecs"  # where the ServerApp imports the class from
+
+
+def hide_kernel_folder(folder: str) -> None:
+    """Have the server use a KernelSpecManager that skips `folder` (kernel_dirs is not a
+    setting of jupyter_client's, so it takes a subclass)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from traitlets import default
+
+    hidden = os.path.normpath(folder)
+
+    class EnvironmentKernelSpecManager(KernelSpecManager):
+        @default("kernel_dirs")
+        def _kernel_dirs_default(self) -> list[str]:
+            return [path for path in super()._kernel_dirs_default()
+                    if os.path.normpath(path) != hidden]
+
+    module = types.ModuleType(MODULE)
+    module.EnvironmentKernelSpecManager = EnvironmentKernelSpecManager  # type: ignore[attr-defined]
+    sys.modules[MODULE] = module
+    sys.argv.append(f"--ServerApp.kernel_spec_manager_class={MODULE}."
+                    "EnvironmentKernelSpecManager")
 
 
 def main() -> None:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+    if os.environ.get(HIDDEN_KERNELS):
+        hide_kernel_folder(os.environ[HIDDEN_KERNELS])
     sys.argv[0] = "jupyterhub-singleuser"
     runpy.run_module("jupyterhub.singleuser", run_name="__main__", alter_sys=True)
 

@@ -54,6 +54,7 @@ def render(spec: HubSpec, runtime: Runtime) -> Config:
     update_data(c, spec, runtime)
     update_environments(c, spec, runtime)
     update_servers(c, spec, runtime)
+    update_materials(c, spec, runtime)
     update_services(c, spec, runtime)
     update_culling(c, spec, runtime)
     update_limits(c, spec, runtime)
@@ -275,10 +276,12 @@ def update_starts(c: Config, spec: HubSpec, runtime: Runtime) -> None:
 
 
 def update_start_timeout(c: Config, spec: HubSpec, runtime: Runtime) -> None:
-    """JupyterHub's deadline covers the whole start: give the hooks and the wait in line
-    (hubkeeper's, or Slurm's queue) their time on top of the server's own."""
+    """JupyterHub's deadline covers the whole start: give the hooks, the materials' pulls
+    and the wait in line (hubkeeper's, or Slurm's queue) their time on top of the server's
+    own."""
     hooks = spec.hooks
     total = sum(hook.timeout for hook in hooks.as_root + hooks.as_user)
+    total += sum(material.timeout for material in spec.materials)
     total += backend_of(spec).queue_timeout(spec)
     if total:
         c.Spawner.start_timeout = SERVER_START_SECONDS + int(total + 0.999)
@@ -320,6 +323,19 @@ def update_servers(c: Config, spec: HubSpec, runtime: Runtime) -> None:
                  for name, group in servers.groups.items() if group.env]
     if group_env:
         c.HubkeeperSpawner.group_env = group_env
+
+
+def update_materials(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    """Course material pulled as the user at each start (set only when there is some, so
+    a hub without it renders as before)."""
+    if not spec.materials:
+        return
+    c.HubkeeperSpawner.materials = [
+        {"repo": material.repo, "branch": material.branch, "target": material.target,
+         "environments": list(material.environments), "timeout": material.timeout,
+         "on_failure": material.on_failure}
+        for material in spec.materials
+    ]
 
 
 def update_groups(c: Config, spec: HubSpec, runtime: Runtime) -> None:

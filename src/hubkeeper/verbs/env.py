@@ -132,9 +132,7 @@ def list_envs(hub: Hub) -> EnvListResult:
                 _pinned(directory, record.id if record else None)))
             continue
         current = envs.current_build(directory)
-        locked: tuple[str, ...] = ()
-        if current and (directory / current / envs.LOCK_FILE).is_file():
-            locked = tuple((directory / current / envs.LOCK_FILE).read_text().split())
+        locked = envs.locked_packages(directory / current) if current else ()
         fresh = bool(current) and current.split("-")[0] == envs.content_hash(
             envs.env_source(loaded, name))
         rows.append(EnvInfo(name, name == default, tuple(env.groups), str(directory), current,

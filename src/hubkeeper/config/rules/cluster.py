@@ -39,6 +39,7 @@ def kubernetes_problems(spec: HubSpec) -> Found:
                              "(for backend local: build one with its packages and push it)"))
         for key, instead in (("build", "build and push it, then give image:"),
                              ("packages", "install them in the image"),
+                             ("r", "install R and IRkernel in the image"),
                              ("requirements", "install them in the image"),
                              ("home_template", "put the files in the image and give "
                               "starter_files:")):
@@ -46,6 +47,10 @@ def kubernetes_problems(spec: HubSpec) -> Found:
                 problems.append((("environments", name, key),
                                  f"not possible on a cluster (it is on this machine): "
                                  f"{instead}"))
+    if spec.materials:
+        problems.append((("materials",), "materials are pulled by this machine into homes "
+                         "on its disks; on Kubernetes give students nbgitpuller links (or put "
+                         "the material in the image) and remove it here"))
     for index, service in enumerate(spec.services):
         problems.append((("services", index), f"services are programs of this machine; on "
                          f"Kubernetes run {service.name!r} as its own Deployment and "

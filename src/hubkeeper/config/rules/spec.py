@@ -15,6 +15,7 @@ from hubkeeper.config.rules.auth_ldap import ldap_problems
 from hubkeeper.config.rules.auth_lti13 import lti13_problems
 from hubkeeper.config.rules.auth_oidc import oidc_problems
 from hubkeeper.config.rules.cluster import kubernetes_problems
+from hubkeeper.config.rules.materials import materials_problems
 
 
 def spec_problems(spec: HubSpec, at: Locate) -> list[Problem]:
@@ -77,6 +78,7 @@ def semantic_problems(spec: HubSpec) -> Found:
     problems += oidc_problems(spec)
     problems += lti13_problems(spec)
     problems += _environment_problems(spec)
+    problems += materials_problems(spec)
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
     problems += _slurm_problems(spec)
@@ -211,6 +213,10 @@ def _backend_environment_problems(
                 problems.append((("environments", name, key),
                                  "not used on backend docker: install them in the image "
                                  "(RUN pip install ... in its Dockerfile)"))
+        if env.r is not None:
+            problems.append((("environments", name, "r"),
+                             "not used on backend docker: install R and IRkernel in the "
+                             "image (e.g. RUN apt-get install r-cran-irkernel)"))
     return problems
 
 
