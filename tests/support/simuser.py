@@ -136,12 +136,9 @@ class SimUser:
 
     async def kernelspecs(self) -> dict:
         """The server's GET /api/kernelspecs: {"default": ..., "kernelspecs": {name: ...}}."""
-        url = self.base + f"user/{self.name}/api/kernelspecs"
-        async with self.session.get(url, headers=self._server_headers()) as response:
-            if response.status != 200:
-                raise SimUserError(f"kernelspecs: HTTP {response.status} "
-                                   f"{_excerpt(await response.text())}")
-            return await response.json()
+        specs = await self.server_get("api/kernelspecs")
+        assert isinstance(specs, dict)
+        return specs
 
     async def run_code(self, code: str, deadline: float = 60.0,
                        kernel_name: str = "python3") -> str:
