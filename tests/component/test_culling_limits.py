@@ -93,16 +93,23 @@ def test_limits_put_the_server_and_its_kernels_in_a_cgroup(workdir: Path, hubs) 
     oom = ("__import__('subprocess').run([__import__('sys').executable, '-c', "
            "'bytearray(2 << 30)']).returncode")
     try:
-        async def visit(user_name: str) -> tuple[str, str]:
+        async def visit(user_name: str) -> tuple[str, str, dict]:
             async with SimUser(hub.url, user_name, hub.password) as user:
                 await user.login()
                 await user.start_server()
                 await user.open_server()
                 inside = await user.run_code("open('/proc/self/cgroup').read()")
                 killed = await user.run_code(oom)
-                return inside, killed
+                # jupyter-resource-usage: what JupyterLab's status bar shows
+                metrics = await user.server_get("api/metrics/v1")
+                assert isinstance(metrics, dict)
+                return inside, killed, metrics
 
-        inside, killed = asyncio.run(visit("student1"))
+        inside, killed, metrics = asyncio.run(visit("student1"))
+        # the user's own limit, in bytes, and CPU against their 0.5 CPU
+        assert metrics["limits"]["memory"]["rss"] == 512 * 1024**2, metrics
+        assert metrics["limits"]["cpu"]["cpu"] == 0.5, metrics
+        assert metrics["rss"] > 0 and "cpu_percent" in metrics, metrics
         assert f"hubkeeper/{name}/student1" in inside
         assert killed == "-9"  # SIGKILL from the OOM killer: the limit holds for children
         group = cgroups.UserGroup(enforcer, name, "student1")

@@ -224,10 +224,17 @@ environments:
     build: {{context: image, trust_host_ca: true}}
     starter_files: /opt/starter
     env: {{HK_LEVEL: py}}
+    server_config: [extra/server.py]
 servers:
   env: {{NLTK_DATA: /srv/nltk_data, HK_LEVEL: hub}}
   groups: {{{lab}: {{env: {{HK_LEVEL: lab}}}}}}
 """)
+    # server_config: run by the image's server from its mount (the variable reaches kernels)
+    (workdir / "extra").mkdir(mode=0o755)
+    (workdir / "extra" / "server.py").write_text(
+        "import os\nos.environ['HK_SNIPPET'] = 'ran'\n"
+        "c.ContentsManager.hide_globs = ['*.hidden']\n")
+    os.chmod(workdir / "extra" / "server.py", 0o644)
     assert not Path("/etc/hk-marker").exists()
     applied = hk(config, "apply")  # accounts, data folders, links, the image
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -245,7 +252,8 @@ servers:
     ann_runs = asyncio.run(session(hub.url, ann, passwords[ann],
                                    [IDENTITY, MOUNTS.format(data=str(data),
                                                             project=str(project)), LIMIT,
-                                    GREEDY_CHILD, "1+1"]))
+                                    GREEDY_CHILD, "1+1",
+                                    "__import__('os').environ.get('HK_SNIPPET')"]))
     bo_runs = asyncio.run(session(hub.url, bo, passwords[bo],
                                   [IDENTITY, MOUNTS.format(data=str(data),
                                                            project=str(project)), LIMIT]))
@@ -314,6 +322,7 @@ servers:
     assert ast.literal_eval(bo_runs[2]) == str(256 * MIB)
     assert ann_runs[3] == "-9"  # SIGKILL from the OOM killer
     assert ann_runs[4] == "2"
+    assert ann_runs[5] == "'ran'"  # environments.py.server_config ran in the container
     assert asyncio.run(in_running(hub.url, ann, passwords[ann], "6*7")) == "42"
 
     # 2. Next start: an edited starter file is kept, a deleted one comes back.

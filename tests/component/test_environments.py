@@ -30,7 +30,8 @@ LAB = f"{P}lab"
 # CRAN-like repository the test writes (cran/, see cran_repository below).
 ENVIRONMENTS = (
     "environments:\n"
-    "  tables: {packages: [tabulate], default: true, env: {HK_LEVEL: tables}}\n"
+    "  tables: {packages: [tabulate], default: true, env: {HK_LEVEL: tables},\n"
+    "           server_config: [extra/server.py]}\n"
     "  fun: {packages: [toolz], groups: [" + LAB + "], home_template: tpl, ui: notebook,\n"
     "        env: {HK_LEVEL: fun, HK_GROUP: fun},\n"
     "        r: {packages: [jsonlite], cran: [hkdemo], cran_repository: 'file://CRAN'}}\n"
@@ -41,7 +42,8 @@ ENVIRONMENTS = (
     "  as_root: [{script: hooks/env.sh}]\n")
 PROBE = ("import os, sys\nr = {'prefix': sys.prefix, 'cwd': os.getcwd(), "
          "'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd'), "
-         "'env': [os.environ.get(n) for n in ('NLTK_DATA', 'HK_LEVEL', 'HK_GROUP')]}\n"
+         "'env': [os.environ.get(n) for n in ('NLTK_DATA', 'HK_LEVEL', 'HK_GROUP')], "
+         "'extra': os.environ.get('HK_EXTRA')}\n"
          "for m in ('tabulate', 'toolz'):\n"
          "    try:\n        __import__(m); r[m] = True\n"
          "    except ImportError:\n        r[m] = False\n"
@@ -111,7 +113,7 @@ async def landing(user: SimUser) -> tuple[str, str]:
 
 
 async def session(url: str, name: str, environment: str | None, code: list[str],
-                  stop: bool = True) -> list[str]:
+                  stop: bool = True, gets: tuple[str, ...] = ()) -> list:
     async with SimUser(url, name, PASSWORD) as user:
         await user.login()
         status, text = await start(user, {"environment": environment} if environment else {})
@@ -119,7 +121,8 @@ async def session(url: str, name: str, environment: str | None, code: list[str],
         await user.wait_ready(120)
         await user.open_server()
         path, page = await landing(user)
-        results = [path, page] + [await user.run_code(each) for each in code]
+        results: list = [path, page] + [await user.run_code(each) for each in code]
+        results += [await user.server_get(endpoint) for endpoint in gets]
         if stop:
             await user.stop_server()
         return results
@@ -162,8 +165,17 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     (workdir / "hooks" / "env.sh").write_text(
         f"#!/bin/sh\necho \"$HUBKEEPER_USER $HUBKEEPER_ENVIRONMENT\" >> {out}/env\n")
     os.chmod(workdir / "hooks" / "env.sh", 0o755)
+    # The escape hatch: a hub setting hub.yaml does not model (a variable in every server)
+    # and a server setting of environment tables (files ending .hidden are not listed).
+    (workdir / "extra").mkdir(mode=0o755)
+    (workdir / "extra" / "hub.py").write_text(
+        'c.Spawner.environment = {"HK_EXTRA": "from extra_config"}\n')
+    (workdir / "extra" / "server.py").write_text(
+        'c.ContentsManager.hide_globs = ["__pycache__", "*.hidden"]\n')
+    for snippet in ("hub.py", "server.py"):
+        os.chmod(workdir / "extra" / snippet, 0o644)
     config = write_config(workdir, mode="system", auth="pam", admins=(), allowed=(ann, bo),
-                          extra=ENVIRONMENTS)
+                          extra=ENVIRONMENTS, hub_extra="  extra_config: [extra/hub.py]\n")
     config.write_text(config.read_text().replace(
         "users:\n", f"users:\n  groups: {{{LAB}: [{ann}]}}\n").replace(
         "file://CRAN", f"file://{cran_repository(workdir)}"))
@@ -194,13 +206,20 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     assert "there is no environment 'nope'" in text, (status, text)
 
     # bo gets the default; ann chooses fun.
-    bo_path, bo_page, bo_probe = asyncio.run(session(hub.url, bo, None, [PROBE], stop=False))
+    files = "[open(name, 'w').close() for name in ('x.hidden', 'x.shown')]"
+    bo_path, bo_page, bo_probe, _, bo_listing, bo_metrics = asyncio.run(session(
+        hub.url, bo, None, [PROBE, files], stop=False,
+        gets=("api/contents/", "api/metrics/v1")))
     bo_run = result(bo_probe)
     # Debian's r-cran-irkernel has an `ir` kernelspec in /usr/share/jupyter/kernels: a
     # server of an environment without R does not offer it.
     bo_kernels = asyncio.run(kernelspecs(hub.url, bo, stop=True))
     assert "ir" not in bo_kernels and "python3" in bo_kernels
     assert bo_run["tabulate"] and not bo_run["toolz"]
+    assert bo_run["extra"] == "from extra_config"  # hub.extra_config reached the kernel
+    listed = {item["name"] for item in bo_listing["content"]}
+    assert "x.shown" in listed and "x.hidden" not in listed  # tables' server_config
+    assert bo_metrics["rss"] > 0  # jupyter-resource-usage runs in an environment's server
     assert bo_run["prefix"] == str((envs / "tables" / "current").resolve())
     # tables opens JupyterLab (servers.ui's default); its variables over the hub-wide ones
     assert bo_path == f"/user/{bo}/lab" and "<title>JupyterLab</title>" in bo_page
@@ -210,6 +229,7 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     ann_path, ann_page, *ann_run = asyncio.run(session(hub.url, ann, "fun", [PROBE, edit]))
     probe = result(ann_run[0])
     assert probe["toolz"] and not probe["tabulate"]
+    assert probe["extra"] == "from extra_config"
     # fun opens the notebook interface's file tree; the group's variable wins over fun's
     assert ann_path == f"/user/{ann}/tree", ann_path
     assert "<title>Home</title>" in ann_page and '"appName": "Jupyter Notebook"' in ann_page

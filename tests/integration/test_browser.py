@@ -7,6 +7,7 @@ runs in personal mode with the shared password, as `hubkeeper up` on free ports.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,9 +35,9 @@ def page(request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Page]:
         yield fresh
 
 
-def _start_hub(workdir: Path, hubs: Any) -> RunningHub:
+def _start_hub(workdir: Path, hubs: Any, extra: str = "") -> RunningHub:
     return hubs.start(write_config(workdir, mode="personal", auth="shared-password",
-                                   allowed=(USER, "student2")))
+                                   allowed=(USER, "student2"), extra=extra))
 
 
 def _hub_api(hub: RunningHub, path: str) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def test_login_reaches_jupyterlab_launcher(workdir: Path, hubs: Any, artifacts: 
                                            page: Page) -> None:
     from playwright.sync_api import expect
 
-    hub = _start_hub(workdir, hubs)
+    hub = _start_hub(workdir, hubs, extra="limits: {memory: 512M}\n")
 
     status = _submit_login(page, hub, hub.password)
     assert status == 302, f"the login POST answered {status}, not a redirect"
@@ -83,6 +84,10 @@ def test_login_reaches_jupyterlab_launcher(workdir: Path, hubs: Any, artifacts: 
     python_card = launcher.locator(".jp-LauncherCard", has_text="Python 3").first
     expect(python_card).to_be_visible(timeout=STEP_TIMEOUT_MS)
     expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=STEP_TIMEOUT_MS)
+    # jupyter-resource-usage: the status bar shows memory use against the user's limit
+    # (512M: "/ 512.00 MB", the extension counting in binary units)
+    expect(page.locator("#jp-main-statusbar")).to_contain_text(
+        re.compile(r"Mem:\s*[\d.]+\s*/\s*512(\.0+)?\s*MB"), timeout=STEP_TIMEOUT_MS)
 
     page.screenshot(path=str(artifacts / SCREENSHOT))
 

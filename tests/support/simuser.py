@@ -122,17 +122,23 @@ class SimUser:
                 raise SimUserError(f"open server: HTTP {response.status} at {response.url}")
             await response.read()
 
+    async def server_get(self, path: str) -> dict | list:
+        """GET /user/<name>/<path> on the opened server (open_server first), as JSON."""
+        url = self.base + f"user/{self.name}/{path}"
+        async with self.session.get(url, headers=self._server_headers()) as response:
+            if response.status != 200:
+                raise SimUserError(f"GET {path}: HTTP {response.status} "
+                                   f"{_excerpt(await response.text())}")
+            return await response.json()
+
     def _server_headers(self) -> dict[str, str]:
         return {"X-XSRFToken": self._cookie(f"user/{self.name}/", "_xsrf") or ""}
 
     async def kernelspecs(self) -> dict:
         """The server's GET /api/kernelspecs: {"default": ..., "kernelspecs": {name: ...}}."""
-        url = self.base + f"user/{self.name}/api/kernelspecs"
-        async with self.session.get(url, headers=self._server_headers()) as response:
-            if response.status != 200:
-                raise SimUserError(f"kernelspecs: HTTP {response.status} "
-                                   f"{_excerpt(await response.text())}")
-            return await response.json()
+        specs = await self.server_get("api/kernelspecs")
+        assert isinstance(specs, dict)
+        return specs
 
     async def run_code(self, code: str, deadline: float = 60.0,
                        kernel_name: str = "python3") -> str:

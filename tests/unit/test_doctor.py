@@ -62,7 +62,7 @@ def test_the_group_folder_acl_as_getfacl_prints_it() -> None:
 def test_the_registry_names_each_check_once() -> None:
     names = [check.name for check in CHECKS]
     assert names == ["hub", "state", "homes", "data", "journal", "disk", "tls", "service",
-                     "containers"]
+                     "containers", "extra_config"]
     assert all(check.title and callable(check.run) for check in CHECKS)
 
 

@@ -57,7 +57,7 @@ INVALID = [
      "hub.yaml:1:1: hubb: unknown key 'hubb'; did you mean 'hub'?"),
     ("misspelt nested key", "hub:\n  name: x\n  prot: 8000\nusers: {allowed: [a]}\n",
      "hub.yaml:3:3: hub.prot: unknown key 'prot'; did you mean 'port'? Valid keys here: "
-     "api_port, base_url, ip, mode, name, port, state_dir"),
+     "api_port, base_url, extra_config, ip, mode, name, port, state_dir"),
     ("port too large", "hub:\n  port: 99999\nusers: {allowed: [a]}\n",
      "hub.yaml:2:9: hub.port: input should be less than or equal to 65535; got 99999"),
     ("port not a number", "hub:\n  port: eighty\nusers: {allowed: [a]}\n",

@@ -38,6 +38,15 @@ def _(result: RenderResult, console: Console) -> None:
     console.print(f"# JupyterHub configuration for {result.config} ({result.mode} mode); "
                   "secrets redacted", highlight=False)
     console.print(as_python(result.jupyterhub).rstrip("\n"), highlight=False, markup=False)
+    for extra in result.extra_config:
+        where = ("hub.extra_config: run in the hub after the configuration above"
+                 if extra.runs == "hub" else
+                 f"server_config of environment {extra.runs.split(':', 1)[1]!r}: run in "
+                 "each of its servers after hubkeeper's server settings")
+        console.print(f"\n# --- {extra.path} ({where}; the operator's own) ---",
+                      highlight=False, markup=False)
+        body = extra.text if extra.text is not None else "# (cannot be read: see `check`)\n"
+        console.print(body.rstrip("\n"), highlight=False, markup=False)
 
 
 def _actions(actions: tuple, console: Console) -> None:

@@ -63,6 +63,16 @@ class HubSection(Section):
         "a directory under the state dir; users are NOT isolated from each other. auto: "
         "system as root, personal otherwise.",
     )
+    extra_config: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="The escape hatch: Python files (relative to this file or absolute) "
+        "the hub loads after hubkeeper's rendered configuration, in order, with `c` and "
+        "`get_config` in scope like a jupyterhub_config.d snippet, for a JupyterHub setting "
+        "hub.yaml does not model. They run as the hub (root in system mode) and are the "
+        "operator's own responsibility: `check` compiles them and refuses one writable by "
+        "anyone but its owner (root or the hub's account), `render` shows them, `doctor` "
+        "lists the settings of hubkeeper's they override.",
+    )
 
 
 class ProxySection(Section):

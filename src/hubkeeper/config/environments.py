@@ -262,3 +262,8 @@ class Environment(Section):
         "copied into ~/<environment>/ at every start, as the user; only files the user "
         "does not have yet are copied.",
     )
+    server_config: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="jupyter_server_config snippets: Python files "
+        "(relative to hub.yaml or absolute) each server of this environment runs at its start, "
+        "after hubkeeper's own server settings, with `c` in scope; the operator's own "
+        "responsibility, checked like hub.extra_config and, in system mode, readable by all.")

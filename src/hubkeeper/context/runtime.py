@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 # Servers start through this script (by path, with -P): see proc/singleuser.py.
 SINGLEUSER = package_file("proc/singleuser.py")
+# First on every server's JUPYTER_CONFIG_PATH: hubkeeper's own server settings, then the
+# environment's server_config files (proc/server_config/jupyter_server_config.py).
+SERVER_CONFIG_DIR = package_file("proc/server_config")
+SERVER_CONFIG_ENV = "HUBKEEPER_SERVER_CONFIG"
 
 
 def resolve_mode(loaded: LoadedSpec, is_root: bool) -> Mode:

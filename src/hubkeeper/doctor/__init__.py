@@ -10,6 +10,7 @@ from __future__ import annotations
 from hubkeeper.doctor.containers import container_checks
 from hubkeeper.doctor.data import data_checks
 from hubkeeper.doctor.disk import disk_checks
+from hubkeeper.doctor.extra_config import extra_config_checks
 from hubkeeper.doctor.findings import Check, Context, Finding, Fix
 from hubkeeper.doctor.hub import hub_checks
 from hubkeeper.doctor.journal import journal_checks
@@ -27,6 +28,7 @@ CHECKS: tuple[Check, ...] = (
     Check("tls", "The certificate of hub.url", tls_checks),
     Check("service", "The systemd service", service_checks),
     Check("containers", "The Docker engine and the environments' images", container_checks),
+    Check("extra_config", "The operator's own configuration files", extra_config_checks),
 )
 
 __all__ = ["CHECKS", "Check", "Context", "Finding", "Fix"]

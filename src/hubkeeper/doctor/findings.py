@@ -58,6 +58,9 @@ class Context:
     host: HostUsers
     hub_uids: frozenset[int]  # who may own the state dir: root and the hub's own account
     free: Callable[[str], tuple[str, int]]  # (existing dir, bytes free); a seam for tests
+    # The Class.trait names hubkeeper's rendered configuration sets (hub.extra_config's
+    # overrides); asked only when there are extra files. None: nothing to compare with.
+    hub_settings: Callable[[], frozenset[str]] | None = None
 
 
 CheckFunction = Callable[[Context], Iterable[Finding]]

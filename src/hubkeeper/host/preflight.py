@@ -27,6 +27,7 @@ from hubkeeper.config.rules.roster import (
 )
 from hubkeeper.config.types import config_relative
 from hubkeeper.host.accounts import HostUsers
+from hubkeeper.host.extra_config import file_problems, hidden_from_others, unsafe_writers
 from hubkeeper.host.site import site_problems
 from hubkeeper.render.slurm_job import RUNUSER
 from hubkeeper.roster import Roster
@@ -139,28 +140,6 @@ def port_problems(loaded: LoadedSpec, paths: StatePaths) -> list[Problem]:
     ]
 
 
-def _unsafe(path: Path, owners: set[int]) -> str | None:
-    """Why someone other than `owners` could change what `path` runs, or None."""
-    for part in (path, *path.parents):
-        info = part.lstat()
-        if info.st_uid not in owners:
-            return f"{part} belongs to uid {info.st_uid}, who could change it"
-        sticky_dir = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
-        if info.st_mode & 0o022 and not sticky_dir and not stat.S_ISLNK(info.st_mode):
-            return f"{part} is writable by other users; chmod go-w {part}"
-    return None
-
-
-def _hidden_from_others(path: Path) -> str | None:
-    """Why an account that is neither owner nor group could not run `path`, or None."""
-    for part in path.parents:
-        if not part.stat().st_mode & stat.S_IXOTH:
-            return f"other accounts cannot enter {part}; chmod o+x {part}"
-    if path.stat().st_mode & (stat.S_IROTH | stat.S_IXOTH) != stat.S_IROTH | stat.S_IXOTH:
-        return f"other accounts cannot read and run it; chmod o+rx {path}"
-    return None
-
-
 def hook_problems(loaded: LoadedSpec, mode: str, state: StatePaths) -> list[Problem]:
     """hooks: every script exists, is executable, and only its owner (root or the hub's
     account) can change it; as_user scripts can be run by every account (system mode);
@@ -188,14 +167,14 @@ def hook_problems(loaded: LoadedSpec, mode: str, state: StatePaths) -> list[Prob
                                                     f"chmod +x {path}"))
                 continue
             real = Path(os.path.realpath(path))
-            unsafe = _unsafe(path, owners) or _unsafe(real, owners)
+            unsafe = unsafe_writers(path, owners) or unsafe_writers(real, owners)
             if unsafe:
                 runs = "as root" if phase == "as_root" and effective_uid() == 0 else \
                     "for every user"
                 problems.append(loaded.problem(loc, f"{unsafe}: the script runs {runs}"))
                 continue
             if phase == "as_user" and mode == "system":
-                hidden = _hidden_from_others(real)
+                hidden = hidden_from_others(real)
                 if hidden:
                     problems.append(loaded.problem(
                         loc, f"as_user scripts run as each user, but {hidden}"))
@@ -340,6 +319,7 @@ def machine_problems(loaded: LoadedSpec, mode: str, paths: StatePaths, *,
     if starting:
         problems += port_problems(loaded, paths)
     problems += hook_problems(loaded, mode, paths)
+    problems += file_problems(loaded, mode)
     problems += environment_file_problems(loaded, paths if starting else None)
     problems += engine_problems(loaded)
     problems += traversal_problems(loaded, mode, paths)

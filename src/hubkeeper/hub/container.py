@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pwd
 import signal
@@ -40,7 +41,7 @@ from jupyterhub.utils import random_port
 from traitlets import Dict, List, Unicode, default
 
 from hubkeeper.config.types import format_duration
-from hubkeeper.context.runtime import SINGLEUSER
+from hubkeeper.context.runtime import SERVER_CONFIG_DIR, SERVER_CONFIG_ENV, SINGLEUSER
 from hubkeeper.host.images import ImageRecord
 from hubkeeper.hub.hooks import HookOutcome, HookScript, note
 from hubkeeper.hub.spawner_base import HubkeeperSpawner, SpawnRefused
@@ -48,6 +49,8 @@ from hubkeeper.hub.spawner_base import HubkeeperSpawner, SpawnRefused
 GO_FILE = "/tmp/.hubkeeper-go"  # made (as root, by exec) when the server may start
 # proc/singleuser.py, mounted read-only alone in its folder (so nothing beside it is importable)
 SERVER_SCRIPT = "/run/hubkeeper/server/singleuser.py"
+# proc/server_config/: hubkeeper's server settings and the environment's server_config files
+SERVER_CONFIG_MOUNT = "/run/hubkeeper/server-config"
 
 
 def wait_then_serve(go_file: str = GO_FILE, server_script: str = SERVER_SCRIPT) -> str:
@@ -170,7 +173,10 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
         user's group folders and the hook scripts."""
         groups = {group.name for group in self.user.groups}
         binds = {account.pw_dir: {"bind": account.pw_dir, "mode": "rw"},
-                 SINGLEUSER: {"bind": SERVER_SCRIPT, "mode": "ro"}}
+                 SINGLEUSER: {"bind": SERVER_SCRIPT, "mode": "ro"},
+                 SERVER_CONFIG_DIR: {"bind": SERVER_CONFIG_MOUNT, "mode": "ro"}}
+        for path in self.server_config_files():
+            binds[path] = {"bind": path, "mode": "ro"}
         for path in self.shared_data:
             binds[path] = {"bind": path, "mode": "ro"}
         for folder in self.group_folders:
@@ -181,6 +187,10 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
                 binds[entry["script"]] = {"bind": self.hook_path(phase, index, entry),
                                           "mode": "ro"}
         return binds
+
+    def server_config_files(self) -> list[str]:
+        """The chosen environment's server_config files, mounted at their own paths."""
+        return list(self.environments.get(self.environment_name, {}).get("server_config", []))
 
     @staticmethod
     def hook_path(phase: str, index: int, entry: dict[str, Any]) -> str:
@@ -246,6 +256,9 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
         account = pwd.getpwnam(self.account)
         env.update(USER=self.account, HOME=account.pw_dir, SHELL=account.pw_shell,
                    HUBKEEPER_FOLDER=self.environment_folder or account.pw_dir)
+        # the image's own server loads hubkeeper's settings, then server_config's files
+        env.update({"JUPYTER_CONFIG_PATH": SERVER_CONFIG_MOUNT,
+                    SERVER_CONFIG_ENV: json.dumps(self.server_config_files())})
         return env
 
     async def prepare_container(self, account: pwd.struct_passwd, name: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 import os
 import pwd
@@ -25,6 +26,7 @@ from tornado import web
 
 from hubkeeper.base import procs
 from hubkeeper.base.whoami import effective_uid
+from hubkeeper.context.runtime import SERVER_CONFIG_DIR, SERVER_CONFIG_ENV
 from hubkeeper.host.materials import Pull, PullReport, applies, parse_report, pull_argv, pull_env
 from hubkeeper.hub.hooks import (
     SAFE_PATH,
@@ -205,15 +207,22 @@ class StartSteps:
         return python
 
     def environment_jupyter_paths(self) -> dict[str, str]:
-        """The server runs the environment's python, whose sys.prefix is the build: point
-        Jupyter at hubkeeper's venv (this process's prefix) for the server extensions'
-        config (JupyterLab), the lab assets and the data files. Debian's kernelspecs are
-        hidden (proc/singleuser.py): an environment's kernels are its build's (an R
-        environment's `ir`, host/renv.py), hubkeeper's python3, and the user's own."""
+        """hubkeeper's server settings first on JUPYTER_CONFIG_PATH (they load last, so
+        they win; the environment's server_config files run after them). An environment's
+        server runs its own python, whose sys.prefix is the build: point Jupyter at
+        hubkeeper's venv (this process's prefix) for the server extensions' config
+        (JupyterLab, jupyter-resource-usage), the lab assets and the data files. Debian's
+        kernelspecs are hidden (proc/singleuser.py): an environment's kernels are its
+        build's (an R environment's `ir`, host/renv.py), hubkeeper's python3, and the
+        user's own."""
+        snippets = (self.environments.get(self.environment_name, {}).get("server_config", [])
+                    if self.environment_name else [])
+        env = {"JUPYTER_CONFIG_PATH": os.pathsep.join(
+                   [SERVER_CONFIG_DIR, os.path.join(sys.prefix, "etc", "jupyter")]),
+               SERVER_CONFIG_ENV: json.dumps(snippets)}
         if not self.environment_name:
-            return {}
-        return {"JUPYTER_CONFIG_PATH": os.path.join(sys.prefix, "etc", "jupyter"),
-                "JUPYTER_PATH": os.path.join(sys.prefix, "share", "jupyter"),
+            return env
+        return {**env, "JUPYTER_PATH": os.path.join(sys.prefix, "share", "jupyter"),
                 "JUPYTERLAB_DIR": os.path.join(sys.prefix, "share", "jupyter", "lab"),
                 "HUBKEEPER_HIDDEN_KERNELS": DEBIAN_KERNELS}
 

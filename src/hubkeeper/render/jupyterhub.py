@@ -304,6 +304,8 @@ def update_environments(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             # every environment says its UI: a start sets it over the last start's
             "default_url": ui_url(env.ui or spec.servers.ui),
             **({"env": dict(env.env)} if env.env else {}),
+            **({"server_config": [_config_path(runtime, value) for value in env.server_config]}
+               if env.server_config else {}),
         }
         for name, env in spec.environments.items()
     }

@@ -17,9 +17,12 @@ from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import free_bytes
 from hubkeeper.base.locks import apply_lock
 from hubkeeper.context.hub import Hub
+from hubkeeper.context.runtime import Runtime
 from hubkeeper.doctor import CHECKS, Check, Context, Finding
 from hubkeeper.doctor.findings import error_text
 from hubkeeper.host.accounts import HostUsers, observe
+from hubkeeper.host.extra_config import settings_of
+from hubkeeper.render.jupyterhub import render
 from hubkeeper.state.journal import Journal
 
 
@@ -90,7 +93,14 @@ def gather(hub: Hub) -> Context:
         journal_error = error_text(exc)
     host = observe() if hub.mode == "system" else HostUsers({}, {}, frozenset())
     return Context(hub.loaded, hub.roster, hub.mode, hub.paths, journal, journal_error, host,
-                   frozenset({0, hub.euid}), free_bytes)
+                   frozenset({0, hub.euid}), free_bytes, lambda: rendered_settings(hub))
+
+
+def rendered_settings(hub: Hub) -> frozenset[str]:
+    """What hubkeeper's configuration of the hub sets (secrets redacted: only the names
+    matter), with the page banner hub/launch.py adds to it."""
+    config = render(hub.spec, Runtime.from_hub(hub, redact=True))
+    return frozenset(settings_of(config) | {"JupyterHub.template_vars"})
 
 
 def run_checks(ctx: Context, checks: Sequence[Check]) -> list[Finding]:
