@@ -300,6 +300,8 @@ backend: kubernetes
     ("services: [{name: dash, url: 'http://127.0.0.1:9000', hub_login: false}]\n",
      "services[0]", "its own Deployment"),
     ("users: {allowed: [cara], account_prefix: jupyter-}\n", "users.account_prefix", "remove"),
+    ("environments:\n  py: {image: x/py:1, server_config: [s.py]}\n",
+     "environments.py.server_config", "jupyter_server_config.py"),
     ("limits: {groups: {tas: {memory: 4G}}}\n", "limits.groups.tas", "not a roster group"),
     ("data: {group_folders: [{path: /srv/lab, group: lab}]}\n", "data.group_folders[0].group",
      "not a roster group"),
@@ -447,3 +449,24 @@ def test_variables_and_ui_reach_the_pods_by_precedence(tmp_path: Path,
     pod, _ = user_pod(values, "prof", ["lab"])
     assert _env(pod["spec"]["containers"][0])["WHO"] == "lab"
     assert _env(pod["spec"]["containers"][0])["JUPYTERHUB_DEFAULT_URL"] == "/lab"
+
+
+def test_hub_extra_config_runs_last_in_hub_extra_config(tmp_path: Path,
+                                                        kubeconfig: Path) -> None:
+    """The escape hatch on a cluster: each hub.extra_config file's text, after hubkeeper's
+    own snippets (the chart runs extraConfig in the order of its keys)."""
+    (tmp_path / "late.py").write_text("c.KubeSpawner.start_timeout = 1234\n")
+    config = tmp_path / "hub.yaml"
+    config.write_text(CLUSTER_BASE.replace("hub: {name: k8s}",
+                                           "hub: {name: k8s, extra_config: [late.py]}")
+                      + "environments:\n  py: {image: x/py:1}\n")
+    values = exported(config)
+    assert schema_errors(values) == []
+    keys = list(values["hub"]["extraConfig"])
+    assert keys[-1] == "zz-extra-config-01-late" and keys == sorted(keys)
+    assert "hub.extra_config: late.py" in values["hub"]["extraConfig"][keys[-1]]
+    assert spawner_config(values).KubeSpawner.start_timeout == 1234
+    (tmp_path / "late.py").unlink()
+    missing = hubkeeper("-c", str(config), "export", "z2jh")
+    assert missing.returncode == 2 and "hub.yaml:1:" in missing.stderr
+    assert "hub.extra_config[0]: cannot read" in missing.stderr, missing.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -56,7 +57,7 @@ def z2jh_values(spec: HubSpec, roster: Roster, scripts: Mapping[str, str],
         "secrets.yaml: `hubkeeper export z2jh --secrets secrets.yaml` (docs/kubernetes.md).\n"
         "Keys the chart's schema requires are written with the chart's defaults, so that\n"
         "this file validates on its own.")
-    values["hub"] = _hub(spec, roster)
+    values["hub"] = _hub(spec, roster, scripts)
     values["proxy"] = _proxy(spec)
     values["singleuser"] = singleuser_values(spec, scripts)
     values["scheduling"] = _scheduling(spec, roster)
@@ -83,7 +84,7 @@ def dump(values: CommentedMap) -> str:
 
 # --- hub ------------------------------------------------------------------------------------
 
-def _hub(spec: HubSpec, roster: Roster) -> CommentedMap:
+def _hub(spec: HubSpec, roster: Roster, scripts: Mapping[str, str]) -> CommentedMap:
     hub = yaml_map({"baseUrl": spec.hub.base_url})
     if spec.kubernetes.hub_image:
         hub["image"] = chart_image(spec.kubernetes.hub_image)
@@ -155,6 +156,12 @@ def _hub(spec: HubSpec, roster: Roster) -> CommentedMap:
     if groups:
         extra["hubkeeper-groups"] = LiteralScalarString(
             snippets.with_data(snippets.GROUPS, groups))
+    for index, name in enumerate(spec.hub.extra_config):
+        # the chart runs extraConfig in the order of its keys: "zz-" after hubkeeper's own
+        key = f"zz-extra-config-{index + 1:02d}-{PurePosixPath(name).stem}"
+        extra[key] = LiteralScalarString(
+            f"# hub.extra_config: {name} (the operator's own; exported as it is)\n"
+            + scripts[name])
     if extra:
         hub["extraConfig"] = extra
     return hub

@@ -54,6 +54,15 @@ def export_z2jh(hub: Hub, output: Path | None,
                 problems.append(loaded.problem(("hooks", phase, index, "script"),
                                                f"cannot read {path}: {reason}; the export "
                                                "puts the script's text in the values"))
+    for index, name in enumerate(spec.hub.extra_config):  # into hub.extraConfig, last
+        path = config_relative(loaded.directory, name)
+        try:
+            scripts[name] = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            problems.append(loaded.problem(("hub", "extra_config", index),
+                                           f"cannot read {path}: {reason}; the export puts "
+                                           "the file's text in hub.extraConfig"))
     if problems:
         raise InvalidInput(problems, hint="docs/kubernetes.md: what a cluster takes from "
                            "hub.yaml")

@@ -41,6 +41,8 @@ def kubernetes_problems(spec: HubSpec) -> Found:
                              ("packages", "install them in the image"),
                              ("r", "install R and IRkernel in the image"),
                              ("requirements", "install them in the image"),
+                             ("server_config", "put it in the image's "
+                              "jupyter_server_config.py"),
                              ("home_template", "put the files in the image and give "
                               "starter_files:")):
             if getattr(env, key):
