@@ -105,3 +105,17 @@ def test_limits_and_services_name_roster_groups(tmp_path: Path) -> None:
                      "limits:\n  memory: 1G\n  groups: {taz: {memory: 2G}}\n", "check")
     assert ("<hub.yaml>:7:17: limits.groups.taz: 'taz' is not a roster group (roster "
             "groups: tas)") in stderr
+
+
+def test_the_starters_commented_sections_load_when_uncommented(tmp_path: Path) -> None:
+    assert run("init", str(tmp_path)).returncode == 0
+    config = tmp_path / "hub.yaml"
+    text = config.read_text()
+    head, _, commented = text.partition("# servers:")
+    body = "\n".join(line[2:] if line.startswith("# ") and not line.startswith("# What")
+                     and not line.startswith("# Course") else line
+                     for line in ("# servers:" + commented).splitlines())
+    config.write_text(head + body + "\n")
+    result = run("-c", str(config), "render")
+    assert result.returncode == 0, result.stderr
+    assert "NLTK_DATA" in result.stdout and "course" in result.stdout

@@ -37,6 +37,16 @@ backend: local            # user servers are processes on this machine
 
 proxy:
   kind: python            # python (PyPI port) | node (the npm reference)
+
+# What every server starts with (docs/environments.md):
+# servers:
+#   ui: lab               # lab | notebook | a path in the server, e.g. /voila
+#   env:
+#     NLTK_DATA: /srv/nltk_data
+# Course material from git, merged into each home at every start (docs/materials.md):
+# materials:
+#   - repo: https://github.com/example/course.git
+#     target: course
 """
 
 
