@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -165,11 +166,13 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     (workdir / "hooks" / "env.sh").write_text(
         f"#!/bin/sh\necho \"$HUBKEEPER_USER $HUBKEEPER_ENVIRONMENT\" >> {out}/env\n")
     os.chmod(workdir / "hooks" / "env.sh", 0o755)
-    # The escape hatch: a hub setting hub.yaml does not model (a variable in every server)
-    # and a server setting of environment tables (files ending .hidden are not listed).
+    # The escape hatch: hub settings hub.yaml does not model (a variable in every server, the
+    # metrics open without a token) and a server setting of environment tables (files ending
+    # .hidden are not listed).
     (workdir / "extra").mkdir(mode=0o755)
     (workdir / "extra" / "hub.py").write_text(
-        'c.Spawner.environment = {"HK_EXTRA": "from extra_config"}\n')
+        'c.Spawner.environment = {"HK_EXTRA": "from extra_config"}\n'
+        'c.JupyterHub.authenticate_prometheus = False\n')
     (workdir / "extra" / "server.py").write_text(
         'c.ContentsManager.hide_globs = ["__pycache__", "*.hidden"]\n')
     for snippet in ("hub.py", "server.py"):
@@ -196,6 +199,8 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     assert oct(first_fun.stat().st_mode & 0o777) == "0o755"
 
     hub = hubs.start(journaled(config, ann, bo))  # accounts made outside hubkeeper, adopted
+    with urllib.request.urlopen(hub.url + "hub/metrics", timeout=30) as response:
+        assert b"jupyterhub_" in response.read()  # JupyterHub's default asks for a token
     # The form lists only what the user may use; one allowed environment: no form.
     page = asyncio.run(spawn_page(hub.url, ann))
     assert 'value="tables"' in page and 'value="fun"' in page
