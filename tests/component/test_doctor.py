@@ -34,7 +34,8 @@ GROUP = f"{P}tas"
 DATA = Path(f"/srv/{P}-data")
 PROJECTS = Path(f"/srv/{P}-projects")
 FOLDER = PROJECTS / "lab"
-CHECKS = ["hub", "state", "homes", "data", "journal", "disk", "tls", "service", "containers"]
+CHECKS = ["hub", "state", "homes", "data", "journal", "disk", "tls", "service", "containers",
+          "extra_config"]
 
 
 @pytest.fixture
