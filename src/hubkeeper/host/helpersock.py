@@ -31,17 +31,21 @@ class HelperError(Exception):
     """The helper refused a request or could not be reached; `str()` is for the user."""
 
 
-def read_line(sock: socket.socket, limit: int) -> bytes:
-    """One line (without its newline) of at most `limit` bytes; ValueError otherwise."""
+def read_line(sock: socket.socket, limit: int) -> tuple[bytes, bytes]:
+    """One line (without its newline) of at most `limit` bytes, and what came after it in
+    the same reads; ValueError otherwise."""
     data = bytearray()
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(min(CHUNK, limit + 1 - len(data)))
+    while b"\n" not in data:
+        chunk = sock.recv(CHUNK)
         if not chunk:
             raise ValueError("the connection ended before a whole line")
         data += chunk
-        if len(data) > limit and not data.endswith(b"\n"):
+        if len(data) > limit and b"\n" not in data[:limit + 1]:
             raise ValueError(f"a line longer than {limit} bytes")
-    return bytes(data[:-1])
+    line, _, rest = bytes(data).partition(b"\n")
+    if len(line) > limit:
+        raise ValueError(f"a line longer than {limit} bytes")
+    return line, rest
 
 
 def send_json(sock: socket.socket, value: dict[str, Any]) -> None:
@@ -51,8 +55,8 @@ def send_json(sock: socket.socket, value: dict[str, Any]) -> None:
 class Answer:
     """The helper's answer: its JSON line, and for a file or zip its bytes in `chunks()`."""
 
-    def __init__(self, sock: socket.socket, header: dict[str, Any]) -> None:
-        self.sock, self.header = sock, header
+    def __init__(self, sock: socket.socket, header: dict[str, Any], rest: bytes) -> None:
+        self.sock, self.header, self.rest = sock, header, rest
 
     @property
     def size(self) -> int:
@@ -60,6 +64,10 @@ class Answer:
 
     def chunks(self) -> Iterator[bytes]:
         left = self.size
+        if self.rest:
+            first, self.rest = self.rest[:left], b""
+            left -= len(first)
+            yield first
         while left > 0:
             chunk = self.sock.recv(min(CHUNK, left))
             if not chunk:
@@ -79,7 +87,8 @@ def ask(path: Path, request: dict[str, Any]) -> Answer:
     try:
         sock.connect(os.fspath(path))
         send_json(sock, request)
-        header = json.loads(read_line(sock, MAX_ANSWER))
+        line, rest = read_line(sock, MAX_ANSWER)
+        header = json.loads(line)
     except (OSError, ValueError) as exc:
         sock.close()
         raise HelperError(f"the helper could not be asked: {exc}") from None
@@ -87,7 +96,7 @@ def ask(path: Path, request: dict[str, Any]) -> Answer:
         sock.close()
         error = header.get("error") if isinstance(header, dict) else None
         raise HelperError(str(error or "the helper refused the request"))
-    return Answer(sock, header)
+    return Answer(sock, header, rest)
 
 
 def ask_json(path: Path, request: dict[str, Any]) -> dict[str, Any]:

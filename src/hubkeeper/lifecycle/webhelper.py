@@ -111,7 +111,7 @@ class Helper:
             if uid not in self.allowed:
                 raise Refused(f"uid {uid} may not use the helper")
             try:
-                request = json.loads(read_line(sock, MAX_REQUEST))
+                request = json.loads(read_line(sock, MAX_REQUEST)[0])
             except ValueError as exc:
                 raise Refused(f"malformed request: {exc}") from None
             request = check_request(request)

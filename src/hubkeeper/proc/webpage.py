@@ -19,6 +19,7 @@ Routes, under the service's prefix:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -205,7 +206,8 @@ def main() -> None:
                         "hubkeeper-web] %(message)s")
     if os.geteuid() == 0:
         raise SystemExit("hubkeeper's web service does not run as root")
-    asyncio.run(serve())
+    with contextlib.suppress(KeyboardInterrupt):  # the hub stopping its services
+        asyncio.run(serve())
 
 
 if __name__ == "__main__":
