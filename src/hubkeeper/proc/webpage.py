@@ -98,6 +98,9 @@ class Page(HubOAuthenticated, web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         reason = self._reason if status_code != 500 else "something went wrong"
+        error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, web.HTTPError) and error.log_message and status_code < 500:
+            reason = error.log_message  # ours, or tornado's and JupyterHub's (XSRF)
         self.render("error.html", message=f"{status_code}: {reason}",
                     prefix=self.settings["prefix"])
 
