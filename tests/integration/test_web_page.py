@@ -203,6 +203,21 @@ def test_a_student_reaches_only_their_own_files(course: Course, page: Page) -> N
     assert sorted(Path(pwd.getpwnam(ALICE).pw_dir).rglob("*")) == before
 
 
+def test_the_service_runs_as_its_own_journaled_account(course: Course) -> None:
+    from hubkeeper.base.procs import cmdline, processes_of
+    from hubkeeper.state.journal import Journal
+
+    web = pwd.getpwnam(web_account(HUB_NAME))
+    assert web.pw_uid != 0
+    served = [pid for pid in processes_of(web.pw_uid)
+              if "hubkeeper.proc.webpage" in cmdline(pid)]
+    assert served, "the web service runs as its account"
+    record = Journal.load(course.hub.state / "journal.json").accounts[web.pw_name]
+    assert (record.origin, record.uid, record.state) == ("web", web.pw_uid, "created")
+    folder = (course.hub.state / "web").stat()
+    assert (folder.st_uid, folder.st_gid, folder.st_mode & 0o777) == (0, web.pw_gid, 0o750)
+
+
 def test_an_admin_reaches_the_admin_page(course: Course) -> None:
     async def visit() -> tuple[int, str]:
         async with SimUser(course.hub.url, TEACHER, PASSWORD) as teacher:

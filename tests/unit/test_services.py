@@ -364,3 +364,4 @@ def test_restored_beside_names_and_reserved_web_accounts() -> None:
     assert web_account("physics") == "hkweb-physics"
     assert len(web_account("a" * 63)) <= 32
     assert "reserved" in (name_problem(web_account("physics")) or "")
+    assert "reserved" in (name_problem("hubkeeper-web") or "")  # its journal record's user

@@ -16,9 +16,12 @@ from hubkeeper.state.journal import AccountRecord, Journal
 
 
 def ensure_account(journal_path: Path, key: str, account: str, origin: str, comment: str,
-                   useradd: Sequence[str] = ("--create-home",)) -> pwd.struct_passwd:
-    """The account `account` recorded under `key`, made with `useradd` options if missing.
-    A journal that already records one under `key` keeps its account name."""
+                   useradd: Sequence[str] = ("--create-home",),
+                   user: str | None = None) -> pwd.struct_passwd:
+    """The account `account` recorded under `key` (for the hub user `user`, default `key`),
+    made with `useradd` options if missing. A journal that already records one under `key`
+    keeps its account name."""
+    user = user or key
     journal = Journal.load(journal_path)
     record = journal.accounts.get(key)
     account = record.account if record is not None else account
@@ -32,7 +35,7 @@ def ensure_account(journal_path: Path, key: str, account: str, origin: str, comm
         raise HubkeeperError(f"an account {account!r} exists that hubkeeper did not make",
                              hint=f"remove or rename it; hubkeeper makes its own {comment} "
                              "account")
-    journal.accounts[key] = AccountRecord(account=account, user=key, state="creating",
+    journal.accounts[key] = AccountRecord(account=account, user=user, state="creating",
                                           origin=origin)
     journal.save()
     if entry is None:
@@ -43,7 +46,7 @@ def ensure_account(journal_path: Path, key: str, account: str, origin: str, comm
             raise HubkeeperError(f"useradd {account} failed: {done.stderr.strip()}")
         entry = pwd.getpwnam(account)
     journal.accounts[key] = AccountRecord(
-        account=account, user=key, state="created", uid=entry.pw_uid,
+        account=account, user=user, state="created", uid=entry.pw_uid,
         gid=entry.pw_gid, home=entry.pw_dir, origin=origin)
     journal.save()
     return entry

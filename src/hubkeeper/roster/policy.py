@@ -21,6 +21,7 @@ RESERVED = frozenset({
     "utmp", "sasl", "lpadmin", "crontab",
     "z2jh",  # `hubkeeper export z2jh` writes the Kubernetes values, not a user's zip
     "hubkeeper-canary",  # upgrade's own user (host/canary.py): never a roster or provider name
+    "hubkeeper-web",  # the web service's journal record (verbs/up.py, docs/web.md)
     # (its accounts, hkcanary-<hub>, and the web service's, hkweb-<hub>, are refused by
     # prefix below)
 })

@@ -103,8 +103,8 @@ def per_hub_account(prefix: str, hub_name: str) -> str:
 
 
 WEB_ACCOUNT_PREFIX = "hkweb-"  # the web service's account (docs/web.md), one per hub
-WEB_ORIGIN = "web"  # its journal record's origin, under the key WEB_ACCOUNT_KEY
-WEB_ACCOUNT_KEY = "hubkeeper-web"
+WEB_ORIGIN = "web"  # its journal record's origin
+WEB_USER = "hubkeeper-web"  # the "hub user" its record names: reserved, never a roster name
 
 
 def web_account(hub_name: str) -> str:

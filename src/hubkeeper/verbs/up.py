@@ -17,7 +17,7 @@ from hubkeeper.host.service_account import ensure_account
 from hubkeeper.host.supervisor import Supervisor
 from hubkeeper.lifecycle.webhelper import RunningHelper, start_helper
 from hubkeeper.ops.converge import sync_hub
-from hubkeeper.state.identity import WEB_ACCOUNT_KEY, WEB_ORIGIN, web_account
+from hubkeeper.state.identity import WEB_ORIGIN, WEB_USER, web_account
 from hubkeeper.state.migrations import migrate
 from hubkeeper.state.statedir import (
     StatePaths,
@@ -74,8 +74,10 @@ def start_web(hub: Hub) -> RunningHelper | None:
     threads of this process until the hub stops (docs/web.md)."""
     if not (hub.spec.web.enabled and hub.mode == "system"):
         return None
-    entry = ensure_account(hub.paths.journal, WEB_ACCOUNT_KEY, web_account(hub.spec.hub.name),
-                           WEB_ORIGIN, "hubkeeper web pages",
+    account = web_account(hub.spec.hub.name)
+    # keyed by its account, as the roster's accounts are (retire removes it by that key)
+    entry = ensure_account(hub.paths.journal, account, account, WEB_ORIGIN,
+                           "hubkeeper web pages", user=WEB_USER,
                            useradd=("--system", "--no-create-home", "--home-dir",
                                     "/nonexistent"))
     config = hub.loaded.path
