@@ -122,11 +122,23 @@ def test_only_the_web_account_reaches_the_helper_and_only_with_its_fixed_request
             assert reason in answer["answer"], (request, answer)
         assert not list(alice.home.glob("*restored*")), "nothing was restored"
 
+        # a folder restored beside the current one: written by alice, its link copied as a
+        # link (never followed into /etc)
+        (restored,) = ask_as(web, sock, [{"op": "restore", "user": alice.name,
+                                          "snapshot": snapshot, "path": "notes",
+                                          "replace": False}])
+        day = f"{snapshot[:4]}-{snapshot[4:6]}-{snapshot[6:8]}"
+        beside = alice.home / f"notes (restored {day})"
+        assert f'"written":"{beside.name}"' in restored["answer"], restored
+        assert (beside / "week1.txt").read_text() == "alice's week 1\n"
+        assert os.readlink(beside / "etc-link") == "/etc"
+        assert {os.lstat(p).st_uid for p in [beside, *beside.iterdir()]} == {alice.uid}
+
         lines = [json.loads(line) for line in
                  (hub.paths.logs / LOG_NAME).read_text().splitlines()]
-        assert len(lines) == 2 + len(bad)  # bob's first try never reached it
+        assert len(lines) == 3 + len(bad)  # bob's first try never reached it
         assert lines[0]["peer_uid"] == bob.uid and lines[0]["ok"] is False
-        assert [line["ok"] for line in lines].count(True) == 1
+        assert [line["ok"] for line in lines].count(True) == 2
         assert all(line["time"] for line in lines)
     finally:
         helper.close()
