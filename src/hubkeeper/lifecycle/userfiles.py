@@ -16,6 +16,7 @@ is shown as a link, never followed. Restores are written by the student's own ac
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import tempfile
@@ -26,7 +27,7 @@ from typing import BinaryIO
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.context.hub import Hub
-from hubkeeper.lifecycle.manifest import read_manifest
+from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
 from hubkeeper.lifecycle.restore import Restored, clean_relative, restore_beside, restore_user
 from hubkeeper.lifecycle.snapshot import snapshot_targets
 from hubkeeper.lifecycle.snapshot_target import NAME, complete_snapshots
@@ -73,10 +74,19 @@ def _snapshot_dirs(hub: Hub) -> list[Path]:
 
 
 def _homes_in(snapshot: Path) -> dict:
-    header, _ = read_manifest(snapshot)
+    header = _header(str(snapshot), (snapshot / MANIFEST).stat().st_mtime_ns)
     if header.get("kind") != "hubkeeper-snapshot":
         return {}
     return header.get("homes", {})
+
+
+@functools.lru_cache(maxsize=256)
+def _header(snapshot: str, mtime_ns: int) -> dict:
+    """A complete snapshot's manifest header, read (and checked) once: a manifest lists
+    every file of every home, and a page asks about the same few snapshots again and again.
+    A complete snapshot never changes; the mtime is there for one written anew."""
+    header, _ = read_manifest(Path(snapshot))
+    return header
 
 
 def snapshots(hub: Hub, user: str) -> list[SnapshotOfUser]:
@@ -86,7 +96,7 @@ def snapshots(hub: Hub, user: str) -> list[SnapshotOfUser]:
     for snapshot in _snapshot_dirs(hub):
         with contextlib.suppress(HubkeeperError, OSError):
             if user in _homes_in(snapshot) and snapshot.name not in found:
-                header, _ = read_manifest(snapshot)
+                header = _header(str(snapshot), (snapshot / MANIFEST).stat().st_mtime_ns)
                 found[snapshot.name] = SnapshotOfUser(snapshot.name, header.get("created"))
     return [found[name] for name in sorted(found, reverse=True)]
 
