@@ -320,3 +320,48 @@ def test_gate_command_line_and_child_environment() -> None:
                                              "started by the hub"):
         read_config(["--upstream", "http://127.0.0.1:8787"],
                     {k: v for k, v in HUB_ENV.items() if k != "JUPYTERHUB_API_TOKEN"})
+
+
+def test_web_pages_run_as_their_own_account_and_every_user_may_log_in() -> None:
+    """web.enabled: the `hubkeeper` service serves /services/hubkeeper/ (proc/webpage.py)
+    as hkweb-<hub>, never root, asking the root helper at <state>/web/helper.sock."""
+    c = rendered(SERVICES + "web: {enabled: true, port: 8095}\n")
+    web = c.JupyterHub.services[0]
+    assert web["name"] == "hubkeeper" and web["api_token"] == "SERVICE"
+    assert web["user"] == "hkweb-course" and web["user"] != "root"
+    assert web["url"] == "http://127.0.0.1:8095"
+    assert web["command"][-3:] == ["/opt/hk/bin/python", "-m", "hubkeeper.proc.webpage"]
+    assert web["environment"]["HUBKEEPER_HELPER_SOCKET"] == \
+        "/var/lib/hubkeeper/course/web/helper.sock"
+    inputs = set(Service.class_trait_names(input=True))
+    assert set(web) <= inputs, set(web) - inputs
+    app = JupyterHub(config=c)
+    assert "access:services!service=hubkeeper" in app.extra_user_scopes
+    assert app.template_paths[0].endswith("hub/templates")
+    # without web: the service is the API's only, as before
+    assert "url" not in rendered(SERVICES).JupyterHub.services[0]
+
+
+def test_web_needs_system_mode_located(tmp_path: Path) -> None:
+    from hubkeeper.config.rules.mode import mode_problems
+
+    config = tmp_path / "hub.yaml"
+    config.write_text("hub: {mode: personal}\nusers: {allowed: [ann]}\nweb:\n  enabled: true\n")
+    (problem,) = [p for p in mode_problems(load(config), is_root=False)
+                  if p.field == "web.enabled"]
+    assert (problem.file, problem.line) == (str(config), 4)
+    assert "needs system mode" in problem.message
+
+
+def test_restored_beside_names_and_reserved_web_accounts() -> None:
+    from hubkeeper.lifecycle.restore import beside_name
+    from hubkeeper.roster.policy import name_problem
+    from hubkeeper.state.identity import web_account
+
+    assert beside_name("week1.ipynb", "2026-12-06") == "week1 (restored 2026-12-06).ipynb"
+    assert beside_name("data", "2026-12-06") == "data (restored 2026-12-06)"
+    assert beside_name(".bashrc", "2026-12-06") == ".bashrc (restored 2026-12-06)"
+    assert web_account("physics") == "hkweb-physics"
+    assert len(web_account("a" * 63)) <= 32
+    assert "reserved" in (name_problem(web_account("physics")) or "")
+    assert "reserved" in (name_problem("hubkeeper-web") or "")  # its journal record's user

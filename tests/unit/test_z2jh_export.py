@@ -300,6 +300,7 @@ backend: kubernetes
     ("services: [{name: dash, url: 'http://127.0.0.1:9000', hub_login: false}]\n",
      "services[0]", "its own Deployment"),
     ("users: {allowed: [cara], account_prefix: jupyter-}\n", "users.account_prefix", "remove"),
+    ("web: {enabled: true}\n", "web.enabled", "set it to false"),
     ("environments:\n  py: {image: x/py:1, server_config: [s.py]}\n",
      "environments.py.server_config", "jupyter_server_config.py"),
     ("limits: {groups: {tas: {memory: 4G}}}\n", "limits.groups.tas", "not a roster group"),

@@ -25,6 +25,7 @@ from hubkeeper.config.operation import (
     ServiceSection,
     SnapshotsSection,
     TlsSection,
+    WebSection,
 )
 from hubkeeper.config.resources import (
     ClassWindow,
@@ -107,6 +108,9 @@ class HubSpec(Section):
     services: list[HubService] = Field(
         default_factory=list,
         description="Extra web services (RStudio, a dashboard) at /services/<name>/.")
+    web: WebSection = Field(
+        default_factory=WebSection,
+        description="hubkeeper's own pages in the browser: the student's page (docs/web.md).")
     slurm: SlurmSection = Field(
         default_factory=SlurmSection,
         description="backend slurm: partition, time limit, sbatch options, per group.")

@@ -120,6 +120,21 @@ class ServiceSection(Section):
 
 
 
+class WebSection(Section):
+    """hubkeeper's web pages at <hub>/services/hubkeeper/ (docs/web.md)."""
+
+    enabled: bool = Field(
+        False,
+        description="Serve the student's page at <hub>/services/hubkeeper/me/ (their home "
+        "in each snapshot: browse, download, restore, their whole work as a zip). It runs as "
+        "its own unprivileged account hkweb-<hub.name> and asks a root helper of `up` for "
+        "the files; needs system mode.")
+    port: Port = Field(
+        8090, description="The loopback port the web service listens on (the hub's proxy "
+        "routes /services/hubkeeper/ to it).")
+    max_read: Size = Field(
+        256 * 1024**2, description="The largest single file the page downloads.")
+
 
 ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN,
                                    description="Lower-case letters, digits and '-'.")]

@@ -163,7 +163,9 @@ def state_checks(ctx: Context) -> list[Finding]:
             (paths.run, "the hub's lock and pid files", PRIVATE),
             (paths.logs, "the hub's logs", LOGS),
             (paths.envs, "the environments every server runs", OTHERS_WRITE),
-            (paths.users, "the folders of personal-mode users", OTHERS_WRITE)):
+            (paths.users, "the folders of personal-mode users", OTHERS_WRITE),
+            # the web account's group enters it; nobody else may reach the helper's socket
+            (paths.web, "the folder of the web pages' root helper socket", LOGS)):
         findings += inspect(ctx, check, folder, what, forbidden, directory=True)
     for lock in paths.lock_files():
         findings += lock_checks(ctx, check, lock)

@@ -14,10 +14,7 @@ removes it with the others).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import pwd
-import subprocess
 import time
 import urllib.parse
 import uuid
@@ -27,7 +24,8 @@ from pathlib import Path
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.host.hubapi import ApiError, HubAPI, HubUnreachable, fetch
 from hubkeeper.host.peer import ListenerRefused
-from hubkeeper.state.journal import AccountRecord, Journal
+from hubkeeper.host.service_account import ensure_account as ensure_service_account
+from hubkeeper.state.identity import per_hub_account
 
 CANARY_USER = "hubkeeper-canary"  # the hub user, in each hub's own database
 CANARY_ACCOUNT_PREFIX = "hkcanary-"  # its Linux account: hkcanary-<hub> (canary_account)
@@ -50,43 +48,19 @@ class CanaryResult:
 def canary_account(hub_name: str) -> str:
     """The canary's Linux account on this machine for hub `hub_name`: one per hub, so that
     hubs sharing a machine never claim each other's (and at most 32 characters)."""
-    name = CANARY_ACCOUNT_PREFIX + hub_name
-    if len(name) <= 32:
-        return name
-    digest = hashlib.sha256(hub_name.encode()).hexdigest()[:6]
-    return f"{CANARY_ACCOUNT_PREFIX}{hub_name[:16].rstrip('-')}-{digest}"
+    return per_hub_account(CANARY_ACCOUNT_PREFIX, hub_name)
 
 
 def ensure_account(journal_path: Path, hub_name: str) -> str:
     """System mode: the canary's Linux account, made once and journaled (intent first).
     A journal that already records one (an earlier hubkeeper's `hubkeeper-canary`) keeps it."""
-    journal = Journal.load(journal_path)
-    record = journal.accounts.get(CANARY_USER)
-    account = record.account if record is not None else canary_account(hub_name)
     try:
-        entry = pwd.getpwnam(account)
-    except KeyError:
-        entry = None
-    if record is not None and record.state == "created" and entry is not None:
-        return account
-    if entry is not None and record is None:
-        raise CanaryFailed(f"an account {account!r} exists that hubkeeper did not make",
-                           hint="remove or rename it; hubkeeper makes its own canary account")
-    journal.accounts[CANARY_USER] = AccountRecord(account=account, user=CANARY_USER,
-                                                  state="creating", origin=CANARY_ORIGIN)
-    journal.save()
-    if entry is None:
-        done = subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin",
-                               "--comment", "hubkeeper canary", account],
-                              capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise CanaryFailed(f"useradd {account} failed: {done.stderr.strip()}")
-        entry = pwd.getpwnam(account)
-    journal.accounts[CANARY_USER] = AccountRecord(
-        account=account, user=CANARY_USER, state="created", uid=entry.pw_uid,
-        gid=entry.pw_gid, home=entry.pw_dir, origin=CANARY_ORIGIN)
-    journal.save()
-    return account
+        return ensure_service_account(journal_path, CANARY_USER, canary_account(hub_name),
+                                      CANARY_ORIGIN, "hubkeeper canary").pw_name
+    except CanaryFailed:
+        raise
+    except HubkeeperError as exc:
+        raise CanaryFailed(exc.message, hint=exc.hint) from None
 
 
 def run_canary(hub_url: str, public_url: str, service_token: str) -> CanaryResult:

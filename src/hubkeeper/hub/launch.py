@@ -30,6 +30,10 @@ def config_for_this_process(hub: Hub | None = None) -> Config:
     config = render(hub.spec, Runtime.from_hub(hub))
     # A callable, not a string: read at each page, so a banner needs no restart (`upgrade`).
     config.JupyterHub.template_vars = {"announcement": Announcement(str(hub.paths.announcement))}
+    if hub.spec.web.enabled and hub.mode == "system":
+        # hub/templates/home.html links the student's page (proc/webpage.py)
+        config.JupyterHub.template_vars["hubkeeper_page"] = \
+            f"{hub.spec.hub.base_url}services/hubkeeper/me/"
     return config
 
 

@@ -76,7 +76,7 @@ def _stamp() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
 
 
-def _clean_relative(path: str) -> str:
+def clean_relative(path: str) -> str:
     """A path inside a home, as the user would type it; refuses escapes."""
     parts = PurePosixPath(path.strip()).parts
     if not parts or PurePosixPath(path).is_absolute() or ".." in parts:
@@ -102,24 +102,31 @@ def rsync_back(source_root: Path, relative: str, destination: Path, aside: Path,
     it would overwrite into `aside` (same relative path). Returns (files written, files
     moved)."""
     source = f"{source_root}/./{relative}" if relative else f"{source_root}/./"
-    args = ["rsync", "-s", "-a", "-A", "-R", "--numeric-ids", "--mkpath", "--backup",
-            f"--backup-dir={aside}", "--out-format=%i", "--info=backup",
-            "-e", _receiver_shell(writer)]
+    args = ["-R", "--backup", f"--backup-dir={aside}", "--info=backup"]
     if chown:
         args.append(f"--chown={chown[0]}:{chown[1]}")
+    return _rsync_as(writer, [*args, source, f"{RECEIVER}:{destination}/"], relative,
+                     destination, aside)
+
+
+def _rsync_as(writer: Identity, args: list[str], relative: str, destination: Path,
+              aside: Path | None) -> tuple[int, int]:
+    """rsync with `args` (options, source, receiver:target), its receiving side as `writer`;
+    (files written, files moved aside)."""
+    args = ["rsync", "-s", "-a", "-A", "--numeric-ids", "--mkpath", "--out-format=%i",
+            "-e", _receiver_shell(writer), *args]
+    kept = f"; files that were in the way are in {aside}" if aside else ""
     try:
-        done = subprocess.run([*args, source, f"{RECEIVER}:{destination}/"],
-                              capture_output=True, text=True, timeout=RSYNC_DEADLINE)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=RSYNC_DEADLINE)
     except subprocess.TimeoutExpired:
         raise HubkeeperError(f"rsync did not finish restoring into {destination} within "
-                             f"{RSYNC_DEADLINE // 3600} h", hint="what was already restored "
-                             f"stays; files that were in the way are in {aside}") from None
+                             f"{RSYNC_DEADLINE // 3600} h",
+                             hint=f"what was already restored stays{kept}") from None
     if done.returncode != 0:
         raise HubkeeperError(f"rsync failed restoring {relative or 'everything'} into "
                              f"{destination} as uid {writer.uid}: "
                              f"{done.stderr.strip()[-500:]}",
-                             hint="what was already restored stays; files that were in the "
-                             f"way are in {aside}")
+                             hint=f"what was already restored stays{kept}")
     lines = done.stdout.splitlines()
     # the sender's itemized lines ("<f" a file sent) and the receiver's "backed up X to Y"
     written = sum(1 for line in lines if line.startswith("<f"))
@@ -150,7 +157,7 @@ def restore_user(snapshot: Path, user: str, path: str | None = None,
         known = ", ".join(sorted(header["homes"])[:12]) or "none"
         raise HubkeeperError(f"snapshot {snapshot.name} has no home of {user!r}",
                              hint=f"homes in it: {known}")
-    relative = _clean_relative(path) if path else ""
+    relative = clean_relative(path) if path else ""
     source_root = snapshot / "homes" / user
     if relative and not os.path.lexists(source_root / relative):
         near = sorted(p.name for p in (source_root / relative).parent.glob("*"))[:12] \
@@ -174,6 +181,42 @@ def restore_user(snapshot: Path, user: str, path: str | None = None,
     return Restored(f"{snapshot}/homes/{user}/{relative}".rstrip("/"),
                     str(destination / relative).rstrip("/"), written, moved,
                     str(aside) if moved else None)
+
+
+def beside_name(name: str, day: str) -> str:
+    """`week1.ipynb` -> `week1 (restored 2026-12-06).ipynb`; a folder or a name without a
+    suffix gets it at the end."""
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        return f"{name} (restored {day})"
+    return f"{stem} (restored {day}).{suffix}"
+
+
+def restore_beside(snapshot: Path, user: str, path: str) -> Restored:
+    """Put `path` of `user`'s home in `snapshot` back next to the current one, under
+    `beside_name` (a number added when that is taken too), written as the home's owner:
+    nothing in the home is replaced."""
+    header = snapshot_header(snapshot)
+    if user not in header["homes"]:
+        raise HubkeeperError(f"snapshot {snapshot.name} has no home of {user!r}")
+    relative = clean_relative(path)
+    source = snapshot / "homes" / user / relative
+    if not os.path.lexists(source):
+        raise HubkeeperError(f"{relative!r} is not in {user}'s home in snapshot "
+                             f"{snapshot.name}")
+    home, uid, gid = _current_home(header, user)
+    day = f"{snapshot.name[0:4]}-{snapshot.name[4:6]}-{snapshot.name[6:8]}"
+    parent, leaf = PurePosixPath(relative).parent, PurePosixPath(relative).name
+    name, number = beside_name(leaf, day), 1
+    while os.path.lexists(home / parent / name):  # only a name to pick: the owner writes
+        number += 1
+        name = beside_name(leaf, f"{day} {number}")
+    target = str(parent / name) if str(parent) != "." else name
+    tail = "/" if source.is_dir() and not source.is_symlink() else ""
+    written, _ = _rsync_as(Identity.of_uid(uid, gid),
+                           [f"{source}{tail}", f"{RECEIVER}:{home}/{target}{tail}"],
+                           relative, home, None)
+    return Restored(str(source), str(home / target), written, 0, None)
 
 
 # --- the whole hub -------------------------------------------------------------------------

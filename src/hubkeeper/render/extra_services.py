@@ -37,7 +37,9 @@ def update_extra_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         # URLs from it, where the request itself would say http://127.0.0.1 behind nginx.
         parts = urllib.parse.urlsplit(spec.hub.url)
         c.JupyterHub.public_url = f"{parts.scheme}://{parts.netloc}{spec.hub.base_url}"
-    everyone: set[str] = set()
+    # hubkeeper's own pages (render/hubkeeper_services.py): every user may log in to them;
+    # the page itself shows each only their own files, and the admin page only to admins
+    everyone: set[str] = {access_scope("hubkeeper")} if spec.web.enabled else set()
     for service in spec.services:
         c.JupyterHub.services.append(service_entry(service, runtime))
         if service.hub_login and service.groups:

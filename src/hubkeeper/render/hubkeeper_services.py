@@ -10,10 +10,12 @@ import json
 
 from traitlets.config import Config
 
+from hubkeeper.base.files import package_file
 from hubkeeper.config.model import HubSpec
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.render.extra_services import DIE_WITH_HUB
 from hubkeeper.render.schedule import keepalive_every
+from hubkeeper.state.identity import web_account
 
 SERVICE_NAME = "hubkeeper"
 # What `apply` and `prewarm` need of the running hub; nothing more (least privilege).
@@ -30,9 +32,14 @@ STATUS_SCOPES = ["read:hub", "list:users", "read:users", "read:servers"]
 
 def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.JupyterHub.services = [
-        {"name": SERVICE_NAME, "api_token": runtime.secrets.service_token},
+        {"name": SERVICE_NAME, "api_token": runtime.secrets.service_token,
+         **web_service(spec, runtime)},
         {"name": STATUS_SERVICE_NAME, "api_token": runtime.secrets.status_token},
     ]
+    # the home page's link to the student's page (hub/templates/home.html); native login
+    # sets its own list with these templates first (render/jupyterhub.py)
+    if web_enabled(spec, runtime) and "template_paths" not in c.JupyterHub:
+        c.JupyterHub.template_paths = [package_file("hub/templates")]
     c.JupyterHub.load_roles = [
         {
             "name": f"{SERVICE_NAME}-status",  # the name older hubs have in their database
@@ -47,6 +54,34 @@ def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             "services": [STATUS_SERVICE_NAME],
         },
     ]
+
+
+WEB_MODULE = "hubkeeper.proc.webpage"
+WEB_HELPER_ENV = "HUBKEEPER_HELPER_SOCKET"
+WEB_MAX_READ_ENV = "HUBKEEPER_WEB_MAX_READ"
+
+
+def web_enabled(spec: HubSpec, runtime: Runtime) -> bool:
+    """The web pages run in system mode only (config/rules/mode.py refuses the rest)."""
+    return spec.web.enabled and runtime.mode == "system"
+
+
+def web_service(spec: HubSpec, runtime: Runtime) -> dict:
+    """What the `hubkeeper` service gets to serve the web pages at /services/hubkeeper/:
+    JupyterHub runs proc/webpage.py as the web account (never root), which asks `up`'s root
+    helper at <state>/web/helper.sock (lifecycle/webhelper.py) for users' files."""
+    if not web_enabled(spec, runtime):
+        return {}
+    return {
+        "url": f"http://127.0.0.1:{spec.web.port}",
+        "command": [*DIE_WITH_HUB, runtime.python, "-m", WEB_MODULE],
+        "user": web_account(spec.hub.name),
+        "cwd": "/",
+        "environment": {WEB_HELPER_ENV: str(runtime.state.helper_socket),
+                        WEB_MAX_READ_ENV: str(spec.web.max_read)},
+        "display": False,  # the home page links to the student's page itself
+        "oauth_no_confirm": True,
+    }
 
 
 CULLER_NAME = "idle-culler"

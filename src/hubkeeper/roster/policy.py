@@ -21,7 +21,9 @@ RESERVED = frozenset({
     "utmp", "sasl", "lpadmin", "crontab",
     "z2jh",  # `hubkeeper export z2jh` writes the Kubernetes values, not a user's zip
     "hubkeeper-canary",  # upgrade's own user (host/canary.py): never a roster or provider name
-    # (its accounts, hkcanary-<hub>, are refused by prefix below)
+    "hubkeeper-web",  # the web service's journal record (verbs/up.py, docs/web.md)
+    # (its accounts, hkcanary-<hub>, and the web service's, hkweb-<hub>, are refused by
+    # prefix below)
 })
 
 
@@ -44,7 +46,7 @@ def name_problem(name: str, what: str = "user name") -> str | None:
         shown = " ".join(repr(ch) for ch in bad) if bad else "its first character"
         return (f"{name!r} is not a portable Linux name (because of {shown}); use a-z, "
                 "0-9, '_' and '-', starting with a letter or '_'")
-    if name in RESERVED or name.startswith(("systemd-", "hkcanary-")):
+    if name in RESERVED or name.startswith(("systemd-", "hkcanary-", "hkweb-")):
         return f"{name!r} is reserved for the system or a service"
     return None
 

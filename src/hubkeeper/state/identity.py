@@ -10,6 +10,7 @@ journal recorded and is not a system account. Imported by the hub (spawner, auth
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import stat
@@ -88,3 +89,23 @@ def journal_account(journal_path: str, user: str) -> Bound:
     if entry.pw_uid < FIRST_USER_UID:
         raise Unbound(f"{user!r}: account {account!r} has the system uid {entry.pw_uid}")
     return Bound(account, entry.pw_uid)
+
+
+def per_hub_account(prefix: str, hub_name: str) -> str:
+    """The Linux account of one of hubkeeper's own (`hkcanary-`, `hkweb-`) for hub
+    `hub_name`: one per hub, so that hubs sharing a machine never claim each other's; at
+    most 32 characters."""
+    name = prefix + hub_name
+    if len(name) <= 32:
+        return name
+    digest = hashlib.sha256(hub_name.encode()).hexdigest()[:6]
+    return f"{prefix}{hub_name[:16].rstrip('-')}-{digest}"
+
+
+WEB_ACCOUNT_PREFIX = "hkweb-"  # the web service's account (docs/web.md), one per hub
+WEB_ORIGIN = "web"  # its journal record's origin
+WEB_USER = "hubkeeper-web"  # the "hub user" its record names: reserved, never a roster name
+
+
+def web_account(hub_name: str) -> str:
+    return per_hub_account(WEB_ACCOUNT_PREFIX, hub_name)

@@ -22,6 +22,9 @@ from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.base.files import write_atomic
 from hubkeeper.state.migrations import check_readable_beside
 
+# Accounts of hubkeeper's own, not roster users: never unregistered by the roster's sync.
+OWN_ORIGINS = ("canary", "web")
+
 JOURNAL_SCHEMA = 1
 State = Literal["creating", "created", "removing"]
 
@@ -116,7 +119,7 @@ class Journal:
     def users_off(self, on_roster: set[str]) -> set[str]:
         """Hub users of accounts hubkeeper created that are no longer on the roster."""
         return {record.user for record in self.accounts.values()
-                if record.user not in on_roster and record.origin != "canary"}  # upgrade's
+                if record.user not in on_roster and record.origin not in OWN_ORIGINS}
 
     def owns_account(self, account: str) -> bool:
         return account in self.accounts

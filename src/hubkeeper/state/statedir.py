@@ -91,6 +91,15 @@ class StatePaths:
         return self.run / "hub.lock"
 
     @property
+    def web(self) -> Path:
+        """root's, group the web account's, 0750: only they reach the helper's socket."""
+        return self.root / "web"
+
+    @property
+    def helper_socket(self) -> Path:
+        return self.web / "helper.sock"
+
+    @property
     def hub_pid(self) -> Path:
         return self.run / "jupyterhub.pid"
 

@@ -13,8 +13,11 @@ from hubkeeper.config.types import config_relative
 from hubkeeper.context.hub import Hub
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.host.preflight import preflight_problems
+from hubkeeper.host.service_account import ensure_account
 from hubkeeper.host.supervisor import Supervisor
+from hubkeeper.lifecycle.webhelper import RunningHelper, start_helper
 from hubkeeper.ops.converge import sync_hub
+from hubkeeper.state.identity import WEB_ORIGIN, WEB_USER, web_account
 from hubkeeper.state.migrations import migrate
 from hubkeeper.state.statedir import (
     StatePaths,
@@ -63,6 +66,23 @@ def _password_file(loaded: LoadedSpec, paths: StatePaths, key: str) -> str:
     if given:
         return str(config_relative(loaded.directory, given))
     return str(paths.secret("shared-password" if key == "password_file" else "admin-password"))
+
+
+def start_web(hub: Hub) -> RunningHelper | None:
+    """web.enabled (system mode): the web service's own account, made once and journaled
+    (JupyterHub runs the service as it), and the root helper it asks for users' files, in
+    threads of this process until the hub stops (docs/web.md)."""
+    if not (hub.spec.web.enabled and hub.mode == "system"):
+        return None
+    account = web_account(hub.spec.hub.name)
+    # keyed by its account, as the roster's accounts are (retire removes it by that key)
+    entry = ensure_account(hub.paths.journal, account, account, WEB_ORIGIN,
+                           "hubkeeper web pages", user=WEB_USER,
+                           useradd=("--system", "--no-create-home", "--home-dir",
+                                    "/nonexistent"))
+    config = hub.loaded.path
+    return start_helper(lambda: Hub.open(config), hub.paths, entry.pw_uid, entry.pw_gid,
+                        hub.spec.web.max_read)
 
 
 def up(hub: Hub, on_ready: Callable[[Banner], None], output: IO[str] | None) -> UpResult:
@@ -119,8 +139,13 @@ def up(hub: Hub, on_ready: Callable[[Banner], None], output: IO[str] | None) -> 
                 warnings=tuple(warnings),
             ))
 
-        supervisor = Supervisor(loaded, paths, ready, output, lock_fd=lock.fd)
-        outcome = supervisor.run()
+        helper = start_web(hub)
+        try:
+            supervisor = Supervisor(loaded, paths, ready, output, lock_fd=lock.fd)
+            outcome = supervisor.run()
+        finally:
+            if helper is not None:
+                helper.close()
     finally:
         lock.release()
     if not outcome.requested:

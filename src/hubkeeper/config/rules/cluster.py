@@ -28,6 +28,10 @@ def kubernetes_problems(spec: HubSpec) -> Found:
     if spec.users.account_prefix:
         problems.append((("users", "account_prefix"), "there are no Linux accounts on the "
                          "cluster; remove it"))
+    if spec.web.enabled:
+        problems.append((("web", "enabled"), "the student's page needs `hubkeeper up`'s root "
+                         "helper on the machine holding the homes and snapshots; on "
+                         "Kubernetes set it to false"))
     if not spec.environments:
         problems.append((("environments",), "a cluster starts servers from images: declare "
                          "at least one environment with image: (pushed to a registry the "

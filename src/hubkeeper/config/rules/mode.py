@@ -57,4 +57,9 @@ def mode_problems(loaded: LoadedSpec, is_root: bool) -> list[Problem]:
             ("hub", "ip"), f"personal mode as root would give every user a root shell on "
             f"{spec.hub.ip}; use hub.mode: system (servers run as Linux accounts), or keep "
             "hub.ip on 127.0.0.1 for a demo"))
+    if spec.web.enabled and mode != "system":
+        problems.append(loaded.problem(
+            ("web", "enabled"), "the student's page restores files as each student's own "
+            "account and runs as an account of its own, which needs system mode; run as root "
+            "with hub.mode: system (or auto), or set web.enabled: false"))
     return problems

@@ -145,6 +145,8 @@ def _ports(spec: HubSpec) -> list[tuple[tuple[str | int, ...], int]]:
             ports.append((("services", index, "url"), port))
         if service.gate_port and service.hub_login:
             ports.append((("services", index, "gate_port"), service.gate_port))
+    if spec.web.enabled:
+        ports.append((("web", "port"), spec.web.port))
     return ports
 
 
