@@ -26,6 +26,7 @@ from hubkeeper.host.hubapi import ApiError, HubAPI, HubUnreachable, fetch
 from hubkeeper.host.peer import ListenerRefused
 from hubkeeper.host.service_account import ensure_account as ensure_service_account
 from hubkeeper.state.identity import per_hub_account
+from hubkeeper.state.journal import Journal
 
 CANARY_USER = "hubkeeper-canary"  # the hub user, in each hub's own database
 CANARY_ACCOUNT_PREFIX = "hkcanary-"  # its Linux account: hkcanary-<hub> (canary_account)
@@ -52,11 +53,19 @@ def canary_account(hub_name: str) -> str:
 
 
 def ensure_account(journal_path: Path, hub_name: str) -> str:
-    """System mode: the canary's Linux account, made once and journaled (intent first).
-    A journal that already records one (an earlier hubkeeper's `hubkeeper-canary`) keeps it."""
+    """System mode: the canary's Linux account, made once and journaled (intent first),
+    keyed by its account name as every journal account is (retire and the roster's sync
+    go by that key). A journal that already records one (an earlier hubkeeper's
+    `hubkeeper-canary`) keeps it."""
+    journal = Journal.load(journal_path)
+    known = [key for key, record in journal.accounts.items() if record.origin == CANARY_ORIGIN]
+    account = journal.accounts[known[0]].account if known else canary_account(hub_name)
+    if known and known[0] != account:  # keyed by its hub user: re-keyed by its account
+        journal.accounts[account] = journal.accounts.pop(known[0])
+        journal.save()
     try:
-        return ensure_service_account(journal_path, CANARY_USER, canary_account(hub_name),
-                                      CANARY_ORIGIN, "hubkeeper canary").pw_name
+        return ensure_service_account(journal_path, account, account, CANARY_ORIGIN,
+                                      "hubkeeper canary", user=CANARY_USER).pw_name
     except CanaryFailed:
         raise
     except HubkeeperError as exc:
