@@ -15,6 +15,7 @@ import pwd
 from collections.abc import Callable
 
 from jupyterhub.spawner import LocalProcessSpawner
+from traitlets import default
 
 from hubkeeper.context.limits import Limits
 from hubkeeper.context.runtime import SINGLEUSER
@@ -26,6 +27,14 @@ __all__ = ["HubkeeperSpawner", "LocalSpawner", "SpawnRefused"]
 
 class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
     """The local backend: the server is a process of the user's account on this machine."""
+
+    @default("interrupt_timeout")
+    def _interrupt_timeout_default(self) -> int:
+        # A stop sends SIGINT first. Jupyter Server turns it into KeyboardInterrupt, which
+        # can be lost in the wrong frame (seen: a culled server that went on for 10 s, the
+        # default here). SIGTERM, sent next, stops it through its own handler; 2 s is
+        # longer than a clean SIGINT stop takes (about 0.5 s measured).
+        return 2
 
     async def start(self):  # type: ignore[override]
         async with self.admitted():
