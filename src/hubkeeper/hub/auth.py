@@ -240,8 +240,17 @@ class PAMAuthenticator(HubkeeperAuthenticator, _PAMAuthenticator):
         return hub_name if result else None
 
     def system_user_exists(self, user) -> bool:  # type: ignore[override]
+        """Whether the hub user has its Linux account: the one hubkeeper's journal records
+        for it (the upgrade canary's is hkcanary-<hub>, not its hub name), else the account
+        named after it."""
         import pwd
 
+        if self.journal_path:
+            try:
+                journal_account(self.journal_path, user.name)
+                return True
+            except Unbound:
+                pass
         try:
             pwd.getpwnam(self.account_prefix + user.name)
         except KeyError:
