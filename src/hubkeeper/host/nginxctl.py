@@ -130,12 +130,25 @@ def _workers(master: int) -> set[int]:
     return children
 
 
+def _accepting(workers: set[int]) -> set[int]:
+    """Those of the old workers that may still accept a connection: alive and not yet told to
+    stop (a worker told to stop retitles itself "... is shutting down" and closes its
+    listening sockets; until then it shares them with the new workers)."""
+    left = set()
+    for pid in workers:
+        command = procs.cmdline(pid)
+        if command and "shutting down" not in " ".join(command):
+            left.add(pid)
+    return left
+
+
 def _wait_new_workers(master: int, before: set[int], deadline: float = LIVE_DEADLINE) -> None:
     """`nginx -s reload` only signals the master; new workers are the sign that it has loaded
-    the new configuration. None within the deadline: it kept the old one (e.g. a port held
+    the new configuration, and old workers shutting down the sign that no connection gets
+    the old one any more. Not within the deadline: it kept the old one (e.g. a port held
     by another program), and says why in its error log."""
     for _ in _deadline_loop(deadline):
-        if _workers(master) - before:
+        if _workers(master) - before and not _accepting(before):
             return
     raise HubkeeperError(f"nginx (pid {master}) did not load the new configuration within "
                          f"{deadline:.0f} s", hint="see nginx's error log (a port another "
