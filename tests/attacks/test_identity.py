@@ -177,7 +177,7 @@ def test_an_account_hubkeeper_did_not_make_is_never_used(workdir: Path, hubs,
 
     # A hub user of that name made another way (an admin's page, the REST API): its server
     # is refused too, and nothing runs as the TA.
-    api = HubAPI(f"http://127.0.0.1:{hub_api_port(config)}/", hub.secret("service-token"))
+    api = HubAPI(f"http://127.0.0.1:{hub_api_port(config)}/", hub.secret("api-token"))
     api.call("POST", "/users", {"usernames": [ta.name]})
     try:
         api.call("POST", f"/users/{ta.name}/server")

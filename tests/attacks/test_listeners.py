@@ -36,7 +36,7 @@ from tests.support.simuser import SimUser
 
 pytestmark = pytest.mark.attack
 
-SECRETS = ("service-token", "status-token", "proxy-token", "cookie-secret")
+SECRETS = ("api-token", "service-token", "status-token", "proxy-token", "cookie-secret")
 
 # The student's recorder: from the moment `go` exists (argv 3; "-": at once), bind each port
 # in argv 1 as soon as it is free, answer every connection like a hub would (200, "[]") and

@@ -60,7 +60,7 @@ def test_prewarmed_servers_survive_culling_until_the_class_ends(tmp_path: Path) 
         extra=f"culling: {{idle: {IDLE}s, every: 2s}}\n"
               f"schedule: [{{group: morning, start: '{clock(begin)}', end: '{clock(end)}'}}]\n")
     hub = start_hub(config)
-    token = hub.secret("service-token")
+    token = hub.secret("api-token")
     keeper = None
     try:
         # A class window by hand for student2; student3 prewarmed without one.

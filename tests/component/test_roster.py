@@ -72,7 +72,7 @@ def hub_api(config: Path, path: str):
     import urllib.request
 
     spec = load(config).spec
-    token = (config.parent / "state" / "secrets" / "service-token").read_text().strip()
+    token = (config.parent / "state" / "secrets" / "api-token").read_text().strip()
     request = urllib.request.Request(f"http://127.0.0.1:{spec.hub.port}/hub/api{path}",
                                      headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=10) as response:

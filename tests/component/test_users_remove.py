@@ -109,7 +109,7 @@ def test_remove_archives_then_removes_a_user_with_a_running_server(workdir: Path
     assert ANN not in edited
     assert "# the TA" in edited and f"{GROUP}: [{WS2}]" in edited
     # the hub forgot the user; `plan` is at rest
-    token = (hub.state / "secrets" / "service-token").read_text().strip()
+    token = (hub.state / "secrets" / "api-token").read_text().strip()
     assert _hub_status(hub.url, ANN, token) == 404
     assert json.loads(ok(hk(config, "plan", "--json")).stdout)["actions"] == []
     # the archive: the same format as `hubkeeper archive`, verified, recorded, exportable
@@ -264,7 +264,7 @@ def test_killed_midway_then_run_again_finishes(workdir: Path, clean_accounts, hu
     # the hub was not running: it still had the user; its next start unregisters them
     hub = hubs.start(config)
     hub.wait_logged("roster: 1 change(s) made in the hub")  # up's hub half of apply
-    token = (hub.state / "secrets" / "service-token").read_text().strip()
+    token = (hub.state / "secrets" / "api-token").read_text().strip()
     assert _hub_status(hub.url, WS3, token) == 404
     assert _hub_status(hub.url, WS2, token) == 200
 

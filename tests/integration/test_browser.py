@@ -44,7 +44,7 @@ def _hub_api(hub: RunningHub, path: str) -> dict[str, Any]:
     """GET the hub's REST API as hubkeeper's own service (read:users, read:servers)."""
     request = urllib.request.Request(
         hub.url + "hub/api/" + path,
-        headers={"Authorization": f"token {hub.secret('service-token')}"},
+        headers={"Authorization": f"token {hub.secret('api-token')}"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
@@ -148,7 +148,7 @@ def test_a_waiting_student_sees_their_place_in_line(workdir: Path, hubs: Any, ar
               "hooks: {as_root: [{script: slow.sh, timeout: 60s}]}\n"))
     request = urllib.request.Request(
         hub.url + "hub/api/users/student2/server", data=b"{}", method="POST",
-        headers={"Authorization": f"token {hub.secret('service-token')}"})
+        headers={"Authorization": f"token {hub.secret('api-token')}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status in (201, 202), response.status
 

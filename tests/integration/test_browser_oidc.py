@@ -87,6 +87,6 @@ def hub_api(hub: Any, path: str) -> dict[str, Any]:
     """GET the hub's REST API as hubkeeper's own service."""
     request = urllib.request.Request(
         hub.url + "hub/api/" + path,
-        headers={"Authorization": f"token {hub.secret('service-token')}"})
+        headers={"Authorization": f"token {hub.secret('api-token')}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)

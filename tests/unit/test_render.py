@@ -20,7 +20,8 @@ STATE = StatePaths(Path("/var/lib/hubkeeper/course"))
 SECRETS = Secrets(cookie_secret_file="/var/lib/hubkeeper/course/secrets/cookie-secret",
                   proxy_token="PROXY", service_token="SERVICE", shared_password="USERPW",
                   admin_password="ADMINPW", github_client_id="GHID",
-                  github_client_secret="GHSECRET", status_token="STATUS")
+                  github_client_secret="GHSECRET", status_token="STATUS",
+                  api_token="API")
 
 
 def runtime(text: str, mode: str = "system", as_root: bool = True,
@@ -102,9 +103,11 @@ def test_personal_mode_as_user_does_not_allow_root() -> None:
 
 def test_service_token_has_least_scopes() -> None:
     c = rendered(COURSE)
-    assert c.JupyterHub.services[0] == {"name": "hubkeeper", "api_token": "SERVICE"}
+    assert c.JupyterHub.services[0] == {"name": "hubkeeper-api", "api_token": "API"}
     role = c.JupyterHub.load_roles[0]
-    assert role["services"] == ["hubkeeper"]
+    assert role["services"] == ["hubkeeper-api"]
+    # the web pages' service (web.enabled) is apart, with a token of its own and no role
+    assert "hubkeeper" not in {service["name"] for service in c.JupyterHub.services}
     assert set(role["scopes"]) == {"read:hub", "list:users", "read:users", "read:servers",
                                    "admin:users", "admin:groups", "servers", "users:activity",
                                    "tokens!user=hubkeeper-canary"}  # upgrade's canary only
@@ -461,7 +464,7 @@ def test_short_culling_reports_activity_more_often_and_max_age_is_passed() -> No
 
 def test_culling_off_renders_no_culler() -> None:
     c = rendered(COURSE + "culling: {enabled: false}\n")
-    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper", "hubkeeper-status"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper-api", "hubkeeper-status"]
 
 
 def test_limits_reach_the_spawner_per_hub_and_per_group() -> None:

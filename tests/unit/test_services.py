@@ -65,7 +65,7 @@ def rendered(text: str):
     runtime = Runtime(
         mode="system", state=StatePaths(Path("/var/lib/hubkeeper/course")),
         secrets=Secrets(cookie_secret_file="/x", proxy_token="PROXY", service_token="SERVICE",
-                        shared_password=None, admin_password=None),
+                        api_token="API", shared_password=None, admin_password=None),
         proxy_command=("/opt/hk/bin/configurable-http-proxy",),
         singleuser_command=("/opt/hk/bin/jupyterhub-singleuser",), as_root=True,
         roster=build_roster(loaded), config_dir=Path("/srv/course"),
@@ -95,7 +95,7 @@ def test_golden_services_and_roles() -> None:
 
 def test_hubkeeper_service_stays_first_and_roles_are_appended() -> None:
     c = rendered(SERVICES)
-    assert c.JupyterHub.services[0]["name"] == "hubkeeper"
+    assert c.JupyterHub.services[0]["name"] == "hubkeeper-api"
     assert [s["name"] for s in c.JupyterHub.services[1:]
             if s["name"] != "idle-culler"] == ["hubkeeper-status", "rstudio", "files",
                                                 "grades", "nightly"]
@@ -137,7 +137,7 @@ def test_jupyterhub_accepts_what_is_rendered() -> None:
 
 def test_no_services_no_hub_url_nothing_added() -> None:
     c = rendered("users: {allowed: [ann]}\nculling: {enabled: false}")
-    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper", "hubkeeper-status"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper-api", "hubkeeper-status"]
     assert "public_url" not in c.JupyterHub
     assert "extra_user_scopes" not in c.JupyterHub
 
@@ -326,8 +326,11 @@ def test_web_pages_run_as_their_own_account_and_every_user_may_log_in() -> None:
     """web.enabled: the `hubkeeper` service serves /services/hubkeeper/ (proc/webpage.py)
     as hkweb-<hub>, never root, asking the root helper at <state>/web/helper.sock."""
     c = rendered(SERVICES + "web: {enabled: true, port: 8095}\n")
-    web = c.JupyterHub.services[0]
+    web = c.JupyterHub.services[2]
     assert web["name"] == "hubkeeper" and web["api_token"] == "SERVICE"
+    # its token is its own (OAuth), apart from the API's, and no role gives it a scope
+    assert c.JupyterHub.services[0] == {"name": "hubkeeper-api", "api_token": "API"}
+    assert not [role for role in c.JupyterHub.load_roles if "hubkeeper" in role.get("services", [])]
     assert web["user"] == "hkweb-course" and web["user"] != "root"
     assert web["url"] == "http://127.0.0.1:8095"
     assert web["command"][-3:] == ["/opt/hk/bin/python", "-m", "hubkeeper.proc.webpage"]
@@ -338,8 +341,8 @@ def test_web_pages_run_as_their_own_account_and_every_user_may_log_in() -> None:
     app = JupyterHub(config=c)
     assert "access:services!service=hubkeeper" in app.extra_user_scopes
     assert app.template_paths[0].endswith("hub/templates")
-    # without web: the service is the API's only, as before
-    assert "url" not in rendered(SERVICES).JupyterHub.services[0]
+    # without web: no web service at all
+    assert "hubkeeper" not in {s["name"] for s in rendered(SERVICES).JupyterHub.services}
 
 
 def test_web_needs_system_mode_located(tmp_path: Path) -> None:

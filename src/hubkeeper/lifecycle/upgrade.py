@@ -391,7 +391,7 @@ class Upgrade:
 def default_canary(hub: Hub) -> canary.CanaryResult:
     if hub.mode == "system":
         canary.ensure_account(hub.paths.journal, hub.name)
-    return canary.run_canary(hub.hub_api_url, hub.public_url, hub.read_secret("service-token"))
+    return canary.run_canary(hub.hub_api_url, hub.public_url, hub.read_secret("api-token"))
 
 
 def new_record(hub: Hub, prefix: Path, old: str, new: str, requirements: list[str],

@@ -175,7 +175,7 @@ def check_archive(hub: Hub, target: Target, directory: Path, expected: str | Non
 def hub_api(hub: Hub) -> HubAPI | None:
     """The running hub's REST API with hubkeeper's service token, or None (not running)."""
     try:
-        token = read_secret(hub.paths, "service-token")
+        token = read_secret(hub.paths, "api-token")
     except HubkeeperError:  # the hub never ran here
         return None
     api = HubAPI(hub.hub_api_url, token)

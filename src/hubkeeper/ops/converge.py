@@ -134,7 +134,7 @@ def prepare(loaded: LoadedSpec, roster: Roster, mode: str, paths: StatePaths,
                     if envs.needs_build(loaded, paths, name)]
     api = None
     try:
-        token = read_secret(paths, "service-token")
+        token = read_secret(paths, "api-token")
     except HubkeeperError:  # no state yet (the hub never ran), or not ours to read
         token = None
     hub = None

@@ -1,5 +1,6 @@
-"""hubkeeper's own services of the hub, and their roles: `hubkeeper` (apply, prewarm) and
-`hubkeeper-status` (status) with their tokens, jupyterhub-idle-culler (culling:) and the
+"""hubkeeper's own services of the hub, and their roles: `hubkeeper-api` (apply, prewarm) and
+`hubkeeper-status` (status) with their tokens, `hubkeeper` (the web pages, web.enabled; its
+token is only its own, for OAuth: no role), jupyterhub-idle-culler (culling:) and the
 `hubkeeper-schedule` service (schedule:). Pure: each function only sets, like render/jupyterhub.py,
 whose checklist calls them; render/extra_services.py appends hub.yaml's own services after these.
 """
@@ -17,7 +18,8 @@ from hubkeeper.render.extra_services import DIE_WITH_HUB
 from hubkeeper.render.schedule import keepalive_every
 from hubkeeper.state.identity import web_account
 
-SERVICE_NAME = "hubkeeper"
+SERVICE_NAME = "hubkeeper"  # the web pages at /services/hubkeeper/ (web.enabled)
+API_SERVICE_NAME = "hubkeeper-api"
 # What `apply` and `prewarm` need of the running hub; nothing more (least privilege).
 SERVICE_SCOPES = [
     "read:hub", "list:users", "read:users", "read:servers",  # what is there
@@ -31,11 +33,17 @@ STATUS_SCOPES = ["read:hub", "list:users", "read:users", "read:servers"]
 
 
 def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
+    # The API's token and the web service's are apart: the web service runs as an
+    # unprivileged account and holds only its own token (for the hub's OAuth), which can
+    # do nothing in the REST API; admins' actions go through the root helper.
     c.JupyterHub.services = [
-        {"name": SERVICE_NAME, "api_token": runtime.secrets.service_token,
-         **web_service(spec, runtime)},
+        {"name": API_SERVICE_NAME, "api_token": runtime.secrets.api_token},
         {"name": STATUS_SERVICE_NAME, "api_token": runtime.secrets.status_token},
     ]
+    if web_enabled(spec, runtime):
+        c.JupyterHub.services.append({"name": SERVICE_NAME,
+                                      "api_token": runtime.secrets.service_token,
+                                      **web_service(spec, runtime)})
     # the home page's link to the student's page (hub/templates/home.html); native login
     # sets its own list with these templates first (render/jupyterhub.py)
     if web_enabled(spec, runtime) and "template_paths" not in c.JupyterHub:
@@ -45,7 +53,7 @@ def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             "name": f"{SERVICE_NAME}-status",  # the name older hubs have in their database
             "description": "what `apply` and `prewarm` read and change",
             "scopes": list(SERVICE_SCOPES),
-            "services": [SERVICE_NAME],
+            "services": [API_SERVICE_NAME],
         },
         {
             "name": f"{STATUS_SERVICE_NAME}-read",

@@ -6,8 +6,9 @@
                                 one refused (state/migrations.py)
     <state>/jupyterhub.sqlite   the hub database (0600: ports, admins, password hashes)
     <state>/journal.json        every account, group and folder hubkeeper created (journal.py)
-    <state>/secrets/            0700; cookie-secret, proxy-token, service-token (apply,
+    <state>/secrets/            0700; cookie-secret, proxy-token, api-token (apply,
                                 prewarm), status-token (read-only: status),
+                                service-token (the web service's own, for OAuth),
                                 shared-password, admin-password (each 0600); with auth.kind
                                 github also github-client-id, github-client-secret (written
                                 by the operator, never generated); with auth.ldap's
@@ -52,7 +53,7 @@ STATE_DIR_MODE = 0o711  # servers run as users and execute envs/<name>/current/b
 DATABASE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
-SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "status-token",
+SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "api-token", "status-token",
                 "shared-password", "admin-password")
 
 
@@ -170,12 +171,13 @@ class Secrets:
 
     cookie_secret_file: str
     proxy_token: str
-    service_token: str
+    service_token: str  # the web service's (`hubkeeper`) own token: OAuth, no scopes
     shared_password: str
     admin_password: str
     github_client_id: str = ""  # only read with auth.kind github
     github_client_secret: str = ""
     status_token: str = ""  # the read-only token of `hubkeeper status`
+    api_token: str = ""  # apply's and prewarm's (service `hubkeeper-api`)
     ldap_bind_password: str = ""  # only read with auth.ldap.lookup_dn_search_user
     oidc_client_id: str = ""  # only read with auth.kind oidc
     oidc_client_secret: str = ""
@@ -185,7 +187,7 @@ class Secrets:
         hidden = "<redacted>"
         return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden,
                    github_client_id=hidden, github_client_secret=hidden,
-                   status_token=hidden, ldap_bind_password=hidden,
+                   status_token=hidden, api_token=hidden, ldap_bind_password=hidden,
                    oidc_client_id=hidden, oidc_client_secret=hidden)
 
 
@@ -367,6 +369,7 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
         proxy_token=read_secret(paths, "proxy-token"),
         service_token=read_secret(paths, "service-token"),
         status_token=read_secret(paths, "status-token"),
+        api_token=read_secret(paths, "api-token"),
         shared_password=from_file(password_file, "shared-password"),
         admin_password=from_file(admin_password_file, "admin-password"),
         github_client_id=read_operator_secret(

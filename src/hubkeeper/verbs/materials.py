@@ -81,7 +81,7 @@ def publish(hub: Hub, users: tuple[str, ...] = ()) -> PublishResult:
                 if name not in known]
     if problems:
         raise InvalidInput(problems)
-    api = HubAPI(hub.hub_api_url, hub.read_secret("service-token"))
+    api = HubAPI(hub.hub_api_url, hub.read_secret("api-token"))
     try:
         models = {model["name"]: model for model in api.users()}
     except HubUnreachable as exc:

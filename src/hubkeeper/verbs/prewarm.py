@@ -95,7 +95,7 @@ def prewarm(hub: Hub, groups: tuple[str, ...] = (), users: tuple[str, ...] = (),
         raise InvalidInput(problems)
     names = sorted({name for group in groups for name in roster.group_members(group)
                     if name in active} | set(users))
-    api = HubAPI(hub.hub_api_url, hub.read_secret("service-token"))
+    api = HubAPI(hub.hub_api_url, hub.read_secret("api-token"))
     if begin is not None:
         sleep((begin - moment).total_seconds())
     began = time.monotonic()
