@@ -28,6 +28,8 @@
     <state>/upgrade/<id>/       that upgrade's work: the database kept byte for byte, its
                                 upgraded copy (0700)
     <state>/announcement.txt    the banner JupyterHub shows on every page while it exists
+    <state>/snapshot-runs.json  the last snapshot run per target: when, ok or why not
+                                (state/snapshot_runs.py; the hub's metrics read it)
 """
 
 from __future__ import annotations
@@ -138,6 +140,11 @@ class StatePaths:
     @property
     def announcement(self) -> Path:
         return self.root / "announcement.txt"
+
+    @property
+    def snapshot_runs(self) -> Path:
+        """How the last snapshot went on each target (state/snapshot_runs.py)."""
+        return self.root / "snapshot-runs.json"
 
     def secret(self, name: str) -> Path:
         return self.secrets / name
