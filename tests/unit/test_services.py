@@ -97,8 +97,8 @@ def test_hubkeeper_service_stays_first_and_roles_are_appended() -> None:
     c = rendered(SERVICES)
     assert c.JupyterHub.services[0]["name"] == "hubkeeper"
     assert [s["name"] for s in c.JupyterHub.services[1:]
-            if s["name"] != "idle-culler"] == ["hubkeeper-status", "rstudio", "files",
-                                                "grades", "nightly"]
+            if s["name"] != "idle-culler"] == ["hubkeeper-status", "hubkeeper-metrics",
+                                                "rstudio", "files", "grades", "nightly"]
     assert c.JupyterHub.load_roles[0]["name"] == "hubkeeper-status"
 
 
@@ -137,7 +137,8 @@ def test_jupyterhub_accepts_what_is_rendered() -> None:
 
 def test_no_services_no_hub_url_nothing_added() -> None:
     c = rendered("users: {allowed: [ann]}\nculling: {enabled: false}")
-    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper", "hubkeeper-status"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper", "hubkeeper-status",
+                                                         "hubkeeper-metrics"]
     assert "public_url" not in c.JupyterHub
     assert "extra_user_scopes" not in c.JupyterHub
 

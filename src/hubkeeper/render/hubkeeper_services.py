@@ -1,5 +1,6 @@
 """hubkeeper's own services of the hub, and their roles: `hubkeeper` (apply, prewarm) and
-`hubkeeper-status` (status) with their tokens, jupyterhub-idle-culler (culling:) and the
+`hubkeeper-status` (status) and `hubkeeper-metrics` (Prometheus) with their tokens,
+jupyterhub-idle-culler (culling:) and the
 `hubkeeper-schedule` service (schedule:). Pure: each function only sets, like render/jupyterhub.py,
 whose checklist calls them; render/extra_services.py appends hub.yaml's own services after these.
 """
@@ -28,6 +29,10 @@ SERVICE_SCOPES = [
 STATUS_SERVICE_NAME = "hubkeeper-status"
 # What `hubkeeper status` reads: a token that can change nothing, for the verb run most often.
 STATUS_SCOPES = ["read:hub", "list:users", "read:users", "read:servers"]
+METRICS_SERVICE_NAME = "hubkeeper-metrics"
+# What Prometheus scrapes with (docs/metrics.md): /hub/metrics, JupyterHub's and hubkeeper's
+# own; the token reads no user, server or group.
+METRICS_SCOPES = ["read:metrics"]
 
 
 def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -35,6 +40,7 @@ def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
         {"name": SERVICE_NAME, "api_token": runtime.secrets.service_token,
          **web_service(spec, runtime)},
         {"name": STATUS_SERVICE_NAME, "api_token": runtime.secrets.status_token},
+        {"name": METRICS_SERVICE_NAME, "api_token": runtime.secrets.metrics_token},
     ]
     # the home page's link to the student's page (hub/templates/home.html); native login
     # sets its own list with these templates first (render/jupyterhub.py)
@@ -52,6 +58,12 @@ def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             "description": "what `hubkeeper status` reads; it changes nothing",
             "scopes": list(STATUS_SCOPES),
             "services": [STATUS_SERVICE_NAME],
+        },
+        {
+            "name": f"{METRICS_SERVICE_NAME}-read",
+            "description": "what Prometheus scrapes: /hub/metrics, nothing else",
+            "scopes": list(METRICS_SCOPES),
+            "services": [METRICS_SERVICE_NAME],
         },
     ]
 

@@ -8,6 +8,7 @@
     <state>/journal.json        every account, group and folder hubkeeper created (journal.py)
     <state>/secrets/            0700; cookie-secret, proxy-token, service-token (apply,
                                 prewarm), status-token (read-only: status),
+                                metrics-token (read:metrics only: Prometheus),
                                 shared-password, admin-password (each 0600); with auth.kind
                                 github also github-client-id, github-client-secret (written
                                 by the operator, never generated); with auth.ldap's
@@ -55,7 +56,7 @@ DATABASE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "status-token",
-                "shared-password", "admin-password")
+                "metrics-token", "shared-password", "admin-password")
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ class Secrets:
     github_client_id: str = ""  # only read with auth.kind github
     github_client_secret: str = ""
     status_token: str = ""  # the read-only token of `hubkeeper status`
+    metrics_token: str = ""  # Prometheus's: /hub/metrics only (docs/metrics.md)
     ldap_bind_password: str = ""  # only read with auth.ldap.lookup_dn_search_user
     oidc_client_id: str = ""  # only read with auth.kind oidc
     oidc_client_secret: str = ""
@@ -192,7 +194,7 @@ class Secrets:
         hidden = "<redacted>"
         return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden,
                    github_client_id=hidden, github_client_secret=hidden,
-                   status_token=hidden, ldap_bind_password=hidden,
+                   status_token=hidden, metrics_token=hidden, ldap_bind_password=hidden,
                    oidc_client_id=hidden, oidc_client_secret=hidden)
 
 
@@ -374,6 +376,7 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
         proxy_token=read_secret(paths, "proxy-token"),
         service_token=read_secret(paths, "service-token"),
         status_token=read_secret(paths, "status-token"),
+        metrics_token=read_secret(paths, "metrics-token"),
         shared_password=from_file(password_file, "shared-password"),
         admin_password=from_file(admin_password_file, "admin-password"),
         github_client_id=read_operator_secret(
