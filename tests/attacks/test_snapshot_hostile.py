@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from hubkeeper.host.snapshots import complete_snapshots
 from hubkeeper.lifecycle.snapshot import verify_snapshot
-from hubkeeper.lifecycle.snapshot_target import complete_snapshots
 from tests.attacks.conftest import Student, Students
 from tests.conftest import TEST_ACCOUNT_PREFIX
 from tests.support.hubproc import hk, pam_hub

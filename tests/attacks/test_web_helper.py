@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hubkeeper.context.hub import Hub
-from hubkeeper.lifecycle.snapshot_target import latest_name
+from hubkeeper.host.snapshots import latest_name
 from hubkeeper.lifecycle.webhelper import LOG_NAME, start_helper
 from tests.attacks.homes_support import course, hk
 

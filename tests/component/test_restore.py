@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hubkeeper.lifecycle.snapshot_target import latest_name
+from hubkeeper.host.snapshots import latest_name
 from tests.conftest import TEST_ACCOUNT_PREFIX
 from tests.support.hubproc import HUBKEEPER, hk, pam_hub
 from tests.support.simuser import run_once

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from hubkeeper.host.snapshots import complete_snapshots, latest_name
 from hubkeeper.lifecycle.snapshot import verify_snapshot
-from hubkeeper.lifecycle.snapshot_target import complete_snapshots, latest_name
 from tests.conftest import TEST_ACCOUNT_PREFIX, require_root
 from tests.support.hubproc import HUBKEEPER, hk, pam_hub
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hubkeeper.lifecycle.snapshot_target import latest_name
+from hubkeeper.host.snapshots import latest_name
 from hubkeeper.state.identity import web_account
 from tests.conftest import TEST_ACCOUNT_PREFIX, remove_test_accounts, require_root
 from tests.support.browser import STEP_TIMEOUT_MS, chromium_page

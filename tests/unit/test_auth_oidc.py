@@ -216,7 +216,7 @@ def test_client_secrets_are_read_from_the_state_dir(tmp_path: Path) -> None:
     secrets = paths.secrets
     secrets.mkdir(mode=0o700)
     for name in ("cookie-secret", "proxy-token", "service-token", "api-token", "status-token",
-                 "shared-password", "admin-password"):
+                 "metrics-token", "shared-password", "admin-password"):
         (secrets / name).write_text("x")
     with pytest.raises(HubkeeperError, match="oidc-client-id is missing: it holds the "
                                              "OpenID Connect client's ID"):

@@ -21,7 +21,7 @@ SECRETS = Secrets(cookie_secret_file="/var/lib/hubkeeper/course/secrets/cookie-s
                   proxy_token="PROXY", service_token="SERVICE", shared_password="USERPW",
                   admin_password="ADMINPW", github_client_id="GHID",
                   github_client_secret="GHSECRET", status_token="STATUS",
-                  api_token="API")
+                  api_token="API", metrics_token="METRICS")
 
 
 def runtime(text: str, mode: str = "system", as_root: bool = True,
@@ -462,9 +462,17 @@ def test_short_culling_reports_activity_more_often_and_max_age_is_passed() -> No
     assert c.Spawner.environment == {"JUPYTERHUB_ACTIVITY_INTERVAL": "10"}
 
 
+def test_prometheus_token_reads_metrics_only() -> None:
+    c = rendered(COURSE)
+    assert {"name": "hubkeeper-metrics", "api_token": "METRICS"} in c.JupyterHub.services
+    (role,) = [r for r in c.JupyterHub.load_roles if r["services"] == ["hubkeeper-metrics"]]
+    assert role["scopes"] == ["read:metrics"]
+
+
 def test_culling_off_renders_no_culler() -> None:
     c = rendered(COURSE + "culling: {enabled: false}\n")
-    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper-api", "hubkeeper-status"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper-api", "hubkeeper-status",
+                                                         "hubkeeper-metrics"]
 
 
 def test_limits_reach_the_spawner_per_hub_and_per_group() -> None:

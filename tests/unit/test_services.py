@@ -97,8 +97,8 @@ def test_hubkeeper_service_stays_first_and_roles_are_appended() -> None:
     c = rendered(SERVICES)
     assert c.JupyterHub.services[0]["name"] == "hubkeeper-api"
     assert [s["name"] for s in c.JupyterHub.services[1:]
-            if s["name"] != "idle-culler"] == ["hubkeeper-status", "rstudio", "files",
-                                                "grades", "nightly"]
+            if s["name"] != "idle-culler"] == ["hubkeeper-status", "hubkeeper-metrics",
+                                                "rstudio", "files", "grades", "nightly"]
     assert c.JupyterHub.load_roles[0]["name"] == "hubkeeper-status"
 
 
@@ -137,7 +137,8 @@ def test_jupyterhub_accepts_what_is_rendered() -> None:
 
 def test_no_services_no_hub_url_nothing_added() -> None:
     c = rendered("users: {allowed: [ann]}\nculling: {enabled: false}")
-    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper-api", "hubkeeper-status"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["hubkeeper-api", "hubkeeper-status",
+                                                         "hubkeeper-metrics"]
     assert "public_url" not in c.JupyterHub
     assert "extra_user_scopes" not in c.JupyterHub
 
@@ -326,7 +327,7 @@ def test_web_pages_run_as_their_own_account_and_every_user_may_log_in() -> None:
     """web.enabled: the `hubkeeper` service serves /services/hubkeeper/ (proc/webpage.py)
     as hkweb-<hub>, never root, asking the root helper at <state>/web/helper.sock."""
     c = rendered(SERVICES + "web: {enabled: true, port: 8095}\n")
-    web = c.JupyterHub.services[2]
+    (web,) = [s for s in c.JupyterHub.services if s["name"] == "hubkeeper"]
     assert web["name"] == "hubkeeper" and web["api_token"] == "SERVICE"
     # its token is its own (OAuth), apart from the API's, and no role gives it a scope
     assert c.JupyterHub.services[0] == {"name": "hubkeeper-api", "api_token": "API"}

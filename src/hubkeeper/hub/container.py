@@ -197,7 +197,7 @@ class ContainerSpawner(HubkeeperSpawner, DockerSpawner):
         return f"{HOOK_MOUNT}/{phase}-{index}-{os.path.basename(entry['script'])}"
 
     async def start(self):  # type: ignore[override]
-        async with self.admitted():
+        async with self.failures_counted(), self.admitted():
             started = await self.start_container()
             await self.wait_answering(*started)
         return started

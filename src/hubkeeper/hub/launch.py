@@ -14,6 +14,7 @@ from hubkeeper.config.types import config_relative
 from hubkeeper.context.hub import Hub
 from hubkeeper.context.runtime import Runtime
 from hubkeeper.host.extra_config import read_safe, run_into
+from hubkeeper.hub import metrics_collector
 from hubkeeper.hub.announcement import Announcement
 from hubkeeper.render.jupyterhub import render
 
@@ -28,6 +29,8 @@ def this_hub() -> Hub:
 def config_for_this_process(hub: Hub | None = None) -> Config:
     hub = hub or this_hub()
     config = render(hub.spec, Runtime.from_hub(hub))
+    # hubkeeper's metrics beside JupyterHub's at /hub/metrics (docs/metrics.md)
+    metrics_collector.install(hub)
     # A callable, not a string: read at each page, so a banner needs no restart (`upgrade`).
     config.JupyterHub.template_vars = {"announcement": Announcement(str(hub.paths.announcement))}
     if hub.spec.web.enabled and hub.mode == "system":

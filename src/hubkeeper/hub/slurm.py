@@ -99,6 +99,10 @@ class SlurmJobSpawner(HubkeeperSpawner, SlurmSpawner):
     # --- the start ------------------------------------------------------------------------
 
     async def start(self):  # type: ignore[override]
+        async with self.failures_counted():
+            return await self.start_job()
+
+    async def start_job(self) -> tuple[str, int]:
         python = await self.prepare_host_start()
         self.job_python = python or sys.executable  # no environments: hubkeeper's own venv
         if python:

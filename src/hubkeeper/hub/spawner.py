@@ -37,7 +37,7 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
         return 2
 
     async def start(self):  # type: ignore[override]
-        async with self.admitted():
+        async with self.failures_counted(), self.admitted():
             python = await self.prepare_host_start()
             if python:
                 self.cmd = [python, "-P", SINGLEUSER]

@@ -31,6 +31,7 @@ from hubkeeper.config.types import format_size
 from hubkeeper.context.limits import Limits, merged
 from hubkeeper.host import cgroups, homesize
 from hubkeeper.host.homes import make_private_dir
+from hubkeeper.hub import metrics
 from hubkeeper.hub.admission import Admission, QueueTimeout, Ticket, auto_at_once
 from hubkeeper.hub.spawner_steps import SpawnRefused, StartSteps
 from hubkeeper.state.identity import Unbound, journal_account
@@ -154,7 +155,8 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
             return None
         if HubkeeperSpawner._admission is None:
             at_once = self.starts_at_once if self.starts_at_once > 0 else auto_at_once()
-            HubkeeperSpawner._admission = Admission(at_once)
+            HubkeeperSpawner._admission = admission = Admission(at_once)
+            metrics.watch_line(lambda: len(admission.waiting))
             self.log.info("server starts: %d at a time, the others wait in line", at_once)
         return HubkeeperSpawner._admission
 
@@ -170,6 +172,7 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
         try:
             async with admission.slot(ticket, self.starts_queue_timeout):
                 assert ticket.started is not None
+                metrics.start_waited(ticket.started - ticket.arrived)
                 self.log.info("%s: start admitted after %.1f s in line (%d at a time)",
                               self.user.name, ticket.started - ticket.arrived,
                               admission.at_once)
@@ -179,6 +182,7 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
                     self.log.info("%s: start slot freed after %.1f s", self.user.name,
                                   admission.clock() - ticket.started)
         except QueueTimeout:
+            metrics.start_waited(admission.clock() - ticket.arrived)
             seconds = int(self.starts_queue_timeout)
             waited = f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
             raise SpawnRefused(
@@ -189,6 +193,20 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
                 "(starts.queue_timeout) for a start slot") from None
         finally:
             self._ticket = None
+
+    @contextlib.asynccontextmanager
+    async def failures_counted(self) -> AsyncIterator[None]:
+        """A start's body: a failure is counted in hubkeeper_failed_starts_total by its
+        reason (hub/metrics.py). A start cancelled (the user stopped it, or JupyterHub's
+        start_timeout) is JupyterHub's to count, in its own spawn metrics."""
+        try:
+            yield
+        except SpawnRefused as exc:
+            metrics.start_failed(exc.reason)
+            raise
+        except Exception:
+            metrics.start_failed(None)
+            raise
 
     async def progress(self):  # type: ignore[override]
         """While the start waits in line: its place and an estimate, on the spawn page."""

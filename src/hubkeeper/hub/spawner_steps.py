@@ -28,6 +28,7 @@ from hubkeeper.base import procs
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.context.runtime import SERVER_CONFIG_DIR, SERVER_CONFIG_ENV
 from hubkeeper.host.materials import Pull, PullReport, applies, parse_report, pull_argv, pull_env
+from hubkeeper.hub import metrics
 from hubkeeper.hub.hooks import (
     SAFE_PATH,
     HookOutcome,
@@ -320,6 +321,7 @@ class StartSteps:
                     outcome = await self.run_hook(hook, log_fd)
                     if outcome.ok:
                         continue
+                    metrics.hook_failed(hook.name, phase)
                     what = f"start-up script {hook.name} ({phase}) {outcome.describe()}"
                     if self.hooks_on_failure == "warn":
                         self.log.warning("%s: %s; the server starts anyway (hooks.on_failure: "

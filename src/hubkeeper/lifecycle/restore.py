@@ -32,9 +32,9 @@ from hubkeeper.base.whoami import effective_uid
 from hubkeeper.host.asuser import Identity, command_as
 from hubkeeper.host.homes import make_private_dir
 from hubkeeper.host.shadow import ShadowTools
+from hubkeeper.host.snapshots import LATEST, NAME, latest_name
 from hubkeeper.host.writer import myself, writer_for
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
-from hubkeeper.lifecycle.snapshot_target import LATEST, NAME, latest_name
 from hubkeeper.state.statedir import StatePaths
 
 ASIDE = "before-restore-"

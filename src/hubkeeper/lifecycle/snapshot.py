@@ -42,6 +42,7 @@ from hubkeeper.config.operation import Retention
 from hubkeeper.config.types import config_relative
 from hubkeeper.host.asuser import Identity
 from hubkeeper.host.rsync import Incomplete, Source, TargetFailed, copy_tree, group_reader
+from hubkeeper.host.snapshots import LATEST, complete_snapshots, latest_name
 from hubkeeper.lifecycle.manifest import (
     MANIFEST,
     Entry,
@@ -52,15 +53,9 @@ from hubkeeper.lifecycle.manifest import (
     verify_tree,
     write_manifest,
 )
-from hubkeeper.lifecycle.snapshot_target import (
-    LATEST,
-    apply_retention,
-    complete_snapshots,
-    latest_name,
-    point_latest,
-    repair,
-)
+from hubkeeper.lifecycle.snapshot_target import apply_retention, point_latest, repair
 from hubkeeper.lifecycle.sources import HubContents, account_records, backup_database
+from hubkeeper.state.snapshot_runs import TargetRun, now_utc, record_runs
 
 KIND = "hubkeeper-snapshot"
 # rsync of many small files waits on the disk more than on the CPU: 4 at a time copied 200
@@ -279,6 +274,9 @@ def take_snapshot(contents: HubContents, targets: list[Path],
                 for target in targets)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+        record_runs(contents.paths.snapshot_runs,
+                    [TargetRun(result.target, now_utc(), result.ok, result.error)
+                     for result in results])
     return SnapshotResult(str(contents.loaded.path), name, len(contents.homes), hub_users,
                           results)
 

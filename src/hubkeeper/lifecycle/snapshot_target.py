@@ -1,40 +1,20 @@
 """A target's folder of snapshots (lifecycle/snapshot.py): which are complete, the `latest`
-link, repairing what a killed run left, and retention. Only names matching NAME and the
-`latest` link count; everything else in the folder is hubkeeper's work in progress.
+link, repairing what a killed run left, and retention. Reading a target (which names count,
+`latest`) is host/snapshots.py's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import shutil
 from pathlib import Path
 
 from hubkeeper.base.files import fsync_dir
 from hubkeeper.config.operation import Retention
+from hubkeeper.host.snapshots import LATEST, NAME_FORMAT, complete_snapshots, latest_name
 
-NAME = re.compile(r"^\d{8}T\d{6}$")
-LATEST = "latest"
-
-
-# --- listing a target ----------------------------------------------------------------------
-
-
-def complete_snapshots(target: Path) -> list[str]:
-    """Names of the complete snapshots in `target`, oldest first."""
-    if not target.is_dir():
-        return []
-    return sorted(entry.name for entry in os.scandir(target)
-                  if NAME.match(entry.name) and entry.is_dir(follow_symlinks=False))
-
-
-def latest_name(target: Path) -> str | None:
-    try:
-        name = os.readlink(target / LATEST)
-    except OSError:
-        return None
-    return name if NAME.match(name) and (target / name).is_dir() else None
+# --- the latest link and repair ------------------------------------------------------------
 
 
 def point_latest(target: Path, name: str) -> None:
@@ -75,7 +55,7 @@ def to_drop(names: list[str], keep: Retention, protected: set[str]) -> list[str]
                           (keep.weekly, lambda d: d.isocalendar()[:2])):
         seen: list[object] = []
         for name in newest_first:
-            key = period(dt.datetime.strptime(name, "%Y%m%dT%H%M%S"))
+            key = period(dt.datetime.strptime(name, NAME_FORMAT))
             if key not in seen:
                 if len(seen) == count:
                     break

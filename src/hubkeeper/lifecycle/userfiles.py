@@ -27,10 +27,10 @@ from typing import BinaryIO
 
 from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.context.hub import Hub
+from hubkeeper.host.snapshots import NAME, complete_snapshots
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
 from hubkeeper.lifecycle.restore import Restored, clean_relative, restore_beside, restore_user
 from hubkeeper.lifecycle.snapshot import snapshot_targets
-from hubkeeper.lifecycle.snapshot_target import NAME, complete_snapshots
 from hubkeeper.lifecycle.sources import Home, hub_contents
 from hubkeeper.lifecycle.userzip import export_home
 from hubkeeper.roster.policy import name_problem

@@ -1,6 +1,7 @@
-"""hubkeeper's own services of the hub, and their roles: `hubkeeper-api` (apply, prewarm) and
-`hubkeeper-status` (status) with their tokens, `hubkeeper` (the web pages, web.enabled; its
-token is only its own, for OAuth: no role), jupyterhub-idle-culler (culling:) and the
+"""hubkeeper's own services of the hub, and their roles: `hubkeeper-api` (apply, prewarm),
+`hubkeeper-status` (status) and `hubkeeper-metrics` (Prometheus) with their tokens,
+`hubkeeper` (the web pages, web.enabled; its token is only its own, for OAuth: no role),
+jupyterhub-idle-culler (culling:) and the
 `hubkeeper-schedule` service (schedule:). Pure: each function only sets, like render/jupyterhub.py,
 whose checklist calls them; render/extra_services.py appends hub.yaml's own services after these.
 """
@@ -30,6 +31,10 @@ SERVICE_SCOPES = [
 STATUS_SERVICE_NAME = "hubkeeper-status"
 # What `hubkeeper status` reads: a token that can change nothing, for the verb run most often.
 STATUS_SCOPES = ["read:hub", "list:users", "read:users", "read:servers"]
+METRICS_SERVICE_NAME = "hubkeeper-metrics"
+# What Prometheus scrapes with (docs/metrics.md): /hub/metrics, JupyterHub's and hubkeeper's
+# own; the token reads no user, server or group.
+METRICS_SCOPES = ["read:metrics"]
 
 
 def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
@@ -39,6 +44,7 @@ def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.JupyterHub.services = [
         {"name": API_SERVICE_NAME, "api_token": runtime.secrets.api_token},
         {"name": STATUS_SERVICE_NAME, "api_token": runtime.secrets.status_token},
+        {"name": METRICS_SERVICE_NAME, "api_token": runtime.secrets.metrics_token},
     ]
     if web_enabled(spec, runtime):
         c.JupyterHub.services.append({"name": SERVICE_NAME,
@@ -60,6 +66,12 @@ def update_services(c: Config, spec: HubSpec, runtime: Runtime) -> None:
             "description": "what `hubkeeper status` reads; it changes nothing",
             "scopes": list(STATUS_SCOPES),
             "services": [STATUS_SERVICE_NAME],
+        },
+        {
+            "name": f"{METRICS_SERVICE_NAME}-read",
+            "description": "what Prometheus scrapes: /hub/metrics, nothing else",
+            "scopes": list(METRICS_SCOPES),
+            "services": [METRICS_SERVICE_NAME],
         },
     ]
 

@@ -9,6 +9,7 @@
     <state>/secrets/            0700; cookie-secret, proxy-token, api-token (apply,
                                 prewarm), status-token (read-only: status),
                                 service-token (the web service's own, for OAuth),
+                                metrics-token (read:metrics only: Prometheus),
                                 shared-password, admin-password (each 0600); with auth.kind
                                 github also github-client-id, github-client-secret (written
                                 by the operator, never generated); with auth.ldap's
@@ -29,6 +30,8 @@
     <state>/upgrade/<id>/       that upgrade's work: the database kept byte for byte, its
                                 upgraded copy (0700)
     <state>/announcement.txt    the banner JupyterHub shows on every page while it exists
+    <state>/snapshot-runs.json  the last snapshot run per target: when, ok or why not
+                                (state/snapshot_runs.py; the hub's metrics read it)
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ DATABASE_MODE = 0o600
 SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 SECRET_NAMES = ("cookie-secret", "proxy-token", "service-token", "api-token", "status-token",
-                "shared-password", "admin-password")
+                "metrics-token", "shared-password", "admin-password")
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,11 @@ class StatePaths:
     def announcement(self) -> Path:
         return self.root / "announcement.txt"
 
+    @property
+    def snapshot_runs(self) -> Path:
+        """How the last snapshot went on each target (state/snapshot_runs.py)."""
+        return self.root / "snapshot-runs.json"
+
     def secret(self, name: str) -> Path:
         return self.secrets / name
 
@@ -178,6 +186,7 @@ class Secrets:
     github_client_secret: str = ""
     status_token: str = ""  # the read-only token of `hubkeeper status`
     api_token: str = ""  # apply's and prewarm's (service `hubkeeper-api`)
+    metrics_token: str = ""  # Prometheus's: /hub/metrics only (docs/metrics.md)
     ldap_bind_password: str = ""  # only read with auth.ldap.lookup_dn_search_user
     oidc_client_id: str = ""  # only read with auth.kind oidc
     oidc_client_secret: str = ""
@@ -187,7 +196,8 @@ class Secrets:
         hidden = "<redacted>"
         return cls(str(paths.secret("cookie-secret")), hidden, hidden, hidden, hidden,
                    github_client_id=hidden, github_client_secret=hidden,
-                   status_token=hidden, api_token=hidden, ldap_bind_password=hidden,
+                   status_token=hidden, api_token=hidden, metrics_token=hidden,
+                   ldap_bind_password=hidden,
                    oidc_client_id=hidden, oidc_client_secret=hidden)
 
 
@@ -370,6 +380,7 @@ def read_secrets(paths: StatePaths, password_file: Path | None = None,
         service_token=read_secret(paths, "service-token"),
         status_token=read_secret(paths, "status-token"),
         api_token=read_secret(paths, "api-token"),
+        metrics_token=read_secret(paths, "metrics-token"),
         shared_password=from_file(password_file, "shared-password"),
         admin_password=from_file(admin_password_file, "admin-password"),
         github_client_id=read_operator_secret(

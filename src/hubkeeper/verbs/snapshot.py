@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubkeeper.context.hub import Hub
+from hubkeeper.host.snapshots import LATEST, complete_snapshots, latest_name
 from hubkeeper.lifecycle.manifest import Progress
 from hubkeeper.lifecycle.snapshot import (
     SnapshotResult,
@@ -16,7 +17,6 @@ from hubkeeper.lifecycle.snapshot import (
     take_snapshot,
     verify_snapshot,
 )
-from hubkeeper.lifecycle.snapshot_target import LATEST, complete_snapshots, latest_name
 from hubkeeper.lifecycle.sources import hub_contents
 
 

@@ -306,7 +306,8 @@ def _first_login_problems(spec: HubSpec) -> Found:
     return []
 
 
-RESERVED_SERVICES = ("hubkeeper", "hubkeeper-api", "hubkeeper-status", "idle-culler",
+RESERVED_SERVICES = ("hubkeeper", "hubkeeper-api", "hubkeeper-status", "hubkeeper-metrics",
+                     "idle-culler",
                      "hubkeeper-schedule")
 
 
