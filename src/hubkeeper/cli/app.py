@@ -10,6 +10,7 @@ commands are in commands_*.py, one module per family.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from hubkeeper import __version__
 from hubkeeper.base import exits
+from hubkeeper.base import progress as progress_lines
 from hubkeeper.base.whoami import effective_uid
 from hubkeeper.cli.output import emit
 from hubkeeper.config.loader import default_config_path
@@ -109,8 +111,11 @@ def progress_bar(quiet: bool) -> Iterator[Callable[[int, int, object], None]]:
     with Progress(*columns, console=Console(stderr=True), transient=True,
                   disable=quiet or not sys.stderr.isatty()) as bar:
         task = bar.add_task("", total=None)
+        lines = os.environ.get(progress_lines.LINES_ENV) == "1"
 
         def progress(done: int, total: int, action: object) -> None:
             bar.update(task, completed=done, total=total, description=str(action)[:40])
+            if lines:  # for a program that runs hubkeeper (the web page's actions)
+                print(progress_lines.line(done, total, action), file=sys.stderr, flush=True)
 
         yield progress

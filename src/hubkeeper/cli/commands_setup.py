@@ -9,7 +9,7 @@ import click
 from hubkeeper.cli.app import Context, cli, hub_command, progress_bar, shared_options
 from hubkeeper.cli.output import emit
 from hubkeeper.verbs.adopt import adopt
-from hubkeeper.verbs.apply import apply
+from hubkeeper.verbs.apply import apply, replace_roster, with_roster
 from hubkeeper.verbs.check import check
 from hubkeeper.verbs.init import init
 from hubkeeper.verbs.plan import plan
@@ -35,20 +35,37 @@ hub_command(
     """Show the JupyterHub configuration hub.yaml becomes (secrets redacted).""")
 
 
-hub_command(
-    cli, "plan", plan,
+roster_option = click.option(
+    "--roster-csv", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None, help="A new roster CSV in place of the one users.roster.csv names (apply "
+    "puts it there, keeping the old one as <name>.previous).")
+
+
+@cli.command("plan")
+@roster_option
+@shared_options()
+@click.pass_obj
+def plan_command(obj: Context, roster_csv: Path | None, config: Path | None,
+                 as_json: bool) -> None:
     """Show what `apply` would change: accounts, groups, passwords, locks, hub users, and
-    the nginx site and certificate of hub.url.""")
+    the nginx site and certificate of hub.url."""
+    hub = obj.open(config)
+    emit(plan(with_roster(hub, roster_csv) if roster_csv else hub), as_json, obj.out)
 
 
 @cli.command("apply")
+@roster_option
 @shared_options()
 @click.pass_obj
-def apply_command(obj: Context, config: Path | None, as_json: bool) -> None:
+def apply_command(obj: Context, roster_csv: Path | None, config: Path | None,
+                  as_json: bool) -> None:
     """Make the machine and the hub follow the roster, and nginx serve hub.url. Running it
     again changes nothing."""
+    hub = obj.open(config)
+    if roster_csv:
+        hub = replace_roster(hub, roster_csv)
     with progress_bar(as_json) as progress:
-        result = apply(obj.open(config), progress)
+        result = apply(hub, progress)
     emit(result, as_json, obj.out)
 
 

@@ -72,6 +72,14 @@ class Hub:
         uid = effective_uid() if euid is None else euid
         return cls(loaded, uid, state_paths(loaded, uid == 0), problems)
 
+    def with_roster_csv(self, csv: Path) -> Hub:
+        """The same hub with `csv` as users.roster.csv (for `plan --roster-csv`, a roster
+        looked at before it replaces the one hub.yaml names). Its problems name `csv`."""
+        users = self.spec.users
+        roster = users.roster.model_copy(update={"csv": str(csv.resolve())})
+        spec = self.spec.model_copy(update={"users": users.model_copy(update={"roster": roster})})
+        return Hub.of(LoadedSpec(spec, self.loaded.path, self.loaded.document), euid=self.euid)
+
     def reopen(self) -> Hub:
         """The same hub.yaml read again, as the same account: for a second look under a
         lock, or after an edit."""

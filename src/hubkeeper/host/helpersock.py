@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-MAX_REQUEST = 16 * 1024  # one request line: a name, an id, a path
+MAX_REQUEST = 1088 * 1024  # one request line: a name, a path, or a roster of up to 1 MiB
 MAX_ANSWER = 4 * 1024 * 1024  # one answer line: a listing of a folder
 CHUNK = 64 * 1024
 TIMEOUT = 600.0  # seconds: a restore of a large folder, a zip of a whole home

@@ -15,6 +15,16 @@ The requests (each field checked in lifecycle/userfiles.py, as the CLI checks it
                                                            back into the home, as U
     {"op": "export", "user": U}                            U's whole work as a zip
 
+and for the instructor's page, from an admin A of the hub (lifecycle/webadmin.py checks A
+and each argument; lifecycle/webjobs.py runs the actions):
+
+    {"op": "glance", "admin": A}                           servers, disk, snapshots, ...
+    {"op": "roster-check", "admin": A, "csv": C, "filename": F}
+                                                           an uploaded roster: problems or plan
+    {"op": "start", "admin": A, "action": X, "args": {..}} an action (webadmin.ACTIONS) as a job
+    {"op": "job", "admin": A, "id": J}                     one job: state, progress, result
+    {"op": "jobs", "admin": A}                             the recent jobs: who, what, when
+
 Anything else (another op, a missing or extra field) is refused. Every request, granted or
 refused, is a line of `<state>/logs/web-requests.jsonl`: when, the peer's uid, what, and
 the outcome.
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -45,8 +56,9 @@ from hubkeeper.host.helpersock import (
     send_json,
 )
 from hubkeeper.host.peer import unix_peer_uid
-from hubkeeper.lifecycle import userfiles
+from hubkeeper.lifecycle import userfiles, webadmin
 from hubkeeper.lifecycle.userfiles import Refused
+from hubkeeper.lifecycle.webjobs import Job, Jobs
 from hubkeeper.state.statedir import StatePaths
 
 log = logging.getLogger(__name__)
@@ -58,7 +70,13 @@ REQUESTS: dict[str, tuple[str, ...]] = {
     "read": ("user", "snapshot", "path"),
     "restore": ("user", "snapshot", "path", "replace"),
     "export": ("user",),
+    "glance": ("admin",),
+    "roster-check": ("admin", "csv", "filename"),
+    "start": ("admin", "action", "args"),
+    "job": ("admin", "id"),
+    "jobs": ("admin",),
 }
+ADMIN_OPS = frozenset({"glance", "roster-check", "start", "job", "jobs"})
 LOG_NAME = "web-requests.jsonl"
 
 
@@ -100,9 +118,10 @@ class Helper:
     request (a roster changed by `apply` counts at once)."""
 
     def __init__(self, open_hub: Callable[[], Hub], allowed: frozenset[int],
-                 requests: RequestLog, max_read: int) -> None:
+                 requests: RequestLog, max_read: int, jobs: Jobs, uploads: Path) -> None:
         self.open_hub, self.allowed, self.log, self.max_read = \
             open_hub, allowed, requests, max_read
+        self.jobs, self.uploads = jobs, uploads
 
     def serve(self, sock: socket.socket) -> None:
         uid = unix_peer_uid(sock)
@@ -115,8 +134,13 @@ class Helper:
             except ValueError as exc:
                 raise Refused(f"malformed request: {exc}") from None
             request = check_request(request)
-            record.update({key: request[key] for key in REQUESTS[request["op"]]}, op=request["op"])
-            self.answer(sock, self.open_hub(), request)
+            record.update(_logged(request), op=request["op"])
+            hub = self.open_hub()
+            if request["op"] in ADMIN_OPS:
+                webadmin.check_admin(hub, request["admin"])
+                self.answer_admin(sock, hub, request)
+            else:
+                self.answer(sock, hub, request)
             self.log.record(**record, ok=True)
         except HubkeeperError as exc:
             self.log.record(**record, ok=False, error=exc.message)
@@ -155,6 +179,48 @@ class Helper:
             with userfiles.export_zip(hub, user) as (handle, size):
                 send_json(sock, {"ok": True, "size": size})
                 _send_bytes(sock, handle, size)
+
+
+    def answer_admin(self, sock: socket.socket, hub: Hub, request: dict[str, Any]) -> None:
+        op, admin = request["op"], request["admin"]
+        if op == "glance":
+            send_json(sock, {"ok": True, **webadmin.glance(hub)})
+        elif op == "roster-check":
+            send_json(sock, {"ok": True, **webadmin.check_roster(
+                hub, request["csv"], self.uploads, request["filename"])})
+        elif op == "start":
+            argv = webadmin.command_for(hub, request["action"], request["args"], self.uploads)
+            job = self.jobs.start(request["action"], argv, admin)
+            log.info("%s started %s: %s", admin, job.action, job.command)
+            send_json(sock, {"ok": True, "job": _job_view(self.jobs, job, hub)})
+        elif op == "job":
+            job = self.jobs.get(request["id"] if isinstance(request["id"], str) else "")
+            send_json(sock, {"ok": True, "job": _job_view(self.jobs, job, hub)})
+        elif op == "jobs":
+            send_json(sock, {"ok": True, "jobs": [asdict(job) | {"command": job.command}
+                                                  for job in self.jobs.list()]})
+
+
+def _job_view(jobs: Jobs, job: Job, hub: Hub) -> dict[str, Any]:
+    """A job as the page shows it: its record, its command and its messages; the passwords
+    it generated (apply's new accounts, users password), read from the 0600 file the
+    command wrote them to."""
+    view = asdict(job) | {"command": job.command, "messages": jobs.messages(job)}
+    result = job.result if isinstance(job.result, dict) else {}
+    written = result.get("credentials") or result.get("file")
+    view["credentials"] = webadmin.credentials_in(hub.paths.root, written) \
+        if job.state == "done" else []
+    return view
+
+
+def _logged(request: dict[str, Any]) -> dict[str, Any]:
+    """The request's fields for the log; an uploaded roster by its digest and size only
+    (it may hold passwords)."""
+    fields = {key: request[key] for key in REQUESTS[request["op"]]}
+    if request["op"] == "roster-check" and isinstance(fields["csv"], str):
+        data = fields.pop("csv").encode()
+        fields["csv_sha256"], fields["csv_bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    return fields
 
 
 def _send_bytes(sock: socket.socket, handle: Any, size: int) -> None:
@@ -210,8 +276,10 @@ def start_helper(open_hub: Callable[[], Hub], paths: StatePaths, web_uid: int, w
                  max_read: int) -> RunningHelper:
     """Listen on `<state>/web/helper.sock` for root and `web_uid`; serve in a thread."""
     path = prepare_folder(paths, web_gid)
+    config = open_hub().path
     helper = Helper(open_hub, frozenset({0, os.geteuid(), web_uid}),
-                    RequestLog(paths.logs / LOG_NAME), max_read)
+                    RequestLog(paths.logs / LOG_NAME), max_read,
+                    Jobs(paths.web / "jobs", config), paths.web / webadmin.UPLOADS)
     server = _Server(os.fspath(path), socketserver.BaseRequestHandler)
     server.helper = helper
     os.chown(path, os.geteuid(), web_gid)

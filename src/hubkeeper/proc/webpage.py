@@ -9,7 +9,10 @@ root helper (lifecycle/webhelper.py, over the socket in HUBKEEPER_HELPER_SOCKET)
 user the hub's OAuth verified, and the helper checks that name again.
 
 Routes, under the service's prefix:
-    ""                  admins only (403 for others): the instructor's page comes later
+    ""                  admins only (403 for others): the instructor's page
+    roster              POST a roster CSV: its problems by line, or the plan to apply
+    action              POST action=... and its fields: started as a job (lifecycle/webjobs.py)
+    job                 ?id=J: one job's progress and result
     me/                 the user's snapshots; ?snapshot=S&path=P: one folder in one of them
     me/download         ?snapshot=S&path=P: one file of it
     me/restore          POST snapshot, path, replace: back into the home, as the user
@@ -38,6 +41,7 @@ from hubkeeper.host.helpersock import Answer, HelperError, ask, ask_json
 log = logging.getLogger("hubkeeper.web")
 TEMPLATES = Path(__file__).with_name("web_templates")
 T = TypeVar("T")
+MAX_ROSTER = 1024 * 1024  # the helper's limit too (lifecycle/webadmin.py)
 
 
 def day_of(snapshot_id: str) -> str:
@@ -106,11 +110,98 @@ class Page(HubOAuthenticated, web.RequestHandler):
 
 
 class AdminPage(Page):
-    @web.authenticated
-    def get(self) -> None:
+    """The instructor's page: at a glance, the roster, the actions, the recent jobs."""
+
+    def check_admin(self) -> None:
         if not self.current_user.get("admin"):
             raise web.HTTPError(403, "this page is for the hub's admins")
-        self.render("admin.html", user=self.user, prefix=self.settings["prefix"])
+
+    async def ask_admin(self, op: str, **fields: Any) -> dict[str, Any]:
+        return await self.blocking(ask_json, self.helper, {"op": op, "admin": self.user,
+                                                           **fields})
+
+    @web.authenticated
+    async def get(self) -> None:
+        self.check_admin()
+        try:
+            seen = await self.ask_admin("glance")
+            jobs = (await self.ask_admin("jobs"))["jobs"]
+        except HelperError as exc:
+            return self.refused(500, str(exc))
+        self.render("admin.html", user=self.user, prefix=self.settings["prefix"], seen=seen,
+                    jobs=jobs[:15], size_text=size_text, age_text=age_text)
+
+
+class RosterUpload(AdminPage):
+    """POST a CSV: its problems by line, or the plan and a button to apply it."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        self.check_admin()
+        files = self.request.files.get("roster") or []
+        if not files:
+            return self.refused(400, "choose a CSV file to upload")
+        upload = files[0]
+        if len(upload["body"]) > MAX_ROSTER:
+            return self.refused(400, f"a roster is at most {MAX_ROSTER // 1024} KiB")
+        try:
+            text = upload["body"].decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return self.refused(400, f"{upload['filename']} is not UTF-8 text")
+        try:
+            checked = await self.ask_admin("roster-check", csv=text,
+                                           filename=upload["filename"][:200] or "roster.csv")
+        except HelperError as exc:
+            return self.refused(400, str(exc))
+        self.render("roster.html", prefix=self.settings["prefix"], filename=upload["filename"],
+                    checked=checked)
+
+
+class Action(AdminPage):
+    """POST an action (webadmin.ACTIONS) with its fields: it starts as a job."""
+
+    FIELDS = {"roster": ("upload",), "add": ("name", "groups"), "lock": ("name",),
+              "unlock": ("name",), "password": ("name",), "prewarm": ("group",),
+              "snapshot": (), "archive": (), "rebuild": ("environment",)}
+
+    @web.authenticated
+    async def post(self) -> None:
+        self.check_admin()
+        action = self.get_argument("action", "")
+        if action not in self.FIELDS:
+            return self.refused(400, f"unknown action {action[:40]!r}")
+        args: dict[str, Any] = {key: self.get_argument(key, "").strip()
+                                for key in self.FIELDS[action]}
+        if "groups" in args:
+            args["groups"] = [g for g in args["groups"].replace(";", ",").split(",")
+                              if g.strip()]
+            args["groups"] = [g.strip() for g in args["groups"]]
+        try:
+            job = (await self.ask_admin("start", action=action, args=args))["job"]
+        except HelperError as exc:
+            return self.refused(400, str(exc))
+        self.redirect(f"{self.settings['prefix']}job?id={urllib.parse.quote(job['id'])}")
+
+
+class JobPage(AdminPage):
+    @web.authenticated
+    async def get(self) -> None:
+        self.check_admin()
+        try:
+            job = (await self.ask_admin("job", id=self.get_argument("id", "")))["job"]
+        except HelperError as exc:
+            return self.refused(404, str(exc))
+        self.set_header("Cache-Control", "no-store")
+        self.render("job.html", prefix=self.settings["prefix"], job=job)
+
+
+def age_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "none yet"
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit} ago"
+    return f"{int(seconds)} seconds ago"
 
 
 class MyPage(Page):
@@ -181,6 +272,9 @@ def make_app(prefix: str, helper_socket: Path) -> web.Application:
     return web.Application(
         [
             (prefix, AdminPage),
+            (prefix + "roster", RosterUpload),
+            (prefix + "action", Action),
+            (prefix + "job", JobPage),
             (prefix + "oauth_callback", HubOAuthCallbackHandler),
             (prefix + "me/", MyPage),
             (prefix + "me/download", Download),

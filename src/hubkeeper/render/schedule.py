@@ -4,7 +4,7 @@ schedule service (proc/schedule.py) both use them; nothing here talks to the hub
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -23,6 +23,22 @@ def in_window(window: dict[str, Any], now: datetime) -> bool:
         return False
     second = now.hour * 3600 + now.minute * 60 + now.second
     return clock_seconds(window["start"]) <= second < clock_seconds(window["end"])
+
+
+def next_start(window: dict[str, Any], now: datetime) -> datetime | None:
+    """When the class window {days, start, end} next begins after `now` (local time), within
+    a week; the one under way counts when `now` is inside it."""
+    days = window.get("days") or DAYS
+    start = clock_seconds(window["start"])
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for ahead in range(8):
+        day = midnight + timedelta(days=ahead)
+        if DAYS[day.weekday()] not in days:
+            continue
+        begins = day + timedelta(seconds=start)
+        if begins >= now or in_window(window, now) and ahead == 0:
+            return begins
+    return None
 
 
 def keepalive_every(idle: float) -> float:
