@@ -31,6 +31,8 @@ for request in json.loads(sys.argv[2]):
     sock.settimeout(30)
     try:
         sock.connect(sys.argv[1])
+        if isinstance(request, str) and request.startswith("LONG:"):  # "LONG:<n>": n x's
+            request = "x" * int(request[5:])
         sock.sendall((request if isinstance(request, str) else json.dumps(request)).encode()
                      + b"\\n")
         data = b""
@@ -114,13 +116,24 @@ def test_only_the_web_account_reaches_the_helper_and_only_with_its_fixed_request
                 "is a link or a special file",
             json.dumps({**good, "op": "restore", "path": "notes", "replace": "yes"}):
                 "replace is true or false",
-            "x" * 20000: "malformed request",
+            f"LONG:{1100 * 1024}": "a line longer than",
+            # the instructor's requests: only for an admin of the hub, whatever the web
+            # service claims, and only the page's actions
+            json.dumps({"op": "glance", "admin": alice.name}): "is not an admin of this hub",
+            json.dumps({"op": "start", "admin": alice.name, "action": "snapshot",
+                        "args": {}}): "is not an admin of this hub",
+            json.dumps({"op": "start", "admin": "root", "action": "snapshot", "args": {}}):
+                "not a user name",
+            json.dumps({"op": "start", "admin": alice.name, "action": "snapshot"}):
+                "start takes exactly",
+            json.dumps({"op": "jobs", "admin": web.name}): "is not an admin of this hub",
         }
         answers = ask_as(web, sock, list(bad))
         for (request, reason), answer in zip(bad.items(), answers, strict=True):
             assert answer.get("answer", "").startswith('{"ok":false'), (request, answer)
             assert reason in answer["answer"], (request, answer)
         assert not list(alice.home.glob("*restored*")), "nothing was restored"
+        assert not (hub.paths.web / "jobs").exists(), "no action was started"
 
         # a folder restored beside the current one: written by alice, its link copied as a
         # link (never followed into /etc)

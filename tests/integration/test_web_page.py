@@ -3,12 +3,19 @@ system-mode hub (PAM logins of real accounts, a real snapshot) shared by this mo
 
 A student restores yesterday's notebook next to the current one and then over it, downloads
 a file and their whole work; they cannot reach another student's files by editing the URL,
-a forged form without the XSRF token restores nothing, and the admin page refuses them."""
+a forged form without the XSRF token restores nothing, and the admin page refuses them.
+
+The instructor uploads a roster with a bad row and sees its line, uploads the fixed one, sees
+the plan and applies it; the new student logs in and runs code; the instructor locks,
+unlocks and gives a new password from the page, takes a snapshot, and every action is
+recorded with who asked."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
+import json
 import os
 import pwd
 import shutil
@@ -35,7 +42,7 @@ from tests.support.hubproc import (
     start_hub,
     write_config,
 )
-from tests.support.simuser import SimUser
+from tests.support.simuser import SimUser, run_once
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -44,9 +51,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.root]
 
 PREFIX = TEST_ACCOUNT_PREFIX
 ALICE, BOB, TEACHER = f"{PREFIX}pa", f"{PREFIX}pb", f"{PREFIX}pt"
+CAROL = f"{PREFIX}pc"  # added from the instructor's page
+GROUP = f"{PREFIX}cls"  # a Linux group too: prefixed, so the clean-up removes it
 HUB_NAME = f"{PREFIX}page"
 PASSWORD = "web-page-test-1"
 DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "student-page.png"
+ADMIN_IMAGE = DOCS_IMAGE.with_name("instructor-page.png")
 
 
 @dataclass
@@ -76,9 +86,13 @@ def course() -> Iterator[Course]:
     workdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-page-"))
     os.chmod(workdir, 0o755)
     (port,) = free_ports(1)
+    # the roster is a CSV (with passwords), so the instructor's page can replace it
+    (workdir / "class.csv").write_text(
+        "username,groups,password\n" + "".join(f"{name},{GROUP},{PASSWORD}\n"
+                                               for name in (ALICE, BOB)))
     config = write_config(
-        workdir, name=HUB_NAME, mode="system", auth="pam", admins=(TEACHER,),
-        allowed=(ALICE, BOB),
+        workdir, name=HUB_NAME, mode="system", auth="pam",
+        users=f"  admins: [{TEACHER}]\n  roster: {{csv: class.csv}}\n",
         extra=f"web: {{enabled: true, port: {port}}}\n"
               f"snapshots: {{targets: [{workdir / 'backup'}]}}\n")
     apply_accounts(config, PASSWORD, (ALICE, BOB, TEACHER))
@@ -228,3 +242,143 @@ def test_an_admin_reaches_the_admin_page(course: Course) -> None:
     status, text = asyncio.run(visit())
     assert status == 200, text[:500]
     assert 'id="admin-page"' in text
+
+
+def run_code(course: Course, name: str, password: str, code: str) -> str:
+    """run_once in a thread of its own: Playwright's sync API holds this thread's loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run_once(course.hub.url, name, password, code)).result()
+
+
+def finish(page: Page) -> str:
+    """Wait on a job's page (it reloads itself while the job runs) for its end; its state."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#job-state")).to_be_visible(timeout=120_000)
+    return page.locator("#job-state").inner_text()
+
+
+def upload(page: Page, course: Course, name: str, text: str) -> None:
+    page.goto(course.hub.url + "services/hubkeeper/")
+    form = page.locator("#roster-upload")
+    form.locator('input[name="roster"]').set_input_files(
+        files=[{"name": name, "mimeType": "text/csv", "buffer": text.encode()}])
+    form.get_by_role("button", name="Check it").click()
+
+
+def test_an_instructor_runs_the_course_from_the_page(course: Course, page: Page,
+                                                     artifacts: Path) -> None:
+    from playwright.sync_api import expect
+
+    roster = course.dir / "class.csv"
+    before = roster.read_text()
+    log_in(page, course, TEACHER)
+    page.goto(course.hub.url + "services/hubkeeper/")
+    expect(page.locator("#admin-page")).to_be_visible()
+    expect(page.locator(f'#roster tr[data-user="{ALICE}"]')).to_be_visible()
+    target = str(course.dir / "backup")
+    expect(page.locator(f'#snapshots tr[data-target="{target}"]')).not_to_have_class("stale")
+    expect(page.locator("#doctor")).to_be_attached()
+    expect(page.locator(f'#homes tr[data-user="{ALICE}"]')).to_contain_text("KiB")
+    expect(page.locator(".free")).to_contain_text("Free in")
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(ADMIN_IMAGE), full_page=True)
+    page.screenshot(path=str(artifacts / "web-instructor-page.png"), full_page=True)
+
+    # a roster with one bad row: its line, and nothing changes
+    rows = f"{ALICE},{GROUP},{PASSWORD}\n{BOB},{GROUP},{PASSWORD}\n"
+    upload(page, course, "week2.csv",
+           f"username,groups,password\n{rows}Carol Smith,{GROUP},{PASSWORD}\n")
+    problem = page.locator('#roster-problems li[data-line="4"]')
+    expect(problem).to_contain_text("username")
+    expect(problem).to_contain_text("'Carol Smith' is not a portable Linux name")
+    expect(page.locator("#apply-roster")).to_have_count(0)
+    assert roster.read_text() == before
+
+    # fixed: the plan names the new account; applied as a job, as the teacher
+    upload(page, course, "week2.csv", f"username,groups,password\n{rows}{CAROL},{GROUP},"
+                                      f"{PASSWORD}\n")
+    expect(page.locator("#roster-plan")).to_contain_text(CAROL)
+    page.locator("#apply-roster").click()
+    assert "done" in finish(page), page.locator("#messages").all_inner_texts()
+    assert CAROL in roster.read_text()
+    assert (course.dir / "class.csv.previous").read_text() == before
+    # the new student logs in with the roster's password and runs code
+    assert run_code(course, CAROL, PASSWORD, "6 * 7") == "42"
+    # her server is on the page, with the memory its processes use now
+    page.goto(course.hub.url + "services/hubkeeper/")
+    expect(page.locator(f'#servers tr[data-user="{CAROL}"]')).to_contain_text("MiB")
+
+    # lock and unlock from the roster table: hub.yaml's users.locked follows
+    def press(user: str, label: str) -> str:
+        page.goto(course.hub.url + "services/hubkeeper/")
+        page.locator(f'#roster tr[data-user="{user}"]').get_by_role("button",
+                                                                     name=label).click()
+        return finish(page)
+
+    assert "done" in press(CAROL, "Lock")
+    assert CAROL in course.hub.config.read_text().split("locked:")[1].split("\n")[0]
+    assert "done" in press(CAROL, "Unlock")
+    assert "locked:" not in course.hub.config.read_text() or \
+        CAROL not in course.hub.config.read_text().split("locked:")[1].split("\n")[0]
+
+    # a new password, shown once on the job's page; it works
+    assert "done" in press(CAROL, "New password")
+    new_password = page.locator(f'#credentials tr:has-text("{CAROL}") code').inner_text()
+    assert len(new_password) >= 12 and new_password != PASSWORD
+    assert run_code(course, CAROL, new_password, "1 + 1") == "2"
+
+    # a snapshot now, with the line of recent actions naming who asked
+    page.goto(course.hub.url + "services/hubkeeper/")
+    page.locator("#snapshot-now").click()
+    assert "done" in finish(page)
+    page.goto(course.hub.url + "services/hubkeeper/")
+    jobs = page.locator("#jobs")
+    expect(jobs).to_contain_text("hubkeeper snapshot")
+    expect(jobs).to_contain_text(f"users lock {CAROL}")
+    assert jobs.inner_text().count(TEACHER) >= 5
+
+    # the helper's log has every action with the admin's name (the roster by its digest)
+    lines = [json.loads(line) for line in
+             (course.hub.state / "logs" / "web-requests.jsonl").read_text().splitlines()]
+    started = [line for line in lines if line["op"] == "start" and line["ok"]]
+    assert [line["action"] for line in started] == ["roster", "lock", "unlock", "password",
+                                                    "snapshot"]
+    assert {line["admin"] for line in started} == {TEACHER}
+    assert not any("csv" in line for line in lines), "a roster (with passwords) is not logged"
+
+
+def test_a_student_cannot_act_as_an_instructor(course: Course, page: Page) -> None:
+    log_in(page, course, BOB)
+    prefix = course.hub.url + "services/hubkeeper/"
+    page.goto(prefix + "me/")  # the page's XSRF cookie, as a real form would have it
+    xsrf = next(c["value"] for c in page.context.cookies() if c["name"] == "_xsrf")
+    for path, form in (("action", {"action": "snapshot"}),
+                       ("action", {"action": "lock", "name": ALICE}),
+                       ("roster", {})):
+        answer = page.request.post(prefix + path, form={**form, "_xsrf": xsrf},
+                                   max_redirects=0)
+        assert answer.status == 403, (path, answer.status, answer.text()[:300])
+    assert page.goto(prefix + "job?id=x").status == 403
+
+
+def test_the_web_services_own_token_can_do_nothing_in_the_api(course: Course) -> None:
+    import urllib.error
+    import urllib.request
+
+    from hubkeeper.base.procs import cmdline, processes_of
+
+    web = pwd.getpwnam(web_account(HUB_NAME))
+    (pid,) = [pid for pid in processes_of(web.pw_uid)
+              if "hubkeeper.proc.webpage" in cmdline(pid)]
+    environ = dict(item.split("=", 1) for item in
+                   Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item)
+    token = environ["JUPYTERHUB_API_TOKEN"]
+    assert token != course.hub.secret("api-token")
+    for path in ("users", f"users/{ALICE}/server"):
+        request = urllib.request.Request(course.hub.url + f"hub/api/{path}",
+                                         method="GET" if path == "users" else "POST",
+                                         headers={"Authorization": f"token {token}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code in (403, 404), path
