@@ -147,9 +147,16 @@ def test_only_the_web_account_reaches_the_helper_and_only_with_its_fixed_request
         assert os.readlink(beside / "etc-link") == "/etc"
         assert {os.lstat(p).st_uid for p in [beside, *beside.iterdir()]} == {alice.uid}
 
+        # a zip of a home larger than the room the state dir has (above data.min_free) is
+        # refused before a byte is written: a student cannot fill root's disk with zips
+        config.write_text(config.read_text() + "data:\n  min_free: 9000T\n")
+        (refused,) = ask_as(web, sock, [{"op": "export", "user": alice.name}])
+        assert "more than the hub has room to zip" in refused["answer"], refused
+        assert not list(hub.paths.run.glob("export-*"))
+
         lines = [json.loads(line) for line in
                  (hub.paths.logs / LOG_NAME).read_text().splitlines()]
-        assert len(lines) == 3 + len(bad)  # bob's first try never reached it
+        assert len(lines) == 4 + len(bad)  # bob's first try never reached it
         assert lines[0]["peer_uid"] == bob.uid and lines[0]["ok"] is False
         assert [line["ok"] for line in lines].count(True) == 2
         assert all(line["time"] for line in lines)

@@ -332,6 +332,17 @@ def test_an_instructor_runs_the_course_from_the_page(course: Course, page: Page,
     page.goto(course.hub.url + "services/hubkeeper/")
     page.locator("#snapshot-now").click()
     assert "done" in finish(page)
+    # the group's servers started now (prewarm): each is running on the page
+    page.goto(course.hub.url + "services/hubkeeper/")
+    page.locator("#prewarm").get_by_role("button", name="Prewarm now").click()
+    assert "done" in finish(page), page.locator("#messages").all_inner_texts()
+    page.goto(course.hub.url + "services/hubkeeper/")
+    for name in (ALICE, BOB, CAROL):
+        expect(page.locator(f'#servers tr[data-user="{name}"]')).to_contain_text("running")
+    # a forged form (no XSRF token) from the teacher's own browser starts nothing
+    forged = page.request.post(course.hub.url + "services/hubkeeper/action",
+                               form={"action": "snapshot"}, max_redirects=0)
+    assert forged.status == 403 and "_xsrf" in forged.text()
     page.goto(course.hub.url + "services/hubkeeper/")
     jobs = page.locator("#jobs")
     expect(jobs).to_contain_text("hubkeeper snapshot")
@@ -343,7 +354,7 @@ def test_an_instructor_runs_the_course_from_the_page(course: Course, page: Page,
              (course.hub.state / "logs" / "web-requests.jsonl").read_text().splitlines()]
     started = [line for line in lines if line["op"] == "start" and line["ok"]]
     assert [line["action"] for line in started] == ["roster", "lock", "unlock", "password",
-                                                    "snapshot"]
+                                                    "snapshot", "prewarm"]
     assert {line["admin"] for line in started} == {TEACHER}
     assert not any("csv" in line for line in lines), "a roster (with passwords) is not logged"
 

@@ -20,13 +20,16 @@ import functools
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from hubkeeper.base.errors import HubkeeperError
+from hubkeeper.base.files import free_bytes
 from hubkeeper.context.hub import Hub
+from hubkeeper.host.homesize import home_usage
 from hubkeeper.host.snapshots import NAME, complete_snapshots
 from hubkeeper.lifecycle.manifest import MANIFEST, read_manifest
 from hubkeeper.lifecycle.restore import Restored, clean_relative, restore_beside, restore_user
@@ -215,13 +218,33 @@ def restore(hub: Hub, user: str, snapshot_id: object, path: object,
     return restore_beside(snapshot, user, relative)
 
 
+_exporting: set[str] = set()  # users whose zip is being made now (one each at a time)
+_exporting_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def export_zip(hub: Hub, user: str) -> Iterator[tuple[BinaryIO, int]]:
     """The user's whole live home as a zip in a private folder of root's, opened with its
-    size; removed when the caller is done."""
+    size; removed when the caller is done. One at a time per user, and only when the home
+    (measured, links not followed) fits in the state directory's free space above
+    data.min_free: a student cannot fill root's disk by asking for zips."""
     home = check_user(hub, user)
     hub.paths.run.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=hub.paths.run, prefix="export-") as folder:
-        info = export_home(home.path, Path(folder) / f"{user}.zip", lambda _files: None)
-        with open(info.path, "rb") as handle:
-            yield handle, os.fstat(handle.fileno()).st_size
+    with _exporting_lock:
+        if user in _exporting:
+            raise Refused("a zip of your work is being made already; wait for it")
+        _exporting.add(user)
+    try:
+        size = home_usage(str(home.path)).bytes
+        _, free = free_bytes(str(hub.paths.run))
+        room = free - int(hub.spec.data.min_free)
+        if size > room:
+            raise Refused(f"your home holds {size // 2**20} MiB, more than the hub has room "
+                          "to zip now; ask your instructor for a copy")
+        with tempfile.TemporaryDirectory(dir=hub.paths.run, prefix="export-") as folder:
+            info = export_home(home.path, Path(folder) / f"{user}.zip", lambda _files: None)
+            with open(info.path, "rb") as handle:
+                yield handle, os.fstat(handle.fileno()).st_size
+    finally:
+        with _exporting_lock:
+            _exporting.discard(user)

@@ -78,6 +78,7 @@ REQUESTS: dict[str, tuple[str, ...]] = {
 }
 ADMIN_OPS = frozenset({"glance", "roster-check", "start", "job", "jobs"})
 LOG_NAME = "web-requests.jsonl"
+MAX_LOG = 16 * 2**20  # bytes; then it becomes web-requests.jsonl.1 and a new one begins
 
 
 def check_request(request: object) -> dict[str, Any]:
@@ -94,7 +95,8 @@ def check_request(request: object) -> dict[str, Any]:
 
 
 class RequestLog:
-    """`<state>/logs/web-requests.jsonl`, 0600, one JSON line per request."""
+    """`<state>/logs/web-requests.jsonl`, 0600, one JSON line per request; past MAX_LOG it
+    is renamed `.1` (replacing the one before), so it never fills the disk."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -105,6 +107,9 @@ class RequestLog:
                   **fields}
         line = json.dumps(fields, default=str) + "\n"
         with self._lock:
+            with contextlib.suppress(FileNotFoundError):  # one older file kept beside it
+                if os.lstat(self.path).st_size > MAX_LOG:
+                    os.replace(self.path, self.path.with_name(self.path.name + ".1"))
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600)
             try:
