@@ -302,6 +302,11 @@ def test_an_instructor_runs_the_course_from_the_page(course: Course, page: Page,
     page.locator("#apply-roster").click()
     assert "done" in finish(page), page.locator("#messages").all_inner_texts()
     assert CAROL in roster.read_text()
+    (job,) = [place for place in (course.hub.state / "web" / "jobs").iterdir()
+              if json.loads((place / "job.json").read_text())["action"] == "roster"]
+    steps = [line for line in (job / "stderr").read_text().splitlines()
+             if line.startswith("hubkeeper-progress ")]  # what the page's bar showed
+    assert steps and steps[-1].split()[1] == steps[-1].split()[2], steps
     assert (course.dir / "class.csv.previous").read_text() == before
     # the new student logs in with the roster's password and runs code
     assert run_code(course, CAROL, PASSWORD, "6 * 7") == "42"

@@ -201,3 +201,48 @@ def test_ages_and_sizes_read_well() -> None:
     assert age_text(None) == "none yet" and age_text(30) == "30 seconds ago"
     assert age_text(7200) == "2.0 hours ago"
     assert size_text(1536) == "1.5 KiB"
+
+
+def test_jobs_run_one_at_a_time_record_who_and_survive_their_helper(tmp_path: Path) -> None:
+    import time
+
+    from hubkeeper.base import procs
+    from hubkeeper.lifecycle.webjobs import Jobs
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(f"hub: {{name: jobs, mode: personal, state_dir: {tmp_path / 's'}}}\n"
+                      "users: {allowed: [ann]}\n")
+    jobs = Jobs(tmp_path / "jobs", config)
+    job = jobs.start("render", ["render", "--json"], "teacher")
+    deadline = time.monotonic() + 60
+    while jobs.get(job.id).state == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    done = jobs.get(job.id)
+    assert (done.state, done.exit, done.admin) == ("done", 0, "teacher")
+    assert isinstance(done.result, dict)  # the command's JSON result, parsed
+    assert (tmp_path / "jobs" / job.id / "job.json").stat().st_mode & 0o777 == 0o600
+
+    # a command that runs long (a stand-in program for hubkeeper: it only sleeps)
+    sleeper = tmp_path / "sleeper"
+    sleeper.write_text("#!/bin/sh\necho 'hubkeeper-progress 1 4 create-account ann' >&2\n"
+                       "exec sleep 60\n")
+    sleeper.chmod(0o755)
+    slow = Jobs(tmp_path / "jobs", config, python=str(sleeper))
+    running = slow.start("snapshot", ["snapshot"], "teacher")
+    with pytest.raises(Exception, match="teacher's snapshot .* is still running"):
+        slow.start("archive", ["archive"], "other")
+    deadline = time.monotonic() + 30
+    while slow.get(running.id).progress != [1, 4, "create-account ann"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # the helper that waited for it is gone (the hub stopped), then the job dies: a helper
+    # started later finds it interrupted, and the next action may start
+    later = Jobs(tmp_path / "jobs", config, python=str(sleeper))
+    procs.stop(running.pid)
+    deadline = time.monotonic() + 30
+    while later.get(running.id).state == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert later.get(running.id).state in ("interrupted", "failed")
+    assert [j.id for j in later.list()][:2] == [running.id, job.id]

@@ -65,6 +65,7 @@ class Jobs:
     def __init__(self, folder: Path, config: Path, python: str = sys.executable) -> None:
         self.folder, self.config, self.python = folder, config, python
         self._lock = threading.Lock()
+        self._waiting: set[str] = set()  # jobs a thread of this helper waits for
 
     def start(self, action: str, argv: list[str], admin: str) -> Job:
         """Run `hubkeeper <argv>` in the background, unless another job runs."""
@@ -85,6 +86,7 @@ class Jobs:
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd="/",
                     start_new_session=True)  # a Ctrl-C of `up` does not cut an apply short
             job.pid = child.pid
+            self._waiting.add(job.id)
             self._save(job)
             self._prune()
         threading.Thread(target=self._finish, args=(job, child), name=f"job-{job.id}",
@@ -101,6 +103,7 @@ class Jobs:
         job.exit, job.ended = code, _now()
         job.state = "done" if code == 0 else "failed"
         self._save(job)
+        self._waiting.discard(job.id)
 
     def _save(self, job: Job) -> None:
         write_atomic(self.folder / job.id / "job.json",
@@ -134,8 +137,8 @@ class Jobs:
         return job
 
     def _waited(self, job: Job) -> bool:
-        """Whether this process is the job's parent and will record its end itself."""
-        return any(thread.name == f"job-{job.id}" for thread in threading.enumerate())
+        """Whether this helper started the job and will record its end itself."""
+        return job.id in self._waiting
 
     def list(self) -> list[Job]:
         """The jobs, newest first."""
