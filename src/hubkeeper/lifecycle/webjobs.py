@@ -75,7 +75,7 @@ class Jobs:
                 raise HubkeeperError(f"{running[0].admin}'s {running[0].action} "
                                      f"({running[0].command}) is still running; wait for it")
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S-%f")  # sorts
             job = Job(f"{stamp}-{secrets.token_hex(3)}", action, argv, admin, _now())
             place = self.folder / job.id
             place.mkdir(mode=0o700)
