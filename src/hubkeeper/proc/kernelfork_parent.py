@@ -7,7 +7,8 @@ single-user server and kernel python, as the server's own account:
 
 FD is one end of a SOCK_SEQPACKET socketpair to the server. The parent imports what
 `python -m ipykernel_launcher` imports before it reads its connection file (ipykernel's
-kernel application, IPython, tornado, zmq's bindings), freezes the garbage collector's
+kernel application, IPython, tornado, zmq's bindings) and what the kernel application imports
+when it starts (the kernel, its shell, the debugger's debugpy), freezes the garbage collector's
 generations (`gc.freeze()`: the children then do not write to the shared pages when they
 collect), and checks that it holds no thread besides its own and no zmq context: a fork
 copies only the calling thread, so a lock another thread held would stay locked in every
@@ -155,7 +156,12 @@ def become_kernel(channel: socket.socket, request: dict[str, Any]) -> None:
 def main() -> None:
     channel = socket.socket(fileno=int(sys.argv[1]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C of `hubkeeper up` is the server's
-    import ipykernel.kernelapp  # noqa: F401  what the launcher imports before its file
+    # what the launcher imports before it reads its file, and what the kernel app imports
+    # when it starts (the kernel, its shell, the debugger's debugpy, IPython's core): about
+    # 600 modules, none of which starts a thread or opens a socket on import
+    import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.kernelapp  # noqa: F401
+    import ipykernel.zmqshell  # noqa: F401
 
     why = unsafe_to_fork()
     if why:
