@@ -4,6 +4,7 @@ parent (proc/kernelfork.py), driven over the kernels' websockets."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -77,8 +78,10 @@ def test_kernels_forked_from_a_warm_parent(workdir: Path, hubs) -> None:
                 eval(await user.execute(second, sockets)))
 
             # an interrupt reaches the forked kernel; a restart forks a new one
+            looping = hub.state / "users" / "student1" / "looping"  # the kernel's folder
             with pytest.raises(SimUserError, match="KeyboardInterrupt"):
-                await user.execute(first, "while True: pass", during=interrupt(user, first))
+                await user.execute(first, "open('looping', 'w').close()\nwhile True: pass",
+                                   during=interrupt(user, first, looping))
             assert await user.execute(first, "x") == "1"
             await user.kernel_action(first, "restart")
             with pytest.raises(SimUserError, match="name 'x' is not defined"):
@@ -100,7 +103,11 @@ def test_kernels_forked_from_a_warm_parent(workdir: Path, hubs) -> None:
     assert "threads after importing ipykernel" in hub.log()
 
 
-async def interrupt(user: SimUser, kernel: str) -> None:
-    await asyncio.sleep(0.5)  # let the loop begin; an earlier interrupt would also end it
+async def interrupt(user: SimUser, kernel: str, looping: Path) -> None:
+    """Interrupt `kernel` once it has begun its loop (it made `looping` first)."""
+    end = time.monotonic() + 30
+    while not looping.exists() and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+    assert looping.exists(), "the loop never began"
     await user.kernel_action(kernel, "interrupt")
 

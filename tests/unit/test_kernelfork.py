@@ -14,7 +14,13 @@ import pytest
 
 from hubkeeper.context.runtime import SINGLEUSER
 from hubkeeper.proc import kernelfork
-from hubkeeper.proc.kernelfork import ForkRefused, WarmParent, fork_plan, parent_key
+from hubkeeper.proc.kernelfork import (
+    ForkRefused,
+    WarmParent,
+    WarmParents,
+    fork_plan,
+    parent_key,
+)
 
 
 def test_only_ipykernels_launcher_is_forked() -> None:
@@ -47,6 +53,14 @@ def test_a_parent_with_a_thread_refuses_to_fork(tmp_path: Path) -> None:
     with pytest.raises(ForkRefused, match=r"refused: 2 threads after importing ipykernel "
                                           r"\(MainThread, mine\)"):
         WarmParent(sys.executable, env)
+    # through the server's set of parents: refused once, not asked again
+    parents = WarmParents()
+    spec_env = {"PYTHONPATH": str(tmp_path)}
+    for _ in range(2):
+        with pytest.raises(ForkRefused, match="threads after importing"):
+            parents.fork(sys.executable, spec_env, "k.json", {}, str(tmp_path), [])
+    assert list(parents.refused) == [parent_key(sys.executable, spec_env)]
+    assert parents.parents == {}
 
 
 def test_a_parent_that_cannot_start_is_a_refusal(tmp_path: Path) -> None:

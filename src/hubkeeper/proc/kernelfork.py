@@ -53,6 +53,10 @@ class ForkRefused(Exception):
     """The warm parent cannot give this kernel; start it the normal way."""
 
 
+class ParentRefused(ForkRefused):
+    """The parent found it unsafe to fork (it will every time): not asked again."""
+
+
 def fork_plan(cmd: list[str]) -> tuple[str, str, list[str]] | None:
     """(python, connection file, extra arguments) when `cmd` is ipykernel's launcher as a
     kernelspec runs it, else None (that kernel starts the normal way)."""
@@ -92,7 +96,7 @@ class WarmParent:
             raise
         if "ready" not in hello:
             self.close()
-            raise ForkRefused(f"the warm parent refused: {hello.get('refused', hello)}")
+            raise ParentRefused(f"the warm parent refused: {hello.get('refused', hello)}")
         self.pid = self.process.pid
 
     def alive(self) -> bool:
@@ -209,9 +213,8 @@ class WarmParents:
             if parent is None or not parent.alive():
                 try:
                     parent = WarmParent(python, {**os.environ, **spec_env})
-                except ForkRefused as error:
-                    if "refused" in str(error):
-                        self.refused[key] = str(error)
+                except ParentRefused as error:
+                    self.refused[key] = str(error)
                     raise
                 self.parents[key] = parent
         return parent.fork(connection_file, env, cwd, extra)
