@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.hubproc import write_config
+from tests.support.procs import wait_gone
 from tests.support.simuser import SimUser, SimUserError
 
 pytestmark = pytest.mark.component
 
 PARENT = "kernelfork_parent.py"
+# (pid, parent's pid, uid, is the parent a warm parent, the parent's parent)
 WHO = ("import os; (os.getpid(), os.getppid(), os.getuid(), "
-       f"{PARENT!r} in open(f'/proc/{{os.getppid()}}/cmdline').read())")
+       f"{PARENT!r} in open(f'/proc/{{os.getppid()}}/cmdline').read(), "
+       "int(open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1]))")
 SOCKETS = """
 import os
 def sockets():
@@ -52,7 +55,7 @@ json.dump({'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connecti
 def test_kernels_forked_from_a_warm_parent(workdir: Path, hubs) -> None:
     hub = hubs.start(write_config(workdir, extra="servers:\n  warm_kernels: true\n"))
 
-    async def visit() -> None:
+    async def visit() -> list[int]:
         async with SimUser(hub.url, "student1", hub.password) as user:
             await user.login()
             await user.start_server()
@@ -95,10 +98,14 @@ def test_kernels_forked_from_a_warm_parent(workdir: Path, hubs) -> None:
             threaded = await user.start_kernel("threaded")
             normal = eval(await user.execute(threaded, WHO, kernel_name="threaded"))
             assert not normal[3] and normal[1] != one[1]
+            assert one[4] == normal[1]  # the warm parent is the server's child
             for kernel in (first, second, threaded):
                 await user.delete_kernel(kernel)
+            await user.stop_server()
+            return [one[1], two[0], again[0]]
 
-    asyncio.run(visit())
+    # the server stopped: its warm parent and kernels are gone with it
+    assert wait_gone(asyncio.run(visit()), deadline=30) == []
     hub.wait_logged("started the normal way, not forked: the warm parent refused")
     assert "threads after importing ipykernel" in hub.log()
 
