@@ -16,6 +16,7 @@ from hubkeeper.context.runtime import SINGLEUSER
 from hubkeeper.proc import kernelfork
 from hubkeeper.proc.kernelfork import (
     ForkRefused,
+    ParentRefused,
     WarmParent,
     WarmParents,
     fork_plan,
@@ -66,6 +67,9 @@ def test_a_parent_with_a_thread_refuses_to_fork(tmp_path: Path) -> None:
 def test_a_parent_that_cannot_start_is_a_refusal(tmp_path: Path) -> None:
     with pytest.raises(ForkRefused, match="cannot start"):
         WarmParent(str(tmp_path / "no-python"), dict(os.environ))
+    # a python that exits at once (as one without ipykernel would) refuses for good
+    with pytest.raises(ParentRefused, match="exited with 1 before it was ready"):
+        WarmParent("/bin/false", dict(os.environ))
 
 
 def test_a_warm_parent_is_ready_and_ends_with_its_server() -> None:

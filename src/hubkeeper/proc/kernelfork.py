@@ -53,6 +53,10 @@ class ForkRefused(Exception):
     """The warm parent cannot give this kernel; start it the normal way."""
 
 
+class ParentGone(ForkRefused):
+    """The parent closed its end of the socket: it exited."""
+
+
 class ParentRefused(ForkRefused):
     """The parent found it unsafe to fork (it will every time): not asked again."""
 
@@ -91,8 +95,14 @@ class WarmParent:
         self.channel = ours
         try:
             hello = self._receive(time.monotonic() + READY_DEADLINE)[0]
-        except ForkRefused:
+        except ParentGone as error:
+            # it exits before it is ready (no ipykernel, a python older than 3.11 without
+            # -P, ...): it would every time
             self.close()
+            raise ParentRefused(f"the warm parent exited with {self.process.returncode} "
+                                "before it was ready") from error
+        except ForkRefused:
+            self.close()  # not in time: perhaps the next time
             raise
         if "ready" not in hello:
             self.close()
@@ -121,7 +131,7 @@ class WarmParent:
                 raise ForkRefused("the warm parent did not answer in time")
             data, fds, _, _ = socket.recv_fds(self.channel, PACKET, 1)
             if not data:
-                raise ForkRefused(f"the warm parent exited ({self.process.poll()})")
+                raise ParentGone("the warm parent exited")
             message = json.loads(data)
             if "exited" in message:
                 self.exits[message["exited"]] = message["status"]
