@@ -29,6 +29,8 @@ LAB = f"{P}lab"
 # Variables: hub-wide < the environment's < the group's; fun opens the notebook interface.
 # fun is also an R environment: jsonlite from Debian (r-cran-jsonlite), hkdemo from a
 # CRAN-like repository the test writes (cran/, see cran_repository below).
+# Warm kernels: Python kernels are forks of a parent the server starts with the environment's
+# python (which cannot import hubkeeper); IRkernel starts the normal way.
 ENVIRONMENTS = (
     "environments:\n"
     "  tables: {packages: [tabulate], default: true, env: {HK_LEVEL: tables},\n"
@@ -37,6 +39,7 @@ ENVIRONMENTS = (
     "        env: {HK_LEVEL: fun, HK_GROUP: fun},\n"
     "        r: {packages: [jsonlite], cran: [hkdemo], cran_repository: 'file://CRAN'}}\n"
     "servers:\n"
+    "  warm_kernels: true\n"
     "  env: {NLTK_DATA: /srv/nltk_data, HK_LEVEL: hub, HK_GROUP: hub}\n"
     "  groups: {" + LAB + ": {env: {HK_GROUP: lab}}}\n"
     "hooks:\n"
@@ -44,7 +47,9 @@ ENVIRONMENTS = (
 PROBE = ("import os, sys\nr = {'prefix': sys.prefix, 'cwd': os.getcwd(), "
          "'server_cwd': os.readlink(f'/proc/{os.getppid()}/cwd'), "
          "'env': [os.environ.get(n) for n in ('NLTK_DATA', 'HK_LEVEL', 'HK_GROUP')], "
-         "'extra': os.environ.get('HK_EXTRA')}\n"
+         "'extra': os.environ.get('HK_EXTRA'), 'uid': os.getuid(), "
+         "'parent': [os.stat(f'/proc/{os.getppid()}').st_uid, "
+         "os.path.basename(open(f'/proc/{os.getppid()}/cmdline').read().split(chr(0))[2])]}\n"
          "for m in ('tabulate', 'toolz'):\n"
          "    try:\n        __import__(m); r[m] = True\n"
          "    except ImportError:\n        r[m] = False\n"
@@ -229,6 +234,9 @@ def test_environments_end_to_end(workdir: Path, hubs, accounts) -> None:
     # tables opens JupyterLab (servers.ui's default); its variables over the hub-wide ones
     assert bo_path == f"/user/{bo}/lab" and "<title>JupyterLab</title>" in bo_page
     assert bo_run["env"] == ["/srv/nltk_data", "tables", "hub"]
+    # the kernel is a fork of the server's warm parent, both running as bo
+    assert bo_run["uid"] == pwd.getpwnam(bo).pw_uid
+    assert bo_run["parent"] == [bo_run["uid"], "kernelfork_parent.py"]
     home = Path(pwd.getpwnam(ann).pw_dir)
     edit = f"open({str(home / 'fun' / 'notes.txt')!r}, 'w').write('mine\\n')"
     ann_path, ann_page, *ann_run = asyncio.run(session(hub.url, ann, "fun", [PROBE, edit]))

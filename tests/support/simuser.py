@@ -14,6 +14,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -144,14 +145,42 @@ class SimUser:
                        kernel_name: str = "python3") -> str:
         """Start a kernel (`kernel_name`), run `code` over the websocket, return the
         text/plain result."""
+        kernel = await self.start_kernel(kernel_name)
+        try:
+            return await self.execute(kernel, code, deadline, kernel_name)
+        finally:
+            await self.delete_kernel(kernel)
+
+    async def start_kernel(self, kernel_name: str = "python3") -> str:
+        """POST /api/kernels: a new kernel's id."""
         api = self.base + f"user/{self.name}/api/kernels"
         async with self.session.post(api, json={"name": kernel_name},
                                      headers=self._server_headers()) as response:
             if response.status != 201:
                 raise SimUserError(f"kernel start: HTTP {response.status} "
                                    f"{_excerpt(await response.text())}")
-            kernel = await response.json()
-        ws_url = URL(api.replace("http", "ws", 1) + f"/{kernel['id']}/channels").with_query(
+            return (await response.json())["id"]
+
+    async def kernel_action(self, kernel: str, action: str) -> None:
+        """POST /api/kernels/<id>/<action> (interrupt, restart)."""
+        url = self.base + f"user/{self.name}/api/kernels/{kernel}/{action}"
+        async with self.session.post(url, headers=self._server_headers()) as response:
+            if response.status not in (200, 204):
+                raise SimUserError(f"kernel {action}: HTTP {response.status} "
+                                   f"{_excerpt(await response.text())}")
+
+    async def delete_kernel(self, kernel: str) -> None:
+        api = self.base + f"user/{self.name}/api/kernels/{kernel}"
+        async with self.session.delete(api, headers=self._server_headers()):
+            pass
+
+    async def execute(self, kernel: str, code: str, deadline: float = 60.0,
+                      kernel_name: str = "python3", during: Any = None) -> str:
+        """Run `code` in kernel `kernel` over its websocket; the text/plain result (a kernel
+        error raises SimUserError with its value). `during`: an awaitable run once the
+        request is sent (e.g. an interrupt)."""
+        api = self.base + f"user/{self.name}/api/kernels"
+        ws_url = URL(api.replace("http", "ws", 1) + f"/{kernel}/channels").with_query(
             session_id=uuid.uuid4().hex)
         msg_id = uuid.uuid4().hex
         request = {
@@ -162,18 +191,15 @@ class SimUser:
                         "user_expressions": {}, "allow_stdin": False},
         }
         origin = str(URL(self.base).origin())
-        try:
-            async with self.session.ws_connect(ws_url, origin=origin,
-                                               headers=self._server_headers()) as ws:
-                await ws.send_str(json.dumps(request))
-                # IRkernel shows a value as display_data, ipykernel as execute_result
-                kinds = {"execute_result"} | ({"display_data"} if kernel_name != "python3"
-                                              else set())
-                return await asyncio.wait_for(self._result(ws, msg_id, kinds), deadline)
-        finally:
-            async with self.session.delete(f"{api}/{kernel['id']}",
-                                           headers=self._server_headers()):
-                pass
+        async with self.session.ws_connect(ws_url, origin=origin,
+                                           headers=self._server_headers()) as ws:
+            await ws.send_str(json.dumps(request))
+            if during is not None:
+                await during
+            # IRkernel shows a value as display_data, ipykernel as execute_result
+            kinds = {"execute_result"} | ({"display_data"} if kernel_name != "python3"
+                                          else set())
+            return await asyncio.wait_for(self._result(ws, msg_id, kinds), deadline)
 
     async def upload(self, path: str, data: bytes) -> dict:
         """Save `data` as the file `path` (relative to the home) through the contents API,
@@ -198,7 +224,8 @@ class SimUser:
             if kind in kinds:
                 return reply["content"]["data"]["text/plain"]
             if kind == "error":
-                raise SimUserError(f"kernel error: {reply['content'].get('evalue')}")
+                content = reply["content"]
+                raise SimUserError(f"kernel error: {content.get('ename')}: {content.get('evalue')}")
         raise SimUserError("websocket closed before a result")
 
     async def stop_server(self, deadline: float = 60.0) -> None:

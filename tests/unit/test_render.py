@@ -388,6 +388,8 @@ servers:
     plain = rendered(COURSE)
     assert plain.Spawner.default_url == "/lab"
     assert "server_env" not in plain.HubkeeperSpawner
+    assert "warm_kernels" not in plain.HubkeeperSpawner  # off unless asked
+    assert rendered(COURSE + "servers: {warm_kernels: true}\n").HubkeeperSpawner.warm_kernels
 
 
 def test_a_start_gets_its_environments_ui_and_variables_by_precedence() -> None:

@@ -355,6 +355,9 @@ def test_an_r_environment_parses_and_only_its_lists_change_the_build() -> None:
     ("servers:\n  env: {OMP_NUM_THREADS: 1}\n",
      "hub.yaml:3:26: servers.env.OMP_NUM_THREADS: must be a string; got 1: write it in "
      "quotes ('1')"),
+    ("servers:\n  warm_kernels: sometimes\n",
+     "hub.yaml:3:17: servers.warm_kernels: input should be a valid boolean, true or false; "
+     "got 'sometimes'"),
     ("servers:\n  ui: classic\n",
      "hub.yaml:3:7: servers.ui: 'classic' is not a UI; use lab, notebook, or a path in the "
      "server starting with /"),

@@ -325,4 +325,6 @@ def _describe(error: Any) -> str:
         return f"must be a mapping of keys; {got}"
     if kind == "list_type":
         return f"must be a list (one '- item' per line); {got}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"input should be a valid boolean, true or false; {got}"
     return f"{error['msg'][0].lower()}{error['msg'][1:]}; {got}"

@@ -144,3 +144,11 @@ class ServersSection(Section):
     groups: dict[GroupName, ServerGroup] = Field(
         default_factory=dict,
         description="Per roster group: variables of its members' servers.")
+    warm_kernels: bool = Field(
+        False,
+        description="IPython kernels forked from a warm parent per server (the kernel "
+        "provisioner hubkeeper-forked) instead of each starting a new Python: a kernel is "
+        "ready sooner and shares the imported modules' memory. Each kernel is its own "
+        "process with its own state, seeds and connections; a kernel the parent cannot "
+        "give starts the normal way. Local and Slurm backends (docs/environments.md, "
+        "\"Warm kernels\").")

@@ -38,6 +38,8 @@ from hubkeeper.state.identity import Unbound, journal_account
 
 __all__ = ["HubkeeperSpawner", "SpawnRefused"]
 
+WARM_KERNELS = "HUBKEEPER_WARM_KERNELS"  # proc/singleuser.py reads it (servers.warm_kernels)
+
 
 class HubkeeperSpawner(StartSteps, LoggingConfigurable):
     """What hubkeeper adds to every backend's spawner: accounts and homes, the disk guard,
@@ -120,6 +122,12 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
         Dict(), config=True,
         help="servers.groups in hub.yaml's order: [{group, env}]; for each name the first "
         "of the user's groups that sets it wins, over the environment's and the hub-wide.",
+    )
+
+    warm_kernels = Bool(
+        False, config=True,
+        help="servers.warm_kernels: the server forks its IPython kernels from a warm parent "
+        "(HUBKEEPER_WARM_KERNELS, read by proc/singleuser.py).",
     )
 
     limits = Dict(
@@ -366,7 +374,8 @@ class HubkeeperSpawner(StartSteps, LoggingConfigurable):
         """hub.yaml's variables under everything the spawner sets (the names are refused
         when hub.yaml is loaded; this keeps JupyterHub's and the backend's values on top).
         Every backend's env, docker's container and Slurm's export list, comes from here."""
-        return {**self.configured_env(), **super().get_env()}  # type: ignore[misc]
+        warm = {WARM_KERNELS: "1"} if self.warm_kernels else {}
+        return {**self.configured_env(), **super().get_env(), **warm}  # type: ignore[misc]
 
     def limits_for_user(self) -> Limits:
         """This user's limits: the hub's, or the largest of their groups' where set."""

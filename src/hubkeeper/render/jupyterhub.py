@@ -323,6 +323,8 @@ def update_servers(c: Config, spec: HubSpec, runtime: Runtime) -> None:
                  for name, group in servers.groups.items() if group.env]
     if group_env:
         c.HubkeeperSpawner.group_env = group_env
+    if servers.warm_kernels:
+        c.HubkeeperSpawner.warm_kernels = True
 
 
 def update_materials(c: Config, spec: HubSpec, runtime: Runtime) -> None:
