@@ -144,3 +144,10 @@ class ServersSection(Section):
     groups: dict[GroupName, ServerGroup] = Field(
         default_factory=dict,
         description="Per roster group: variables of its members' servers.")
+    warm: bool = Field(
+        False, description="backend local: fork each server from a warm parent that has "
+        "imported the server already (one per environment build, run by the hub), instead "
+        "of starting a new Python: a start costs a fraction of the CPU and servers share "
+        "memory. The server still runs as the user, in their cgroup, with the same "
+        "environment; a start the parent cannot serve runs as usual (the hub's log says "
+        "why). docs/operations.md, \"Warm starts\".")
