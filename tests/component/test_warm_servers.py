@@ -1,7 +1,7 @@
 """servers.warm: servers forked from a warm parent (proc/warmparent.py), with a real system-
 mode hub, real accounts and real servers: each runs as its account (uid, gid, groups), in its
 folder, with its own environment and cgroup; stop works through the pidfd; a start the
-parent cannot serve (not yet running, killed) runs as today, says why, and the parent comes
+parent cannot serve (killed) runs as today, says why, and the parent comes
 back."""
 
 from __future__ import annotations
@@ -93,13 +93,10 @@ def test_servers_forked_from_the_warm_parent(workdir: Path, hubs, clean_accounts
     apply_accounts(config, PASSWORD, (ANN, BOB))
     hub = hubs.start(config)
     try:
-        # the first start finds no parent: it runs as today, says why, and starts one
-        first = asyncio.run(visit(hub, ANN, stop=True))
-        assert f"{ANN}: server started without the warm parent: the warm parent of" in hub.log()
-        assert "is not running yet" in hub.log()
-        assert first["server_ppid"] == hub.hub_pid()  # today's start: the hub's child
+        # the default build's parent is started with the hub
         wait_parent_ready(hub, 1)
         (parent,) = warm_parents(hub)
+        assert Path(hub.state / "run" / "warm").stat().st_mode & 0o777 == 0o700
 
         seen = {user: asyncio.run(visit(hub, user)) for user in (ANN, BOB)}
         assert hub.log().count("forking from the warm parent") == 2

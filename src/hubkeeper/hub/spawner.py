@@ -30,6 +30,7 @@ from hubkeeper.hub.warm import (
     WarmProcess,
     WarmUnavailable,
     fork_server,
+    parents_at,
     reopen,
     start_time,
 )
@@ -68,14 +69,11 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
                 "environment build (proc/warmparent.py); a start it cannot serve runs as today.")
     warm_folder = Unicode("", config=True, help="<state>/run/warm: the parents' sockets.")
     warm_script = Unicode("", config=True, help="proc/warmparent.py, run by path.")
-    _warm_parents: WarmParents | None = None  # one set per hub process
     # the server's process: started here (Popen) or forked by a warm parent (its pidfd)
     proc = Union([Instance(Popen), Instance(WarmProcess)], allow_none=True)
 
     def warm_parents(self) -> WarmParents:
-        if LocalSpawner._warm_parents is None:
-            LocalSpawner._warm_parents = WarmParents(self.warm_folder, self.warm_script)
-        return LocalSpawner._warm_parents
+        return parents_at(self.warm_folder, self.warm_script)
 
     async def start_process(self) -> tuple[str, int]:
         """The server's process: forked by the warm parent when servers.warm is on and it

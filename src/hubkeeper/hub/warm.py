@@ -26,6 +26,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from traitlets.config import Config
+
 log = logging.getLogger(__name__)
 
 ANSWER_LIMIT = 1 << 16
@@ -172,6 +174,12 @@ class WarmParents:
         self.launch(python, path)
         raise WarmUnavailable(f"the warm parent of {python} is {why}")
 
+    def prestart(self, python: str) -> None:
+        """At the hub's start: the default environment's parent, so the first start is warm."""
+        path = self.socket_for(python)
+        if len(path) <= SOCKET_PATH_MAX and python not in self.running:
+            self.launch(python, path)
+
     def launch(self, python: str, path: str) -> None:
         self.ensure_folder()
         with contextlib.suppress(FileNotFoundError):
@@ -190,6 +198,34 @@ class WarmParents:
         for process in self.running.values():
             with contextlib.suppress(OSError):
                 process.terminate()
+
+
+PARENTS: dict[str, WarmParents] = {}  # this hub process's, by socket folder
+
+
+def parents_at(folder: str, script: str) -> WarmParents:
+    if folder not in PARENTS:
+        PARENTS[folder] = WarmParents(folder, script)
+    return PARENTS[folder]
+
+
+def prestart_default(config: Config) -> None:
+    """servers.warm: start the parent of the build a user gets when they do not choose (the
+    default environment's current build, or hubkeeper's own python without environments)."""
+    if not config.LocalSpawner.get("warm"):
+        return
+    spawner = config.HubkeeperSpawner
+    environments = spawner.get("environments") or {}
+    default = spawner.get("default_environment") or ""
+    if default in environments:
+        build = os.path.realpath(os.path.join(environments[default]["path"], "current"))
+        python = os.path.join(build, "bin", "python")  # as the spawner names it
+        if not os.path.exists(python):
+            return
+    else:
+        python = config.Spawner.cmd[0]
+    parents_at(config.LocalSpawner.warm_folder, config.LocalSpawner.warm_script
+               ).prestart(python)
 
 
 def fork_server(path: str, request: dict[str, Any]) -> WarmProcess:
