@@ -50,9 +50,11 @@ def start_time(pid: int) -> int | None:
     return int(text[text.rindex(b")") + 2:].split()[19])
 
 
-def ask(path: str, request: dict[str, Any], fds: list[int] = (),  # type: ignore[assignment]
+def ask(path: str, op: bytes, request: dict[str, Any],
+        fds: list[int] = (),  # type: ignore[assignment]
         timeout: float = ASK_SECONDS) -> tuple[dict[str, Any], list[int]]:
-    """One request to a warm parent; its answer and the descriptors that came with it."""
+    """One request to a warm parent: its op byte alone (the parent reads only that of a
+    fork request), then the request; the answer and the descriptors that came with it."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(timeout)
         connection.connect(path)
@@ -60,6 +62,7 @@ def ask(path: str, request: dict[str, Any], fds: list[int] = (),  # type: ignore
         creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         if int.from_bytes(creds[4:8], "little") != os.geteuid():
             raise WarmUnavailable(f"{path} is held by another account")
+        connection.sendall(op)
         socket.send_fds(connection, [json.dumps(request).encode() + b"\n"], list(fds))
         data, received, _flags, _addr = socket.recv_fds(connection, ANSWER_LIMIT, 1)
         while data and not data.endswith(b"\n") and len(data) < ANSWER_LIMIT:
@@ -100,7 +103,7 @@ class WarmProcess:
     def _exit_status(self) -> int:
         """What the warm parent saw when it reaped the server (0 when it cannot say)."""
         with contextlib.suppress(OSError, WarmUnavailable):
-            answer, _ = ask(self.socket_path, {"op": "status", "pid": self.pid},
+            answer, _ = ask(self.socket_path, b"S", {"pid": self.pid},
                             timeout=STATUS_SECONDS)
             if isinstance(answer.get("exit"), int):
                 return answer["exit"]
@@ -231,7 +234,7 @@ def prestart_default(config: Config) -> None:
 def fork_server(path: str, request: dict[str, Any]) -> WarmProcess:
     """Ask the parent at `path` for a server; the server's output goes where the hub's does."""
     try:
-        answer, fds = ask(path, {"op": "fork", **request}, [1, 2])
+        answer, fds = ask(path, b"F", {"op": "fork", **request}, [1, 2])
     except OSError as exc:
         raise WarmUnavailable(f"the warm parent at {path} did not answer: {exc}") from None
     if "pid" not in answer or len(fds) != 1:

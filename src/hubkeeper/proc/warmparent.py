@@ -11,18 +11,20 @@ dirty the shared pages when they collect. It opens no event loop, no connection 
 and reads no secret: the only thing it holds is its listening socket.
 
 It listens on a Unix socket in a folder only the hub's account can enter (0700), and serves
-only a peer whose SO_PEERCRED uid is its own. A request is one JSON line, with the two
-descriptors the server's output goes to (the hub's log, as for a server started today) passed
-by SCM_RIGHTS:
+only a peer whose SO_PEERCRED uid is its own. A request starts with one byte, its op:
 
-    {"op": "fork", "uid", "gid", "groups", "cwd", "env", "argv", "cgroup_procs"}
-        -> {"pid": N} and, by SCM_RIGHTS, a pidfd of the child
-    {"op": "status", "pid": N}  -> {"exit": code or null}   (null: still running or unknown)
-    {"op": "ping"}              -> {"ok": true}
+    F  fork: the parent forks at once and reads nothing more; the child reads the request,
+       one JSON line {"op": "fork", "uid", "gid", "groups", "cwd", "env", "argv",
+       "cgroup_procs", "as_root"} with the two descriptors the server's output goes to (the
+       hub's log, as for a server started today) by SCM_RIGHTS, and answers {"pid": N} with
+       a pidfd of itself (or {"error": why}). So no user's environment, with their token,
+       ever enters the parent, whose memory every later child starts with.
+    S  status: {"pid": N} -> {"exit": code or null} (null: running, or not known)
+    P  ping -> {"ok": true, "pid": the parent's}
 
-The pidfd is opened while the child is still an unreaped child of ours, so it names that
-process and no other: the spawner polls and signals through it (pidfd_send_signal), and a
-pid reused after the server's death can never be signalled by mistake.
+The spawner polls and signals the server through the pidfd (pidfd_send_signal), so a pid
+reused after the server's death can never be signalled by mistake; the parent reaps its
+children and keeps their exit codes for `S`.
 
 The child, before anything of the user's runs: joins the user's cgroups (as root), starts a
 new session, gets /dev/null as stdin and the two given descriptors as stdout and stderr,
@@ -49,7 +51,9 @@ import traceback
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_DUMPABLE = 4
 MAX_REQUEST = 1 << 20
+OP_FORK, OP_STATUS, OP_PING = b"F", b"S", b"P"  # the first byte; the parent reads no more
 KEPT_STATUSES = 4096
 # Read by jupyterhub.singleuser when it is imported: a child cannot change them any more.
 IMPORT_TIME_ENV = ("JUPYTERHUB_SINGLEUSER_APP", "JUPYTERHUB_SINGLEUSER_EXTENSION")
@@ -169,6 +173,9 @@ def become(job: dict, out_fd: int, err_fd: int) -> None:
             pass
         else:
             raise OSError("root came back after setresuid")
+        # as after today's exec: the user's own process is the user's (ptrace, /proc); safe
+        # because the parent holds nothing of anyone's (WarmParent.fork)
+        LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     os.chdir(job["cwd"])  # as the user: a link in a home leads only where they may go
@@ -176,6 +183,43 @@ def become(job: dict, out_fd: int, err_fd: int) -> None:
     os.environ.update(job["env"])
     random.seed()  # from os.urandom: no two children share the parent's state
     sys.argv = list(job["argv"])
+
+
+def send(connection: socket.socket, answer: dict, fds: list[int] = ()) -> None:
+    with contextlib.suppress(OSError):
+        socket.send_fds(connection, [json.dumps(answer).encode() + b"\n"], list(fds))
+
+
+def read_request(connection: socket.socket, fds: int = 0) -> tuple[object, list[int]]:
+    """One JSON line (None when it is not one) and the descriptors sent with it."""
+    data, received, _flags, _addr = socket.recv_fds(connection, MAX_REQUEST, fds)
+    while data and not data.endswith(b"\n") and len(data) < MAX_REQUEST:
+        more = connection.recv(MAX_REQUEST)
+        if not more:
+            break
+        data += more
+    try:
+        return json.loads(data), received
+    except ValueError:
+        return None, received
+
+
+def serve_one(connection: socket.socket, singleuser) -> None:
+    """In the new child, still root: read and check the request, answer with our pid and
+    a pidfd of ourselves, then become the user's server. Never returns."""
+    try:
+        request, fds = read_request(connection, 2)
+        if not isinstance(request, dict) or request.get("op") != "fork":
+            raise Refused("a request is one JSON object with op fork")
+        job = checked_fork_request(request)
+        if len(fds) != 2:
+            raise Refused("send the server's stdout and stderr")
+        pidfd = os.pidfd_open(os.getpid())  # we are alive: it names no other process
+    except (Refused, OSError) as exc:
+        send(connection, {"error": str(exc)})
+        os._exit(2)
+    send(connection, {"pid": os.getpid()}, [pidfd])
+    run_child(job, fds, singleuser)
 
 
 def run_child(job: dict, fds: list[int], singleuser) -> None:
@@ -240,63 +284,27 @@ class WarmParent:
         _pid, peer_uid, _gid = struct.unpack("3i", creds)
         if peer_uid != os.geteuid():
             return  # only the hub's own account (root in system mode) is served
-        data, fds, _flags, _addr = socket.recv_fds(connection, MAX_REQUEST, 2)
-        try:
-            while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
-                more = connection.recv(MAX_REQUEST)
-                if not more:
-                    break
-                data += more
-            try:
-                request = json.loads(data)
-                if not isinstance(request, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                self.send(connection, {"error": "a request is one JSON object"})
-                return
-            self.dispatch(connection, request, fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    def dispatch(self, connection: socket.socket, request: dict, fds: list[int]) -> None:
-        op = request.get("op")
-        if op == "ping":
-            self.send(connection, {"ok": True, "pid": os.getpid()})
-        elif op == "status":
+        op = connection.recv(1)  # of a fork request the parent reads nothing more
+        if op == OP_FORK:
+            self.fork(connection)
+        elif op == OP_STATUS:
+            request = read_request(connection)[0]
             self.reap()
-            self.send(connection, {"exit": self.exits.get(request.get("pid"))})
-        elif op == "fork":
-            try:
-                job = checked_fork_request(request)
-                if len(fds) != 2:
-                    raise Refused("send the server's stdout and stderr")
-            except Refused as exc:
-                self.send(connection, {"error": str(exc)})
-                return
-            self.fork(connection, job, fds)
-        else:
-            self.send(connection, {"error": f"unknown op {op!r}"})
+            pid = request.get("pid") if isinstance(request, dict) else None
+            send(connection, {"exit": self.exits.get(pid)})
+        elif op == OP_PING:
+            send(connection, {"ok": True, "pid": os.getpid()})
 
-    def fork(self, connection: socket.socket, job: dict, fds: list[int]) -> None:
+    def fork(self, connection: socket.socket) -> None:
+        """Fork first, then the child reads the request: no user's environment (their
+        token) ever enters this process, whose memory every later child starts with."""
         try:
             pid = os.fork()
         except OSError as exc:
-            self.send(connection, {"error": f"fork failed: {exc}"})
+            send(connection, {"error": f"fork failed: {exc}"})
             return
         if pid == 0:
-            run_child(job, fds, self.singleuser)
-        # not reaped before pidfd_open: the pid cannot name another process yet
-        pidfd = os.pidfd_open(pid)
-        try:
-            self.send(connection, {"pid": pid}, [pidfd])
-        finally:
-            os.close(pidfd)
-
-    @staticmethod
-    def send(connection: socket.socket, answer: dict, fds: list[int] = ()) -> None:
-        with contextlib.suppress(OSError):
-            socket.send_fds(connection, [json.dumps(answer).encode() + b"\n"], list(fds))
+            serve_one(connection, self.singleuser)
 
 
 def listen(path: str) -> socket.socket:
