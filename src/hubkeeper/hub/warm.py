@@ -231,10 +231,12 @@ def prestart_default(config: Config) -> None:
                ).prestart(python)
 
 
-def fork_server(path: str, request: dict[str, Any]) -> WarmProcess:
-    """Ask the parent at `path` for a server; the server's output goes where the hub's does."""
+def fork_server(path: str, request: dict[str, Any],
+                output: tuple[int, int] = (1, 2)) -> WarmProcess:
+    """Ask the parent at `path` for a server; its stdout and stderr are `output` (by default
+    where the hub's go, as for a server the hub starts itself)."""
     try:
-        answer, fds = ask(path, b"F", {"op": "fork", **request}, [1, 2])
+        answer, fds = ask(path, b"F", {"op": "fork", **request}, list(output))
     except OSError as exc:
         raise WarmUnavailable(f"the warm parent at {path} did not answer: {exc}") from None
     if "pid" not in answer or len(fds) != 1:
