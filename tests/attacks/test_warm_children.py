@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import TEST_ACCOUNT_PREFIX
 from tests.support.hubproc import apply_accounts, write_config
+from tests.support.procs import ppid_of
 from tests.support.simuser import SimUser
 
 pytestmark = [pytest.mark.attack, pytest.mark.root]
@@ -128,7 +129,7 @@ def test_a_warm_child_cannot_reach_another_child_or_the_parent(workdir: Path, hu
         bob_server, bob_token = json.loads(asyncio.run(in_kernel(
             hub.url, BOB, "import os, json; json.dumps([os.getppid(), "
             "os.environ['JUPYTERHUB_API_TOKEN']])")))
-        parent = int(Path(f"/proc/{bob_server}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        parent = ppid_of(bob_server)
         assert b"warmparent.py" in Path(f"/proc/{parent}/cmdline").read_bytes()
         (socket_path,) = (hub.state / "run" / "warm").glob("*.sock")
         # reversed: the code itself passes through ann's server, the token must not

@@ -20,6 +20,7 @@ import pytest
 from hubkeeper.host import cgroups
 from tests.conftest import TEST_ACCOUNT_PREFIX
 from tests.support.hubproc import RunningHub, apply_accounts, write_config
+from tests.support.procs import alive, children_running, ppid_of
 from tests.support.simuser import SimUser
 
 pytestmark = [pytest.mark.component, pytest.mark.root]
@@ -34,28 +35,7 @@ WHO = ("import os, json; json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), "
 
 def warm_parents(hub: RunningHub) -> list[int]:
     """The warm parents this hub runs (children of its jupyterhub process)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if b"warmparent.py" in cmdline and ppid == hub.hub_pid():
-            found.append(int(name))
-    return found
-
-
-def gone(pid: int) -> bool:
-    """Ended: no such process, or a zombie (an orphan waits for whoever reaps it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] in "ZX"
+    return children_running(hub.hub_pid(), b"warmparent.py")
 
 
 def wait_parent_ready(hub: RunningHub, count: int) -> None:
@@ -75,8 +55,7 @@ async def visit(hub: RunningHub, name: str, stop: bool = False) -> dict:
         await user.start_server()
         await user.open_server()
         seen = json.loads(ast.literal_eval(await user.run_code(WHO)))
-        stat = Path(f"/proc/{seen['ppid']}/stat").read_text()
-        seen["server_ppid"] = int(stat[stat.rindex(")") + 2:].split()[1])
+        seen["server_ppid"] = ppid_of(seen["ppid"])
         if stop:
             await user.stop_server()
         return seen
@@ -128,7 +107,7 @@ def test_servers_forked_from_the_warm_parent(workdir: Path, hubs, clean_accounts
         # why, and a new parent takes over
         os.kill(parent, signal.SIGKILL)
         asyncio.run(stop(hub, BOB))  # stop goes through the pidfd the hub holds
-        assert gone(seen[BOB]["ppid"])
+        assert not alive(seen[BOB]["ppid"])  # gone, or a zombie its new parent has not reaped
         again = asyncio.run(visit(hub, BOB, stop=True))
         assert again["server_ppid"] == hub.hub_pid()
         assert "exited with status -9; started again" in hub.log()
@@ -138,13 +117,13 @@ def test_servers_forked_from_the_warm_parent(workdir: Path, hubs, clean_accounts
         last = asyncio.run(visit(hub, BOB))
         assert last["server_ppid"] == new_parent
         asyncio.run(stop(hub, ANN))
-        assert gone(seen[ANN]["ppid"])
+        assert not alive(seen[ANN]["ppid"])
     finally:
         hub.stop()
     end = time.monotonic() + 10  # the parent goes with the hub (PR_SET_PDEATHSIG)
-    while Path(f"/proc/{new_parent}").exists() and time.monotonic() < end:
+    while alive(new_parent) and time.monotonic() < end:
         time.sleep(0.1)
-    assert not Path(f"/proc/{new_parent}").exists()
+    assert not alive(new_parent)
 
 
 async def stop(hub: RunningHub, name: str) -> None:
