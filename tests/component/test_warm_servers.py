@@ -118,12 +118,30 @@ def test_servers_forked_from_the_warm_parent(workdir: Path, hubs, clean_accounts
         assert last["server_ppid"] == new_parent
         asyncio.run(stop(hub, ANN))
         assert not alive(seen[ANN]["ppid"])
+
+        # the hub is killed: its parent goes with it (PR_SET_PDEATHSIG), bob's server does
+        # not; the next hub adopts it by pid and start time, and stops it through a pidfd
+        os.kill(hub.hub_pid(), signal.SIGKILL)
+        hub.proc.wait(timeout=30)
+        end = time.monotonic() + 10
+        while alive(new_parent) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not alive(new_parent)
+        assert alive(last["ppid"])
+        hub = hubs.start(config, log_name="up2.log")
+        assert asyncio.run(still_there(hub, BOB)) == str(last["ppid"])
+        asyncio.run(stop(hub, BOB))
+        assert not alive(last["ppid"])
     finally:
         hub.stop()
-    end = time.monotonic() + 10  # the parent goes with the hub (PR_SET_PDEATHSIG)
-    while alive(new_parent) and time.monotonic() < end:
-        time.sleep(0.1)
-    assert not alive(new_parent)
+
+
+async def still_there(hub: RunningHub, name: str) -> str:
+    """The pid of the server that answers, without starting one."""
+    async with SimUser(hub.url, name, PASSWORD) as user:
+        await user.login()
+        await user.open_server()
+        return await user.run_code("__import__('os').getppid()")
 
 
 async def stop(hub: RunningHub, name: str) -> None:
