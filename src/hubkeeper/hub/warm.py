@@ -36,6 +36,16 @@ STATUS_SECONDS = 1.0
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class WarmUnavailable(Exception):
     """Why this start does not go through a warm parent (the server starts as today)."""
 
@@ -152,8 +162,10 @@ class WarmParents:
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def socket_for(self, python: str) -> str:
+        """<build key>-<this hub's pid>.sock: another process that loads the hub's config
+        never takes over the running hub's socket."""
         key = hashlib.sha256(os.path.realpath(python).encode()).hexdigest()[:16]
-        return os.path.join(self.folder, f"{key}.sock")
+        return os.path.join(self.folder, f"{key}-{os.getpid()}.sock")
 
     def ensure_folder(self) -> None:
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
@@ -162,6 +174,11 @@ class WarmParents:
             raise WarmUnavailable(f"{self.folder} is not the hub account's")
         if info.st_mode & 0o077:
             os.chmod(self.folder, 0o700, follow_symlinks=False)
+        for entry in os.listdir(self.folder):  # the sockets of hubs that are gone
+            owner = entry.removesuffix(".sock").rpartition("-")[2]
+            if entry.endswith(".sock") and owner.isdigit() and not _running(int(owner)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.folder, entry))
 
     def serving(self, python: str) -> str:
         """The socket of this build's parent, started (for the next start) when it is not
