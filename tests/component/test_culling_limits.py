@@ -24,10 +24,13 @@ async def _server_of(user: SimUser) -> dict | None:
 def test_an_idle_server_is_culled_and_an_active_one_is_not(workdir: Path, hubs) -> None:
     """culling: {idle: 20s, every: 5s}. student1 starts a server and leaves; student2 keeps
     using theirs (a contents request every 2 s). After idle + 2 rounds of the culler the
-    first is stopped and the second still runs; nobody's hub user is deleted."""
+    first is stopped and the second still runs; nobody's hub user is deleted. The servers
+    are forked from the warm parent (servers.warm, personal mode): the culler stops one
+    through the pidfd the hub holds (tests/component/test_warm_servers.py: system mode)."""
     config = write_config(workdir, name=f"{TEST_ACCOUNT_PREFIX}cull",
-                          extra="culling: {idle: 20s, every: 5s}\n")
+                          extra="culling: {idle: 20s, every: 5s}\nservers: {warm: true}\n")
     hub = hubs.start(config)
+    hub.wait_logged(": ready at ", deadline=60)  # the warm parent, started with the hub
 
     async def scenario() -> tuple[dict | None, dict | None, list[str]]:
         async with SimUser(hub.url, "student1", hub.password) as idle, \
@@ -58,6 +61,9 @@ def test_an_idle_server_is_culled_and_an_active_one_is_not(workdir: Path, hubs) 
     assert {"student1", "student2", "instructor"} <= set(names)  # users are never culled
     assert "Culling server student1" in hub.log()
     assert "Culling server student2" not in hub.log()
+    for name in ("student1", "student2"):
+        assert f"{name}: forking from the warm parent" in hub.log()
+    assert "server started without the warm parent" not in hub.log()
 
 
 def _cgroup_dirs(hub_name: str) -> list[Path]:

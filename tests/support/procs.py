@@ -64,6 +64,22 @@ def uid_of(pid: int) -> int:
     raise AssertionError(f"no Uid line for pid {pid}")
 
 
+def ppid_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def children_running(ppid: int, mark: bytes) -> list[int]:
+    """The children of `ppid` whose command line holds `mark`."""
+    found = []
+    for pid in _pids():
+        try:
+            if mark in Path(f"/proc/{pid}/cmdline").read_bytes() and ppid_of(pid) == ppid:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

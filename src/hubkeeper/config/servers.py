@@ -152,3 +152,10 @@ class ServersSection(Section):
         "process with its own state, seeds and connections; a kernel the parent cannot "
         "give starts the normal way. Local and Slurm backends (docs/environments.md, "
         "\"Warm kernels\").")
+    warm: bool = Field(
+        False, description="backend local: fork each server from a warm parent that has "
+        "imported the server already (one per environment build, run by the hub), instead "
+        "of starting a new Python: a start costs a fraction of the CPU and servers share "
+        "memory. The server still runs as the user, in their cgroup, with the same "
+        "environment; a start the parent cannot serve runs as usual (the hub's log says "
+        "why). docs/operations.md, \"Warm starts\".")

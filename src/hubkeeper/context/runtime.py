@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # Servers start through this script (by path, with -P): see proc/singleuser.py.
 SINGLEUSER = package_file("proc/singleuser.py")
+# servers.warm: one warm parent per environment build, run by path like SINGLEUSER.
+WARMPARENT = package_file("proc/warmparent.py")
 # First on every server's JUPYTER_CONFIG_PATH: hubkeeper's own server settings, then the
 # environment's server_config files (proc/server_config/jupyter_server_config.py).
 SERVER_CONFIG_DIR = package_file("proc/server_config")

@@ -12,15 +12,28 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import shlex
 from collections.abc import Callable
+from subprocess import Popen
+from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import default
+from jupyterhub.utils import random_port
+from traitlets import Bool, Instance, Unicode, Union, default
 
 from hubkeeper.context.limits import Limits
 from hubkeeper.context.runtime import SINGLEUSER
 from hubkeeper.host import cgroups
 from hubkeeper.hub.spawner_base import HubkeeperSpawner, SpawnRefused
+from hubkeeper.hub.warm import (
+    WarmParents,
+    WarmProcess,
+    WarmUnavailable,
+    fork_server,
+    parents_at,
+    reopen,
+    start_time,
+)
 
 __all__ = ["HubkeeperSpawner", "LocalSpawner", "SpawnRefused"]
 
@@ -45,10 +58,93 @@ class LocalSpawner(HubkeeperSpawner, LocalProcessSpawner):
             await self.pull_materials()
             await self.run_hooks()
             self.prepare_limits()
-            started = await super().start()
+            started = await self.start_process()
             await self.enter_scope()
             await self.wait_answering(*started)
         return started
+
+    # --- through a warm parent (hub/warm.py) ---------------------------------------------
+
+    warm = Bool(False, config=True, help="servers.warm: fork servers from a warm parent per "
+                "environment build (proc/warmparent.py); a start it cannot serve runs as today.")
+    warm_folder = Unicode("", config=True, help="<state>/run/warm: the parents' sockets.")
+    warm_script = Unicode("", config=True, help="proc/warmparent.py, run by path.")
+    # the server's process: started here (Popen) or forked by a warm parent (its pidfd)
+    proc = Union([Instance(Popen), Instance(WarmProcess)], allow_none=True)
+
+    def warm_parents(self) -> WarmParents:
+        return parents_at(self.warm_folder, self.warm_script)
+
+    async def start_process(self) -> tuple[str, int]:
+        """The server's process: forked by the warm parent when servers.warm is on and it
+        can serve, else started as JupyterHub's LocalProcessSpawner does (and why logged)."""
+        if self.warm:
+            try:
+                return await self.start_warm()
+            except WarmUnavailable as exc:
+                self.log.warning("%s: server started without the warm parent: %s",
+                                 self.user.name, exc)
+        return await super().start()
+
+    async def start_warm(self) -> tuple[str, int]:
+        if self.shell_cmd or len(self.cmd) != 3 or self.cmd[1:] != ["-P", SINGLEUSER]:
+            raise WarmUnavailable(f"the server command {self.cmd} is not hubkeeper's")
+        path = self.warm_parents().serving(self.cmd[0])
+        if self.port == 0:
+            self.port = random_port()
+        request = self.warm_request()
+        self.log.info("%s: forking from the warm parent %s: %s", self.user.name, path,
+                      shlex.join(request["argv"]))
+        process = await asyncio.to_thread(fork_server, path, request)
+        self.proc = process  # type: ignore[assignment]
+        self.pid = process.pid
+        self.warm_started = start_time(process.pid) or 0
+        return (self.ip or "127.0.0.1", self.port)
+
+    def warm_request(self) -> dict[str, Any]:
+        """What the warm parent's child becomes: exactly today's server (ids, folder,
+        environment, arguments, cgroup)."""
+        if self.personal:
+            uid, gid, groups = os.geteuid(), os.getegid(), os.getgroups()
+            cwd = self.environment_folder or self.home_dir()
+        else:
+            account = pwd.getpwnam(self.account)
+            uid, gid = account.pw_uid, account.pw_gid
+            groups = os.getgrouplist(self.account, gid)
+            cwd = self.environment_folder or account.pw_dir
+        group = self.user_cgroup
+        return {"uid": uid, "gid": gid, "groups": groups, "cwd": cwd, "env": self.get_env(),
+                "argv": [SINGLEUSER, *self.get_args()], "as_root": self.personal and uid == 0,
+                "cgroup_procs": group.procs_files() if group is not None else []}
+
+    warm_started = 0  # the warm server's start time (clock ticks), kept with its pid
+
+    async def _signal(self, sig: int) -> bool:  # type: ignore[override]
+        if isinstance(self.proc, WarmProcess):
+            return self.proc.send_signal(sig)
+        return await super()._signal(sig)
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.pid and isinstance(self.proc, WarmProcess) and self.warm_started:
+            state["warm_started"] = self.warm_started
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        started = state.get("warm_started")
+        if self.pid and isinstance(started, int):
+            # not a child of this hub: only the process with that start time is ours
+            process = reopen(self.pid, started, "")
+            if process is None:
+                self.pid = 0
+            else:
+                self.proc = process  # type: ignore[assignment]
+                self.warm_started = started
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.warm_started = 0
 
     # --- limits -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from hubkeeper.config.model import HubSpec, default_environment
 from hubkeeper.config.rules.mode import auth_kind
 from hubkeeper.config.servers import ui_url
 from hubkeeper.config.types import USERNAME_PATTERN, config_relative
-from hubkeeper.context.runtime import Runtime
+from hubkeeper.context.runtime import WARMPARENT, Runtime
 from hubkeeper.context.urls import bind_url, hub_bind_url
 from hubkeeper.render.auth_github import update_github_auth
 from hubkeeper.render.auth_ldap import update_ldap_auth
@@ -216,6 +216,10 @@ def update_spawner(c: Config, spec: HubSpec, runtime: Runtime) -> None:
     c.Spawner.default_url = ui_url(spec.servers.ui)
     c.HubkeeperSpawner.personal = runtime.mode == "personal"
     c.HubkeeperSpawner.account_prefix = spec.users.account_prefix
+    if spec.servers.warm:  # local backend only (rules/spec.py)
+        c.LocalSpawner.warm = True
+        c.LocalSpawner.warm_folder = str(runtime.state.warm)
+        c.LocalSpawner.warm_script = WARMPARENT
     if runtime.mode == "system":
         # A server runs only as the account the journal records for its user, read at
         # each start (so `apply` reaches a running hub).

@@ -95,6 +95,11 @@ class StatePaths:
         return self.run / "hub.lock"
 
     @property
+    def warm(self) -> Path:
+        """servers.warm: the warm parents' sockets (the hub's account's, 0700)."""
+        return self.run / "warm"
+
+    @property
     def web(self) -> Path:
         """root's, group the web account's, 0750: only they reach the helper's socket."""
         return self.root / "web"

@@ -82,6 +82,7 @@ def semantic_problems(spec: HubSpec) -> Found:
     problems += _web_problems(spec)
     problems += _operation_problems(spec)
     problems += _slurm_problems(spec)
+    problems += _warm_problems(spec)
     for index, window in enumerate(spec.schedule):
         if window.end <= window.start:
             problems.append((("schedule", index, "end"),
@@ -401,6 +402,15 @@ def _operation_problems(spec: HubSpec) -> Found:
             problems.append((("services", index, "groups"),
                              "only used with hub_login: true (the login gate checks groups)"))
     return problems
+
+
+def _warm_problems(spec: HubSpec) -> Found:
+    """servers.warm forks servers on this machine from a local parent: backend local only."""
+    if spec.servers.warm and spec.backend != "local":
+        return [(("servers", "warm"), f"only used with backend: local, not {spec.backend!r} "
+                 "(servers forked from a warm parent on this machine); remove it, or set "
+                 "backend: local")]
+    return []
 
 
 def _slurm_problems(spec: HubSpec) -> Found:
