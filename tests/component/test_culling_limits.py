@@ -25,10 +25,12 @@ def test_an_idle_server_is_culled_and_an_active_one_is_not(workdir: Path, hubs) 
     """culling: {idle: 20s, every: 5s}. student1 starts a server and leaves; student2 keeps
     using theirs (a contents request every 2 s). After idle + 2 rounds of the culler the
     first is stopped and the second still runs; nobody's hub user is deleted. The servers
-    are forked from the warm parent (servers.warm, personal mode): the culler stops one
-    through the pidfd the hub holds (tests/component/test_warm_servers.py: system mode)."""
+    are forked from the warm parent (servers.warm, personal mode), and student2's kernel from
+    its server's kernel parent (servers.warm_kernels): the culler stops one through the pidfd
+    the hub holds (tests/component/test_warm_servers.py: system mode)."""
     config = write_config(workdir, name=f"{TEST_ACCOUNT_PREFIX}cull",
-                          extra="culling: {idle: 20s, every: 5s}\nservers: {warm: true}\n")
+                          extra="culling: {idle: 20s, every: 5s}\n"
+                          "servers: {warm: true, warm_kernels: true}\n")
     hub = hubs.start(config)
     hub.wait_logged(": ready at ", deadline=60)  # the warm parent, started with the hub
 
@@ -39,6 +41,8 @@ def test_an_idle_server_is_culled_and_an_active_one_is_not(workdir: Path, hubs) 
                 await user.login()
                 await user.start_server()
                 await user.open_server()
+            # a forked server forks its kernels too (servers.warm_kernels)
+            assert await busy.run_code("6 * 7") == "42"
             contents = hub.url + "user/student2/api/contents"
             end = time.monotonic() + 60
             while time.monotonic() < end and await _server_of(idle):
@@ -64,6 +68,8 @@ def test_an_idle_server_is_culled_and_an_active_one_is_not(workdir: Path, hubs) 
     for name in ("student1", "student2"):
         assert f"{name}: forking from the warm parent" in hub.log()
     assert "server started without the warm parent" not in hub.log()
+    assert "forked from the warm parent" in hub.log().split("student2: forking")[1]
+    assert "started the normal way" not in hub.log()
 
 
 def _cgroup_dirs(hub_name: str) -> list[Path]:
