@@ -15,6 +15,9 @@ Targets, in one run:
   stock              JupyterHub with its defaults (hubbench's stock: the same spawner, proxy
                      and server, JupyterHub's own timeouts and no line);
   hubkeeper          hubkeeper as it is: starts wait in its line (starts.at_once: auto);
+  hubkeeper-warm     hubkeeper with servers.warm and servers.warm_kernels: each server
+                     forked from a warm parent, each kernel from its server's kernel parent;
+                     no prewarm;
   hubkeeper-prewarm  the same hub, after `hubkeeper prewarm --user ...` started the class's
                      servers before the first student arrived (timed separately);
   hubkeeper-docker   hubkeeper with backend docker (dockerbench's image), at --docker-sizes.
@@ -60,7 +63,9 @@ PREFIX = "hkst"
 CLASS_MAX = 60
 STOCK, HUBKEEPER_TARGET, PREWARM, DOCKER = ("stock", "hubkeeper", "hubkeeper-prewarm",
                                             "hubkeeper-docker")
-TARGET_KEYS = (STOCK, HUBKEEPER_TARGET, PREWARM, DOCKER)
+FORKED = "hubkeeper-warm"  # servers and kernels forked from warm parents, no prewarm
+TARGET_KEYS = (STOCK, HUBKEEPER_TARGET, FORKED, PREWARM, DOCKER)
+FORKED_EXTRA = "servers: {warm: true, warm_kernels: true}\n"
 PREWARM_DEADLINE = 1800.0
 SETTLE = 5.0  # seconds between storms, for the stops' after-effects
 STAT_FIELDS = 8  # user nice system idle iowait irq softirq steal
@@ -233,7 +238,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
                     for size in result.get("storms", {})})
     figure, axes = plt.subplots(1, len(sizes), figsize=(5.6 * len(sizes), 5.6), squeeze=False)
     styles = {STOCK: ("tab:red", "o"), HUBKEEPER_TARGET: ("tab:blue", "s"),
-              PREWARM: ("tab:green", "^"), DOCKER: ("tab:purple", "D")}
+              PREWARM: ("tab:green", "^"), DOCKER: ("tab:purple", "D"),
+              FORKED: ("tab:orange", "v")}
     for axis, size in zip(axes[0], sizes, strict=True):
         storms = {key: result["storms"][str(size)] for key, result in report["targets"].items()
                   if str(size) in result.get("storms", {})}
@@ -277,6 +283,8 @@ def targets(selected: list[str], logs: Path) -> tuple[dict[str, Any], Any]:
         HUBKEEPER_TARGET: lambda d: hb.start_hubkeeper(d, "python",
                                                        name=f"{hb.ACCOUNT_PREFIX}-hub"),
         PREWARM: lambda d: hb.start_hubkeeper(d, "python", name=f"{hb.ACCOUNT_PREFIX}-warm"),
+        FORKED: lambda d: hb.start_hubkeeper(d, "python", name=f"{hb.ACCOUNT_PREFIX}-fork",
+                                             extra=FORKED_EXTRA),
     }
     prepared = None
     if DOCKER in selected:
