@@ -29,7 +29,7 @@ import os
 import shutil
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,15 +155,27 @@ def _stage_hub(contents: HubContents, stage: Path) -> int:
 
 
 def _copy_all(sources: list[Source], partial: Path, previous: Path | None,
-              progress: Progress) -> list[Incomplete]:
-    """rsync every source into `partial`, RSYNC_AT_ONCE at a time; the trees copied but not
-    whole. The first failure of the target fails all (the others finish or fail on their
-    own; the partial snapshot is then removed)."""
+              before: Future[dict[str, Entry]], progress: Progress
+              ) -> tuple[list[Incomplete], list[Entry]]:
+    """rsync every source into `partial`, RSYNC_AT_ONCE at a time, each tree scanned into
+    manifest entries as soon as its copy ends, while the other copies run (`before`: the
+    previous snapshot's entries, whose hashes a hard-linked file keeps). Returns the trees
+    copied but not whole, and the entries of every tree. The first failure of the target
+    fails all (the others finish or fail on their own; the partial snapshot is then
+    removed)."""
     incomplete: list[Incomplete] = []
+    scanned: dict[str, list[Entry]] = {}
+
+    def copy_and_scan(source: Source) -> Incomplete | None:
+        warning = copy_tree(source, partial / source.key,
+                            previous / source.key if previous else None)
+        # a tree whose reading side ended at its start may have no folder in the copy
+        scanned[source.key] = (scan(partial, before.result(), under=source.key)
+                               if (partial / source.key).is_dir() else [])
+        return warning
+
     with ThreadPoolExecutor(RSYNC_AT_ONCE) as pool:
-        running = {pool.submit(copy_tree, source, partial / source.key,
-                               previous / source.key if previous else None): source.key
-                   for source in sources}
+        running = {pool.submit(copy_and_scan, source): source.key for source in sources}
         try:
             for done, finished in enumerate(as_completed(running), 1):
                 if (warning := finished.result()) is not None:
@@ -173,7 +185,23 @@ def _copy_all(sources: list[Source], partial: Path, previous: Path | None,
             for future in running:
                 future.cancel()
             raise
-    return sorted(incomplete, key=lambda item: item.source)
+    # what lies around the trees: the folders that hold them (homes/, data/...)
+    keys = frozenset(source.key for source in sources)
+    entries = scan(partial, prune=keys)
+    for source in sources:
+        entries += scanned[source.key]
+    return sorted(incomplete, key=lambda item: item.source), entries
+
+
+def _previous_entries(snapshot: Path | None) -> dict[str, Entry]:
+    """The previous snapshot's entries by path ({} for none, or a damaged manifest: then
+    everything is hashed afresh)."""
+    if snapshot is None:
+        return {}
+    try:
+        return {e.path: e for e in read_manifest(snapshot)[1]}
+    except HubkeeperError:
+        return {}
 
 
 def _sources(contents: HubContents, stage: Path) -> list[Source]:
@@ -226,15 +254,12 @@ def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
     partial = target / f".partial-{name}"
     try:
         partial.mkdir(mode=0o700)
-        incomplete = _copy_all(_sources(contents, stage), partial,
-                               target / previous if previous else None, progress)
-        before: dict[str, Entry] = {}
-        if previous:
-            try:
-                before = {e.path: e for e in read_manifest(target / previous)[1]}
-            except HubkeeperError:
-                before = {}  # a damaged previous manifest: hash everything afresh
-        entries = scan(partial, before, progress)
+        with ThreadPoolExecutor(1) as reader:  # read while the first copies run
+            reading = reader.submit(_previous_entries, target / previous if previous else None)
+            incomplete, entries = _copy_all(_sources(contents, stage), partial,
+                                            target / previous if previous else None,
+                                            reading, progress)
+            before = reading.result()
         header = dict(_header(contents, name, hub_users),
                       incomplete=_incomplete_record(incomplete))
         write_manifest(partial, header, entries)
