@@ -205,14 +205,14 @@ def _tree(state: _Writing, relative: str, root: Path) -> tuple[list[dict], list[
             kind = found.kind
             if kind is None:
                 skipped.append(f"{root / found.path}: a {special_kind(found.info)}; "
-                                     "not archived")
+                               "not archived")
                 continue
             if kind != "f":
                 try:
                     entry = found.entry()
                 except Changed as why:  # a symlink swapped for something else
                     skipped.append(f"{root / found.path}: changed while archiving "
-                                         f"({why}); not archived")
+                                   f"({why}); not archived")
                     continue
                 writer.add(entry)
                 members.append(member_dict(entry))
@@ -221,7 +221,7 @@ def _tree(state: _Writing, relative: str, root: Path) -> tuple[list[dict], list[
                 handle, info = found.open()
             except Changed as why:
                 skipped.append(f"{root / found.path}: changed while archiving ({why}); "
-                                     "not archived")
+                               "not archived")
                 continue
             with handle:
                 entry = found.entry(info)
@@ -231,7 +231,7 @@ def _tree(state: _Writing, relative: str, root: Path) -> tuple[list[dict], list[
                     raise OSError(exc.errno, exc.strerror, str(root / found.path)) from None
                 if short:
                     skipped.append(f"{root / found.path}: shrank while archiving; the "
-                                         "archived copy is padded with zeros")
+                                   "archived copy is padded with zeros")
             members.append(member_dict(entry))
     except OSError as exc:  # reading the tree: walk_tree and the read name the path
         writer.abandon()
@@ -367,7 +367,11 @@ def write_archive(contents: HubContents, parent: Path, progress: Progress = sile
             header["user"] = user
         # the tars are written without an fsync each: one sync of their filesystem before
         # the manifest, which is written and synced before the folder gets its name
-        subprocess.run(["sync", "-f", str(partial)], check=False)
+        synced = subprocess.run(["sync", "-f", str(partial)], capture_output=True, text=True,
+                                check=False)
+        if synced.returncode != 0:
+            raise HubkeeperError(f"cannot sync {partial} to its disk: "
+                                 f"{synced.stderr.strip()}", hint="is the disk failing?")
         tars = [*(tar for tar, _ in trees), HUB_TAR]
         digest = write_manifest(partial, header, [state.entries[tar] for tar in tars])
         final = parent / name
