@@ -6,9 +6,10 @@ One snapshot, on each target independently:
    point `latest` at the newest complete snapshot;
 2. copy into `<target>/.partial-<name>/` with rsync `--link-dest=<target>/latest/...`, so
    an unchanged file is a hard link to the previous snapshot: the hub's files (the database
-   from SQLite's online backup), each home (read as its owner) and each data folder, four
-   rsyncs at a time (host/rsync.py). A home whose owner made files vanish or become
-   unreadable mid-copy is in the snapshot, marked incomplete, never a failed snapshot;
+   from SQLite's online backup), each home (read as its owner) and each data folder, eight
+   rsyncs at a time (host/rsync.py), each tree scanned (and its changed files hashed) as
+   soon as its copy ends. A home whose owner made files vanish or become unreadable
+   mid-copy is in the snapshot, marked incomplete, never a failed snapshot;
 3. MANIFEST.json (every entry, SHA-256, and the incomplete trees) and its .sha256, then
    `sync -f`;
 4. rename `.partial-<name>` to `<name>` (a snapshot with a name is complete), then switch
@@ -58,9 +59,11 @@ from hubkeeper.lifecycle.sources import HubContents, account_records, backup_dat
 from hubkeeper.state.snapshot_runs import TargetRun, now_utc, record_runs
 
 KIND = "hubkeeper-snapshot"
-# rsync of many small files waits on the disk more than on the CPU: 4 at a time copied 200
-# homes of 500 files in 0.6x the time of one at a time on 2 cores (bench/snapshot.py).
-RSYNC_AT_ONCE = 4
+# rsync of many small files waits on the disk more than on the CPU, and each call sleeps
+# some 40 ms on its way out: on 2 cores, 200 homes of 500 files took 30.3, 18.7, 18.1 and
+# 16.9 s to copy 1, 2, 4 and 8 at a time (25.6-32.1 CPU-s), and 22.5, 11.4, 8.4 and 8.2 s
+# as --link-dest copies (bench/snapshot.py's anatomy, 2026-11-23): 8 costs no more CPU.
+RSYNC_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
