@@ -23,7 +23,7 @@ to 3 times, and the least disturbed run is kept:
            (and, apart, the sha256sum list again: sha256sum cannot reuse hashes);
   verify   `hubkeeper snapshot verify` (re-reads every file of the newest snapshot) against
            `sha256sum -c --quiet` of the list;
-  archive  `hubkeeper archive --to DIR` against one `tar -I zstd -cf <user>.tar.zst` per home;
+  archive  `hubkeeper archive --to DIR` against one `tar -I 'zstd -T0' -cf <user>.tar.zst` per home;
            `hubkeeper archive verify DIR` against `zstd -tq` of every tar (when `hubkeeper
            archive` exists in this checkout).
 Round 1 adds an anatomy of hubkeeper's snapshot: its rsync command per home 1, 2, 4 and 8
@@ -460,7 +460,7 @@ def archive_phases(bench: Bench, number: int, work: Path, phase: Any,
     hk_dir, tar_dir = work / "hk-archive", work / "tar-archive"
     tar_dir.mkdir()
     loop = (f'for home in {" ".join(bench.homes)}; do '
-            f'tar -I zstd -cf "{tar_dir}/$home.tar.zst" "$home" || exit 1; done')
+            f'tar -I "zstd -T0" -cf "{tar_dir}/$home.tar.zst" "$home" || exit 1; done')
     phase("archive", {
         "hubkeeper": lambda: run_side(
             [("archive", bench.hubkeeper("archive", "--to", str(hk_dir), "--json"),
@@ -648,7 +648,7 @@ def summary(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 BASELINE_NAMES = {"first": "rsync -a + sync", "incr": "rsync --link-dest + sync",
-                  "verify": "sha256sum -c", "archive": "tar -I zstd x200 + sync",
+                  "verify": "sha256sum -c", "archive": "tar -I 'zstd -T0' x200 + sync",
                   "archive-verify": "zstd -t"}
 
 
@@ -694,7 +694,7 @@ def print_report(report: dict[str, Any]) -> None:
             sizes = r["archive_sizes"]
             print(f"  round {r['round']} archive: hubkeeper {sizes['hubkeeper'] / 2**20:.1f} "
                   f"MiB (user tars {sizes['hubkeeper_user_tars'] / 2**20:.1f}, manifest "
-                  f"{sizes['hubkeeper_manifest'] / 2**20:.1f}), tar -I zstd "
+                  f"{sizes['hubkeeper_manifest'] / 2**20:.1f}), tar -I 'zstd -T0' "
                   f"{sizes['baseline'] / 2**20:.1f} MiB")
     if report.get("anatomy"):
         print("\nanatomy (round 1, each part alone):")

@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ from hubkeeper.lifecycle.tarzst import (
     _FrameWalker,
     _mtime_ns,
     _mtime_text,
+    header_for,
     read_member,
+    tarinfo_for,
 )
 from tests.conftest import require
 
@@ -186,3 +189,40 @@ def test_a_file_that_shrinks_while_read_keeps_the_tar_whole(tmp_path: Path) -> N
     writer.close()
     read, _, _ = read_back(target)
     assert read[0].size == 10 and read[0].sha256 == entry.sha256
+
+
+@pytest.mark.parametrize("entry", [
+    Entry("notebooks/a.ipynb", "f", 10_837, 0o100644, 1001, 1001, 1_700_000_000_123_456_789),
+    Entry("data", "d", 0, 0o42770, 0, 2001, 1_700_000_000_000_000_000),
+    Entry("link", "l", 0, 0o120777, 1001, 1001, -1_500_000_001, link="../sub"),
+    Entry("x" * 100, "f", 0, 0o100600, 1, 1, 0),  # ustar's longest name
+    Entry("x" * 100, "d", 0, 0o40700, 1, 1, 5),  # ...which the folder's "/" makes too long
+    Entry("x" * 101, "f", 3, 0o100644, 1, 1, 5),
+    Entry("é – 日本.txt", "f", 3, 0o100644, 1, 1, 5),
+    Entry("bad-\udcff", "f", 3, 0o100644, 1, 1, 5),  # a name that is not UTF-8
+    Entry("l", "l", 0, 0o120777, 1, 1, 5, link="y" * 101),
+    Entry("uid", "f", 3, 0o100644, 8**7, 8**7 + 1, 5),
+    Entry("huge", "f", 8**11, 0o100644, 1, 1, 5),
+    Entry("future", "f", 3, 0o104755, 1, 1, 8**11 * 10**9),
+])
+def test_headers_are_the_bytes_tarfile_writes(entry: Entry) -> None:
+    """The archive writes its own headers for speed: byte for byte what tarfile's PAX
+    format gives (long, non-ASCII and large values go through tarfile itself)."""
+    assert header_for(entry) == tarinfo_for(entry).tobuf(tarfile.PAX_FORMAT, "utf-8",
+                                                         "surrogateescape")
+
+
+def test_a_large_file_that_shrinks_keeps_the_tar_whole(tmp_path: Path) -> None:
+    target = tmp_path / "x.tar.zst"
+    writer = TarZstWriter(target)
+    data = os.urandom(2_500_000)
+    entry = Entry("f", "f", 3_000_001, 0o100644, 0, 0, 0)
+    assert writer.add_file(entry, io.BytesIO(data)) == 500_001
+    after = Entry("g", "f", 4, 0o100644, 0, 0, 0)
+    writer.add_bytes(after, b"next")
+    writer.close()
+    read, _, _ = read_back(target)
+    assert [(e.path, e.size, e.sha256) for e in read] == [
+        ("f", 3_000_001, hashlib.sha256(data + bytes(500_001)).hexdigest()),
+        ("g", 4, hashlib.sha256(b"next").hexdigest())]
+    assert entry.sha256 == read[0].sha256

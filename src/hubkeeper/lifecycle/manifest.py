@@ -19,7 +19,6 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 from hubkeeper.base.errors import HubkeeperError
@@ -40,9 +39,12 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """(relative path, lstat) of everything under root, parents before children, sorted."""
-    pending = [""]
+def walk(root: Path, under: str = "", prune: frozenset[str] = frozenset()
+         ) -> Iterator[tuple[str, os.stat_result]]:
+    """(relative path, lstat) of everything under root (or only under root/`under`, with
+    paths still relative to root), parents before children, sorted. Folders in `prune` are
+    listed but not entered."""
+    pending = [under]
     while pending:
         relative = pending.pop()
         directory = root / relative if relative else root
@@ -52,7 +54,7 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
             info = entry.stat(follow_symlinks=False)
             path = f"{relative}/{entry.name}" if relative else entry.name
             yield path, info
-            if stat.S_ISDIR(info.st_mode):
+            if stat.S_ISDIR(info.st_mode) and path not in prune:
                 pending.append(path)
 
 
@@ -69,15 +71,18 @@ def entry_for(root: Path, path: str, info: os.stat_result) -> Entry | None:
 
 
 def scan(root: Path, previous: dict[str, Entry] | None = None,
-         progress: Progress = silent) -> list[Entry]:
-    """Every entry under `root`, hashed. A file with the inode and metadata `previous` gives
-    for its path is the same file (a hard link): its hash is reused, not re-read."""
-    entries = [entry for path, info in walk(root)
+         progress: Progress = silent, under: str = "",
+         prune: frozenset[str] = frozenset()) -> list[Entry]:
+    """Every entry under `root` (`under` and `prune` as for `walk`), hashed. A file with the
+    inode and metadata `previous` gives for its path is the same file (a hard link): its
+    hash is reused, not re-read."""
+    entries = [entry for path, info in walk(root, under, prune)
                if (entry := entry_for(root, path, info)) is not None]
     files = [entry for entry in entries if entry.type == "f"]
+    previous = previous or {}
     for done, entry in enumerate(files, 1):
-        before = previous.get(entry.path) if previous else None
-        if before and before.ino == entry.ino and before.sha256 and \
+        before = previous.get(entry.path)
+        if before is not None and before.ino == entry.ino and before.sha256 and \
                 before.same_metadata(entry):
             entry.sha256 = before.sha256
         else:
@@ -92,7 +97,9 @@ def write_manifest(directory: Path, header: dict, entries: list[Entry]) -> str:
     body = dict(header, schema=MANIFEST_SCHEMA,
                 totals={"files": sum(e.type == "f" for e in entries),
                         "bytes": sum(e.size for e in entries)},
-                entries=[{k: v for k, v in asdict(e).items() if v is not None}
+                # vars(), not dataclasses.asdict: an Entry holds only scalars, and asdict's
+                # deep copy took 1.4 of write_manifest's 1.55 s for 100,000 entries
+                entries=[{k: v for k, v in vars(e).items() if v is not None}
                          for e in entries])
     data = json.dumps(body, separators=(",", ":")).encode() + b"\n"
     digest = hashlib.sha256(data).hexdigest()

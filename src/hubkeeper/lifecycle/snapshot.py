@@ -6,9 +6,10 @@ One snapshot, on each target independently:
    point `latest` at the newest complete snapshot;
 2. copy into `<target>/.partial-<name>/` with rsync `--link-dest=<target>/latest/...`, so
    an unchanged file is a hard link to the previous snapshot: the hub's files (the database
-   from SQLite's online backup), each home (read as its owner) and each data folder, four
-   rsyncs at a time (host/rsync.py). A home whose owner made files vanish or become
-   unreadable mid-copy is in the snapshot, marked incomplete, never a failed snapshot;
+   from SQLite's online backup), each home (read as its owner) and each data folder, eight
+   rsyncs at a time (host/rsync.py), each tree scanned (and its changed files hashed) as
+   soon as its copy ends. A home whose owner made files vanish or become unreadable
+   mid-copy is in the snapshot, marked incomplete, never a failed snapshot;
 3. MANIFEST.json (every entry, SHA-256, and the incomplete trees) and its .sha256, then
    `sync -f`;
 4. rename `.partial-<name>` to `<name>` (a snapshot with a name is complete), then switch
@@ -29,7 +30,7 @@ import os
 import shutil
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +59,11 @@ from hubkeeper.lifecycle.sources import HubContents, account_records, backup_dat
 from hubkeeper.state.snapshot_runs import TargetRun, now_utc, record_runs
 
 KIND = "hubkeeper-snapshot"
-# rsync of many small files waits on the disk more than on the CPU: 4 at a time copied 200
-# homes of 500 files in 0.6x the time of one at a time on 2 cores (bench/snapshot.py).
-RSYNC_AT_ONCE = 4
+# rsync of many small files waits on the disk more than on the CPU, and each call sleeps
+# some 40 ms on its way out: on 2 cores, 200 homes of 500 files took 30.3, 18.7, 18.1 and
+# 16.9 s to copy 1, 2, 4 and 8 at a time (25.6-32.1 CPU-s), and 22.5, 11.4, 8.4 and 8.2 s
+# as --link-dest copies (bench/snapshot.py's anatomy, 2026-11-23): 8 costs no more CPU.
+RSYNC_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -155,15 +158,27 @@ def _stage_hub(contents: HubContents, stage: Path) -> int:
 
 
 def _copy_all(sources: list[Source], partial: Path, previous: Path | None,
-              progress: Progress) -> list[Incomplete]:
-    """rsync every source into `partial`, RSYNC_AT_ONCE at a time; the trees copied but not
-    whole. The first failure of the target fails all (the others finish or fail on their
-    own; the partial snapshot is then removed)."""
+              before: Future[dict[str, Entry]], progress: Progress
+              ) -> tuple[list[Incomplete], list[Entry]]:
+    """rsync every source into `partial`, RSYNC_AT_ONCE at a time, each tree scanned into
+    manifest entries as soon as its copy ends, while the other copies run (`before`: the
+    previous snapshot's entries, whose hashes a hard-linked file keeps). Returns the trees
+    copied but not whole, and the entries of every tree. The first failure of the target
+    fails all (the others finish or fail on their own; the partial snapshot is then
+    removed)."""
     incomplete: list[Incomplete] = []
+    scanned: dict[str, list[Entry]] = {}
+
+    def copy_and_scan(source: Source) -> Incomplete | None:
+        warning = copy_tree(source, partial / source.key,
+                            previous / source.key if previous else None)
+        # a tree whose reading side ended at its start may have no folder in the copy
+        scanned[source.key] = (scan(partial, before.result(), under=source.key)
+                               if (partial / source.key).is_dir() else [])
+        return warning
+
     with ThreadPoolExecutor(RSYNC_AT_ONCE) as pool:
-        running = {pool.submit(copy_tree, source, partial / source.key,
-                               previous / source.key if previous else None): source.key
-                   for source in sources}
+        running = {pool.submit(copy_and_scan, source): source.key for source in sources}
         try:
             for done, finished in enumerate(as_completed(running), 1):
                 if (warning := finished.result()) is not None:
@@ -173,7 +188,23 @@ def _copy_all(sources: list[Source], partial: Path, previous: Path | None,
             for future in running:
                 future.cancel()
             raise
-    return sorted(incomplete, key=lambda item: item.source)
+    # what lies around the trees: the folders that hold them (homes/, data/...)
+    keys = frozenset(source.key for source in sources)
+    entries = scan(partial, prune=keys)
+    for source in sources:
+        entries += scanned[source.key]
+    return sorted(incomplete, key=lambda item: item.source), entries
+
+
+def _previous_entries(snapshot: Path | None) -> dict[str, Entry]:
+    """The previous snapshot's entries by path ({} for none, or a damaged manifest: then
+    everything is hashed afresh)."""
+    if snapshot is None:
+        return {}
+    try:
+        return {e.path: e for e in read_manifest(snapshot)[1]}
+    except HubkeeperError:
+        return {}
 
 
 def _sources(contents: HubContents, stage: Path) -> list[Source]:
@@ -226,15 +257,12 @@ def _write_target(contents: HubContents, target: Path, name: str, stage: Path,
     partial = target / f".partial-{name}"
     try:
         partial.mkdir(mode=0o700)
-        incomplete = _copy_all(_sources(contents, stage), partial,
-                               target / previous if previous else None, progress)
-        before: dict[str, Entry] = {}
-        if previous:
-            try:
-                before = {e.path: e for e in read_manifest(target / previous)[1]}
-            except HubkeeperError:
-                before = {}  # a damaged previous manifest: hash everything afresh
-        entries = scan(partial, before, progress)
+        with ThreadPoolExecutor(1) as reader:  # read while the first copies run
+            reading = reader.submit(_previous_entries, target / previous if previous else None)
+            incomplete, entries = _copy_all(_sources(contents, stage), partial,
+                                            target / previous if previous else None,
+                                            reading, progress)
+            before = reading.result()
         header = dict(_header(contents, name, hub_users),
                       incomplete=_incomplete_record(incomplete))
         write_manifest(partial, header, entries)

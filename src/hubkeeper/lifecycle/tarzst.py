@@ -27,6 +27,7 @@ from hubkeeper.base.errors import HubkeeperError
 from hubkeeper.lifecycle.manifest import Entry
 
 CHUNK = 1 << 20
+ZSTD_THREADS = -1  # zstd's own worker threads, one per core
 _TYPES = {"f": tarfile.REGTYPE, "d": tarfile.DIRTYPE, "l": tarfile.SYMTYPE}
 _MODE_TYPE = {"f": stat.S_IFREG, "d": stat.S_IFDIR, "l": stat.S_IFLNK}
 
@@ -97,74 +98,120 @@ class _HashingSink:
         self.handle.flush()
 
 
-class _ExactReader:
-    """Exactly `size` bytes of a file for tarfile, hashed as they pass. A file that shrank
-    since its fstat is padded with zeros (the tar must stay well-formed); `short` counts
-    the padding so the caller can report it."""
+# --- tar headers ---------------------------------------------------------------------------
+# tarfile builds a TarInfo, copies it and formats each field through generic code: for
+# archives of many small files that was most of the archive's time. The common member
+# (ASCII name and link of at most 100 bytes, numbers that fit ustar's octal fields) gets
+# the same bytes from the few lines below (tests/unit/test_tarzst.py compares them); any
+# other goes through tarfile itself.
 
-    def __init__(self, handle: BinaryIO, size: int, on_bytes: Callable[[int], None]) -> None:
-        self.handle = handle
-        self.left = size
-        self.sha = hashlib.sha256()
-        self.short = 0
-        self.on_bytes = on_bytes
+_FLAGS = {"f": b"0", "d": b"5", "l": b"2"}
+_BLOCK = 512
+_RECORD = 20 * _BLOCK  # tarfile and GNU tar pad the end to a whole record
+_MAGIC = b"ustar\x0000"
+_TAIL = bytes(32 + 32 + 8 + 8 + 155 + 12)  # uname, gname, devmajor, devminor, prefix, pad
 
-    def read(self, size: int = -1) -> bytes:
-        want = self.left if size < 0 else min(size, self.left)
-        parts = []
-        got = 0
-        while got < want:
-            data = self.handle.read(want - got)
-            if not data:
-                break
-            parts.append(data)
-            got += len(data)
-        if got < want:
-            parts.append(bytes(want - got))
-            self.short += want - got
-        data = b"".join(parts)
-        self.left -= len(data)
-        self.sha.update(data)
-        self.on_bytes(len(data))
-        return data
+
+def _ustar(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, flag: bytes,
+           link: bytes = b"") -> bytes:
+    head = b"".join((name, bytes(100 - len(name)), b"%07o\0" % mode, b"%07o\0" % uid,
+                     b"%07o\0" % gid, b"%011o\0" % size, b"%011o\0" % mtime, b"        ",
+                     flag, link, bytes(100 - len(link)), _MAGIC, _TAIL))
+    return head[:148] + b"%06o\0" % sum(head) + head[155:]
+
+
+def _pax_mtime(text: str) -> bytes:
+    """A pax extended header holding one record, `mtime=<text>`."""
+    body = f" mtime={text}\n".encode()
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length = len(str(length)) + len(body)
+    records = str(length).encode() + body
+    return (_ustar(b"././@PaxHeader", 0, 0, 0, len(records), 0, b"x") + records
+            + bytes(-len(records) % _BLOCK))
+
+
+def header_for(entry: Entry) -> bytes:
+    """The tar header blocks of one member, as tarfile's PAX_FORMAT writes them."""
+    size = entry.size if entry.type == "f" else 0
+    mtime = max(0, entry.mtime_ns // 10**9)
+    name = entry.path + "/" if entry.type == "d" else entry.path
+    link = (entry.link or "") if entry.type == "l" else ""
+    if (name.isascii() and link.isascii() and len(name) <= 100 and len(link) <= 100
+            and entry.uid < 8**7 and entry.gid < 8**7 and size < 8**11 and mtime < 8**11):
+        return _pax_mtime(_mtime_text(entry.mtime_ns)) + _ustar(
+            name.encode(), stat.S_IMODE(entry.mode), entry.uid, entry.gid, size, mtime,
+            _FLAGS[entry.type], link.encode())
+    return tarinfo_for(entry).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _read_exactly(handle: BinaryIO, want: int) -> tuple[bytes, int]:
+    """`want` bytes of handle: zeros stand in for what a file that shrank no longer has.
+    Returns the data and how many bytes of it are such zeros."""
+    parts = []
+    got = 0
+    while got < want:
+        data = handle.read(want - got)
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    if got < want:
+        parts.append(bytes(want - got))
+    return (parts[0] if len(parts) == 1 else b"".join(parts)), want - got
 
 
 class TarZstWriter:
     """One .tar.zst being written (created exclusively, 0600). `close()` returns the
-    compressed file's SHA-256 and size."""
+    compressed file's SHA-256 and size; it does not fsync (the caller syncs the whole
+    folder once, before naming it: one `sync -f` costs less than an fsync per tar)."""
 
     def __init__(self, path: Path, on_bytes: Callable[[int], None] = _nothing) -> None:
         self.path = path
         self._file = open(path, "xb")  # noqa: SIM115 (closed in close())
         os.fchmod(self._file.fileno(), 0o600)
         self._sink = _HashingSink(self._file, path)
-        compressor = zstandard.ZstdCompressor(level=3, threads=-1, write_checksum=True)
+        compressor = zstandard.ZstdCompressor(level=3, threads=ZSTD_THREADS, write_checksum=True)
         self._zstd = compressor.stream_writer(self._sink, closefd=False)
-        self._tar = tarfile.open(  # noqa: SIM115 (closed in close())
-            fileobj=self._zstd, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=CHUNK)
+        self._offset = 0  # bytes of tar written
         self._on_bytes = on_bytes
+
+    def _put(self, data: bytes) -> None:
+        self._zstd.write(data)
+        self._offset += len(data)
 
     def add(self, entry: Entry) -> None:
         """A folder or a symlink."""
-        self._tar.addfile(tarinfo_for(entry))
+        self._put(header_for(entry))
 
     def add_file(self, entry: Entry, handle: BinaryIO) -> int:
         """entry.size bytes of `handle`; sets entry.sha256. Returns the bytes of zeros that
         stood in for a file that shrank while it was read (0 normally)."""
-        reader = _ExactReader(handle, entry.size, self._on_bytes)
-        self._tar.addfile(tarinfo_for(entry), reader)  # type: ignore[arg-type]
-        entry.sha256 = reader.sha.hexdigest()
-        return reader.short
+        sha = hashlib.sha256()
+        header = header_for(entry)
+        left, short = entry.size, 0
+        while True:  # a small file is one write: header, data and padding together
+            data, missing = _read_exactly(handle, min(left, CHUNK))
+            short += missing
+            left -= len(data)
+            sha.update(data)
+            self._on_bytes(len(data))
+            if not left:
+                self._put(b"".join((header, data, bytes(-entry.size % _BLOCK))))
+                break
+            self._put(header + data)
+            header = b""
+        entry.sha256 = sha.hexdigest()
+        return short
 
     def add_bytes(self, entry: Entry, data: bytes) -> None:
         entry.size = len(data)
         self.add_file(entry, io.BytesIO(data))
 
     def close(self) -> tuple[str, int]:
-        self._tar.close()
+        end = self._offset + 2 * _BLOCK
+        self._put(bytes(2 * _BLOCK + -end % _RECORD))
         self._zstd.close()  # ends the zstd frame; closefd=False keeps our file open
-        self._file.flush()
-        os.fsync(self._file.fileno())
         self._file.close()
         return self._sink.sha.hexdigest(), self._sink.size
 
