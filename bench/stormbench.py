@@ -15,9 +15,10 @@ Targets, in one run:
   stock              JupyterHub with its defaults (hubbench's stock: the same spawner, proxy
                      and server, JupyterHub's own timeouts and no line);
   hubkeeper          hubkeeper as it is: starts wait in its line (starts.at_once: auto);
-  hubkeeper-warm     hubkeeper with servers.warm and servers.warm_kernels: each server
-                     forked from a warm parent, each kernel from its server's kernel parent;
-                     no prewarm;
+  hubkeeper-warm     hubkeeper with servers.warm: each server forked from a warm parent; no
+                     prewarm;
+  hubkeeper-warm-kernels  the same with servers.warm_kernels: each kernel forked from its
+                     server's kernel parent (started at the server's first kernel);
   hubkeeper-prewarm  the same hub, after `hubkeeper prewarm --user ...` started the class's
                      servers before the first student arrived (timed separately);
   hubkeeper-docker   hubkeeper with backend docker (dockerbench's image), at --docker-sizes.
@@ -63,9 +64,9 @@ PREFIX = "hkst"
 CLASS_MAX = 60
 STOCK, HUBKEEPER_TARGET, PREWARM, DOCKER = ("stock", "hubkeeper", "hubkeeper-prewarm",
                                             "hubkeeper-docker")
-FORKED = "hubkeeper-warm"  # servers and kernels forked from warm parents, no prewarm
-TARGET_KEYS = (STOCK, HUBKEEPER_TARGET, FORKED, PREWARM, DOCKER)
-FORKED_EXTRA = "servers: {warm: true, warm_kernels: true}\n"
+FORKED = "hubkeeper-warm"  # servers forked from a warm parent, no prewarm
+FORKED_KERNELS = "hubkeeper-warm-kernels"  # and each kernel from its server's kernel parent
+TARGET_KEYS = (STOCK, HUBKEEPER_TARGET, FORKED, FORKED_KERNELS, PREWARM, DOCKER)
 PREWARM_DEADLINE = 1800.0
 SETTLE = 5.0  # seconds between storms, for the stops' after-effects
 STAT_FIELDS = 8  # user nice system idle iowait irq softirq steal
@@ -239,7 +240,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(1, len(sizes), figsize=(5.6 * len(sizes), 5.6), squeeze=False)
     styles = {STOCK: ("tab:red", "o"), HUBKEEPER_TARGET: ("tab:blue", "s"),
               PREWARM: ("tab:green", "^"), DOCKER: ("tab:purple", "D"),
-              FORKED: ("tab:orange", "v")}
+              FORKED: ("tab:orange", "v"), FORKED_KERNELS: ("tab:brown", "<")}
     for axis, size in zip(axes[0], sizes, strict=True):
         storms = {key: result["storms"][str(size)] for key, result in report["targets"].items()
                   if str(size) in result.get("storms", {})}
@@ -284,7 +285,10 @@ def targets(selected: list[str], logs: Path) -> tuple[dict[str, Any], Any]:
                                                        name=f"{hb.ACCOUNT_PREFIX}-hub"),
         PREWARM: lambda d: hb.start_hubkeeper(d, "python", name=f"{hb.ACCOUNT_PREFIX}-warm"),
         FORKED: lambda d: hb.start_hubkeeper(d, "python", name=f"{hb.ACCOUNT_PREFIX}-fork",
-                                             extra=FORKED_EXTRA),
+                                             extra="servers: {warm: true}\n"),
+        FORKED_KERNELS: lambda d: hb.start_hubkeeper(
+            d, "python", name=f"{hb.ACCOUNT_PREFIX}-forkk",
+            extra="servers: {warm: true, warm_kernels: true}\n"),
     }
     prepared = None
     if DOCKER in selected:
