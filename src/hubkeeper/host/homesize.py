@@ -14,9 +14,14 @@ link once, and stops at a deadline with what it has counted so far (a lower boun
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from hubkeeper.context.hub import Hub
+from hubkeeper.state.identity import Unbound, journal_account
 
 WALK_SECONDS = 10.0  # a start waits at most this long for the measure of its home
 
@@ -92,3 +97,48 @@ def fair_share(size: int, users: int, reserve: int = 0) -> int:
     (not of what is left now: a student who filled it must not shrink everyone else's
     share). A hub with one user still refuses that user on a full disk."""
     return max(0, size - reserve) // max(1, users)
+
+
+def homes_of(hub: Hub) -> Callable[[], dict[str, str]]:
+    """A lookup of the roster's homes, hub user -> home, made afresh at each call: system
+    mode, the home of the account hubkeeper's journal binds to the user (as the spawner runs
+    it; a user without an account yet is left out); personal mode, <state>/users/<name>."""
+    users = tuple(member.name for member in hub.roster.members)
+    if hub.mode == "personal":
+        folder = hub.paths.users
+        return lambda: {user: str(folder / user) for user in users}
+    journal = str(hub.paths.journal)
+
+    def system_homes() -> dict[str, str]:
+        homes = {}
+        for user in users:
+            try:
+                homes[user] = pwd.getpwnam(journal_account(journal, user).account).pw_dir
+            except (Unbound, KeyError):
+                continue  # no account yet: nothing to measure
+        return homes
+
+    return system_homes
+
+
+def read_homes(homes: dict[str, str], deadline_seconds: float = WALK_SECONDS
+               ) -> tuple[dict[str, int], dict[str, int]]:
+    """(user -> bytes their home holds, folder of homes -> bytes free there), one entry per
+    filesystem. A home that is not a directory (a link, say) counts 0. The hub's metrics
+    and the instructor's page read homes this way."""
+    sizes = {user: home_usage(home, deadline_seconds).bytes
+             for user, home in sorted(homes.items())}
+    free: dict[str, int] = {}
+    devices: set[int] = set()
+    for home in sorted(homes.values()):
+        folder = os.path.dirname(home.rstrip("/")) or "/"
+        try:
+            info = os.stat(folder)
+            if info.st_dev in devices:
+                continue
+            disk = os.statvfs(folder)
+        except OSError:
+            continue
+        devices.add(info.st_dev)
+        free[folder] = disk.f_bavail * disk.f_frsize
+    return sizes, free

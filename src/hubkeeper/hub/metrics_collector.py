@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import pwd
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,9 +30,8 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 
 from hubkeeper.config.types import config_relative
 from hubkeeper.context.hub import Hub
-from hubkeeper.host.homesize import home_usage
+from hubkeeper.host.homesize import homes_of, read_homes
 from hubkeeper.host.snapshots import newest_complete
-from hubkeeper.state.identity import Unbound, journal_account
 from hubkeeper.state.snapshot_runs import read_runs
 
 log = logging.getLogger(__name__)
@@ -61,48 +59,11 @@ class Reading:
 
 
 def sources_of(hub: Hub) -> Sources:
-    """The opened hub's targets, its record of snapshot runs, and its roster's homes (system
-    mode: the home of the account hubkeeper's journal binds to the user, as the spawner
-    runs it; personal mode: <state>/users/<name>)."""
+    """The opened hub's targets, its record of snapshot runs, and its roster's homes
+    (host/homesize.homes_of)."""
     targets = tuple(config_relative(hub.directory, target)
                     for target in hub.spec.snapshots.targets)
-    users = tuple(member.name for member in hub.roster.members)
-    if hub.mode == "personal":
-        folder = hub.paths.users
-        return Sources(targets, hub.paths.snapshot_runs,
-                       lambda: {user: str(folder / user) for user in users})
-    journal = str(hub.paths.journal)
-
-    def system_homes() -> dict[str, str]:
-        homes = {}
-        for user in users:
-            try:
-                homes[user] = pwd.getpwnam(journal_account(journal, user).account).pw_dir
-            except (Unbound, KeyError):
-                continue  # no account yet: nothing to measure
-        return homes
-
-    return Sources(targets, hub.paths.snapshot_runs, system_homes)
-
-
-def read_homes(homes: dict[str, str]) -> tuple[dict[str, int], dict[str, int]]:
-    """(user -> bytes their home holds, folder of homes -> bytes free there), one entry per
-    filesystem. A home that is not a directory (a link, say) counts 0."""
-    sizes = {user: home_usage(home).bytes for user, home in sorted(homes.items())}
-    free: dict[str, int] = {}
-    devices: set[int] = set()
-    for home in sorted(homes.values()):
-        folder = os.path.dirname(home.rstrip("/")) or "/"
-        try:
-            info = os.stat(folder)
-            if info.st_dev in devices:
-                continue
-            disk = os.statvfs(folder)
-        except OSError:
-            continue
-        devices.add(info.st_dev)
-        free[folder] = disk.f_bavail * disk.f_frsize
-    return sizes, free
+    return Sources(targets, hub.paths.snapshot_runs, homes_of(hub))
 
 
 def read_snapshots(sources: Sources) -> tuple[dict[str, float | None], dict[str, bool]]:

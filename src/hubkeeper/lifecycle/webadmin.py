@@ -12,12 +12,10 @@ digest.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,10 +26,11 @@ from hubkeeper.base import procs
 from hubkeeper.base.errors import HubkeeperError, InvalidInput
 from hubkeeper.base.files import write_atomic
 from hubkeeper.context.hub import Hub
-from hubkeeper.host.homesize import home_usage
+from hubkeeper.host.homesize import homes_of, read_homes
 from hubkeeper.host.hubapi import HubAPI, HubUnreachable, fetch
 from hubkeeper.host.snapshots import newest_complete
 from hubkeeper.lifecycle.userfiles import Refused
+from hubkeeper.lifecycle.webjobs import hubkeeper_argv
 from hubkeeper.ops.converge import prepare
 from hubkeeper.render.schedule import next_start
 from hubkeeper.roster.policy import name_problem
@@ -287,37 +286,12 @@ def _metrics(hub: Hub) -> dict[str, list[tuple[dict[str, str], float]]]:
     return found
 
 
-def _measure_homes(hub: Hub) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """(user, bytes) of each roster user's home and (folder, bytes free) of the folders
-    holding them, measured as the hub's metrics measure them (links not followed, a
-    deadline per home)."""
-    import pwd
-
-    homes: list[tuple[str, float]] = []
-    free: dict[str, float] = {}
-    for member in hub.roster.members:
-        try:
-            home = (str(hub.paths.users / member.name) if hub.mode == "personal" else
-                    pwd.getpwnam(journal_account(str(hub.paths.journal),
-                                                 member.name).account).pw_dir)
-        except (Unbound, KeyError):
-            continue
-        homes.append((member.name, float(home_usage(home, deadline_seconds=2).bytes)))
-        folder = os.path.dirname(home.rstrip("/")) or "/"
-        if folder not in free:
-            with contextlib.suppress(OSError):
-                disk = os.statvfs(folder)
-                free[folder] = float(disk.f_bavail * disk.f_frsize)
-    return homes, sorted(free.items())
-
-
 def _cli_json(hub: Hub, *argv: str) -> tuple[Any, str]:
     """(the JSON result, the messages) of `hubkeeper <argv> --json`, run as root."""
     import json
 
-    done = subprocess.run([sys.executable, "-m", "hubkeeper", "--config", str(hub.path), *argv,
-                           "--json"], capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL, cwd="/")
+    done = subprocess.run(hubkeeper_argv(hub.path, [*argv, "--json"]), capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL, cwd="/")
     try:
         return json.loads(done.stdout), done.stderr.strip()
     except ValueError:
@@ -385,7 +359,9 @@ def glance(hub: Hub) -> dict[str, Any]:
     free = [(labels.get("path", ""), value)
             for labels, value in metrics.get("hubkeeper_disk_free_bytes", [])]
     if not homes:  # the hub's first reading is not there yet: measure now, once
-        homes, free = _measure_homes(hub)
+        sizes, folders = read_homes(homes_of(hub)(), deadline_seconds=2)
+        homes = [(user, float(size)) for user, size in sizes.items()]
+        free = [(folder, float(size)) for folder, size in sorted(folders.items())]
     homes.sort(key=lambda item: -item[1])
     waiting = sum(value for _, value in metrics.get("hubkeeper_start_queue_waiting", []))
     for thread in threads:

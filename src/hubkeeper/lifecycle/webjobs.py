@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -55,6 +56,11 @@ class Job:
         return "hubkeeper " + " ".join(self.argv)
 
 
+def hubkeeper_argv(config: Path, argv: list[str], python: str = sys.executable) -> list[str]:
+    """`hubkeeper --config <hub.yaml> <argv>` as root runs it for the web page."""
+    return [python, "-m", "hubkeeper", "--config", str(config), *argv]
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -82,7 +88,7 @@ class Jobs:
             env = {**os.environ, progress_lines.LINES_ENV: "1"}
             with open(place / "stdout", "wb") as out, open(place / "stderr", "wb") as err:
                 child = subprocess.Popen(
-                    [self.python, "-m", "hubkeeper", "--config", str(self.config), *argv],
+                    hubkeeper_argv(self.config, argv, self.python),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd="/",
                     start_new_session=True)  # a Ctrl-C of `up` does not cut an apply short
             job.pid = child.pid
@@ -110,8 +116,6 @@ class Jobs:
                      json.dumps(asdict(job), indent=1).encode(), mode=0o600)
 
     def _prune(self) -> None:
-        import shutil
-
         for old in sorted(self._ids())[:-KEEP]:
             shutil.rmtree(self.folder / old, ignore_errors=True)
 
